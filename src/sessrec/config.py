@@ -1,0 +1,295 @@
+"""The experiment config: the single source of truth that every front end fills in.
+
+``sessrec run`` flags, YAML files and the original ``transf_exp_main`` arguments all become one
+:class:`ExperimentConfig`. Field names keep the original argument names (``d_model``,
+``per_device_train_batch_size``, ...). Unknown keys and wrong types are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sessrec.errors import SessrecError
+
+TASKS = ("clm", "mlm", "plm", "rtd")
+SCHEDULES = ("constant", "linear", "cosine")
+ACTIVATIONS = ("tanh", "relu", "gelu", "identity")
+AGGREGATIONS = ("concat", "elementwise_sum_multiply_item_embedding")
+
+# Alternative spellings accepted in YAML files and the Python API.
+ALIASES = {
+    "model": "model_type",
+    "schema": "features_schema_path",
+    "element-wise-sum-item-multi": "elementwise_sum_multiply_item_embedding",
+}
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one incremental train/evaluate experiment needs."""
+
+    # ---- data -----------------------------------------------------------------------------------
+    data_path: str | None = _f(None, "folder with one sub-folder per time window (0001/, 0002/, ...); default: the bundled sample data set")
+    features_schema_path: str | None = _f(None, "schema file (.pbtxt or .json); default: DATA_PATH/schema.pbtxt or .json, else inferred from the parquet files")
+    start_time_window_index: int = _f(1, "first training window")
+    final_time_window_index: int | None = _f(None, "last evaluated window (training stops one before it); default: the last window found")
+    time_window_folder_pad_digits: int = _f(4, "zero padding of the window folder names")
+    eval_on_test_set: bool = _f(False, "evaluate on test.parquet instead of valid.parquet")
+    use_side_information_features: bool = _f(False, "feed every categorical/continuous schema feature, not only the item id")
+    session_seq_length_max: int = _f(20, "sessions are padded/trimmed to this length (longer ones keep their first items)")
+    dataloader_drop_last: bool = _f(False, "drop the last incomplete training batch (evaluation never drops sessions)")
+    no_incremental_training: bool = _f(False, "retrain from scratch each window on past windows instead of fine-tuning")
+    training_time_window_size: int = _f(0, "with --no-incremental-training: number of past windows to train on (0 = all)")
+
+    # ---- model ----------------------------------------------------------------------------------
+    model_type: str = _f("xlnet", "architecture (xlnet, gpt2, ...) or baseline (pop, ...)")
+    task: str = _f("mlm", "training objective: clm, mlm, plm or rtd")
+    d_model: int = _f(64, "hidden size of the sequence model")
+    n_layer: int = _f(2, "number of layers")
+    n_head: int = _f(4, "number of attention heads")
+    hidden_act: str = _f("gelu", "activation of the feed-forward blocks")
+    dropout: float = _f(0.1, "dropout inside the sequence model")
+    layer_norm_eps: float = _f(1e-12, "LayerNorm epsilon of the sequence model")
+    initializer_range: float = _f(0.02, "std of the sequence model's weight init")
+    attn_type: str | None = _f(None, "XLNet attention: uni (causal) or bi; default: uni for clm, bi otherwise")
+    num_hidden_groups: int = _f(1, "ALBERT parameter-sharing groups (-1 = one per layer, i.e. no sharing)")
+    inner_group_num: int = _f(1, "ALBERT inner repetitions")
+    model_config: dict = _f({}, "extra keyword arguments for the architecture's config (e.g. for a generic transformers model)")
+    item_embedding_dim: int | None = _f(None, "item-id embedding size; default: d_model")
+    mf_constrained_embeddings: bool = _f(True, "tie the output layer to the item embedding table (with an output bias)")
+    tf_out_activation: str = _f("tanh", "activation after the input projection and the output projection: tanh, relu, gelu, identity")
+    inp_merge: str = _f("mlp", "input projection to d_model: mlp (Linear + activation) or identity")
+    softmax_temperature: float = _f(1.0, "logits are divided by this")
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy")
+    loss_type: str = _f("cross_entropy", "training loss")
+    sampled_softmax: bool = _f(False, "train with a sampled softmax (log-uniform negatives, logQ correction)")
+    sampled_softmax_max_n_samples: int = _f(1000, "number of sampled negatives per batch")
+    item_id_embeddings_init_std: float = _f(0.1, "std of the Normal init of the item-id table")
+    other_embeddings_init_std: float = _f(0.05, "std of the Normal init of the other embedding tables")
+    embedding_dim_from_cardinality_multiplier: float = _f(2.0, "side categorical dim = ceil(cardinality**0.25 * this)")
+    input_features_aggregation: str = _f("concat", "concat or elementwise_sum_multiply_item_embedding")
+    numeric_features_project_to_embedding_dim: int = _f(0, "project each continuous feature to this dim (0 = raw scalar)")
+    numeric_features_soft_one_hot_encoding_num_embeddings: int = _f(0, "soft one-hot encode continuous features with this many embeddings (0 = off)")
+    layer_norm_featurewise: bool = _f(False, "LayerNorm each feature representation before aggregation")
+    layer_norm_all_features: bool = _f(False, "LayerNorm the aggregated features before the projection")
+    input_dropout: float = _f(0.0, "dropout on the aggregated input features")
+    stochastic_shared_embeddings_replacement_prob: float = _f(0.0, "SSE: probability of swapping a categorical value with another of the batch (training only)")
+    mlm_probability: float = _f(0.3, "MLM/RTD: probability of masking each item")
+    plm_probability: float = _f(0.25, "PLM: span length / context length")
+    plm_max_span_length: int = _f(5, "PLM: max span length")
+    plm_permute_all: bool = _f(False, "PLM: predict every item (no span sampling)")
+    plm_mask_input: bool = _f(False, "PLM: replace target inputs by the [MASK] embedding")
+    rtd_sample_from_batch: bool = _f(False, "RTD: sample replacements among the batch's masked items")
+    rtd_use_batch_interaction: bool = _f(False, "RTD: reuse batch interaction embeddings for replaced items")
+    rtd_discriminator_loss_weight: float = _f(50.0, "RTD: weight of the discriminator loss")
+    rtd_generator_loss_weight: float = _f(1.0, "RTD: weight of the generator (MLM) loss")
+    rtd_tied_generator: bool = _f(False, "RTD: generator and discriminator share one sequence model")
+    electra_generator_hidden_size: float = _f(0.25, "RTD untied: generator hidden size as a fraction of d_model")
+    train_on_last_item_seq_only: bool = _f(False, "CLM: train only on the last item of each session")
+    eval_on_last_item_seq_only: bool = _f(True, "evaluate only the prediction of each session's last item")
+    baseline_params: dict = _f({}, "parameters of a baseline model (e.g. {k: 500} for vsknn)")
+
+    # ---- training -------------------------------------------------------------------------------
+    learning_rate: float = _f(3e-3, "AdamW learning rate")
+    weight_decay: float = _f(0.0, "AdamW weight decay (not applied to biases and LayerNorm weights)")
+    adam_beta1: float = _f(0.9, "AdamW beta1")
+    adam_beta2: float = _f(0.999, "AdamW beta2")
+    adam_epsilon: float = _f(1e-8, "AdamW epsilon")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm (0 = off)")
+    num_train_epochs: float = _f(5.0, "epochs per training window")
+    max_steps: int = _f(-1, "if > 0: optimizer steps per window instead of epochs")
+    per_device_train_batch_size: int = _f(64, "training batch size")
+    per_device_eval_batch_size: int = _f(512, "evaluation batch size")
+    learning_rate_schedule: str = _f("linear_with_warmup", "constant, linear or cosine (an optional _with_warmup suffix is accepted); restarted each window")
+    warmup_steps: int = _f(0, "learning-rate warm-up steps per window")
+    warmup_ratio: float = _f(0.0, "warm-up as a fraction of a window's steps (used when warmup_steps is 0)")
+    learning_rate_num_cosine_cycles_by_epoch: float = _f(1.25, "cosine schedule: cycles = this x epochs")
+    seed: int = _f(42, "random seed")
+    fp16: bool = _f(False, "float16 mixed precision (CUDA only)")
+    bf16: bool = _f(False, "bfloat16 mixed precision")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    num_threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    top_ks: list = _f([10, 20], "cut-offs of NDCG@k, HitRate/Recall@k and MRR@k")
+    eval_steps_on_train_set: int = _f(20, "batches of the training window scored for the train_ metrics (0 = off)")
+    compute_metrics_each_n_steps: int = _f(1, "score every n-th evaluation batch only")
+    compare_with_pop: bool = _f(True, "also evaluate the most-popular ranking on the same windows")
+
+    # ---- outputs --------------------------------------------------------------------------------
+    output_dir: str | None = _f(None, "where results go; default: a new folder under runs/")
+    overwrite_output_dir: bool = _f(False, "allow writing into a non-empty output folder")
+    logging_steps: int = _f(20, "log the training loss every n steps")
+    quiet: bool = _f(False, "no progress bars")
+
+    # ---- derived --------------------------------------------------------------------------------
+    @property
+    def schedule(self) -> str:
+        return self.learning_rate_schedule.removesuffix("_with_warmup")
+
+    @property
+    def item_dim(self) -> int:
+        return self.item_embedding_dim or self.d_model
+
+    @property
+    def xlnet_attn_type(self) -> str:
+        return self.attn_type or ("uni" if self.task == "clm" else "bi")
+
+    # ---- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> ExperimentConfig:
+        cfg = cls()
+        cfg.update(values, source)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        return cls.from_dict(load_yaml(path), source=str(path))
+
+    def update(self, values: dict[str, Any], source: str = "config") -> ExperimentConfig:
+        """Set fields from a mapping, checking names and types; returns self."""
+        hints = _hints()
+        for key, value in values.items():
+            name = ALIASES.get(key, key).replace("-", "_")
+            if name not in hints:
+                close = difflib.get_close_matches(name, list(hints), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise SessrecError(f"{source}: unknown key '{key}'{hint}")
+            setattr(self, name, _coerce(name, value, hints[name], source))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def validate(self) -> ExperimentConfig:
+        """Check values that do not depend on the data; raise a one-line error naming the key."""
+        self.input_features_aggregation = ALIASES.get(self.input_features_aggregation, self.input_features_aggregation)
+        _choice("task", self.task, TASKS)
+        _choice("learning_rate_schedule", self.schedule, SCHEDULES)
+        _choice("tf_out_activation", self.tf_out_activation, ACTIVATIONS)
+        _choice("inp_merge", self.inp_merge, ("mlp", "identity"))
+        _choice("input_features_aggregation", self.input_features_aggregation, AGGREGATIONS)
+        _choice("loss_type", self.loss_type, ("cross_entropy",))
+        if self.attn_type is not None:
+            _choice("attn_type", self.attn_type, ("uni", "bi"))
+        for name in ("d_model", "n_layer", "n_head", "per_device_train_batch_size", "per_device_eval_batch_size",
+                     "session_seq_length_max", "time_window_folder_pad_digits", "compute_metrics_each_n_steps"):
+            if getattr(self, name) < 1:
+                raise SessrecError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.start_time_window_index < 1:
+            raise SessrecError(f"start_time_window_index must be >= 1 (got {self.start_time_window_index})")
+        if self.final_time_window_index is not None and self.final_time_window_index <= self.start_time_window_index:
+            raise SessrecError(
+                f"final_time_window_index ({self.final_time_window_index}) must be greater than "
+                f"start_time_window_index ({self.start_time_window_index}): at least one window trains and the next one is evaluated"
+            )
+        for name in ("dropout", "input_dropout", "label_smoothing", "stochastic_shared_embeddings_replacement_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise SessrecError(f"{name} must be in [0, 1) (got {getattr(self, name)})")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise SessrecError(f"mlm_probability must be in (0, 1) (got {self.mlm_probability})")
+        if self.softmax_temperature <= 0:
+            raise SessrecError(f"softmax_temperature must be > 0 (got {self.softmax_temperature})")
+        if self.learning_rate <= 0:
+            raise SessrecError(f"learning_rate must be > 0 (got {self.learning_rate})")
+        if self.num_train_epochs <= 0 and self.max_steps <= 0:
+            raise SessrecError("num_train_epochs must be > 0 (or set max_steps)")
+        if not self.top_ks or any(not isinstance(k, int) or k < 1 for k in self.top_ks):
+            raise SessrecError(f"top_ks must be a list of positive integers (got {self.top_ks})")
+        if self.training_time_window_size < 0:
+            raise SessrecError(f"training_time_window_size must be >= 0 (got {self.training_time_window_size})")
+        if self.fp16 and self.bf16:
+            raise SessrecError("choose one of fp16 and bf16")
+        return self
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise SessrecError(f"{name} must be one of {', '.join(map(str, allowed))} (got '{value}')")
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(ExperimentConfig)
+
+
+def field_help() -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(ExperimentConfig)}
+
+
+def base_type(hint: Any) -> tuple[type, bool]:
+    """(underlying type, optional?) of a field annotation such as ``int | None``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], True
+    return (typing.get_origin(hint) or hint), False
+
+
+def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    base, optional = base_type(hint)
+    if value is None:
+        if optional:
+            return None
+        raise SessrecError(f"{source}: '{name}' cannot be null")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif base is str:
+        if isinstance(value, (str, Path)):
+            return str(value)
+    elif base is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif base is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    raise SessrecError(f"{source}: '{name}' expects {base.__name__}, got {value!r}")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SessrecError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SessrecError(f"config file {path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SessrecError(f"config file {path}: expected a mapping of keys to values")
+    return data

@@ -1,0 +1,1 @@
+"""Data: window discovery, parquet → tensors, the bundled sample data set."""

@@ -1,0 +1,216 @@
+"""Parquet list columns → right-padded tensors, once per window; batches are slices.
+
+One row of a window file is one session; every per-interaction feature is a list column in
+chronological order. Each list is cut to its first ``max_len`` values and padded with 0 on the
+right. All checks happen here, once, with errors naming the file, column and row.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from sessrec.errors import SessrecError
+from sessrec.schema import FeatureSpec, Schema
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class SessionTensors:
+    """All sessions of one file (or several), as ``[n_sessions, max_len]`` tensors keyed by feature name."""
+
+    features: Batch
+    item_key: str
+    source: str = ""
+
+    def __len__(self) -> int:
+        return int(self.features[self.item_key].shape[0])
+
+    @property
+    def items(self) -> torch.Tensor:
+        return self.features[self.item_key]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return (self.items != 0).sum(dim=1)
+
+    def subset(self, index: torch.Tensor) -> SessionTensors:
+        return SessionTensors({k: v[index] for k, v in self.features.items()}, self.item_key, self.source)
+
+    def min_length(self, n: int) -> SessionTensors:
+        """Only sessions with at least ``n`` items (evaluation needs a prefix and a target)."""
+        keep = self.lengths >= n
+        return self if bool(keep.all()) else self.subset(keep.nonzero().squeeze(1))
+
+    @staticmethod
+    def concat(parts: Sequence[SessionTensors]) -> SessionTensors:
+        first = parts[0]
+        feats = {k: torch.cat([p.features[k] for p in parts]) for k in first.features}
+        return SessionTensors(feats, first.item_key, " + ".join(p.source for p in parts))
+
+
+def load_sessions(path: str | Path, schema: Schema, max_len: int, features: Sequence[FeatureSpec] | None = None,
+                  window: int | None = None) -> SessionTensors:
+    """Read ``features`` (default: all schema features) of one parquet file into padded tensors."""
+    path = Path(path)
+    where = f"{path}" + (f" (window {window})" if window is not None else "")
+    feats = list(features) if features is not None else list(schema.features)
+    if schema.item_id not in feats:
+        feats.insert(0, schema.item_id)
+    try:
+        available = set(pq.read_schema(path).names)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise SessrecError(f"cannot read parquet file {where}: {e}") from None
+    missing = [f.name for f in feats if f.name not in available]
+    if missing:
+        raise SessrecError(f"{where}: column(s) {', '.join(missing)} of the schema are missing from the parquet file")
+    table = pq.read_table(path, columns=[f.name for f in feats])
+    if table.num_rows == 0:
+        raise SessrecError(f"{where}: the file has no sessions")
+
+    item = schema.item_id
+    offsets, values = _list_column(table, item, where)
+    lengths = np.diff(offsets)
+    out: Batch = {item.name: _check_items(values, lengths, item, where, schema.n_items, offsets, max_len)}
+    for f in feats:
+        if f is item:
+            continue
+        f_offsets, f_values = _list_column(table, f, where)
+        f_lengths = np.diff(f_offsets)
+        bad = np.nonzero(f_lengths != lengths)[0]
+        if bad.size:
+            r = int(bad[0])
+            raise SessrecError(
+                f"{where}: row {r}: list column '{f.name}' has {f_lengths[r]} values but '{item.name}' has {lengths[r]}"
+            )
+        out[f.name] = _pad(_check_values(f_values, f, where, offsets), offsets, max_len)
+    return SessionTensors(out, item.name, str(path))
+
+
+def _list_column(table: pa.Table, f: FeatureSpec, where: str) -> tuple[np.ndarray, np.ndarray]:
+    col = table.column(f.name)
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
+        raise SessrecError(f"{where}: column '{f.name}' must be a list column (one list per session), found {col.type}")
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if arr.null_count:
+        r = int(np.nonzero(~np.asarray(arr.is_valid()))[0][0])
+        raise SessrecError(f"{where}: row {r}: column '{f.name}' is null")
+    offsets = np.asarray(arr.offsets, dtype=np.int64)
+    flat = arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    offsets = offsets - offsets[0]
+    if flat.null_count:
+        pos = int(np.nonzero(~np.asarray(flat.is_valid()))[0][0])
+        r = int(np.searchsorted(offsets, pos, side="right") - 1)
+        raise SessrecError(f"{where}: row {r}: column '{f.name}' contains a null value")
+    vt = flat.type
+    if f.dtype == "int" and not pa.types.is_integer(vt):
+        raise SessrecError(f"{where}: column '{f.name}' must hold integers (schema type INT), found {vt}")
+    if f.dtype == "float" and not (pa.types.is_floating(vt) or pa.types.is_integer(vt)):
+        raise SessrecError(f"{where}: column '{f.name}' must hold numbers (schema type FLOAT), found {vt}")
+    return offsets, flat.to_numpy(zero_copy_only=False)
+
+
+def _row_of(offsets: np.ndarray, flat_pos: int) -> int:
+    return int(np.searchsorted(offsets, flat_pos, side="right") - 1)
+
+
+def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, where: str, n_items: int,
+                 offsets: np.ndarray, max_len: int) -> torch.Tensor:
+    values = values.astype(np.int64, copy=False)
+    empty = np.nonzero(lengths == 0)[0]
+    if empty.size:
+        raise SessrecError(f"{where}: row {int(empty[0])}: session has no items in '{item.name}'")
+    if values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 1:
+            pos = int(np.argmin(values))
+            what = "negative" if lo < 0 else "reserved for padding"
+            raise SessrecError(f"{where}: row {_row_of(offsets, pos)}: item id {lo} in '{item.name}' is {what}")
+        if hi >= n_items:
+            pos = int(np.argmax(values))
+            raise SessrecError(
+                f"{where}: row {_row_of(offsets, pos)}: item id {hi} in '{item.name}' is >= the schema cardinality {n_items} "
+                f"(int_domain max {n_items - 1}); fix the schema's int_domain max"
+            )
+    return _pad(values, offsets, max_len)
+
+
+def _check_values(values: np.ndarray, f: FeatureSpec, where: str, offsets: np.ndarray) -> np.ndarray:
+    if f.dtype == "int":
+        values = values.astype(np.int64, copy=False)
+        card = f.cardinality
+        if f.is_categorical and values.size:
+            if values.min() < 0:
+                pos = int(np.argmin(values))
+                raise SessrecError(f"{where}: row {_row_of(offsets, pos)}: categorical feature '{f.name}' has a negative value {int(values[pos])}")
+            if card is not None and values.max() >= card:
+                pos = int(np.argmax(values))
+                raise SessrecError(
+                    f"{where}: row {_row_of(offsets, pos)}: categorical feature '{f.name}' has value {int(values[pos])} >= its cardinality {card}"
+                )
+        return values
+    values = values.astype(np.float32, copy=False)
+    if f.is_continuous and values.size:
+        finite = np.isfinite(values)
+        if not finite.all():
+            pos = int(np.nonzero(~finite)[0][0])
+            raise SessrecError(
+                f"{where}: row {_row_of(offsets, pos)}: continuous feature '{f.name}' has a non-finite value ({values[pos]}); "
+                "fill or drop NaN/inf values before training"
+            )
+    return values
+
+
+def _pad(values: np.ndarray, offsets: np.ndarray, max_len: int) -> torch.Tensor:
+    """Right-pad flat list values into ``[n_rows, max_len]``, keeping the first ``max_len`` of each row."""
+    lengths = np.diff(offsets)
+    n = lengths.size
+    out = np.zeros((n, max_len), dtype=values.dtype)
+    rows = np.repeat(np.arange(n), lengths)
+    pos = np.arange(values.size) - np.repeat(offsets[:-1], lengths)
+    keep = pos < max_len
+    out[rows[keep], pos[keep]] = values[keep]
+    return torch.from_numpy(out)
+
+
+def iterate_batches(data: SessionTensors, batch_size: int, shuffle: bool = False, drop_last: bool = False,
+                    generator: torch.Generator | None = None) -> Iterator[Batch]:
+    """Yield batches as slices of the window tensors (a permutation first when shuffling)."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else None
+    for b in range(n_batches(n, batch_size, drop_last)):
+        sl = slice(b * batch_size, min((b + 1) * batch_size, n))
+        if order is None:
+            yield {k: v[sl] for k, v in data.features.items()}
+        else:
+            idx = order[sl]
+            yield {k: v[idx] for k, v in data.features.items()}
+
+
+def n_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+def split_last_item(batch: Batch, item_key: str) -> tuple[Batch, torch.Tensor]:
+    """(the sessions without their last item, the last item ids). Sessions need >= 2 items."""
+    items = batch[item_key]
+    last = (items != 0).sum(dim=1) - 1
+    rows = torch.arange(items.shape[0])
+    targets = items[rows, last]
+    prefix = {}
+    for k, v in batch.items():
+        v = v.clone()
+        v[rows, last] = 0
+        prefix[k] = v
+    return prefix, targets

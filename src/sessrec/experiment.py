@@ -1,0 +1,168 @@
+"""The incremental protocol: for each window t, train on t, evaluate on t + 1; average over time.
+
+As in the paper: the same model and optimizer are fine-tuned window after window (the learning
+rate schedule restarts each window), evaluation predicts the last item of each session of window
+t + 1 over the full catalog, and the averages over time (AOT) weight every window equally.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sessrec.baselines.pop import MostPopular
+from sessrec.config import ExperimentConfig
+from sessrec.data.loader import SessionTensors, load_sessions
+from sessrec.data.windows import resolve_window_range, window_file
+from sessrec.errors import SessrecError
+from sessrec.evaluation import evaluate, prefixed
+from sessrec.learners import Learner, build_learner
+from sessrec.outputs import OutputWriter, prepare_output_dir
+from sessrec.schema import Schema, infer_schema, load_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExperimentResult:
+    """Per-window and averaged-over-time metrics of one run (keys as in the original script)."""
+
+    output_dir: Path
+    windows: list[dict[str, Any]]
+    aot: dict[str, float]
+    pop_aot: dict[str, float] = field(default_factory=dict)
+
+    def metric(self, name: str = "ndcg_at_20") -> float:
+        """AOT of an evaluation metric, e.g. ``result.metric("recall_at_20")``."""
+        return self.aot[f"eval_/next-item/{name}"]
+
+
+def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
+    """The data folder (default: the bundled sample) and its schema (given, found next to the data, or inferred)."""
+    if cfg.data_path:
+        data_path = Path(cfg.data_path)
+    else:
+        from sessrec.data.sample import bundled_sample_path
+
+        data_path = bundled_sample_path()
+        log.info("no --data-path given: using the bundled sample data set (%s)", data_path)
+    if not data_path.is_dir():
+        raise SessrecError(f"data path not found: {data_path}")
+    if cfg.features_schema_path:
+        return data_path, load_schema(cfg.features_schema_path)
+    for name in ("schema.pbtxt", "schema.json"):
+        if (data_path / name).is_file():
+            return data_path, load_schema(data_path / name)
+    files = sorted(data_path.glob("*/train.parquet"))
+    log.warning("no schema given and none found in %s: inferring one from the parquet files", data_path)
+    return data_path, infer_schema(files)
+
+
+def training_windows(cfg: ExperimentConfig, t: int) -> list[int]:
+    """Windows trained on before evaluating t + 1: t alone (incremental), else the last w (or all since 1)."""
+    if not cfg.no_incremental_training:
+        return [t]
+    first = 1 if cfg.training_time_window_size == 0 else max(t + 1 - cfg.training_time_window_size, cfg.start_time_window_index)
+    return list(range(first, t + 1))
+
+
+def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
+    """Run the protocol described by ``cfg`` and write the result files; returns the metrics."""
+    cfg = copy.deepcopy(cfg).validate()
+    data_path, schema = resolve_data(cfg)
+    cfg.data_path = str(data_path)
+    start, final = resolve_window_range(data_path, cfg.start_time_window_index, cfg.final_time_window_index,
+                                        cfg.time_window_folder_pad_digits)
+    cfg.final_time_window_index = final
+    split = "test" if cfg.eval_on_test_set else "valid"
+    pad = cfg.time_window_folder_pad_digits
+    first_train = min(training_windows(cfg, start))
+    for t in range(first_train, final):
+        window_file(data_path, t, "train", pad)
+    for t in range(start + 1, final + 1):
+        window_file(data_path, t, split, pad)
+
+    def new_learner() -> Learner:
+        return build_learner(cfg, schema)
+
+    learner = new_learner()
+    pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
+    names = set(learner.input_names) | (set(pop.input_names) if pop else set())
+    specs = [f for f in schema.features if f.name in names]
+
+    def load(t: int, which: str) -> SessionTensors:
+        return load_sessions(window_file(data_path, t, which, pad), schema, cfg.session_seq_length_max, specs, window=t)
+
+    out_dir = prepare_output_dir(cfg)
+    writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items})
+    n_params = getattr(learner, "n_parameters", None)
+    printer(f"sessrec: {cfg.model_type} ({cfg.task}) on {data_path} | windows {start}..{final} | eval on {split} | "
+            f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
+    printer(_header(cfg.top_ks))
+    eval_rows, pop_rows = [], []
+    started = time.perf_counter()
+    for t in range(start, final):
+        windows = training_windows(cfg, t)
+        train = SessionTensors.concat([load(w, "train") for w in windows])
+        if cfg.no_incremental_training and t > start:
+            learner = new_learner()
+        fit = learner.fit_window(train, t)
+        eval_data = load(t + 1, split)
+        metrics = prefixed(evaluate(learner, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                    each_n_batches=cfg.compute_metrics_each_n_steps), "eval")
+        if cfg.eval_steps_on_train_set > 0:
+            metrics.update(prefixed(evaluate(learner, train, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                             max_batches=cfg.eval_steps_on_train_set), "train"))
+        info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
+                                "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
+        if pop is not None:
+            pop.fit_window(train if not cfg.no_incremental_training else load(t, "train"), t)
+            info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks), "eval")
+            pop_rows.append(info["pop"])
+        if hasattr(learner, "history"):
+            writer.append_history([{"type": "train", **h} for h in learner.history])
+            learner.history.clear()
+        writer.add_window(t + 1, metrics, info)
+        eval_rows.append(metrics)
+        printer(_row(t + 1, metrics, info, cfg.top_ks))
+    aot = _mean(eval_rows)
+    pop_aot = _mean(pop_rows)
+    elapsed = time.perf_counter() - started
+    writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
+    printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
+    k = max(cfg.top_ks)
+    if pop_aot:
+        printer(f"NDCG@{k} AOT: {cfg.model_type}-{cfg.task} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
+                f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
+    printer(f"done in {elapsed:.1f}s; results in {out_dir}")
+    return ExperimentResult(out_dir, writer.windows, aot, pop_aot)
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Unweighted mean over windows of every metric present in all of them."""
+    if not rows:
+        return {}
+    keys = set(rows[0]).intersection(*rows[1:])
+    return {k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
+
+
+def _header(top_ks: list[int]) -> str:
+    cols = [f"NDCG@{k}" for k in top_ks] + [f"HR@{k}" for k in top_ks] + [f"MRR@{max(top_ks)}"]
+    return f"{'window':>6} {'train':>7} {'eval':>6} " + " ".join(f"{c:>8}" for c in cols) + f" {'pop NDCG@' + str(max(top_ks)):>14} {'loss':>7} {'sess/s':>7}"
+
+
+def _row(index: Any, m: dict[str, float], info: dict[str, Any], top_ks: list[int]) -> str:
+    k = max(top_ks)
+    vals = [m.get(f"eval_/next-item/ndcg_at_{x}", float("nan")) for x in top_ks]
+    vals += [m.get(f"eval_/next-item/recall_at_{x}", float("nan")) for x in top_ks]
+    vals += [m.get(f"eval_/next-item/mrr_at_{k}", float("nan"))]
+    pop = info.get("pop", {}).get(f"eval_/next-item/ndcg_at_{k}")
+    loss = info.get("train_loss")
+    speed = info.get("train_samples_per_second")
+    return (f"{index!s:>6} {info.get('n_train_sessions', ''):>7} {info.get('n_eval_sessions', ''):>6} "
+            + " ".join(f"{v:8.4f}" for v in vals)
+            + f" {'' if pop is None else f'{pop:.4f}':>14} {'' if loss is None else f'{loss:.3f}':>7} {'' if speed is None else f'{speed:.0f}':>7}")

@@ -1,0 +1,43 @@
+"""Next-item head: hidden states at target positions → scores over the item catalog.
+
+With ``mf_constrained_embeddings`` the output layer is the item embedding table (matrix
+factorisation scoring) plus a per-item bias, after ``activation(Linear(d_model → item_dim))``;
+otherwise a free ``Linear(d_model → n_items)`` after ``activation(Linear(d_model → d_model))``.
+The catalog is item ids ``1..n_items-1``: id 0 is padding and never scored, so column ``j`` of
+the logits is item ``j + 1``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sessrec.config import ExperimentConfig
+from sessrec.features import activation
+
+
+class NextItemHead(nn.Module):
+    def __init__(self, cfg: ExperimentConfig, n_items: int, item_table: nn.Embedding):
+        super().__init__()
+        self.tied = cfg.mf_constrained_embeddings
+        out_dim = cfg.item_dim if self.tied else cfg.d_model
+        self.proj = nn.Sequential(nn.Linear(cfg.d_model, out_dim), activation(cfg.tf_out_activation))
+        self.item_table = item_table if self.tied else None
+        self.weight = None if self.tied else nn.Parameter(torch.empty(n_items - 1, out_dim).normal_(0.0, cfg.initializer_range))
+        self.bias = nn.Parameter(torch.zeros(n_items - 1))
+        self.temperature = cfg.softmax_temperature
+        self.label_smoothing = cfg.label_smoothing
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """``[n_items - 1, dim]`` output embeddings of items 1..n_items-1."""
+        return self.item_table.weight[1:] if self.tied else self.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, n_items - 1]`` for hidden states ``[N, d_model]``."""
+        return F.linear(self.proj(hidden), self.output_weight, self.bias) / self.temperature
+
+    def loss(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of predicting ``items`` (ids >= 1) from ``hidden``."""
+        return F.cross_entropy(self(hidden).float(), items - 1, label_smoothing=self.label_smoothing)

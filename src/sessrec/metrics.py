@@ -1,0 +1,65 @@
+"""Full-catalog top-k ranking metrics for next-item prediction (one relevant item per example).
+
+For an example whose target item is ranked ``r`` (1 = best) among every item of the catalog:
+
+* HitRate@k = Recall@k = 1 if r <= k else 0
+* NDCG@k    = 1 / log2(r + 1) if r <= k else 0   (the ideal DCG of one relevant item is 1)
+* MRR@k     = 1 / r if r <= k else 0
+
+Ties are broken pessimistically: ``r = #{items with score >= target score}``, so an item tied
+with the target counts as ranked above it, and a constant scorer gets no credit. Scores of items
+that must never be recommended (padding) are expected to be ``-inf`` already. The rank is found
+by comparing with the target's score, without sorting the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+METRIC_NAMES = ("ndcg", "recall", "mrr")
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1-based pessimistic rank of ``targets[i]`` in ``scores[i]`` (shape ``[B, C]``), as float."""
+    target_scores = scores.gather(1, targets.view(-1, 1))
+    return (scores >= target_scores).sum(dim=1).to(torch.float64)
+
+
+def metrics_from_ranks(ranks: torch.Tensor, top_ks: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Per-example metric values, keyed ``ndcg_at_k``, ``recall_at_k``, ``mrr_at_k``."""
+    out = {}
+    for k in top_ks:
+        hit = ranks <= k
+        out[f"ndcg_at_{k}"] = torch.where(hit, 1.0 / torch.log2(ranks + 1.0), 0.0)
+        out[f"recall_at_{k}"] = hit.to(torch.float64)
+        out[f"mrr_at_{k}"] = torch.where(hit, 1.0 / ranks, 0.0)
+    return out
+
+
+class MetricAccumulator:
+    """Streaming sums of per-example metrics; ``result()`` is the mean over all examples seen."""
+
+    def __init__(self, top_ks: Sequence[int]):
+        self.top_ks = list(top_ks)
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.loss_sum = 0.0
+        self.loss_count = 0
+
+    def update(self, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        ranks = target_ranks(scores, targets)
+        for name, values in metrics_from_ranks(ranks, self.top_ks).items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(values.sum())
+        self.count += int(targets.numel())
+
+    def update_loss(self, loss_sum: float, n: int) -> None:
+        self.loss_sum += loss_sum
+        self.loss_count += n
+
+    def result(self) -> dict[str, float]:
+        res = {name: (s / self.count if self.count else 0.0) for name, s in sorted(self.sums.items())}
+        if self.loss_count:
+            res["loss"] = self.loss_sum / self.loss_count
+        return res

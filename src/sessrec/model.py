@@ -1,0 +1,46 @@
+"""The session model: features → input projection → body → (objective) → next-item head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sessrec.bodies import build_body
+from sessrec.config import ExperimentConfig
+from sessrec.data.loader import Batch
+from sessrec.features import FeatureEmbedding, InputProjection
+from sessrec.head import NextItemHead
+from sessrec.schema import Schema
+from sessrec.tasks import build_objective
+
+
+class SessionModel(nn.Module):
+    """One network for one (architecture, objective) pair; scores only at target positions."""
+
+    def __init__(self, schema: Schema, cfg: ExperimentConfig):
+        super().__init__()
+        self.item_key = schema.item_id.name
+        self.n_items = schema.n_items
+        self.features = FeatureEmbedding(schema, cfg)
+        self.merge = InputProjection(self.features.output_dim, cfg)
+        self.body = build_body(cfg)
+        self.objective = build_objective(cfg, self.body)
+        self.head = NextItemHead(cfg, schema.n_items, self.features.item_table)
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.features.input_names
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """``[B, L, d_model]`` interaction representations."""
+        return self.merge(self.features(batch))
+
+    def encode(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool, **kwargs) -> torch.Tensor:
+        return self.body(x, padding_mask, causal=causal, **kwargs)
+
+    def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.objective.loss(self, batch, generator)
+
+    def next_item_scores(self, prefix: Batch) -> torch.Tensor:
+        """Logits ``[B, n_items - 1]`` (column j = item j + 1) for the item following each session."""
+        return self.head(self.objective.next_item_hidden(self, prefix))

@@ -1,0 +1,147 @@
+"""Result files of a run, with the names, formats and metric keys of the original script.
+
+Every file is rewritten atomically after each window, so a crash never leaves a half-written
+file and analysis scripts written for Transformers4Rec keep working:
+
+* ``eval_train_results.csv``: one row per evaluated window (``index`` = window), all metrics
+* ``eval_results_over_time.txt`` / ``train_results_over_time.txt``: per-window ``key = value`` blocks
+* ``eval_results_avg_over_time.txt``: ``key_AOT = value`` lines
+* ``log.json``: DLLogger JSON lines (``DLLL {...}``): parameters, per-window metrics, AOT
+* ``results.json``: resolved config, per-window metrics with session counts, AOT, pop baseline
+* ``config.yaml``: the resolved config, reusable with ``sessrec run --config``
+* ``history.jsonl``: training loss and per-window metrics, appended as the run goes
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+from sessrec.io import atomic_write_text
+
+
+def prepare_output_dir(cfg: ExperimentConfig) -> Path:
+    """Create the output folder; refuse a non-empty one unless ``overwrite_output_dir``."""
+    if cfg.output_dir:
+        out = Path(cfg.output_dir)
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}-{n}"
+    if out.exists() and not out.is_dir():
+        raise SessrecError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite_output_dir:
+        raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+class OutputWriter:
+    """Accumulates per-window results in memory and rewrites the result files atomically."""
+
+    def __init__(self, out_dir: Path, cfg: ExperimentConfig, extra: dict[str, Any] | None = None):
+        self.out = out_dir
+        self.cfg = cfg
+        self.start = time.time()
+        self.windows: list[dict[str, Any]] = []  # {"index", "metrics", "n_train_sessions", ...}
+        self.aot: dict[str, float] = {}
+        self.extra = extra or {}
+        self._log_lines: list[str] = []
+        self._dllog("PARAMETER", {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool, type(None)))})
+        atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
+        (out_dir / "history.jsonl").touch()
+        self._write_log()
+
+    # ---- history ----------------------------------------------------------------------------------
+    def append_history(self, records: list[dict[str, Any]]) -> None:
+        """Append JSON lines (loss points, window results); readable while the run goes on."""
+        if not records:
+            return
+        with open(self.out / "history.jsonl", "a") as f:
+            for r in records:
+                f.write(json.dumps(_json_safe(r)) + "\n")
+            f.flush()
+
+    # ---- per window -------------------------------------------------------------------------------
+    def add_window(self, index: int, metrics: dict[str, float], info: dict[str, Any]) -> None:
+        self.windows.append({"index": index, "metrics": metrics, **info})
+        self._dllog([index - 1], {k: v for k, v in metrics.items()})
+        self.append_history([{"type": "window", "index": index, **info, "metrics": metrics}])
+        self._write_all()
+
+    def finish(self, aot: dict[str, float], summary: dict[str, Any]) -> None:
+        self.aot = aot
+        self.extra.update(summary)
+        self._dllog([], {f"{k}_AOT": v for k, v in aot.items()})
+        self._write_all()
+        lines = ["***** Eval results (avg over time) *****"] + [f"{k}_AOT = {_fmt(v)}" for k, v in sorted(aot.items())]
+        atomic_write_text(self.out / "eval_results_avg_over_time.txt", "\n".join(lines) + "\n")
+
+    # ---- files ------------------------------------------------------------------------------------
+    def _write_all(self) -> None:
+        self._write_csv()
+        for prefix in ("eval", "train"):
+            blocks = []
+            for w in self.windows:
+                keys = sorted(k for k in w["metrics"] if k.startswith(prefix + "_"))
+                blocks.append("\n".join([f"\n***** {prefix} results (time index): {w['index']})*****"]
+                                        + [f"{k} = {_fmt(w['metrics'][k])}" for k in keys]))
+            atomic_write_text(self.out / f"{prefix}_results_over_time.txt", "\n".join(blocks) + "\n")
+        results = {
+            "config": self.cfg.to_dict(),
+            "windows": self.windows,
+            "aot": self.aot,
+            **self.extra,
+            "elapsed_seconds": time.time() - self.start,
+        }
+        atomic_write_text(self.out / "results.json", json.dumps(_json_safe(results), indent=2))
+        self._write_log()
+
+    def _write_csv(self) -> None:
+        keys = sorted({k for w in self.windows for k in w["metrics"]})
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["index", *keys])
+        for w in self.windows:
+            writer.writerow([w["index"], *(_fmt(w["metrics"][k]) if k in w["metrics"] else "" for k in keys)])
+        atomic_write_text(self.out / "eval_train_results.csv", buf.getvalue())
+
+    def _dllog(self, step: Any, data: dict[str, Any]) -> None:
+        now = time.time()
+        record = {
+            "timestamp": str(now),
+            "datetime": datetime.fromtimestamp(now).isoformat(),
+            "elapsedtime": str(now - self.start),
+            "type": "LOG",
+            "step": step,
+            "data": _json_safe(data),
+        }
+        self._log_lines.append("DLLL " + json.dumps(record))
+
+    def _write_log(self) -> None:
+        atomic_write_text(self.out / "log.json", "\n".join(self._log_lines) + "\n")

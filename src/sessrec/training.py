@@ -1,0 +1,166 @@
+"""Training a session model window by window: AdamW, a learning-rate schedule restarted each
+window, gradient clipping, optional mixed precision, progress and loss history."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+
+import numpy as np
+import torch
+import transformers
+from torch import nn
+from tqdm.auto import tqdm
+
+from sessrec.config import ExperimentConfig
+from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
+from sessrec.evaluation import to_device
+from sessrec.model import SessionModel
+from sessrec.schema import Schema
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from sessrec.errors import SessrecError
+
+        raise SessrecError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: no weight decay on biases and normalisation weights."""
+    no_decay: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d)) or "Norm" in type(module).__name__:
+            no_decay.update(id(p) for p in module.parameters(recurse=False))
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            no_decay.add(id(p))
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
+    ]
+
+
+def make_scheduler(cfg: ExperimentConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total_steps))
+    if cfg.schedule == "constant":
+        return transformers.get_constant_schedule_with_warmup(optimizer, warmup)
+    if cfg.schedule == "cosine":
+        cycles = cfg.learning_rate_num_cosine_cycles_by_epoch * cfg.num_train_epochs
+        return transformers.get_cosine_schedule_with_warmup(optimizer, warmup, total_steps, num_cycles=cycles)
+    return transformers.get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+class NeuralLearner:
+    """A :class:`SessionModel` plus its optimizer, fine-tuned on each window in turn."""
+
+    scores_are_logits = True
+
+    def __init__(self, cfg: ExperimentConfig, schema: Schema):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.model = SessionModel(schema, cfg).to(self.device)
+        self.input_names = self.model.input_names
+        self.optimizer = torch.optim.AdamW(
+            decay_groups(self.model, cfg.weight_decay), lr=cfg.learning_rate,
+            betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon,
+        )
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and masking
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.global_step = 0
+        self.history: list[dict] = []  # {"step", "window", "loss", "lr"} every logging_steps
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if self.cfg.fp16:
+            if self.device.type == "cuda":
+                return torch.float16
+            log.warning("fp16 needs a CUDA device; training in float32 on %s", self.device)
+        if self.cfg.bf16:
+            return torch.bfloat16
+        return None
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def steps_for(self, n_sessions: int) -> int:
+        per_epoch = n_batches(n_sessions, self.cfg.per_device_train_batch_size, self.cfg.dataloader_drop_last)
+        if self.cfg.max_steps > 0:
+            return self.cfg.max_steps
+        return max(1, int(math.ceil(self.cfg.num_train_epochs * per_epoch)))
+
+    def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
+        cfg = self.cfg
+        total = self.steps_for(len(data))
+        if n_batches(len(data), cfg.per_device_train_batch_size, cfg.dataloader_drop_last) == 0:
+            log.warning("window %d: fewer sessions (%d) than one batch with drop_last; nothing to train", window, len(data))
+            return {"train_steps": 0.0}
+        scheduler = make_scheduler(cfg, self.optimizer, total)
+        self.model.train()
+        losses: list[float] = []
+        n_seen, step = 0, 0
+        start = time.perf_counter()
+        bar = tqdm(total=total, desc=f"window {window:>4} train", unit="step", disable=cfg.quiet, leave=False, dynamic_ncols=True)
+        while step < total:
+            for batch in iterate_batches(data, cfg.per_device_train_batch_size, shuffle=True,
+                                         drop_last=cfg.dataloader_drop_last, generator=self.generator):
+                loss = self._train_step(to_device(batch, self.device))
+                losses.append(loss)
+                step += 1
+                self.global_step += 1
+                n_seen += int(batch[data.item_key].shape[0])
+                scheduler.step()
+                if cfg.logging_steps > 0 and self.global_step % cfg.logging_steps == 0:
+                    self.history.append({"step": self.global_step, "window": window, "loss": loss,
+                                         "lr": scheduler.get_last_lr()[0]})
+                bar.update(1)
+                if step % 10 == 0 or step == total:
+                    elapsed = time.perf_counter() - start
+                    bar.set_postfix(loss=f"{loss:.3f}", sess_s=f"{n_seen / max(elapsed, 1e-9):.0f}")
+                if step >= total:
+                    break
+        bar.close()
+        runtime = time.perf_counter() - start
+        return {"train_loss": float(np.mean(losses)), "train_runtime": runtime,
+                "train_samples_per_second": n_seen / max(runtime, 1e-9), "train_steps": float(step)}
+
+    def _train_step(self, batch: Batch) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = self.model.loss(batch, self.generator)
+        self.scaler.scale(loss).backward()
+        if self.cfg.max_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def score(self, prefix: Batch) -> torch.Tensor:
+        self.model.eval()
+        with self._autocast():
+            scores = self.model.next_item_scores(to_device(prefix, self.device))
+        return scores.float()

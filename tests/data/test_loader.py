@@ -1,0 +1,78 @@
+import pyarrow as pa
+import pytest
+import torch
+
+from sessrec.data.loader import SessionTensors, iterate_batches, load_sessions, split_last_item
+from sessrec.errors import SessrecError
+from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, FeatureSpec, Schema
+from tests.conftest import write_sessions
+
+SCHEMA = Schema([
+    FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 9),
+    FeatureSpec("cat", "int", (CATEGORICAL,), 1, 3),
+    FeatureSpec("price", "float", (CONTINUOUS,)),
+])
+
+
+def _write(tmp_path, **cols):
+    base = {"item": [[1, 2, 3], [4, 5]], "cat": [[1, 1, 2], [3, 3]], "price": [[0.1, 0.2, 0.3], [1.0, 2.0]]}
+    base.update(cols)
+    return write_sessions(tmp_path / "train.parquet", base)
+
+
+def test_pads_right_and_keeps_first_items(tmp_path):
+    path = _write(tmp_path, item=[[1, 2, 3], [4, 5]])
+    data = load_sessions(path, SCHEMA, max_len=2)
+    assert data.items.tolist() == [[1, 2], [4, 5]]  # the first 2 items are kept
+    data = load_sessions(path, SCHEMA, max_len=4)
+    assert data.items.tolist() == [[1, 2, 3, 0], [4, 5, 0, 0]]
+    assert data.features["price"].dtype == torch.float32
+    assert data.features["price"][1].tolist() == [1.0, 2.0, 0.0, 0.0]
+    assert data.lengths.tolist() == [3, 2]
+
+
+@pytest.mark.parametrize("cols,match", [
+    ({"item": [[1, 2, 10], [4, 5]]}, r"row 0: item id 10 in 'item' is >= the schema cardinality 10"),
+    ({"item": [[1, -2, 3], [4, 5]]}, r"row 0: item id -2 in 'item' is negative"),
+    ({"item": [[1, 2, 3], [0, 5]]}, r"row 1: item id 0 in .item. is reserved for padding"),
+    ({"cat": [[1, 1, 2], [3, 4]]}, r"row 1: categorical feature 'cat' has value 4 >= its cardinality 4"),
+    ({"cat": [[1, 1], [3, 3]]}, r"row 0: list column 'cat' has 2 values but 'item' has 3"),
+    ({"price": [[0.1, float("nan"), 0.3], [1.0, 2.0]]}, r"row 0: continuous feature 'price' has a non-finite value"),
+    ({"item": [1, 2]}, r"column 'item' must be a list column"),
+    ({"item": [[1, 2, 3], []]}, r"row 1: session has no items"),
+])
+def test_bad_input_is_named(tmp_path, cols, match):
+    path = _write(tmp_path, **cols)
+    with pytest.raises(SessrecError, match=match) as e:
+        load_sessions(path, SCHEMA, max_len=20, window=3)
+    assert "train.parquet" in str(e.value) and "window 3" in str(e.value)
+
+
+def test_missing_column_and_empty_file(tmp_path):
+    path = write_sessions(tmp_path / "a.parquet", {"item": [[1, 2]], "cat": [[1, 1]]})
+    with pytest.raises(SessrecError, match="column.* price .*missing"):
+        load_sessions(path, SCHEMA, max_len=20)
+    empty = write_sessions(tmp_path / "b.parquet", {"item": [], "cat": [], "price": []},
+                           {"item": pa.list_(pa.int64()), "cat": pa.list_(pa.int64()), "price": pa.list_(pa.float32())})
+    with pytest.raises(SessrecError, match="no sessions"):
+        load_sessions(empty, SCHEMA, max_len=20)
+    with pytest.raises(SessrecError, match="cannot read parquet"):
+        (tmp_path / "c.parquet").write_text("not parquet")
+        load_sessions(tmp_path / "c.parquet", SCHEMA, max_len=20)
+
+
+def test_batches_cover_everything_once():
+    data = SessionTensors({"item": torch.arange(1, 11).view(10, 1)}, "item")
+    seen = torch.cat([b["item"] for b in iterate_batches(data, 3, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    assert sorted(seen.flatten().tolist()) == list(range(1, 11))
+    assert len(list(iterate_batches(data, 3, drop_last=True))) == 3
+    assert len(list(iterate_batches(data, 3))) == 4
+
+
+def test_split_last_item():
+    batch = {"item": torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]]), "cat": torch.tensor([[1, 2, 3, 0], [1, 2, 0, 0]])}
+    prefix, targets = split_last_item(batch, "item")
+    assert targets.tolist() == [7, 9]
+    assert prefix["item"].tolist() == [[5, 6, 0, 0], [8, 0, 0, 0]]
+    assert prefix["cat"].tolist() == [[1, 2, 0, 0], [1, 0, 0, 0]]
+    assert batch["item"][0, 2] == 7  # the input batch is untouched

@@ -1,0 +1,65 @@
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from sessrec.cli import main
+
+
+def test_run_writes_the_original_output_files(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["run", "--data-path", str(tiny_data), "--output-dir", str(out), "--d-model", "16", "--n-layer", "1",
+               "--n-head", "2", "--max-steps", "2", "--final-time-window-index", "3", "--quiet", "--model", "gpt2", "--task", "clm"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "AOT" in printed and "most-popular" in printed
+    for name in ("eval_train_results.csv", "eval_results_over_time.txt", "train_results_over_time.txt",
+                 "eval_results_avg_over_time.txt", "results.json", "config.yaml", "log.json", "history.jsonl"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "eval_train_results.csv")))
+    assert [r["index"] for r in rows] == ["2", "3"]
+    assert {"eval_/next-item/ndcg_at_20", "eval_/next-item/recall_at_10", "eval_/next-item/mrr_at_20",
+            "train_/next-item/ndcg_at_20"} <= set(rows[0])
+    avg = (out / "eval_results_avg_over_time.txt").read_text().splitlines()
+    assert avg[0] == "***** Eval results (avg over time) *****"
+    assert any(line.startswith("eval_/next-item/ndcg_at_20_AOT = ") for line in avg)
+    assert "***** eval results (time index): 2)*****" in (out / "eval_results_over_time.txt").read_text()
+    assert all(line.startswith("DLLL {") for line in (out / "log.json").read_text().splitlines())
+
+
+def test_yaml_config_and_flag_override(tiny_data, tmp_path):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(f"data_path: {tiny_data}\nd_model: 8\nn_head: 2\nn_layer: 1\nmax_steps: 1\nfinal_time_window_index: 2\nquiet: true\n")
+    out = tmp_path / "o"
+    assert main(["run", "--config", str(cfg), "--d-model", "12", "--output-dir", str(out)]) == 0
+    assert "d_model: 12" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data-path", "/nonexistent/data"], "data path not found: /nonexistent/data"),
+    (["--d-modle", "3"], None),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", "sessrec.cli", "run", "--output-dir", str(tmp_path / "x"), *args],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    if message:
+        assert proc.stderr.strip().splitlines()[-1] == f"sessrec: error: {message}"
+
+
+def test_bad_window_range_and_schema(tiny_data, tmp_path, capsys):
+    assert main(["run", "--data-path", str(tiny_data), "--final-time-window-index", "9", "-o", str(tmp_path / "a")]) == 2
+    assert "0005" in capsys.readouterr().err
+    bad_schema = tmp_path / "s.pbtxt"
+    bad_schema.write_text('feature { name: "x" type: INT int_domain { max: 3 } annotation { tag: "categorical" } }')
+    assert main(["run", "--data-path", str(tiny_data), "--schema", str(bad_schema), "-o", str(tmp_path / "b")]) == 2
+    assert "no feature is tagged 'item_id'" in capsys.readouterr().err
+
+
+def test_sample_data_command(tmp_path):
+    out = tmp_path / "sample"
+    assert main(["sample-data", str(out)]) == 0
+    assert (out / "schema.pbtxt").is_file() and (out / "0006" / "test.parquet").is_file()
+    assert main(["sample-data", str(out)]) == 2  # refuses to overwrite

@@ -1,0 +1,47 @@
+import pytest
+
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    with pytest.raises(SessrecError, match=r"unknown key 'd_modle' \(did you mean 'd_model'\?\)"):
+        ExperimentConfig.from_dict({"d_modle": 64})
+
+
+def test_types_are_checked_and_coerced():
+    cfg = ExperimentConfig.from_dict({"d_model": 32.0, "learning_rate": 1, "eval_on_test_set": "true", "model": "gpt2"})
+    assert cfg.d_model == 32 and isinstance(cfg.d_model, int)
+    assert cfg.learning_rate == 1.0 and cfg.eval_on_test_set is True and cfg.model_type == "gpt2"
+    with pytest.raises(SessrecError, match="'d_model' expects int"):
+        ExperimentConfig.from_dict({"d_model": "big"})
+    with pytest.raises(SessrecError, match="'d_model' cannot be null"):
+        ExperimentConfig.from_dict({"d_model": None})
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = ExperimentConfig.from_dict({"d_model": 48, "top_ks": [5, 10], "task": "clm"})
+    p = tmp_path / "c.yaml"
+    p.write_text(cfg.to_yaml())
+    assert ExperimentConfig.from_yaml(p) == cfg
+    p.write_text("d_model: 8\nfoo: 1\n")
+    with pytest.raises(SessrecError, match=r"c.yaml: unknown key 'foo'"):
+        ExperimentConfig.from_yaml(p)
+
+
+@pytest.mark.parametrize("values,match", [
+    ({"task": "xyz"}, "task must be one of"),
+    ({"start_time_window_index": 3, "final_time_window_index": 3}, "must be greater than"),
+    ({"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
+    ({"learning_rate_schedule": "exponential"}, "learning_rate_schedule must be one of"),
+    ({"top_ks": [0]}, "top_ks"),
+])
+def test_validation(values, match):
+    with pytest.raises(SessrecError, match=match):
+        ExperimentConfig.from_dict(values).validate()
+
+
+def test_schedule_suffix_and_derived_values():
+    cfg = ExperimentConfig.from_dict({"learning_rate_schedule": "cosine_with_warmup", "d_model": 32, "task": "clm"})
+    assert cfg.validate().schedule == "cosine"
+    assert cfg.item_dim == 32 and cfg.xlnet_attn_type == "uni"

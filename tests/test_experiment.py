@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from sessrec.errors import SessrecError
+from sessrec.experiment import run_experiment, training_windows
+from tests.conftest import tiny_config
+
+
+def test_same_seed_same_metrics(tiny_data, tmp_path):
+    a = run_experiment(tiny_config(tiny_data, tmp_path / "a"), printer=lambda *_: None)
+    b = run_experiment(tiny_config(tiny_data, tmp_path / "b"), printer=lambda *_: None)
+    assert _same_except_time(a.aot, b.aot)
+    c = run_experiment(tiny_config(tiny_data, tmp_path / "c", seed=1), printer=lambda *_: None)
+    assert c.metric("ndcg_at_20") != a.metric("ndcg_at_20") or c.aot["eval_/loss"] != a.aot["eval_/loss"]
+
+
+def _same_except_time(x, y):
+    keys = [k for k in x if "runtime" not in k and "per_second" not in k]
+    return all(x[k] == y[k] for k in keys)
+
+
+def test_aot_is_the_unweighted_mean_of_windows(tiny_data, tmp_path):
+    res = run_experiment(tiny_config(tiny_data, tmp_path / "r", final_time_window_index=4), printer=lambda *_: None)
+    assert [w["index"] for w in res.windows] == [2, 3, 4]
+    key = "eval_/next-item/ndcg_at_20"
+    assert res.aot[key] == pytest.approx(sum(w["metrics"][key] for w in res.windows) / 3)
+    saved = json.loads((res.output_dir / "results.json").read_text())
+    assert saved["aot"][key] == pytest.approx(res.aot[key])
+    assert saved["windows"][0]["n_eval_sessions"] > 0 and "pop" in saved["windows"][0]
+
+
+def test_pop_model_runs_alone(tiny_data, tmp_path):
+    res = run_experiment(tiny_config(tiny_data, tmp_path / "p", model_type="pop"), printer=lambda *_: None)
+    assert 0.0 < res.metric("recall_at_20") < 1.0
+    assert "eval_/loss" not in res.aot
+
+
+def test_refuses_non_empty_output_dir(tiny_data, tmp_path):
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(SessrecError, match="not empty"):
+        run_experiment(tiny_config(tiny_data, out), printer=lambda *_: None)
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_training_windows_modes(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path)
+    assert training_windows(cfg, 5) == [5]
+    cfg.no_incremental_training = True
+    assert training_windows(cfg, 5) == [1, 2, 3, 4, 5]
+    cfg.training_time_window_size = 2
+    assert training_windows(cfg, 5) == [4, 5]

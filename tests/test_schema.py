@@ -1,0 +1,77 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from sessrec.errors import SessrecError
+from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema, parse_json, parse_pbtxt
+from tests.conftest import DATA, write_sessions
+
+SCHEMAS = sorted((DATA / "schemas").glob("*.pbtxt"))
+
+
+@pytest.mark.parametrize("path", SCHEMAS, ids=lambda p: p.stem)
+def test_every_shipped_schema_parses_and_round_trips(path):
+    schema = load_schema(path)
+    assert schema.item_id.is_categorical
+    assert parse_pbtxt(schema.to_pbtxt()).features == schema.features
+    assert parse_json(schema.to_json()).features == schema.features
+
+
+def test_rees46_schema_facts():
+    s = load_schema(DATA / "schemas" / "rees46_schema.pbtxt")
+    assert s.item_id.name == "sess_pid_seq"
+    assert s.n_items == 390001  # int_domain.max + 1
+    assert s["sess_bid_seq"].cardinality == 7001
+    assert [f.name for f in s.features if f.is_time] == ["sess_etime_seq"]
+    side = [f.name for f in s.model_features(True)]
+    assert "sess_etime_seq" not in side and "sess_price_log_norm_seq" in side and len(side) == 11
+    assert [f.name for f in s.model_features(False)] == ["sess_pid_seq"]
+
+
+def test_identical_duplicate_is_collapsed_with_a_warning(caplog):
+    s = load_schema(DATA / "schemas" / "g1_schema.pbtxt")
+    assert s.names.count("weekday_sin") == 1
+    assert "weekday_sin" in caplog.text and "declared twice" in caplog.text
+
+
+def test_conflicting_duplicate_is_an_error():
+    a = FeatureSpec("x", "int", ("item_id",), 1, 10)
+    b = FeatureSpec("x", "int", ("item_id",), 1, 11)
+    with pytest.raises(SessrecError, match="'x' is declared twice with different definitions"):
+        Schema([a, b])
+
+
+def test_schema_without_item_id_is_an_error():
+    text = 'feature { name: "a" type: INT int_domain { max: 5 } annotation { tag: "categorical" } }'
+    with pytest.raises(SessrecError, match="no feature is tagged 'item_id'"):
+        parse_pbtxt(text)
+
+
+def test_unparsable_schema_names_the_file(tmp_path):
+    bad = tmp_path / "bad.pbtxt"
+    bad.write_text('feature { name: "a" type: INT ')
+    with pytest.raises(SessrecError, match="bad.pbtxt"):
+        load_schema(bad)
+    with pytest.raises(SessrecError, match="not found"):
+        load_schema(tmp_path / "missing.pbtxt")
+
+
+def test_json_schema(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"feature": [{"name": "item", "type": "INT", "int_domain": {"min": 1, "max": 9},
+                                          "annotation": {"tag": ["item_id", "list", "categorical"]}}]}))
+    s = load_schema(p)
+    assert s.n_items == 10
+
+
+def test_infer_schema_from_parquet(tmp_path: Path):
+    f1 = write_sessions(tmp_path / "0001" / "train.parquet",
+                        {"item_id": [[1, 5], [7, 2, 3]], "cat": [[1, 1], [2, 2, 3]], "price": [[0.5, 1.0], [1.0, 2.0, 3.0]],
+                         "timestamp": [[1.0, 2.0], [3.0, 4.0, 5.0]]})
+    f2 = write_sessions(tmp_path / "0002" / "train.parquet",
+                        {"item_id": [[9, 5]], "cat": [[4, 1]], "price": [[0.5, 1.0]], "timestamp": [[1.0, 2.0]]})
+    s = infer_schema([f1, f2])
+    assert s.item_id.name == "item_id" and s.n_items == 10
+    assert s["cat"].cardinality == 5 and s["cat"].is_categorical
+    assert s["price"].is_continuous and s["timestamp"].is_time and not s["timestamp"].is_continuous
