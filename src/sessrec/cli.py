@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import sys
 import typing
+from collections.abc import Callable
 
 from sessrec.config import ExperimentConfig, base_type, field_help
 from sessrec.errors import SessrecError
@@ -89,20 +90,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def run_guarded(prog: str, command: Callable[[], int]) -> int:
+    """Run a command: a :class:`SessrecError` is printed on one line (exit 2), Ctrl-C exits 130."""
+    try:
+        return command()
+    except SessrecError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "urllib3", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    try:
-        return args.func(args)
-    except SessrecError as e:
-        print(f"sessrec: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sessrec: interrupted", file=sys.stderr)
-        return 130
+    setup_logging(args.verbose)
+    return run_guarded("sessrec", lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,10 @@ class ExperimentConfig:
     output_dir: str | None = _f(None, "where results go; default: a new folder under runs/")
     overwrite_output_dir: bool = _f(False, "allow writing into a non-empty output folder")
     logging_steps: int = _f(20, "log the training loss every n steps")
+    report_to: str = _f("none", "experiment loggers, comma-separated: wandb, tensorboard, all (every installed one) or none; W&B runs offline unless WANDB_MODE=online")
+    logging_dir: str | None = _f(None, "TensorBoard event folder; default: OUTPUT_DIR/runs")
+    run_name: str | None = _f(None, "run name shown by the loggers (W&B run name)")
+    experiments_group: str | None = _f(None, "W&B group of the run")
     quiet: bool = _f(False, "no progress bars")
 
     # ---- derived --------------------------------------------------------------------------------

@@ -22,12 +22,14 @@ def evaluate(learner: Learner, data: SessionTensors, batch_size: int, top_ks: Se
     """
     data = data.min_length(2)
     acc = MetricAccumulator(top_ks)
+    steps = 0
     start = time.perf_counter()
     for b, batch in enumerate(iterate_batches(data, batch_size)):
         if max_batches is not None and b >= max_batches:
             break
         if b % each_n_batches:
             continue
+        steps += 1
         prefix, targets = split_last_item(batch, data.item_key)
         scores = learner.score(prefix)
         targets = targets.to(scores.device) - 1  # column j scores item j + 1
@@ -36,7 +38,8 @@ def evaluate(learner: Learner, data: SessionTensors, batch_size: int, top_ks: Se
             acc.update_loss(float(F.cross_entropy(scores.float(), targets, reduction="sum")), int(targets.numel()))
     runtime = time.perf_counter() - start
     res = acc.result()
-    res.update(n_sessions=float(acc.count), runtime=runtime, samples_per_second=acc.count / max(runtime, 1e-9))
+    res.update(n_sessions=float(acc.count), runtime=runtime, samples_per_second=acc.count / max(runtime, 1e-9),
+               steps_per_second=steps / max(runtime, 1e-9))
     return res
 
 
@@ -46,7 +49,7 @@ def prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
     for k, v in metrics.items():
         if k == "loss":
             out[f"{prefix}_/loss"] = v
-        elif k in ("runtime", "samples_per_second", "n_sessions"):
+        elif k in ("runtime", "samples_per_second", "steps_per_second", "n_sessions"):
             out[f"{prefix}_{k}"] = v
         else:
             out[f"{prefix}_/next-item/{k}"] = v

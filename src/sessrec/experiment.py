@@ -21,6 +21,7 @@ from sessrec.data.windows import resolve_window_range, window_file
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.learners import Learner, build_learner
+from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.schema import Schema, infer_schema, load_schema
 
@@ -35,6 +36,7 @@ class ExperimentResult:
     windows: list[dict[str, Any]]
     aot: dict[str, float]
     pop_aot: dict[str, float] = field(default_factory=dict)
+    learner: Any = field(default=None, repr=False)  # the model as trained on the last window
 
     def metric(self, name: str = "ndcg_at_20") -> float:
         """AOT of an evaluation metric, e.g. ``result.metric("recall_at_20")``."""
@@ -73,6 +75,7 @@ def training_windows(cfg: ExperimentConfig, t: int) -> list[int]:
 def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     """Run the protocol described by ``cfg`` and write the result files; returns the metrics."""
     cfg = copy.deepcopy(cfg).validate()
+    loggers = Loggers.from_config(cfg)
     data_path, schema = resolve_data(cfg)
     cfg.data_path = str(data_path)
     start, final = resolve_window_range(data_path, cfg.start_time_window_index, cfg.final_time_window_index,
@@ -99,6 +102,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
 
     out_dir = prepare_output_dir(cfg)
     writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items})
+    loggers.start(cfg, out_dir)
     n_params = getattr(learner, "n_parameters", None)
     printer(f"sessrec: {cfg.model_type} ({cfg.task}) on {data_path} | windows {start}..{final} | eval on {split} | "
             f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
@@ -124,22 +128,25 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
             info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks), "eval")
             pop_rows.append(info["pop"])
         if hasattr(learner, "history"):
+            loggers.log_history(learner.history)
             writer.append_history([{"type": "train", **h} for h in learner.history])
             learner.history.clear()
         writer.add_window(t + 1, metrics, info)
+        loggers.log_window(t + 1, metrics, info)
         eval_rows.append(metrics)
         printer(_row(t + 1, metrics, info, cfg.top_ks))
     aot = _mean(eval_rows)
     pop_aot = _mean(pop_rows)
     elapsed = time.perf_counter() - started
     writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
+    loggers.finish(aot)
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
     if pop_aot:
         printer(f"NDCG@{k} AOT: {cfg.model_type}-{cfg.task} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
-    return ExperimentResult(out_dir, writer.windows, aot, pop_aot)
+    return ExperimentResult(out_dir, writer.windows, aot, pop_aot, learner)
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -90,7 +90,10 @@ class OutputWriter:
     # ---- per window -------------------------------------------------------------------------------
     def add_window(self, index: int, metrics: dict[str, float], info: dict[str, Any]) -> None:
         self.windows.append({"index": index, "metrics": metrics, **info})
-        self._dllog([index - 1], {k: v for k, v in metrics.items()})
+        for prefix in ("train", "eval"):  # the original logged the two dicts separately, step = [evaluated window]
+            part = {k: v for k, v in metrics.items() if k.startswith(prefix + "_")}
+            if part:
+                self._dllog([index], part)
         self.append_history([{"type": "window", "index": index, **info, "metrics": metrics}])
         self._write_all()
 
@@ -99,7 +102,7 @@ class OutputWriter:
         self.extra.update(summary)
         self._dllog([], {f"{k}_AOT": v for k, v in aot.items()})
         self._write_all()
-        lines = ["***** Eval results (avg over time) *****"] + [f"{k}_AOT = {_fmt(v)}" for k, v in sorted(aot.items())]
+        lines = ["", "***** Eval results (avg over time) *****"] + [f"{k}_AOT = {_fmt(v)}" for k, v in sorted(aot.items())]
         atomic_write_text(self.out / "eval_results_avg_over_time.txt", "\n".join(lines) + "\n")
 
     # ---- files ------------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ class OutputWriter:
         now = time.time()
         record = {
             "timestamp": str(now),
-            "datetime": datetime.fromtimestamp(now).isoformat(),
+            "datetime": str(datetime.fromtimestamp(now)),
             "elapsedtime": str(now - self.start),
             "type": "LOG",
             "step": step,

@@ -268,12 +268,68 @@ def parse_json(text: str, source: str = "<json>") -> Schema:
     return Schema([_feature_from_message(_listify(f), source) for f in feats], source=source)
 
 
+# ---- the original YAML feature map (recsys2021 ``--feature_config``) --------------------------------
+_YAML_KEYS = {"dtype", "cardinality", "is_label", "emb_table", "is_control", "log_with_preds_as_metadata", "pad_trim_length"}
+
+
+def parse_feature_yaml(text: str, source: str = "<yaml>") -> Schema:
+    """The original Transformers4Rec YAML feature map (``--feature_config``) as a schema.
+
+    Each entry is ``name: {dtype, cardinality, is_label, emb_table, is_control, ...}``. ``dtype``
+    ``categorical`` becomes a categorical INT feature whose ``cardinality`` is the table size (ids
+    ``0..cardinality-1``, so ``int_domain.max = cardinality - 1``); ``is_label`` marks the item id;
+    ``float``/``long`` are continuous features; ``timestamp`` and ``is_control`` features are loaded
+    but never model inputs (tag ``time``). ``log_with_preds_as_metadata`` only concerned the
+    original's prediction logs and has no effect.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SessrecError(f"feature config {source}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not data:
+        raise SessrecError(f"feature config {source}: expected a mapping of feature names to their settings")
+    feats, tables = [], {}
+    for name, spec in data.items():
+        if not isinstance(spec, dict):
+            raise SessrecError(f"feature config {source}: feature '{name}' must map to its settings (dtype, cardinality, ...)")
+        unknown = sorted(set(spec) - _YAML_KEYS)
+        if unknown:
+            raise SessrecError(f"feature config {source}: feature '{name}' has unknown key(s) {', '.join(unknown)}")
+        dtype, label, control = spec.get("dtype"), bool(spec.get("is_label")), bool(spec.get("is_control"))
+        vc = {"value_count_max": spec.get("pad_trim_length")}
+        if dtype == "categorical":
+            card = spec.get("cardinality")
+            if not isinstance(card, int) or card < 2:
+                raise SessrecError(f"feature config {source}: categorical feature '{name}' needs an integer cardinality >= 2")
+            tags = (LIST,) if control else ((ITEM_ID, LIST, CATEGORICAL) if label else (LIST, CATEGORICAL))
+            feats.append(FeatureSpec(str(name), "int", tags, 1, card - 1, **vc))
+            table = spec.get("emb_table", name)
+            if table in tables and not control:
+                log.warning("feature config %s: '%s' shares embedding table '%s' with '%s'; sessrec gives each feature its own table",
+                            source, name, table, tables[table])
+            tables.setdefault(table, name)
+        elif dtype in ("float", "long", "timestamp"):
+            if label:
+                raise SessrecError(f"feature config {source}: the label '{name}' must be categorical (dtype {dtype})")
+            time_like = control or dtype == "timestamp"
+            feats.append(FeatureSpec(str(name), "float", (LIST, TIME) if time_like else (LIST, CONTINUOUS), **vc))
+        else:
+            raise SessrecError(f"feature config {source}: feature '{name}' has dtype '{dtype}' (expected categorical, float, long or timestamp)")
+    if not any(f.is_item_id for f in feats):
+        raise SessrecError(f"feature config {source}: no feature has 'is_label: True' (the item id to predict)")
+    return Schema(feats, source=source)
+
+
 def load_schema(path: str | Path) -> Schema:
-    """Read a schema from ``.pbtxt`` (protobuf text) or ``.json``."""
+    """Read a schema from ``.pbtxt`` (protobuf text), ``.json`` or the original ``.yaml`` feature map."""
     path = Path(path)
     if not path.is_file():
         raise SessrecError(f"schema file not found: {path}")
     text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        return parse_feature_yaml(text, str(path))
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         return parse_json(text, str(path))
     return parse_pbtxt(text, str(path))
