@@ -8,3 +8,22 @@
 Both only translate arguments (``arguments.py``) into one :class:`sessrec.config.ExperimentConfig`
 and call :func:`sessrec.experiment.run_experiment`: no second implementation of anything.
 """
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+def entry_point(prog: str, run: Callable[[list[str]], int], argv: list[str] | None) -> int:
+    """Run a script's ``run(argv)`` with sessrec's logging; errors become one line on stderr (exit 2)."""
+    from sessrec.cli import run_guarded, setup_logging
+
+    setup_logging()
+    return run_guarded(prog, lambda: run(sys.argv[1:] if argv is None else argv))
+
+
+def print_notes(prog: str, notes: list[str]) -> None:
+    """The once-per-run reports on arguments that cannot apply here."""
+    for note in notes:
+        print(f"{prog}: {note}", file=sys.stderr)

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
+from t4r_paper_repro import entry_point, print_notes
 from t4r_paper_repro.arguments import (
     ARGS,
     BASELINE,
@@ -77,8 +78,7 @@ def check_available(model_type: str) -> None:
 def run(argv: list[str]) -> int:
     cfg, notes = parse_args(argv)
     check_available(cfg.model_type)
-    for note in notes:
-        print(f"{PROG}: {note}", file=sys.stderr)
+    print_notes(PROG, notes)
     from sessrec.experiment import run_experiment
 
     run_experiment(cfg)
@@ -86,10 +86,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sessrec.cli import run_guarded, setup_logging
-
-    setup_logging()
-    return run_guarded(PROG, lambda: run(sys.argv[1:] if argv is None else argv))
+    return entry_point(PROG, run, argv)
 
 
 if __name__ == "__main__":

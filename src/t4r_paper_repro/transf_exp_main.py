@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 
 from sessrec.config import ExperimentConfig
+from t4r_paper_repro import entry_point, print_notes
 from t4r_paper_repro.arguments import ARGS, OUTPUT, Arg, build_parser, parse, to_config
 
 PROG = "t4r_paper_repro.transf_exp_main"
@@ -34,8 +35,7 @@ def parse_args(argv: list[str]) -> tuple[ExperimentConfig, list[str], bool]:
 
 def run(argv: list[str]) -> int:
     cfg, notes, check = parse_args(argv)
-    for note in notes:
-        print(f"{PROG}: {note}", file=sys.stderr)
+    print_notes(PROG, notes)
     from sessrec.experiment import run_experiment  # torch: only once the command line is known to be good
     from t4r_paper_repro.inference_check import run_check
 
@@ -46,10 +46,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sessrec.cli import run_guarded, setup_logging
-
-    setup_logging()
-    return run_guarded(PROG, lambda: run(sys.argv[1:] if argv is None else argv))
+    return entry_point(PROG, run, argv)
 
 
 if __name__ == "__main__":
