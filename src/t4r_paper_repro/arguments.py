@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sessrec.config import ExperimentConfig
+from sessrec.config import ExperimentConfig, field_help
 from sessrec.errors import SessrecError
 
 # families, in the order of the README table
@@ -36,6 +36,7 @@ class Arg:
     note: str | None = None  # printed once on stderr when the argument is given
     unsupported: str | None = None  # a value other than the default is an error, for this reason
     nargs: str | None = None
+    help: str = ""  # for the arguments translated by to_config (the others show their field's help)
 
 
 def _a(name: str, type_: type, default: Any, family: str, field: str | None = "", **kw: Any) -> Arg:
@@ -48,18 +49,18 @@ _NO_EFFECT_ORIGINAL = "no effect (the original scripts never used it either)"
 ARGS: list[Arg] = [
     # ---- data (DataArguments; loader options of the original hf4rec scripts) ------------------------
     _a("data_path", str, None, DATA),
-    _a("features_schema_path", str, None, DATA, None),
-    _a("feature_config", str, None, DATA, None),
+    _a("features_schema_path", str, None, DATA, None, help="schema.pbtxt of the released example (item id only unless --use_side_information_features)"),
+    _a("feature_config", str, None, DATA, None, help="the original YAML feature map: its features are the model inputs"),
     _a("start_time_window_index", int, 1, DATA),
     _a("final_time_window_index", int, None, DATA),
     _a("time_window_folder_pad_digits", int, 4, DATA),
     _a("no_incremental_training", bool, False, DATA),
     _a("training_time_window_size", int, 0, DATA),
-    _a("use_side_information_features", bool, False, SIDE, None),
-    _a("session_seq_length_max", int, None, DATA, None),
-    _a("max_sequence_length", int, None, DATA, None),
+    _a("use_side_information_features", bool, False, SIDE, None, help="with --features_schema_path: feed every tagged feature, not only the item id"),
+    _a("session_seq_length_max", int, None, DATA, None, help="sessions are padded/trimmed to this length (20 when neither is given)"),
+    _a("max_sequence_length", int, None, DATA, None, help="the same as --session_seq_length_max, which wins"),
     _a("eval_on_test_set", bool, False, DATA),
-    _a("data_loader_engine", str, "merlin", DATA, None),
+    _a("data_loader_engine", str, "merlin", DATA, None, help="accepted for compatibility: sessrec uses its own loader"),
     _a("workers_count", int, 8, DATA, None, note=_NO_LOADER + " (no loader workers)"),
     _a("shuffle_buffer_size", int, 0, DATA, None, note="no effect: each training window is shuffled as a whole"),
     _a("nvt_part_mem_fraction", float, 0.1, DATA, None, note=_NO_LOADER),
@@ -80,7 +81,7 @@ ARGS: list[Arg] = [
     _a("initializer_range", float, 0.02, MODEL),
     _a("hidden_act", str, "gelu", MODEL),
     _a("dropout", float, 0.1, MODEL),
-    _a("attn_type", str, "uni", MODEL, None),
+    _a("attn_type", str, "uni", MODEL, None, help="XLNet attention uni/bi; when not given: uni for CLM, bi otherwise"),
     _a("summary_type", str, "last", MODEL, None, note="no effect: no XLNet sequence-summary head is built (none was used in the original)"),
     _a("num_hidden_groups", int, 1, MODEL),
     _a("inner_group_num", int, 1, MODEL),
@@ -111,9 +112,9 @@ ARGS: list[Arg] = [
       for n, d in (("axial_pos_shape_first_dim", 4), ("attn_chunk_length", 4), ("num_chunks_before", 1),
                    ("num_chunks_after", 0), ("chunk_size_feed_forward", 0), ("lsh_num_hashes", 2))),
     # ---- objectives: --mlm/--plm/--rtd select ExperimentConfig.task (plm > rtd > mlm > clm) ----------
-    _a("mlm", bool, False, OBJECTIVE, None),
-    _a("plm", bool, False, OBJECTIVE, None),
-    _a("rtd", bool, False, OBJECTIVE, None),
+    _a("mlm", bool, False, OBJECTIVE, None, help="masked-item objective (task mlm)"),
+    _a("plm", bool, False, OBJECTIVE, None, help="permutation objective (task plm; wins over --rtd and --mlm)"),
+    _a("rtd", bool, False, OBJECTIVE, None, help="replaced-item detection (task rtd; wins over --mlm)"),
     _a("mlm_probability", float, 0.15, OBJECTIVE),
     _a("plm_probability", float, 0.25, OBJECTIVE),
     _a("plm_max_span_length", int, 5, OBJECTIVE),
@@ -149,17 +150,17 @@ ARGS: list[Arg] = [
     _a("adam_beta2", float, 0.999, TRAINING),
     _a("adam_epsilon", float, 1e-8, TRAINING),
     _a("max_grad_norm", float, 1.0, TRAINING),
-    _a("learning_rate_schedule", str, None, TRAINING, None),
-    _a("lr_scheduler_type", str, "linear", TRAINING, None),
+    _a("learning_rate_schedule", str, None, TRAINING, None, help="constant|linear|cosine[_with_warmup], restarted each window (wins over --lr_scheduler_type)"),
+    _a("lr_scheduler_type", str, "linear", TRAINING, None, help="HuggingFace name of the schedule: linear, cosine, constant, constant_with_warmup"),
     _a("learning_rate_num_cosine_cycles_by_epoch", float, 1.25, TRAINING),
-    _a("learning_rate_warmup_steps", int, 0, TRAINING, None),
-    _a("warmup_steps", int, 0, TRAINING, None),
+    _a("learning_rate_warmup_steps", int, 0, TRAINING, None, help="warm-up steps of each window's schedule (the original meaning)"),
+    _a("warmup_steps", int, 0, TRAINING, None, help="the same as --learning_rate_warmup_steps"),
     _a("warmup_ratio", float, 0.0, TRAINING),
     _a("dataloader_drop_last", bool, False, TRAINING, note="drops the last incomplete training batch; evaluation keeps every session (the original also dropped evaluation sessions)"),
     _a("seed", int, 42, TRAINING),
-    _a("fp16", bool, False, TRAINING, None),
+    _a("fp16", bool, False, TRAINING, None, help="float16 mixed precision on a CUDA device (float32 otherwise, said once)"),
     _a("bf16", bool, False, TRAINING),
-    _a("no_cuda", bool, False, TRAINING, None),
+    _a("no_cuda", bool, False, TRAINING, None, help="run on the CPU even if a CUDA device is present"),
     _a("local_rank", int, -1, TRAINING, None, unsupported="distributed launches are not available: run one process"),
     _a("gradient_accumulation_steps", int, 1, TRAINING, None, unsupported="gradient accumulation is not available"),
     _a("validate_every", int, -1, TRAINING, None, note=_NO_EFFECT_ORIGINAL),
@@ -174,19 +175,19 @@ ARGS: list[Arg] = [
     # ---- outputs and logging ------------------------------------------------------------------------
     _a("output_dir", str, None, OUTPUT),
     _a("overwrite_output_dir", bool, False, OUTPUT),
-    _a("do_train", bool, False, OUTPUT, None),
-    _a("do_eval", bool, False, OUTPUT, None),
+    _a("do_train", bool, False, OUTPUT, None, help="implied: every window is trained"),
+    _a("do_eval", bool, False, OUTPUT, None, help="implied: every next window is evaluated"),
     _a("do_predict", bool, False, OUTPUT, None, note="no effect (the protocol trains and evaluates each window)"),
     _a("logging_steps", int, 500, OUTPUT, note="the training loss is recorded every that many steps (history.jsonl and the --report_to loggers)"),
     _a("logging_dir", str, None, OUTPUT),
-    _a("report_to", str, ["all"], OUTPUT, None, nargs="+"),
+    _a("report_to", str, ["all"], OUTPUT, None, nargs="+", help="loggers: wandb tensorboard, all (those installed) or none"),
     _a("run_name", str, None, OUTPUT),
     _a("experiments_group", str, "default", OUTPUT),
     _a("disable_tqdm", bool, False, OUTPUT, "quiet"),
     _a("save_steps", int, 500, OUTPUT, None, note="no effect: sessrec writes no HuggingFace step checkpoints"),
     _a("save_total_limit", int, None, OUTPUT, None, note="no effect: sessrec writes no HuggingFace step checkpoints"),
-    _a("log_predictions", bool, False, OUTPUT, None),
-    _a("log_attention_weights", bool, False, OUTPUT, None),
+    _a("log_predictions", bool, False, OUTPUT, None, help="not available: prediction logs are not written"),
+    _a("log_attention_weights", bool, False, OUTPUT, None, help="not available: attention weights are not written"),
 ]
 
 BY_NAME = {a.name: a for a in ARGS}
@@ -215,9 +216,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(prog: str, args: list[Arg], extra: list[Arg] = ()) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, allow_abbrev=False, add_help=True,
                      description="The paper's command line, mapped onto sessrec's ExperimentConfig (see README 'Reproducing the paper').")
+    helps = field_help()
     for a in [*args, *extra]:
-        kw: dict[str, Any] = {"dest": a.name, "default": argparse.SUPPRESS,
-                              "help": f"{a.note or a.unsupported or ''} (default: {a.default})".strip()}
+        text = a.note or a.unsupported or a.help or helps.get(a.field or "", "")
+        kw: dict[str, Any] = {"dest": a.name, "default": argparse.SUPPRESS, "help": f"{text} (default: {a.default})".strip()}
         if a.type is bool:
             parser.add_argument(f"--{a.name}", type=str2bool, nargs="?", const=True, metavar="BOOL", **kw)
         else:

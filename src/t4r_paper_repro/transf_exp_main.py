@@ -23,7 +23,7 @@ from t4r_paper_repro.arguments import ARGS, OUTPUT, Arg, build_parser, parse, to
 
 PROG = "t4r_paper_repro.transf_exp_main"
 # sessrec's own addition: the released script always ran the check (and asserted on it)
-EXTRA = [Arg("simulated_inference", bool, True, OUTPUT, note=None)]
+EXTRA = [Arg("simulated_inference", bool, True, OUTPUT, help="after the run, compare top-10 recommendations with the evaluation")]
 
 
 def parse_args(argv: list[str]) -> tuple[ExperimentConfig, list[str], bool]:
