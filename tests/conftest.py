@@ -7,11 +7,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.sample import generate_sample
 
 DATA = Path(__file__).parent / "data"
+
+# The test models are tiny: one thread is faster than two, and leaves a core for the other test process.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

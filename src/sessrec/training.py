@@ -24,6 +24,15 @@ from sessrec.schema import Schema
 log = logging.getLogger(__name__)
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -74,6 +83,8 @@ class NeuralLearner:
     def __init__(self, cfg: ExperimentConfig, schema: Schema):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        if cfg.num_threads > 0:
+            torch.set_num_threads(cfg.num_threads)
         seed_everything(cfg.seed)
         self.model = SessionModel(schema, cfg).to(self.device)
         self.input_names = self.model.input_names
@@ -91,7 +102,7 @@ class NeuralLearner:
         if self.cfg.fp16:
             if self.device.type == "cuda":
                 return torch.float16
-            log.warning("fp16 needs a CUDA device; training in float32 on %s", self.device)
+            _warn_once(f"fp16 needs a CUDA device; training in float32 on {self.device}")
         if self.cfg.bf16:
             return torch.bfloat16
         return None
