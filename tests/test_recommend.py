@@ -1,13 +1,18 @@
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from sessrec.baselines.pop import MostPopular
+from sessrec.checkpoint import save_checkpoint
+from sessrec.cli import main
 from sessrec.config import ExperimentConfig
-from sessrec.data.loader import SessionTensors, split_last_item
+from sessrec.data.loader import SessionTensors, load_sessions, split_last_item
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate
-from sessrec.recommend import recommend, sessions_to_batch
-from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema
+from sessrec.recommend import Recommender, keep_last, recommend, sessions_to_batch
+from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema, load_schema
 from sessrec.training import NeuralLearner
+from tests.conftest import write_sessions
 
 SCHEMA = Schema([FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 29)])
 
@@ -57,3 +62,87 @@ def test_evaluation_equals_recommending_from_the_truncated_session(model_type, t
     ids, _ = recommend(learner, sessions_to_batch(sessions, "item", 8), k=10)
     hits = (ids == targets.view(-1, 1)).any(1).float().mean().item()
     assert hits == pytest.approx(metrics["recall_at_10"])
+
+
+# ---- Recommender: a saved model, loaded back --------------------------------------------------------
+def trained_checkpoint(folder, schema, data, **overrides):
+    """A NeuralLearner fitted for a few steps and saved as a checkpoint; returns (folder, learner)."""
+    cfg = ExperimentConfig.from_dict({"d_model": 16, "n_layer": 1, "n_head": 2, "max_steps": 3, "quiet": True,
+                                      "per_device_train_batch_size": 32, "session_seq_length_max": 8, **overrides})
+    learner = NeuralLearner(cfg, schema)
+    learner.fit_window(data, 1)
+    return save_checkpoint(folder, 1, cfg, schema, {"model": learner}, {"windows": []}), learner
+
+
+@pytest.fixture
+def side_info(tiny_data):
+    """The tiny sample schema and window 1 with every side-information feature."""
+    schema = load_schema(tiny_data / "schema.pbtxt")
+    feats = schema.model_features(True)
+    return schema, load_sessions(tiny_data / "0001" / "train.parquet", schema, 8, feats)
+
+
+def test_keep_last_keeps_the_most_recent_items():
+    b = {"i": torch.tensor([[1, 2, 3, 4, 5], [6, 7, 0, 0, 0]]), "f": torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.7, 0, 0, 0]])}
+    out = keep_last(b, "i", 3)
+    assert out["i"].tolist() == [[3, 4, 5], [6, 7, 0]]
+    assert torch.allclose(out["f"], torch.tensor([[0.3, 0.4, 0.5], [0.6, 0.7, 0.0]]))
+    assert keep_last(b, "i", 6)["i"].tolist() == [[1, 2, 3, 4, 5, 0], [6, 7, 0, 0, 0, 0]]
+
+
+def test_recommender_gives_what_the_trained_learner_gives(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g)}, "item")
+    folder, learner = trained_checkpoint(tmp_path, SCHEMA, data, model_type="gpt2", task="clm")
+    before = torch.get_rng_state()
+    rec = Recommender.load(folder)
+    assert torch.equal(torch.get_rng_state(), before)  # loading leaves the caller's RNG alone
+    sessions = [[3, 4, 5], [7], list(range(1, 12))]
+    ids, scores = rec.recommend(sessions, k=5, exclude_seen=True)
+    want_ids, want_scores = recommend(learner, sessions_to_batch(sessions, "item", 8), 5, True, "item")
+    assert torch.equal(ids, want_ids) and torch.allclose(scores, want_scores)
+    assert not set(ids[0].tolist()) & {3, 4, 5}
+    with pytest.raises(SessrecError, match="item id 30 is outside this model's range 1..29"):
+        rec.recommend([[1, 30]])
+
+
+def test_recommend_command_items_and_parquet(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g)}, "item")
+    folder, _ = trained_checkpoint(tmp_path / "ckpt", SCHEMA, data)
+    assert main(["recommend", "--model-dir", str(folder), "--items", "12,5,7", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ids, scores = Recommender.load(folder).recommend([[12, 5, 7]], k=3)
+    assert lines[0].split() == ["rank", "item_id", "score"]
+    assert [int(x.split()[1]) for x in lines[1:]] == ids[0].tolist()
+    sessions = write_sessions(tmp_path / "in.parquet", {"session_id": [10, 11], "item": [[12, 5, 7], list(range(1, 15))]})
+    assert main(["recommend", "--model-dir", str(folder), "--input", str(sessions), "--output", str(tmp_path / "out.parquet"), "-k", "3"]) == 0
+    out = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert out["session_id"] == [10, 11] and out["item_ids"][0] == ids[0].tolist()
+    assert out["item_ids"][1] == Recommender.load(folder).recommend([list(range(1, 15))], k=3)[0][0].tolist()  # last 8 items
+    assert main(["recommend", "--model-dir", str(folder)]) == 2
+    assert "either --items" in capsys.readouterr().err
+
+
+def test_side_information_model_needs_every_feature(tmp_path, side_info, capsys, tiny_data):
+    schema, data = side_info
+    folder, learner = trained_checkpoint(tmp_path / "ckpt", schema, data, use_side_information_features=True)
+    assert main(["recommend", "--model-dir", str(folder), "--items", "3,4"]) == 2
+    assert "trained with side information (sess_ccid_seq" in capsys.readouterr().err
+    rec = Recommender.load(folder)
+    session = {n: data.features[n][0][:3].tolist() for n in rec.input_names}
+    ids, _ = rec.recommend([session], k=4)
+    assert torch.equal(ids, recommend(learner, sessions_to_batch([session], schema.item_id.name, 8), 4)[0])
+    with pytest.raises(SessrecError, match="give each session as a dict"):
+        rec.recommend([[3, 4]])
+    out = tmp_path / "recs.parquet"
+    assert main(["recommend", "--model-dir", str(folder), "--input", str(tiny_data / "0002" / "test.parquet"), "--output", str(out)]) == 0
+    assert pq.read_table(out).num_rows == pq.read_table(tiny_data / "0002" / "test.parquet").num_rows
+
+
+def test_a_saved_most_popular_model_recommends_the_top_items(tmp_path):
+    pop = MostPopular(None, SCHEMA)
+    pop.fit_window(SessionTensors({"item": torch.tensor([[5, 5, 5, 9], [9, 2, 0, 0]])}, "item"), 1)
+    folder = save_checkpoint(tmp_path, 1, ExperimentConfig(model_type="pop"), SCHEMA, {"model": pop}, {"windows": []})
+    ids, scores = Recommender.load(folder).recommend([[5]], k=2, exclude_seen=True)
+    assert ids.tolist() == [[9, 2]] and scores.tolist() == [[2.0, 1.0]]

@@ -3,6 +3,10 @@
     sessrec run                                  # XLNet-MLM on the bundled sample data
     sessrec run --data-path DATA --schema DATA/schema.pbtxt --model gpt2 --task clm --d-model 128
     sessrec run --config exp.yaml --seed 7       # flags override the YAML file
+    sessrec run --resume -o runs/x               # continue an interrupted run from its last checkpoint
+    sessrec report runs/a runs/b -o report       # table, significance tests, per-window and loss plots
+    sessrec recommend --model-dir runs/a/checkpoint-last --items 12,55,7 -k 10
+    sessrec export --model-dir runs/a/checkpoint-last --format onnx
     sessrec sample-data OUT_DIR                  # write the sample data set to look at its layout
 """
 
@@ -11,11 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
-from sessrec.config import ExperimentConfig, base_type, field_help
+from sessrec.config import ExperimentConfig, base_type, field_help, load_yaml
 from sessrec.errors import SessrecError
 
 # Short spellings of a few flags (the long ones, with dashes or underscores, always work).
@@ -51,10 +57,21 @@ def _yaml_mapping(text: str) -> dict:
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """Defaults, then the ``--config`` YAML file, then the flags given on the command line."""
-    cfg = ExperimentConfig.from_yaml(args.config) if getattr(args, "config", None) else ExperimentConfig()
+    """Defaults (with ``--resume``: the interrupted run's config), then the ``--config`` YAML file, then the flags."""
     names = {f.name for f in dataclasses.fields(ExperimentConfig)}
     flags = {k: v for k, v in vars(args).items() if k in names}
+    cfg = ExperimentConfig()
+    if flags.get("resume"):
+        from sessrec.checkpoint import find_checkpoint
+
+        if not flags.get("output_dir"):
+            raise SessrecError("--resume needs --output-dir: the folder of the run to continue")
+        run_dir = Path(flags["output_dir"])
+        folder = find_checkpoint(run_dir) if run_dir.is_dir() else None
+        if folder is not None:
+            cfg = ExperimentConfig.from_yaml(folder / "config.yaml")
+    if getattr(args, "config", None):
+        cfg.update(load_yaml(args.config), source=args.config)
     return cfg.update(flags, source="command line")
 
 
@@ -62,6 +79,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sessrec.experiment import run_experiment
 
     run_experiment(config_from_args(args))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sessrec.report import make_report
+
+    report = make_report(args.run_dirs, args.output, with_pop=args.pop)
+    print(report.markdown)
+    print("wrote " + ", ".join(str(p) for p in report.files))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from sessrec.recommend import Recommender
+
+    if (args.items is None) == (args.input is None):
+        raise SessrecError("give either --items 12,55,7 (one session) or --input sessions.parquet")
+    rec = Recommender.load(args.model_dir, device=args.device)
+    if args.input is not None:
+        if not args.output:
+            raise SessrecError("--input needs --output: the parquet file to write the recommendations to")
+        n = rec.recommend_file(args.input, args.output, args.k, args.exclude_seen)
+        print(f"wrote top-{args.k} recommendations for {n} sessions to {args.output}")
+        return 0
+    if rec.side_features:
+        raise SessrecError(f"this model was trained with side information ({', '.join(rec.side_features)}): --items "
+                           f"gives item ids only; pass --input sessions.parquet with list columns {', '.join(rec.input_names)}")
+    try:
+        items = [int(x) for x in args.items.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise SessrecError(f"--items must be comma-separated item ids such as 12,55,7 (got '{args.items}')") from None
+    ids, scores = rec.recommend([items], args.k, args.exclude_seen)
+    print(f"{'rank':>4} {'item_id':>10} {'score':>10}")
+    for rank, (item, score) in enumerate(zip(ids[0].tolist(), scores[0].tolist()), 1):
+        print(f"{rank:>4} {item:>10} {score:>10.4f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sessrec.export import export_model
+
+    res = export_model(args.model_dir, args.format, args.output)
+    check = ("not checked (onnxruntime is not installed)" if res.max_abs_diff is None else
+             f"max |score difference| vs PyTorch on {res.n_checked} random sessions: {res.max_abs_diff:.2e}")
+    print(f"wrote {res.path} ({args.format}); inputs: {', '.join(res.input_names)}; {check}")
     return 0
 
 
@@ -84,6 +146,38 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(run)
     run.set_defaults(func=cmd_run)
 
+    report = sub.add_parser("report", help="table, significance tests and plots of one or more runs",
+                            description="Averages over time per run in the layout of the paper's Table 2 (runs that differ "
+                                        "only in the seed are one row: mean ± std), paired t-tests over evaluated windows "
+                                        "with Bonferroni correction, and PNG plots of NDCG@20/HR@20 per window and of the "
+                                        "training loss. Works on runs still in progress and on folders of the original script.")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("-o", "--output", default="report", metavar="DIR",
+                        help="folder for report.md, report.csv, comparisons.csv, per_window.csv and the PNGs (default: report)")
+    report.add_argument("--no-pop", dest="pop", action="store_false",
+                        help="leave out the most-popular row taken from the runs' own comparison")
+    report.set_defaults(func=cmd_report)
+
+    rec = sub.add_parser("recommend", help="top-k next items from a saved model",
+                         description="Top-k next items (ids and scores) for one session typed on the command line "
+                                     "or for every session (row) of a parquet file.")
+    rec.add_argument("--model-dir", required=True, metavar="DIR", help="a checkpoint folder, e.g. RUN_DIR/checkpoint-last")
+    rec.add_argument("--items", metavar="IDS", help="one session: comma-separated item ids, oldest first (e.g. 12,55,7)")
+    rec.add_argument("--input", metavar="PARQUET", help="sessions, one row each, with list columns of the model's input features")
+    rec.add_argument("--output", metavar="PARQUET", help="with --input: where to write item_ids and scores list columns")
+    rec.add_argument("-k", type=int, default=10, help="number of items (default: 10)")
+    rec.add_argument("--exclude-seen", action="store_true", help="never recommend an item already in the session")
+    rec.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    rec.set_defaults(func=cmd_recommend)
+
+    exp = sub.add_parser("export", help="export a saved model to TorchScript or ONNX for serving",
+                         description="The scoring graph: padded [batch, session_seq_length_max] input features → "
+                                     "[batch, n_items - 1] scores (column j = item id j + 1); checked against PyTorch.")
+    exp.add_argument("--model-dir", required=True, metavar="DIR", help="a checkpoint folder, e.g. RUN_DIR/checkpoint-last")
+    exp.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    exp.add_argument("--output", metavar="FILE", help="default: model.pt or model.onnx in the current folder")
+    exp.set_defaults(func=cmd_export)
+
     sample = sub.add_parser("sample-data", help="write the bundled sample data set to a folder")
     sample.add_argument("out_dir")
     sample.set_defaults(func=cmd_sample_data)
@@ -92,8 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "urllib3", "matplotlib"):
+    for noisy in ("transformers", "urllib3", "matplotlib", "onnx_ir", "onnxscript", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # transformers resets its logger's level when it is first imported (later, lazily): tell it through its variable.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def run_guarded(prog: str, command: Callable[[], int]) -> int:

@@ -139,6 +139,9 @@ class ExperimentConfig:
     run_name: str | None = _f(None, "run name shown by the loggers (W&B run name)")
     experiments_group: str | None = _f(None, "W&B group of the run")
     quiet: bool = _f(False, "no progress bars")
+    save_checkpoints: bool = _f(True, "after every window save OUTPUT_DIR/checkpoint-NNNN and checkpoint-last (weights, optimizer, RNG states); needed by --resume")
+    keep_checkpoints: int = _f(1, "numbered checkpoints kept: the newest N (-1 = all, 0 = only checkpoint-last)")
+    resume: bool = _f(False, "continue the run in --output-dir from its newest checkpoint, with its saved config (flags given override it)")
 
     # ---- derived --------------------------------------------------------------------------------
     @property
@@ -219,6 +222,10 @@ class ExperimentConfig:
             raise SessrecError(f"top_ks must be a list of positive integers (got {self.top_ks})")
         if self.training_time_window_size < 0:
             raise SessrecError(f"training_time_window_size must be >= 0 (got {self.training_time_window_size})")
+        if self.keep_checkpoints < -1:
+            raise SessrecError(f"keep_checkpoints must be >= -1 (got {self.keep_checkpoints})")
+        if self.resume and not self.output_dir:
+            raise SessrecError("resume needs output_dir: the folder of the run to continue")
         if self.fp16 and self.bf16:
             raise SessrecError("choose one of fp16 and bf16")
         return self

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sessrec.baselines.pop import MostPopular
+from sessrec.checkpoint import (
+    config_differences,
+    find_checkpoint,
+    load_learner_state,
+    read_checkpoint,
+    read_state,
+    remove_checkpoints,
+    save_checkpoint,
+    set_rng_state,
+)
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, load_sessions
 from sessrec.data.windows import resolve_window_range, window_file
@@ -24,6 +33,7 @@ from sessrec.learners import Learner, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.schema import Schema, infer_schema, load_schema
+from sessrec.training import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +83,11 @@ def training_windows(cfg: ExperimentConfig, t: int) -> list[int]:
 
 
 def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
-    """Run the protocol described by ``cfg`` and write the result files; returns the metrics."""
+    """Run the protocol described by ``cfg`` and write the result files; returns the metrics.
+
+    After each window a checkpoint is saved (``save_checkpoints``); with ``resume`` the run in
+    ``output_dir`` continues from its newest one and ends with the results of an uninterrupted run.
+    """
     cfg = copy.deepcopy(cfg).validate()
     loggers = Loggers.from_config(cfg)
     data_path, schema = resolve_data(cfg)
@@ -89,9 +103,20 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     for t in range(start + 1, final + 1):
         window_file(data_path, t, split, pad)
 
-    def new_learner() -> Learner:
-        return build_learner(cfg, schema)
+    out_dir = prepare_output_dir(cfg)
+    resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
+    remove_checkpoints(out_dir, stale_only=cfg.resume)
+    writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items},
+                          resuming=resume_from is not None)
+    loggers.start(cfg, out_dir)
 
+    def new_learner() -> Learner:
+        made = build_learner(cfg, schema)
+        if hasattr(made, "history"):
+            made.history = writer.history_sink(also=loggers.log_history)
+        return made
+
+    seed_everything(cfg.seed)
     learner = new_learner()
     pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
     names = set(learner.input_names) | (set(pop.input_names) if pop else set())
@@ -100,18 +125,46 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     def load(t: int, which: str) -> SessionTensors:
         return load_sessions(window_file(data_path, t, which, pad), schema, cfg.session_seq_length_max, specs, window=t)
 
-    out_dir = prepare_output_dir(cfg)
-    writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items})
-    loggers.start(cfg, out_dir)
+    def train_data(t: int) -> SessionTensors:
+        return SessionTensors.concat([load(w, "train") for w in training_windows(cfg, t)])
+
+    def pop_data(t: int, train: SessionTensors) -> SessionTensors:
+        return train if not cfg.no_incremental_training else load(t, "train")
+
     n_params = getattr(learner, "n_parameters", None)
     printer(f"sessrec: {cfg.model_type} ({cfg.task}) on {data_path} | windows {start}..{final} | eval on {split} | "
             f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
+    first = start
+    if resume_from is not None:
+        folder, meta = resume_from
+        first = meta["trained_window"] + 1
+        printer(f"resuming from {folder} (trained through window {first - 1})")
+        saved = meta["learners"]
+        for name, lrn in (("model", learner), ("pop", pop)):
+            if lrn is not None and saved.get(name):
+                lrn.load_state_dict(load_learner_state(folder, name))
+        # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
+        # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
+        refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")
+        for t in range(start, first) if refit_model or refit_pop else ():
+            train = train_data(t)
+            if refit_model:
+                if cfg.no_incremental_training and t > start:
+                    learner = new_learner()
+                log.info("refitting %s on window %d (it has no state_dict to checkpoint)", cfg.model_type, t)
+                learner.fit_window(train, t)
+            if refit_pop:
+                pop.fit_window(pop_data(t, train), t)
+        writer.restore(meta)
+        set_rng_state(read_state(folder / "rng.safetensors"))
     printer(_header(cfg.top_ks))
-    eval_rows, pop_rows = [], []
-    started = time.perf_counter()
-    for t in range(start, final):
+    for w in writer.windows:
+        printer(_row(w["index"], w["metrics"], w, cfg.top_ks))
+    eval_rows = [w["metrics"] for w in writer.windows]
+    pop_rows = [w["pop"] for w in writer.windows if "pop" in w]
+    for t in range(first, final):
         windows = training_windows(cfg, t)
-        train = SessionTensors.concat([load(w, "train") for w in windows])
+        train = train_data(t)
         if cfg.no_incremental_training and t > start:
             learner = new_learner()
         fit = learner.fit_window(train, t)
@@ -124,20 +177,19 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
         info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                 "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
         if pop is not None:
-            pop.fit_window(train if not cfg.no_incremental_training else load(t, "train"), t)
+            pop.fit_window(pop_data(t, train), t)
             info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks), "eval")
             pop_rows.append(info["pop"])
-        if hasattr(learner, "history"):
-            loggers.log_history(learner.history)
-            writer.append_history([{"type": "train", **h} for h in learner.history])
-            learner.history.clear()
         writer.add_window(t + 1, metrics, info)
         loggers.log_window(t + 1, metrics, info)
         eval_rows.append(metrics)
+        if cfg.save_checkpoints:
+            save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
+                            {"evaluated_window": t + 1, **writer.state()})
         printer(_row(t + 1, metrics, info, cfg.top_ks))
     aot = _mean(eval_rows)
     pop_aot = _mean(pop_rows)
-    elapsed = time.perf_counter() - started
+    elapsed = writer.elapsed_seconds()
     writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
     loggers.finish(aot)
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
@@ -147,6 +199,26 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
     return ExperimentResult(out_dir, writer.windows, aot, pop_aot, learner)
+
+
+def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of ``out_dir`` and its ``experiment.json``, once the config and schema
+    are checked to be those of the interrupted run."""
+    folder = find_checkpoint(out_dir)
+    if folder is None:
+        raise SessrecError(f"cannot resume: no checkpoint in {out_dir} (the run stopped before its first window "
+                           "ended, or ran with --no-save-checkpoints); start it again with --overwrite-output-dir")
+    saved_cfg, saved_schema, meta = read_checkpoint(folder)
+    diffs = config_differences(saved_cfg, cfg)
+    if diffs:
+        raise SessrecError(f"cannot resume {out_dir} with a different config ({'; '.join(diffs)}); "
+                           "the checkpoint's config is in " + str(folder / "config.yaml"))
+    if saved_schema.to_pbtxt() != schema.to_pbtxt():
+        raise SessrecError(f"cannot resume: the schema of {cfg.data_path} differs from the run's ({folder / 'schema.pbtxt'})")
+    if meta["trained_window"] >= cfg.final_time_window_index:
+        raise SessrecError(f"cannot resume: the checkpoint is past final_time_window_index {cfg.final_time_window_index} "
+                           f"(trained through window {meta['trained_window']})")
+    return folder, meta
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

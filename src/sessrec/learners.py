@@ -13,7 +13,24 @@ from sessrec.schema import Schema
 
 
 class Learner(Protocol):
-    """Trained window by window; scores the item following each session prefix."""
+    """Trained window by window; scores the item following each session prefix.
+
+    Optional parts, looked up with ``hasattr`` by the experiment loop:
+
+    * ``history``: a list the learner appends training records to (``{"step", "window",
+      "loss", "lr"}``). The loop replaces it with a sink that writes each record to
+      ``history.jsonl`` at once, so ``sessrec report`` sees the loss of a run still training.
+    * ``state_dict() -> dict`` and ``load_state_dict(state)``: checkpointing, as in PyTorch. The
+      state is a nested dict of tensors, numbers, strings, None, lists and tuples (no other
+      objects: checkpoints are safetensors plus JSON, never pickles). An optional top-level
+      ``"model"`` entry holds what scoring needs (weights, counts); it is saved as
+      ``model.safetensors`` and is all that ``Recommender.load`` passes back. Everything else is
+      training state (optimizer moments, generators, step counters) that makes a resumed run
+      continue exactly; ``load_state_dict`` must accept a state with only ``"model"``.
+      A learner without these methods still works with ``--resume``: the resumed run rebuilds it
+      and refits it on the earlier windows' training data (slower, and exact as long as its
+      training is deterministic given the seeded global RNGs); it cannot be loaded for serving.
+    """
 
     input_names: list[str]  # features it reads
     scores_are_logits: bool  # True: scores are logits (an evaluation loss is reported)

@@ -10,6 +10,7 @@ file and analysis scripts written for Transformers4Rec keep working:
 * ``results.json``: resolved config, per-window metrics with session counts, AOT, pop baseline
 * ``config.yaml``: the resolved config, reusable with ``sessrec run --config``
 * ``history.jsonl``: training loss and per-window metrics, appended as the run goes
+  (``{"type": "train", "step", "window", "loss", "lr"}`` and ``{"type": "window", "index", "metrics", ...}``)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,12 @@ from sessrec.io import atomic_write_text
 
 
 def prepare_output_dir(cfg: ExperimentConfig) -> Path:
-    """Create the output folder; refuse a non-empty one unless ``overwrite_output_dir``."""
+    """Create the output folder; refuse a non-empty one unless ``overwrite_output_dir`` or ``resume``."""
+    if cfg.resume:
+        out = Path(cfg.output_dir)
+        if not out.is_dir():
+            raise SessrecError(f"cannot resume: output folder {out} does not exist")
+        return out
     if cfg.output_dir:
         out = Path(cfg.output_dir)
     else:
@@ -64,7 +71,7 @@ def _json_safe(v: Any) -> Any:
 class OutputWriter:
     """Accumulates per-window results in memory and rewrites the result files atomically."""
 
-    def __init__(self, out_dir: Path, cfg: ExperimentConfig, extra: dict[str, Any] | None = None):
+    def __init__(self, out_dir: Path, cfg: ExperimentConfig, extra: dict[str, Any] | None = None, resuming: bool = False):
         self.out = out_dir
         self.cfg = cfg
         self.start = time.time()
@@ -74,7 +81,11 @@ class OutputWriter:
         self._log_lines: list[str] = []
         self._dllog("PARAMETER", {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool, type(None)))})
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
-        (out_dir / "history.jsonl").touch()
+        history = out_dir / "history.jsonl"
+        if resuming:
+            history.touch()  # cut back to the checkpoint by restore()
+        else:
+            history.write_text("")
         self._write_log()
 
     # ---- history ----------------------------------------------------------------------------------
@@ -86,6 +97,35 @@ class OutputWriter:
             for r in records:
                 f.write(json.dumps(_json_safe(r)) + "\n")
             f.flush()
+
+    def history_sink(self, also: Callable[[list[dict[str, Any]]], None] | None = None) -> HistorySink:
+        """What replaces a learner's ``history`` list so its loss records reach the file (and ``also``) at once."""
+        return HistorySink(self, also)
+
+    def elapsed_seconds(self) -> float:
+        """Seconds since the run started, over all its resumed parts."""
+        return time.time() - self.start
+
+    # ---- checkpoint / resume ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What a resumed run needs to continue writing these files exactly where they were."""
+        return {"windows": self.windows, "log_lines": self._log_lines,
+                "history_bytes": (self.out / "history.jsonl").stat().st_size,
+                "elapsed_seconds": self.elapsed_seconds()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`: results so far, and ``history.jsonl`` cut back to that point
+        (dropping what an interrupted window appended); rewrites every file."""
+        self.windows = list(state["windows"])
+        self._log_lines = list(state["log_lines"])
+        self.start = time.time() - float(state["elapsed_seconds"])
+        history = self.out / "history.jsonl"
+        size = int(state["history_bytes"])
+        if history.stat().st_size < size:
+            raise SessrecError(f"cannot resume: {history} is shorter than when the checkpoint was saved")
+        with open(history, "r+b") as f:
+            f.truncate(size)
+        self._write_all()
 
     # ---- per window -------------------------------------------------------------------------------
     def add_window(self, index: int, metrics: dict[str, float], info: dict[str, Any]) -> None:
@@ -120,7 +160,7 @@ class OutputWriter:
             "windows": self.windows,
             "aot": self.aot,
             **self.extra,
-            "elapsed_seconds": time.time() - self.start,
+            "elapsed_seconds": self.elapsed_seconds(),
         }
         atomic_write_text(self.out / "results.json", json.dumps(_json_safe(results), indent=2))
         self._write_log()
@@ -148,3 +188,17 @@ class OutputWriter:
 
     def _write_log(self) -> None:
         atomic_write_text(self.out / "log.json", "\n".join(self._log_lines) + "\n")
+
+
+class HistorySink:
+    """Stands in for a learner's ``history`` list: each appended record is written to history.jsonl at
+    once, and passed on to ``also`` (the W&B / TensorBoard loggers)."""
+
+    def __init__(self, writer: OutputWriter, also: Callable[[list[dict[str, Any]]], None] | None = None):
+        self.writer = writer
+        self.also = also
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.writer.append_history([{"type": "train", **record}])
+        if self.also is not None:
+            self.also([record])

@@ -1,14 +1,26 @@
-"""Top-k next-item recommendations from a trained learner: the code path evaluation also uses."""
+"""Top-k next-item recommendations from a trained learner: the code path evaluation also uses.
+
+    rec = Recommender.load("runs/xlnet/checkpoint-last")
+    ids, scores = rec.recommend([[12, 55, 7], [3, 4]], k=10, exclude_seen=True)
+"""
 
 from __future__ import annotations
 
+import io
+import numbers
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
-from sessrec.data.loader import Batch
+from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
-from sessrec.learners import Learner
+from sessrec.io import atomic_write_bytes
+from sessrec.learners import Learner, build_learner
+from sessrec.schema import Schema
 
 SessionLike = Sequence[int] | Mapping[str, Sequence[float]]
 
@@ -27,7 +39,7 @@ def sessions_to_batch(sessions: Sequence[SessionLike], item_key: str, max_len: i
         raise SessrecError(f"sessions must contain the item id feature '{item_key}'")
     batch: Batch = {}
     for name in names:
-        is_int = all(isinstance(v, int) for r in rows for v in r.get(name, []))
+        is_int = all(isinstance(v, numbers.Integral) for r in rows for v in r.get(name, []))
         out = torch.zeros(len(rows), max_len, dtype=torch.int64 if is_int else torch.float32)
         for i, r in enumerate(rows):
             if name not in r:
@@ -61,3 +73,122 @@ def recommend(learner: Learner, prefix: Batch, k: int = 10, exclude_seen: bool =
     k = min(k, scores.shape[1])
     top_scores, top_cols = scores.topk(k, dim=1)
     return top_cols + 1, top_scores
+
+
+def keep_last(batch: Batch, item_key: str, max_len: int) -> Batch:
+    """Right-padded ``[N, max_len]`` tensors holding the **last** ``max_len`` interactions of each session."""
+    items = batch[item_key]
+    lengths = (items != 0).sum(1, keepdim=True)
+    if items.shape[1] <= max_len:
+        return {k: torch.nn.functional.pad(v, (0, max_len - v.shape[1])) for k, v in batch.items()}
+    index = (lengths - max_len).clamp(min=0) + torch.arange(max_len)
+    valid = index < lengths
+    index = index.clamp(max=items.shape[1] - 1)
+    return {k: torch.where(valid, v.gather(1, index), torch.zeros((), dtype=v.dtype)) for k, v in batch.items()}
+
+
+class Recommender:
+    """A learner loaded from a checkpoint folder (``RUN_DIR/checkpoint-last``), ready to recommend.
+
+    Sessions are item-id lists (``[12, 55, 7]``, oldest first) or, for models trained with side
+    information, ``{feature: values}`` dicts with every model input feature. Item ids are the
+    encoded ids of the training data (1 .. n_items - 1).
+    """
+
+    def __init__(self, learner: Learner, schema: Schema, max_len: int, batch_size: int = 512):
+        self.learner = learner
+        self.schema = schema
+        self.item_key = schema.item_id.name
+        self.max_len = max_len
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Recommender:
+        """Rebuild the learner from ``config.yaml`` and ``schema.pbtxt`` and load ``model.safetensors``."""
+        from sessrec.checkpoint import load_learner_state, read_checkpoint, rng_state, set_rng_state
+
+        path = Path(path)
+        cfg, schema, meta = read_checkpoint(path)
+        if not meta["learners"].get("model"):
+            raise SessrecError(f"checkpoint {path} holds no model: model_type '{cfg.model_type}' has no state_dict() "
+                               "to save (see sessrec.learners.Learner)")
+        cfg.device, cfg.quiet = device, True
+        outside = rng_state()  # building a learner seeds the global RNGs; leave the caller's alone
+        try:
+            learner = build_learner(cfg, schema)
+        finally:
+            set_rng_state(outside)
+        learner.load_state_dict(load_learner_state(path, "model", weights_only=True))
+        return cls(learner, schema, cfg.session_seq_length_max, cfg.per_device_eval_batch_size)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.learner.input_names)
+
+    @property
+    def side_features(self) -> list[str]:
+        """Input features besides the item id (empty for a model trained on item ids only)."""
+        return [n for n in self.input_names if n != self.item_key]
+
+    def recommend(self, sessions: Sequence[SessionLike], k: int = 10,
+                  exclude_seen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` item ids and scores ``([N, k], [N, k])`` for the item following each session."""
+        if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
+            raise SessrecError(f"this model was trained with side information ({', '.join(self.side_features)}): "
+                               f"give each session as a dict with '{self.item_key}' and those features, not item ids alone")
+        return self.recommend_batch(sessions_to_batch(sessions, self.item_key, self.max_len), k, exclude_seen)
+
+    def recommend_batch(self, batch: Batch, k: int = 10, exclude_seen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`recommend` for right-padded ``[N, L]`` tensors keyed by feature name, in chunks."""
+        if k < 1:
+            raise SessrecError(f"k must be >= 1 (got {k})")
+        missing = [n for n in self.input_names if n not in batch]
+        if missing:
+            raise SessrecError(f"sessions lack the model input feature(s) {', '.join(missing)}")
+        self._check_values(batch)
+        batch = {n: batch[n] for n in self.input_names}
+        n = batch[self.item_key].shape[0]
+        parts = [recommend(self.learner, {name: v[i:i + self.batch_size] for name, v in batch.items()}, k,
+                           exclude_seen, self.item_key) for i in range(0, n, self.batch_size)]
+        return torch.cat([p[0] for p in parts]).cpu(), torch.cat([p[1] for p in parts]).cpu()
+
+    def recommend_file(self, input_path: str | Path, output_path: str | Path, k: int = 10,
+                       exclude_seen: bool = False) -> int:
+        """Sessions of a parquet file (list columns, one row per session) → a parquet file with the
+        input's non-list columns (e.g. a session id) plus ``item_ids`` and ``scores`` lists; returns the row count."""
+        input_path = Path(input_path)
+        try:
+            table = pq.read_table(input_path)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise SessrecError(f"cannot read parquet file {input_path}: {e}") from None
+        missing = [n for n in self.input_names if n not in table.column_names]
+        if missing:
+            raise SessrecError(f"{input_path}: column(s) {', '.join(missing)} missing (the model reads {', '.join(self.input_names)})")
+        longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
+        specs = [self.schema[n] for n in self.input_names]
+        data = load_sessions(input_path, self.schema, max(longest, self.max_len), specs)
+        ids, scores = self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen)
+        keep = [c for c in table.column_names if not pa.types.is_list(table.schema.field(c).type)
+                and not pa.types.is_large_list(table.schema.field(c).type)]
+        out = table.select(keep).append_column("item_ids", pa.array(ids.tolist(), pa.list_(pa.int64())))
+        out = out.append_column("scores", pa.array(scores.tolist(), pa.list_(pa.float32())))
+        buf = io.BytesIO()
+        pq.write_table(out, buf)
+        atomic_write_bytes(output_path, buf.getvalue())
+        return out.num_rows
+
+    def _check_values(self, batch: Batch) -> None:
+        """Ids outside a table would fail deep inside torch: say which feature and value instead."""
+        for name in self.input_names:
+            spec = self.schema[name]
+            if not spec.is_categorical:
+                continue
+            v = batch[name]
+            if v.is_floating_point():
+                raise SessrecError(f"feature '{name}' must hold integer ids")
+            card = spec.cardinality
+            bad = (v < 0) | (v >= card) if card is not None else v < 0
+            if bad.any():
+                value = int(v[bad][0])
+                what = "item id" if spec.is_item_id else f"'{name}' value"
+                raise SessrecError(f"{what} {value} is outside this model's range 1..{(card or 1) - 1}")

@@ -50,10 +50,9 @@ def make_room_for_next(prefix: Batch, item_key: str) -> tuple[Batch, torch.Tenso
     L = items.shape[1]
     lengths = (items != 0).sum(1)
     full = lengths >= L
-    if full.any():
-        prefix = {k: torch.where(full.view(-1, 1), torch.nn.functional.pad(v[:, 1:], (0, 1)), v) for k, v in prefix.items()}
-        lengths = lengths - full.long()
-    return prefix, lengths
+    # No data-dependent branch here: torch.export (ONNX) cannot trace one, and torch.jit.trace would bake one in.
+    prefix = {k: torch.where(full.view(-1, 1), torch.nn.functional.pad(v[:, 1:], (0, 1)), v) for k, v in prefix.items()}
+    return prefix, lengths - full.long()
 
 
 class CausalLM(nn.Module):

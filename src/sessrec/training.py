@@ -8,6 +8,7 @@ import logging
 import math
 import random
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,6 +169,22 @@ class NeuralLearner:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss.detach())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights under ``"model"``; optimizer, AMP scaler, shuffling/masking generator and step count
+        besides. The LR schedule restarts each window, so at a window boundary it has no state."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                "global_step": self.global_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; a state with only ``"model"`` loads the weights alone."""
+        self.model.load_state_dict(state["model"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.generator.set_state(state["generator"])
+            self.global_step = int(state["global_step"])
 
     @torch.no_grad()
     def score(self, prefix: Batch) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from sessrec.config import ExperimentConfig
@@ -21,6 +23,12 @@ class MostPopular:
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
         self.counts += torch.bincount(data.items.flatten(), minlength=self.counts.numel()).to(torch.float64)
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": {"counts": self.counts}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.counts = state["model"]["counts"].to(torch.float64).clone()
 
     def score(self, prefix: Batch) -> torch.Tensor:
         n = next(iter(prefix.values())).shape[0]

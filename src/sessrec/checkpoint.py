@@ -1,0 +1,300 @@
+"""Checkpoints written after each window, and the state a resumed run continues from.
+
+``RUN_DIR/checkpoint-0003/`` holds the run after training on window 3 (and evaluating window 4):
+
+* ``config.yaml``, ``schema.pbtxt``: the resolved config and the schema, enough to rebuild the learner
+* ``model.safetensors``: the learner's weights (``state_dict()["model"]``), all that ``recommend`` and
+  ``export`` read; a plain safetensors file of named tensors
+* ``model_state.safetensors``: the rest of the learner's training state (optimizer moments, the
+  ``torch.Generator`` used for shuffling and masking, step counter); absent for a learner without
+  ``state_dict()``, which a resumed run refits instead (see :mod:`sessrec.learners`)
+* ``pop.safetensors``: the counts of the most-popular comparison
+* ``rng.safetensors``: the global RNG states (torch CPU and CUDA, numpy, python ``random``)
+* ``experiment.json``: the window index, the per-window results so far, the size of
+  ``history.jsonl`` at that point (a resumed run cuts off what a crashed window appended)
+
+``RUN_DIR/checkpoint-last/`` is the newest one (hard links to the same files, so no extra disk).
+A checkpoint is written to a temporary folder and renamed into place, so a crash never leaves a
+half-written one. Loading never unpickles: tensors come from safetensors, everything else from
+JSON and YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+from sessrec.io import _umask, atomic_replace_dir
+from sessrec.schema import Schema, load_schema
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+LAST = "checkpoint-last"
+_TREE_KEY = "sessrec_tree"  # safetensors metadata entry holding the JSON skeleton of a state
+
+
+def checkpoint_name(window: int) -> str:
+    return f"checkpoint-{window:04d}"
+
+
+# ---- nested states in one safetensors file ----------------------------------------------------------
+def write_state(path: Path, tree: Mapping[str, Any]) -> None:
+    """Save a nested state (dicts, lists, tuples, numbers, strings, None, tensors) as one safetensors file.
+
+    Tensors are stored under their dotted path; the structure around them is JSON in the file's
+    metadata. A tensor reached twice (tied weights) is stored once and referenced twice.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    by_identity: dict[tuple, str] = {}
+    storages: set[tuple] = set()
+
+    def encode(x: Any, where: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            ident = (x.device, x.untyped_storage().data_ptr(), x.storage_offset(), x.dtype, tuple(x.shape), x.stride())
+            if ident in by_identity:
+                return {"__tensor__": by_identity[ident]}
+            name = where or "tensor"
+            t = x.detach().cpu().contiguous()
+            storage = (t.untyped_storage().data_ptr(), t.device)
+            if storage in storages and t.numel():  # another view of a saved tensor: safetensors needs its own copy
+                t = t.clone()
+            storages.add((t.untyped_storage().data_ptr(), t.device))
+            tensors[name] = t
+            by_identity[ident] = name
+            return {"__tensor__": name}
+        if isinstance(x, Mapping):
+            items = [(k, encode(v, f"{where}.{k}" if where else str(k))) for k, v in x.items()]
+            if all(isinstance(k, str) for k in x):
+                if len(x) == 1 and next(iter(x)).startswith("__"):
+                    raise SessrecError(f"cannot checkpoint a dict whose only key is reserved: {where}")
+                return dict(items)
+            if not all(isinstance(k, int) for k in x):
+                raise SessrecError(f"cannot checkpoint {where}: dict keys must be all strings or all integers")
+            return {"__intdict__": [[k, v] for k, v in items]}
+        if isinstance(x, tuple):
+            return {"__tuple__": [encode(v, f"{where}.{i}") for i, v in enumerate(x)]}
+        if isinstance(x, list):
+            return [encode(v, f"{where}.{i}") for i, v in enumerate(x)]
+        if isinstance(x, np.generic):
+            return x.item()
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        raise SessrecError(f"cannot checkpoint {where or 'state'}: unsupported type {type(x).__name__}")
+
+    skeleton = encode(dict(tree), "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(tensors, str(path), metadata={_TREE_KEY: json.dumps(skeleton)})
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The nested state saved by :func:`write_state` (tensors on the CPU)."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    except (OSError, safetensors.SafetensorError) as e:
+        raise SessrecError(f"cannot read checkpoint file {path}: {e}") from None
+    if _TREE_KEY not in metadata:  # a plain safetensors file: name -> tensor
+        return tensors
+
+    def decode(x: Any) -> Any:
+        if isinstance(x, dict):
+            if "__tensor__" in x and len(x) == 1:
+                return tensors[x["__tensor__"]]
+            if "__tuple__" in x and len(x) == 1:
+                return tuple(decode(v) for v in x["__tuple__"])
+            if "__intdict__" in x and len(x) == 1:
+                return {int(k): decode(v) for k, v in x["__intdict__"]}
+            return {k: decode(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [decode(v) for v in x]
+        return x
+
+    return decode(json.loads(metadata[_TREE_KEY]))
+
+
+# ---- global RNG states -------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """The process-wide random states: torch (CPU, and CUDA when in use), numpy and python ``random``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+# ---- learners ----------------------------------------------------------------------------------------
+def save_learner(folder: Path, name: str, learner: Any) -> bool:
+    """Write ``name.safetensors`` (weights) and ``name_state.safetensors`` (the rest); False if it cannot."""
+    if not hasattr(learner, "state_dict"):
+        return False
+    state = dict(learner.state_dict())
+    weights = state.pop("model", None)
+    if weights is not None:
+        write_state(folder / f"{name}.safetensors", weights)
+    if state:
+        write_state(folder / f"{name}_state.safetensors", state)
+    return True
+
+
+def load_learner_state(folder: Path, name: str, weights_only: bool = False) -> dict[str, Any]:
+    """The state saved by :func:`save_learner`; with ``weights_only`` just ``{"model": weights}``."""
+    state: dict[str, Any] = {}
+    rest = folder / f"{name}_state.safetensors"
+    if not weights_only and rest.is_file():
+        state.update(read_state(rest))
+    weights = folder / f"{name}.safetensors"
+    if weights.is_file():
+        state["model"] = read_state(weights)
+    if not state:
+        raise SessrecError(f"checkpoint {folder} has no saved state for '{name}'")
+    return state
+
+
+# ---- whole checkpoints -------------------------------------------------------------------------------
+def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: Schema,
+                    learners: Mapping[str, Any], experiment: dict[str, Any]) -> Path:
+    """Write ``checkpoint-<window>`` and ``checkpoint-last`` atomically; prune old numbered ones.
+
+    ``learners`` maps a file name (``model``, ``pop``) to a learner; ``experiment`` is the JSON-safe
+    state of the loop. Returns the folder of the newest checkpoint.
+    """
+    tmp = run_dir / f".{checkpoint_name(window)}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    saved = {name: save_learner(tmp, name, lrn) for name, lrn in learners.items() if lrn is not None}
+    write_state(tmp / "rng.safetensors", rng_state())
+    (tmp / "config.yaml").write_text(cfg.to_yaml())
+    (tmp / "schema.pbtxt").write_text(schema.to_pbtxt() + "\n")
+    meta = {"format_version": FORMAT_VERSION, "trained_window": window, "learners": saved, **experiment}
+    (tmp / "experiment.json").write_text(json.dumps(meta, indent=1))
+    _fsync_files(tmp)
+    if cfg.keep_checkpoints == 0:
+        atomic_replace_dir(tmp, run_dir / LAST)
+        return run_dir / LAST
+    numbered = run_dir / checkpoint_name(window)
+    atomic_replace_dir(tmp, numbered)
+    last_tmp = run_dir / f".{LAST}.tmp"
+    if last_tmp.exists():
+        shutil.rmtree(last_tmp)
+    _link_copy(numbered, last_tmp)
+    atomic_replace_dir(last_tmp, run_dir / LAST)
+    if cfg.keep_checkpoints > 0:
+        for old in sorted(_numbered(run_dir))[: -cfg.keep_checkpoints]:
+            shutil.rmtree(run_dir / checkpoint_name(old))
+    log.debug("saved checkpoint %s", numbered)
+    return numbered
+
+
+def _numbered(run_dir: Path) -> list[int]:
+    return [int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-[0-9]*") if p.is_dir() and p.name.split("-")[1].isdigit()]
+
+
+def _fsync_files(folder: Path) -> None:
+    """Flush every file to disk, with the permissions of the other result files (safetensors makes them 0600)."""
+    mode = 0o666 & ~_umask()
+    for p in folder.iterdir():
+        os.chmod(p, mode)
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _link_copy(src: Path, dst: Path) -> None:
+    """``dst`` with the files of ``src``: hard links where the file system allows, copies otherwise."""
+    dst.mkdir()
+    for p in src.iterdir():
+        try:
+            os.link(p, dst / p.name)
+        except OSError:
+            shutil.copy2(p, dst / p.name)
+
+
+def remove_checkpoints(run_dir: Path, stale_only: bool = False) -> None:
+    """Delete the checkpoints of an earlier run in this folder (a fresh run over it), or with
+    ``stale_only`` just the half-written folders a crash left behind."""
+    patterns = [".checkpoint-*.tmp"] + ([] if stale_only else ["checkpoint-*", ".checkpoint-*.old"])
+    for pattern in patterns:
+        for p in run_dir.glob(pattern):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+# Config fields a resumed run may change: they leave the results alone (a later final window extends them;
+# another device changes floating-point rounding, so results are then close but not identical).
+RESUMABLE_CHANGES = {"output_dir", "overwrite_output_dir", "resume", "quiet", "device", "num_threads", "logging_steps",
+                     "save_checkpoints", "keep_checkpoints", "final_time_window_index"}
+
+
+def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """``key: saved -> new`` for every result-changing field in which ``new`` departs from ``saved``."""
+    a, b = saved.to_dict(), new.to_dict()
+    out = []
+    for key in a:
+        if key in RESUMABLE_CHANGES or a[key] == b[key]:
+            continue
+        if key == "data_path" and a[key] and b[key] and Path(a[key]).resolve() == Path(b[key]).resolve():
+            continue
+        out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
+    return out
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run (``checkpoint-last``, a numbered one, or the copy an
+    interrupted replacement left as ``.checkpoint-last.old``), or None."""
+    best: tuple[int, Path] | None = None
+    candidates = [run_dir / LAST, run_dir / f".{LAST}.old", *run_dir.glob("checkpoint-[0-9]*")]
+    for folder in candidates:
+        meta = folder / "experiment.json"
+        if not meta.is_file():
+            continue
+        try:
+            window = int(json.loads(meta.read_text())["trained_window"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable checkpoint %s", folder)
+            continue
+        if best is None or window > best[0]:
+            best = (window, folder)
+    return best[1] if best else None
+
+
+def read_checkpoint(folder: Path) -> tuple[ExperimentConfig, Schema, dict[str, Any]]:
+    """(config, schema, ``experiment.json``) of a checkpoint folder, with a clear error if it is not one."""
+    folder = Path(folder)
+    if not (folder / "config.yaml").is_file() or not (folder / "experiment.json").is_file():
+        hint = f"; did you mean {folder / LAST}?" if (folder / LAST).is_dir() else ""
+        raise SessrecError(f"{folder} is not a sessrec checkpoint (no config.yaml / experiment.json){hint}")
+    meta = json.loads((folder / "experiment.json").read_text())
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise SessrecError(f"checkpoint {folder} was written by a newer sessrec (format {meta['format_version']})")
+    return ExperimentConfig.from_yaml(folder / "config.yaml"), load_schema(folder / "schema.pbtxt"), meta

@@ -1,0 +1,498 @@
+"""``sessrec report``: a table in the layout of the paper's Table 2, significance tests and plots.
+
+Reads run folders written by ``sessrec run`` (``results.json`` and ``history.jsonl``, both
+rewritten or appended after every window, so a run still in progress can be reported) or by the
+original Transformers4Rec script (``eval_train_results.csv`` and ``log.json``).
+
+Rows are algorithms labelled by model and objective (``XLNet (MLM)``); runs whose configs differ
+only in the seed (and output paths) are one row, shown as mean ± standard deviation of their
+averages over time (AOT). Each row's value is the AOT, the unweighted mean over evaluated windows.
+
+Significance, as in the paper (paired t-test, Bonferroni correction, p < 0.05), with the pairing
+done over **evaluated windows**: window w is the same evaluation data for every run, so the
+per-window difference between two rows removes the day-to-day variation of difficulty, and the
+test asks whether one row is better consistently over time. Seeds are not a pairing (seed 3 of
+one model shares nothing with seed 3 of another); with several seeds a row's per-window value is
+the mean over its seeds. Every pair of rows on the same data is tested on the windows both have;
+the Bonferroni factor is the number of pairs. ``*`` marks a row significantly better than every
+other row on the same data for that metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sessrec.errors import SessrecError
+from sessrec.io import atomic_write_bytes, atomic_write_text
+
+# (metric, k) columns of the table; HR@k is the original's recall@k (one relevant item per session).
+METRICS: list[tuple[str, int]] = [("ndcg", 10), ("ndcg", 20), ("recall", 10), ("recall", 20), ("mrr", 20)]
+PLOTTED: list[tuple[str, int]] = [("ndcg", 20), ("recall", 20)]
+ALPHA = 0.05
+_DISPLAY = {"ndcg": "NDCG", "recall": "HR", "mrr": "MRR"}
+_NAMES = {"xlnet": "XLNet", "gpt2": "GPT-2", "transfoxl": "Transformer-XL", "albert": "ALBERT", "bert": "BERT",
+          "electra": "ELECTRA", "gru": "GRU", "lstm": "LSTM", "pop": "Most popular", "vsknn": "V-SkNN",
+          "stan": "STAN", "vstan": "VSTAN", "gru4rec": "GRU4Rec", "gru4rec_ft": "GRU4Rec (FT)",
+          "gru4rec_swt": "GRU4Rec (SWT)"}
+_BASELINES = {"pop", "vsknn", "stan", "vstan", "gru4rec", "gru4rec_ft", "gru4rec_swt", "sknn", "ar", "sr"}
+# Keys that never make two runs different algorithms: the seed, output and logging places, operational switches.
+_NOT_IDENTITY = {"seed", "resume", "quiet", "device", "num_threads", "logging_steps", "save_checkpoints",
+                 "keep_checkpoints", "overwrite_output_dir", "final_time_window_index", "wandb_run_name",
+                 "compare_with_pop", "eval_steps_on_train_set", "per_device_eval_batch_size"}
+_METRIC_KEY = re.compile(r"^eval_?/?(?:next-item/)?(ndcg|recall|mrr)(?:_at_|@)(\d+)$")
+
+
+def metric_name(metric: tuple[str, int]) -> str:
+    return f"{_DISPLAY[metric[0]]}@{metric[1]}"
+
+
+def canonical_metrics(row: dict[str, Any]) -> dict[tuple[str, int], float]:
+    """``{("ndcg", 20): 0.21, ...}`` from result keys of either sessrec or the original script."""
+    out = {}
+    for key, value in row.items():
+        m = _METRIC_KEY.match(key)
+        if m and value not in (None, ""):
+            out[(m.group(1), int(m.group(2)))] = float(value)
+    return out
+
+
+@dataclass
+class Run:
+    """One run folder: its identity, per-window metrics and training-loss points."""
+
+    path: Path
+    model_type: str
+    task: str | None
+    seed: int | None
+    dataset: str
+    identity: dict[str, Any]  # the config without seed, paths and switches: equal identity = same algorithm
+    windows: dict[int, dict[tuple[str, int], float]]  # evaluated window -> metrics
+    pop_windows: dict[int, dict[tuple[str, int], float]] = field(default_factory=dict)
+    loss: list[tuple[int, float, int]] = field(default_factory=list)  # (global step, training loss, window)
+    expected_windows: int | None = None
+    finished: bool = True
+    original_script: bool = False  # written by the original Transformers4Rec script
+
+    @property
+    def label(self) -> str:
+        name = _NAMES.get(self.model_type, self.model_type)
+        if self.task and self.model_type not in _BASELINES:
+            name += f" ({self.task.upper()})"
+        return name + (" [T4R]" if self.original_script else "")
+
+    @property
+    def status(self) -> str:
+        if self.finished:
+            return "done"
+        total = f" of {self.expected_windows}" if self.expected_windows else ""
+        return f"in progress ({len(self.windows)}{total} windows)"
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder of ``sessrec run`` (finished or not) or of the original script."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SessrecError(f"run folder not found: {path}")
+    if (path / "results.json").is_file() or (path / "config.yaml").is_file():
+        return _load_sessrec_run(path)
+    if (path / "eval_train_results.csv").is_file():
+        return _load_original_run(path)
+    raise SessrecError(f"{path} is not a run folder: no results.json, config.yaml or eval_train_results.csv")
+
+
+def _load_sessrec_run(path: Path) -> Run:
+    if (path / "results.json").is_file():
+        try:
+            results = json.loads((path / "results.json").read_text())
+        except json.JSONDecodeError as e:
+            raise SessrecError(f"{path / 'results.json'}: not valid JSON ({e})") from None
+        cfg = results["config"]
+        windows = {int(w["index"]): canonical_metrics(w["metrics"]) for w in results["windows"]}
+        pop = {int(w["index"]): canonical_metrics(w["pop"]) for w in results["windows"] if w.get("pop")}
+        finished = "total_seconds" in results
+    else:  # still training its first window
+        import yaml
+
+        cfg, windows, pop, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, False
+    start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
+    return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
+               dataset=_dataset_name(cfg.get("data_path")), identity=_identity(cfg), windows=windows,
+               pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
+               expected_windows=(final - start) if start and final else None, finished=finished)
+
+
+def _load_original_run(path: Path) -> Run:
+    """A run folder of the original ``transf_exp_main``: metrics from the CSV, parameters from log.json."""
+    params: dict[str, Any] = {}
+    log_file = path / "log.json"
+    if log_file.is_file():
+        for line in log_file.read_text().splitlines():
+            try:
+                record = json.loads(line.removeprefix("DLLL "))
+            except json.JSONDecodeError:
+                continue
+            if record.get("step") == "PARAMETER":
+                params.update(record.get("data", {}))
+    with open(path / "eval_train_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and "index" not in rows[0]:
+        raise SessrecError(f"{path / 'eval_train_results.csv'}: no 'index' column (the evaluated window)")
+    windows = {int(float(r["index"])): canonical_metrics(r) for r in rows}
+    task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
+    return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
+               seed=params.get("seed"), dataset=_dataset_name(params.get("data_path")),
+               identity=_identity(params) if params else {"folder": str(path)}, windows=windows,
+               original_script=True)  # the script writes the CSV once, after its last window
+
+
+def _identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items()
+            if k not in _NOT_IDENTITY and not any(s in k for s in ("dir", "path", "name"))}
+
+
+def _dataset_name(data_path: str | None) -> str:
+    if not data_path:
+        return "sample"
+    p = Path(data_path)
+    return "sample" if p.parts[-2:] == ("data", "sample") else p.name
+
+
+def _read_loss(history: Path) -> list[tuple[int, float, int]]:
+    """Training-loss points of ``history.jsonl``; a half-written last line (run in progress) is skipped."""
+    if not history.is_file():
+        return []
+    points = []
+    for line in history.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("type") == "train" and record.get("loss") is not None:
+            points.append((int(record["step"]), float(record["loss"]), int(record.get("window", 0))))
+    return points
+
+
+# ---- rows ---------------------------------------------------------------------------------------------
+@dataclass
+class Group:
+    """One row of the table: runs of one algorithm that differ only in their seed."""
+
+    label: str
+    dataset: str
+    runs: list[Run]
+    per_window: dict[int, dict[tuple[str, int], float]]  # mean over runs that have the window
+    is_pop_reference: bool = False
+
+    def aot(self) -> dict[tuple[str, int], list[float]]:
+        """Each metric's AOT per run (one value per run)."""
+        out: dict[tuple[str, int], list[float]] = defaultdict(list)
+        for run in self.runs:
+            for metric in METRICS:
+                values = [w[metric] for w in run.windows.values() if metric in w]
+                if values:
+                    out[metric].append(float(np.mean(values)))
+        return out
+
+    @property
+    def status(self) -> str:
+        unfinished = [r for r in self.runs if not r.finished]
+        return "done" if not unfinished else unfinished[0].status
+
+
+def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
+    """Rows in first-seen order; labels made unique with the config keys that tell rows apart."""
+    by_key: dict[str, list[Run]] = {}
+    for run in runs:
+        key = json.dumps({"dataset": run.dataset, **run.identity}, sort_keys=True, default=str)
+        by_key.setdefault(key, []).append(run)
+    groups = [Group(rs[0].label, rs[0].dataset, rs, _mean_windows([r.windows for r in rs])) for rs in by_key.values()]
+    _disambiguate(groups)
+    if with_pop:
+        for dataset in dict.fromkeys(g.dataset for g in groups):
+            has_pop_row = any(g.dataset == dataset and g.runs[0].model_type == "pop" for g in groups)
+            sources = [r for g in groups if g.dataset == dataset for r in g.runs if r.pop_windows]
+            if sources and not has_pop_row:
+                source = max(sources, key=lambda r: len(r.pop_windows))
+                pseudo = Run(path=source.path, model_type="pop", task=None, seed=None, dataset=dataset,
+                             identity={}, windows=source.pop_windows, finished=source.finished,
+                             expected_windows=source.expected_windows)
+                groups.append(Group("Most popular", dataset, [pseudo], dict(source.pop_windows), is_pop_reference=True))
+    return groups
+
+
+def _mean_windows(runs_windows: list[dict[int, dict[tuple[str, int], float]]]) -> dict[int, dict[tuple[str, int], float]]:
+    out: dict[int, dict[tuple[str, int], float]] = {}
+    for w in sorted({w for rw in runs_windows for w in rw}):
+        rows = [rw[w] for rw in runs_windows if w in rw]
+        out[w] = {m: float(np.mean([r[m] for r in rows if m in r])) for m in {m for r in rows for m in r}}
+    return out
+
+
+def _disambiguate(groups: list[Group]) -> None:
+    same: dict[tuple[str, str], list[Group]] = defaultdict(list)
+    for g in groups:
+        same[(g.label, g.dataset)].append(g)
+    for clash in same.values():
+        if len(clash) < 2:
+            continue
+        keys = sorted({k for g in clash for k in g.runs[0].identity})
+        differing = [k for k in keys if len({json.dumps(g.runs[0].identity.get(k), default=str) for g in clash}) > 1]
+        for g in clash:
+            g.label += " " + ", ".join(f"{k}={g.runs[0].identity.get(k)}" for k in differing[:3])
+
+
+# ---- significance -------------------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    dataset: str
+    metric: tuple[str, int]
+    a: str
+    b: str
+    mean_diff: float  # mean over common windows of (a - b)
+    t: float
+    p: float
+    p_bonferroni: float
+    n_windows: int
+
+
+def compare(groups: list[Group]) -> list[Comparison]:
+    """Paired t-tests over the evaluated windows two rows share, for every metric and pair of rows on the same data."""
+    from scipy import stats
+
+    out: list[Comparison] = []
+    for dataset in dict.fromkeys(g.dataset for g in groups):
+        rows = [g for g in groups if g.dataset == dataset]
+        pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
+        for metric in METRICS:
+            for a, b in pairs:
+                common = [w for w in a.per_window if w in b.per_window and metric in a.per_window[w] and metric in b.per_window[w]]
+                if not common:
+                    continue
+                x = np.array([a.per_window[w][metric] for w in common])
+                y = np.array([b.per_window[w][metric] for w in common])
+                t, p = math.nan, math.nan
+                if len(common) >= 2:
+                    if np.all(x == y):
+                        t, p = 0.0, 1.0
+                    else:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", RuntimeWarning)  # constant differences: t = ±inf
+                            res = stats.ttest_rel(x, y)
+                        t, p = float(res.statistic), float(res.pvalue)
+                out.append(Comparison(dataset, metric, a.label, b.label, float(np.mean(x - y)), t, p,
+                                      min(1.0, p * len(pairs)) if not math.isnan(p) else math.nan, len(common)))
+    return out
+
+
+def significantly_best(groups: list[Group], comparisons: list[Comparison]) -> set[tuple[str, str, tuple[str, int]]]:
+    """(dataset, label, metric) of rows significantly better than every other row on the same data
+    (every row that has the metric on shared windows)."""
+    best = set()
+    for dataset in dict.fromkeys(g.dataset for g in groups):
+        labels = [g.label for g in groups if g.dataset == dataset]
+        if len(labels) < 2:
+            continue
+        for metric in METRICS:
+            for label in labels:
+                tests = [c for c in comparisons if c.dataset == dataset and c.metric == metric and label in (c.a, c.b)]
+                if tests and all((c.mean_diff > 0 if c.a == label else c.mean_diff < 0) and c.p_bonferroni < ALPHA
+                                 for c in tests):
+                    best.add((dataset, label, metric))
+    return best
+
+
+# ---- rendering ----------------------------------------------------------------------------------------
+def _std(values: list[float]) -> float:
+    """Sample standard deviation (n - 1), 0 for a single value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _cell(values: list[float], star: bool) -> str:
+    if not values:
+        return "-"
+    text = f"{np.mean(values):.4f}"
+    if len(values) > 1:
+        text += f" ± {_std(values):.4f}"
+    return text + ("*" if star else "")
+
+
+def _windows_cell(g: Group) -> str:
+    done = len(g.per_window)
+    return str(done) if g.status == "done" else f"{done} (running)" if g.runs[0].expected_windows is None \
+        else f"{done} of {g.runs[0].expected_windows} (running)"
+
+
+def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
+    """One dict per row: label, data, runs, seeds, windows, status, then ``mean``/``std`` per metric."""
+    rows = []
+    for g in groups:
+        aot = g.aot()
+        row: dict[str, Any] = {"algorithm": g.label, "data": g.dataset, "runs": len(g.runs),
+                               "seeds": " ".join(str(r.seed) for r in g.runs if r.seed is not None),
+                               "windows": len(g.per_window), "status": g.status}
+        for metric in METRICS:
+            values = aot.get(metric, [])
+            row[f"{metric_name(metric)}"] = float(np.mean(values)) if values else None
+            row[f"{metric_name(metric)} std"] = _std(values) if len(values) > 1 else None
+        rows.append(row)
+    return rows
+
+
+def render_markdown(groups: list[Group], comparisons: list[Comparison]) -> str:
+    """The table (with ``*`` marks) and the pairwise tests, as Markdown."""
+    best = significantly_best(groups, comparisons)
+    several_datasets = len({g.dataset for g in groups}) > 1
+    head = ["Algorithm"] + (["Data"] if several_datasets else []) + ["Runs", "Windows"] + [metric_name(m) for m in METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---"] * several_datasets + ["---:"] * (len(head) - 1 - several_datasets)) + "|"]
+    for g in groups:
+        aot = g.aot()
+        cells = [g.label] + ([g.dataset] if several_datasets else []) + [str(len(g.runs)), _windows_cell(g)]
+        cells += [_cell(aot.get(m, []), (g.dataset, g.label, m) in best) for m in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Values are averages over time (AOT: the unweighted mean over evaluated windows); with several "
+              "seeds, mean ± standard deviation over the seeds. `*`: significantly better than every other row "
+              f"on the same data (paired t-test over evaluated windows, Bonferroni-corrected, p < {ALPHA})."]
+    shown = [c for c in comparisons if c.metric in PLOTTED]
+    if shown:
+        lines += ["", f"Paired t-tests over evaluated windows ({', '.join(metric_name(m) for m in PLOTTED)}; "
+                  "all metrics in comparisons.csv):", "",
+                  "| " + " | ".join(["Data"] * several_datasets + ["Metric", "A", "B", "mean A − B", "t", "p",
+                                                                     "p (Bonferroni)", "windows"]) + " |",
+                  "|" + "|".join(["---"] * (3 + several_datasets) + ["---:"] * 5) + "|"]
+        for c in shown:
+            cells = [c.dataset] * several_datasets + [metric_name(c.metric), c.a, c.b, f"{c.mean_diff:+.4f}",
+                                                      _num(c.t, ".2f"), _num(c.p, ".3g"), _num(c.p_bonferroni, ".3g"), str(c.n_windows)]
+            lines.append("| " + " | ".join(cells) + " |")
+        if any(c.n_windows < 2 for c in shown):
+            lines += ["", "A t-test needs at least 2 shared windows: n/a where there is only one."]
+    return "\n".join(lines) + "\n"
+
+
+def _num(v: float, fmt: str) -> str:
+    return "n/a" if math.isnan(v) else format(v, fmt)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    return buf.getvalue()
+
+
+# ---- plots --------------------------------------------------------------------------------------------
+def plot_windows(groups: list[Group], path: Path) -> None:
+    """NDCG@20 and HR@20 per evaluated window, one line per row (band: ± std over seeds), one chart per data set."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(g.dataset for g in groups if g.per_window)) or ["(no evaluated window yet)"]
+    fig, axes = plt.subplots(len(datasets), len(PLOTTED), figsize=(6.0 * len(PLOTTED), 3.8 * len(datasets)), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        for col, metric in enumerate(PLOTTED):
+            ax = axes[row][col]
+            for g in (g for g in groups if g.dataset == dataset):
+                ws = [w for w in sorted(g.per_window) if metric in g.per_window[w]]
+                if not ws:
+                    continue
+                ys = np.array([g.per_window[w][metric] for w in ws])
+                style = dict(linestyle="--", color="0.4") if g.is_pop_reference else {}
+                ax.plot(ws, ys, marker="o", markersize=3, label=g.label, **style)
+                if len(g.runs) > 1:
+                    sd = np.array([_std([r.windows[w][metric] for r in g.runs if metric in r.windows.get(w, {})]) for w in ws])
+                    ax.fill_between(ws, ys - sd, ys + sd, alpha=0.2, color=ax.lines[-1].get_color())
+            ax.set_title(f"{metric_name(metric)} per window" + (f" — {dataset}" if len(datasets) > 1 else ""))
+            ax.set_xlabel("evaluated window")
+            ax.set_ylabel(metric_name(metric))
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3)
+        if axes[row][0].lines:
+            axes[row][0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_loss(runs: list[Run], labels: dict[Path, str], path: Path) -> bool:
+    """Training loss over global steps, one line per run; False (no file) when no run logged a loss."""
+    runs = [r for r in runs if r.loss]
+    if not runs:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 4.2))
+    for r in runs:
+        steps, losses, _ = zip(*r.loss)
+        ax.plot(steps, losses, linewidth=1.2, label=labels[r.path])
+    first = runs[0].loss  # where its windows start: the learning-rate schedule restarts there
+    for (s0, _, w0), (s1, _, w1) in zip(first, first[1:]):
+        if w1 != w0:
+            ax.axvline((s0 + s1) / 2, color="0.75", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("training step (dotted lines: a new window starts)")
+    ax.set_ylabel("training loss")
+    ax.set_title("Training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=120)
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- the command --------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    groups: list[Group]
+    comparisons: list[Comparison]
+    markdown: str
+    files: list[Path]
+
+
+def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool = True) -> Report:
+    """Read the runs, write ``report.md``, ``report.csv``, ``comparisons.csv``, ``per_window.csv`` and the PNGs."""
+    runs, seen = [], set()
+    for p in map(Path, run_dirs):
+        if p.resolve() not in seen:  # the same folder given twice is one run
+            seen.add(p.resolve())
+            runs.append(load_run(p))
+    groups = group_runs(runs, with_pop=with_pop)
+    comparisons = compare(groups)
+    markdown = render_markdown(groups, comparisons)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "report.md", out / "report.csv", out / "comparisons.csv", out / "per_window.csv", out / "metrics_per_window.png"]
+    atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{r.path}`: {r.status}" for r in runs) + "\n\n" + markdown)
+    atomic_write_text(files[1], _csv(table_rows(groups)))
+    atomic_write_text(files[2], _csv([{"data": c.dataset, "metric": metric_name(c.metric), "a": c.a, "b": c.b,
+                                       "mean_a_minus_b": c.mean_diff, "t": c.t, "p": c.p,
+                                       "p_bonferroni": c.p_bonferroni, "n_windows": c.n_windows} for c in comparisons]))
+    atomic_write_text(files[3], _csv([{"algorithm": g.label, "data": g.dataset, "run": str(r.path), "seed": r.seed,
+                                       "window": w, **{metric_name(m): r.windows[w].get(m) for m in METRICS}}
+                                      for g in groups for r in g.runs for w in sorted(r.windows)]))
+    plot_windows(groups, files[4])
+    labels = {r.path: g.label + (f" seed {r.seed}" if len(g.runs) > 1 else "") for g in groups if not g.is_pop_reference for r in g.runs}
+    if plot_loss(runs, labels, out / "training_loss.png"):
+        files.append(out / "training_loss.png")
+    return Report(groups, comparisons, markdown, files)

@@ -1,0 +1,149 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sessrec.baselines import BASELINES
+from sessrec.checkpoint import find_checkpoint, read_state, rng_state, set_rng_state, write_state
+from sessrec.cli import main
+from sessrec.errors import SessrecError
+from sessrec.experiment import run_experiment
+from tests.conftest import tiny_config
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TIMING = ("runtime", "per_second")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the subprocesses below use one too (results must match bit for bit), and it is
+    much faster than two threads on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_state_round_trip_keeps_structure_and_tied_tensors(tmp_path):
+    w = torch.arange(6.0).view(3, 2)
+    state = {"model": {"a.weight": w, "b.weight": w, "view": w[1:]},
+             "optimizer": {"state": {0: {"step": torch.tensor(3.0)}}, "param_groups": [{"betas": (0.9, 0.999), "params": [0]}]},
+             "step": 7, "name": "x", "none": None, "nan": float("nan"), "gen": torch.Generator().get_state()}
+    write_state(tmp_path / "s.safetensors", state)
+    back = read_state(tmp_path / "s.safetensors")
+    assert back["model"]["a.weight"] is back["model"]["b.weight"]  # stored once, tied again
+    assert torch.equal(back["model"]["view"], w[1:])
+    assert back["optimizer"]["state"][0]["step"].item() == 3.0 and isinstance(back["optimizer"]["param_groups"][0]["betas"], tuple)
+    assert back["step"] == 7 and back["name"] == "x" and back["none"] is None and np.isnan(back["nan"])
+    assert torch.equal(back["gen"], state["gen"])
+    with pytest.raises(SessrecError, match="unsupported type object"):
+        write_state(tmp_path / "bad.safetensors", {"x": object()})
+
+
+def test_rng_state_round_trip():
+    saved = rng_state()
+    a = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    set_rng_state(saved)
+    b = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def _metric_rows(run_dir: Path) -> list[dict]:
+    rows = list(csv.DictReader(open(run_dir / "eval_train_results.csv")))
+    return [{k: v for k, v in r.items() if not any(t in k for t in TIMING)} for r in rows]
+
+
+def _train_history(run_dir: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
+    return [x for x in lines if x["type"] == "train"]
+
+
+KILLER = """
+import os, signal, sys
+from sessrec.training import NeuralLearner
+step = NeuralLearner._train_step
+def dying_step(self, batch):
+    if self.global_step == int(os.environ["KILL_AT_STEP"]):
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of a window
+    return step(self, batch)
+NeuralLearner._train_step = dying_step
+from sessrec.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_mid_window_then_resume_gives_the_uninterrupted_results(tiny_data, tmp_path, one_thread):
+    args = ["run", "--data-path", str(tiny_data), "--d-model", "16", "--n-layer", "1", "--n-head", "2", "--max-steps", "3",
+            "--logging-steps", "1", "--final-time-window-index", "4", "--eval-steps-on-train-set", "1", "--quiet"]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "KILL_AT_STEP": "4"}  # window 2, second step
+    proc = subprocess.run([sys.executable, "-c", KILLER, *args, "-o", str(killed)], env=env, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert find_checkpoint(killed) == killed / "checkpoint-last"
+    assert json.loads((killed / "checkpoint-last" / "experiment.json").read_text())["trained_window"] == 1
+    assert [x["step"] for x in _train_history(killed)] == [1, 2, 3, 4]  # step 4 was logged by the dying window
+
+    assert main([*args[:1], "--resume", "-o", str(killed), "--quiet"]) == 0  # the saved config: no other flag needed
+    straight = tmp_path / "straight"
+    assert main([*args, "-o", str(straight), "--keep-checkpoints", "-1"]) == 0
+
+    assert _metric_rows(killed) == _metric_rows(straight)
+    assert [r["index"] for r in _metric_rows(killed)] == ["2", "3", "4"]
+    assert _train_history(killed) == _train_history(straight)  # the dying window's loss points were cut off
+    assert sorted(p.name for p in straight.glob("checkpoint-*")) == ["checkpoint-0001", "checkpoint-0002", "checkpoint-0003", "checkpoint-last"]
+    assert sorted(p.name for p in killed.glob("checkpoint-*")) == ["checkpoint-0003", "checkpoint-last"]  # keep_checkpoints 1
+    assert os.stat(killed / "checkpoint-last" / "model.safetensors").st_nlink == 2  # a hard link, not a copy
+    done = json.loads((killed / "results.json").read_text())
+    assert len(done["windows"]) == 3 and "total_seconds" in done
+
+
+class CountsWithoutState:
+    """A baseline without state_dict(): a resumed run must refit it on the earlier windows."""
+
+    scores_are_logits = False
+
+    def __init__(self, cfg, schema):
+        self.input_names = [schema.item_id.name]
+        self.counts = torch.zeros(schema.n_items, dtype=torch.float64)
+        self.fail_on = int(os.environ.get("FAIL_ON_WINDOW", "0"))
+
+    def fit_window(self, data, window):
+        if window == self.fail_on:
+            raise RuntimeError("simulated crash")
+        self.counts += torch.bincount(data.items.flatten(), minlength=self.counts.numel()).double() * (1 + torch.rand(()).item())
+        return {}
+
+    def score(self, prefix):
+        return self.counts[1:].expand(next(iter(prefix.values())).shape[0], -1)
+
+
+def test_resume_refits_a_learner_without_state_dict(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setitem(BASELINES, "counts", CountsWithoutState)
+    quiet = {"printer": lambda *_: None}
+    straight = run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="counts", final_time_window_index=4), **quiet)
+    monkeypatch.setenv("FAIL_ON_WINDOW", "3")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="counts", final_time_window_index=4), **quiet)
+    assert json.loads((tmp_path / "b" / "checkpoint-last" / "experiment.json").read_text())["learners"] == {"model": False, "pop": True}
+    monkeypatch.delenv("FAIL_ON_WINDOW")
+    resumed = run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="counts", final_time_window_index=4,
+                                         resume=True), **quiet)
+    assert [w["metrics"]["eval_/next-item/ndcg_at_20"] for w in resumed.windows] == \
+           [w["metrics"]["eval_/next-item/ndcg_at_20"] for w in straight.windows]
+
+
+def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_data, tmp_path):
+    quiet = {"printer": lambda *_: None}
+    run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="pop"), **quiet)
+    with pytest.raises(SessrecError, match=r"different config \(top_ks: \[10, 20\] -> \[5\]\)"):
+        run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="pop", top_ks=[5], resume=True), **quiet)
+    run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="pop", save_checkpoints=False), **quiet)
+    with pytest.raises(SessrecError, match="no checkpoint in"):
+        run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="pop", resume=True), **quiet)
+    assert main(["run", "--resume", "--quiet"]) == 2  # needs --output-dir

@@ -1,0 +1,112 @@
+import csv
+import json
+import math
+
+import pytest
+
+from sessrec.cli import main
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+from sessrec.outputs import OutputWriter
+from sessrec.report import canonical_metrics, compare, group_runs, load_run, make_report, render_markdown
+
+K = "eval_/next-item/"
+
+
+def metrics(v: float) -> dict[str, float]:
+    """Every table metric derived from one number, so expectations are easy to compute by hand."""
+    return {f"{K}ndcg_at_10": v / 2, f"{K}ndcg_at_20": v, f"{K}recall_at_10": v, f"{K}recall_at_20": 2 * v,
+            f"{K}mrr_at_20": v / 4, "eval_/loss": 5.0, "eval_runtime": 0.1}
+
+
+def fake_run(out, values: dict[int, float], model="xlnet", task="mlm", seed=42, finish=True, pop=0.05, **cfg):
+    """A run folder written by the real OutputWriter, with given per-window NDCG@20 values (no training)."""
+    config = ExperimentConfig.from_dict({"data_path": "/data/rees46", "output_dir": str(out), "model_type": model,
+                                         "task": task, "seed": seed, "final_time_window_index": 1 + 3, **cfg})
+    out.mkdir(parents=True)
+    writer = OutputWriter(out, config, {})
+    sink = writer.history_sink()
+    for step, index in enumerate(values, 1):
+        sink.append({"step": step, "window": index - 1, "loss": 6.0 - step, "lr": 0.001})
+        writer.add_window(index, metrics(values[index]), {"pop": {f"{K}ndcg_at_20": pop, f"{K}recall_at_20": 2 * pop}})
+    if finish:
+        writer.finish({}, {"total_seconds": 1.0})
+    return out
+
+
+def test_canonical_metric_names_of_both_scripts():
+    assert canonical_metrics({f"{K}ndcg_at_20": 0.5, "eval_recall@10": "0.25", "eval_/loss": 3.0, "train_/next-item/ndcg_at_20": 1}) == \
+        {("ndcg", 20): 0.5, ("recall", 10): 0.25}
+
+
+def test_seeds_are_one_row_and_the_paired_t_test_is_over_windows(tmp_path):
+    a1 = fake_run(tmp_path / "a1", {2: 0.30, 3: 0.40, 4: 0.50}, seed=1)
+    a2 = fake_run(tmp_path / "a2", {2: 0.32, 3: 0.42, 4: 0.52}, seed=2)
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm")
+    groups = group_runs([load_run(p) for p in (a1, a2, b)])
+    assert [(g.label, len(g.runs)) for g in groups] == [("XLNet (MLM)", 2), ("GPT-2 (CLM)", 1), ("Most popular", 1)]
+    aot = groups[0].aot()[("ndcg", 20)]
+    assert aot == pytest.approx([0.40, 0.42])
+    (c,) = [c for c in compare(groups) if c.metric == ("ndcg", 20) and c.b == "GPT-2 (CLM)"]
+    # per-window means of A (0.31, 0.41, 0.51) minus B: 0.2, 0.1, 0.3 -> mean 0.2, sd 0.1, t = 0.2 / (0.1 / sqrt 3)
+    t = 2 * math.sqrt(3)
+    assert (c.a, c.n_windows, c.mean_diff, c.t) == ("XLNet (MLM)", 3, pytest.approx(0.2), pytest.approx(t))
+    assert c.p == pytest.approx(1 - t / math.sqrt(2 + t * t))  # two-sided p of Student's t with 2 degrees of freedom
+    assert c.p_bonferroni == pytest.approx(3 * c.p)  # three rows, three pairs
+    md = render_markdown(groups, compare(groups))
+    assert "| XLNet (MLM) | 2 | 3 | 0.2050 ± 0.0071 | 0.4100 ± 0.0141 |" in md
+    assert "*" not in md.split("\n\n")[0]  # p_bonferroni = 0.22: nobody is significantly best
+
+
+def test_star_marks_a_row_significantly_better_than_all_others(tmp_path):
+    a = fake_run(tmp_path / "a", {2: 0.50, 3: 0.62, 4: 0.55, 5: 0.71, 6: 0.58}, final_time_window_index=6)
+    b = fake_run(tmp_path / "b", {2: 0.10, 3: 0.13, 4: 0.11, 5: 0.16, 6: 0.12}, model="gpt2", task="clm", final_time_window_index=6)
+    groups = group_runs([load_run(a), load_run(b)])
+    table = render_markdown(groups, compare(groups)).split("\n\n")[0]
+    assert "| XLNet (MLM) | 1 | 5 | 0.2960* | 0.5920* |" in table
+    assert "0.1240 |" in table and "0.1240*" not in table
+
+
+def test_same_label_rows_are_told_apart_by_their_config(tmp_path):
+    a = fake_run(tmp_path / "a", {2: 0.3}, d_model=64)
+    b = fake_run(tmp_path / "b", {2: 0.2}, d_model=128)
+    assert [g.label for g in group_runs([load_run(a), load_run(b)], with_pop=False)] == \
+        ["XLNet (MLM) d_model=64", "XLNet (MLM) d_model=128"]
+
+
+def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, capsys):
+    running = fake_run(tmp_path / "running", {2: 0.3}, finish=False)
+    with open(running / "history.jsonl", "a") as f:
+        f.write('{"type": "train", "step": 9, "lo')  # the writer is in the middle of a line
+    starting = tmp_path / "starting"  # still in its first window: config and loss only
+    starting.mkdir()
+    (starting / "config.yaml").write_text(ExperimentConfig(model_type="gpt2", task="clm", data_path="/data/rees46",
+                                                                  final_time_window_index=4).to_yaml())
+    (starting / "history.jsonl").write_text('{"type": "train", "step": 1, "window": 1, "loss": 7.5, "lr": 0.1}\n')
+    t4r = tmp_path / "t4r"
+    t4r.mkdir()
+    (t4r / "eval_train_results.csv").write_text(f"index,{K}ndcg_at_20,{K}recall_at_20,eval_/loss\n2,0.25,0.5,4.0\n3,0.35,0.6,3.9\n")
+    param = {"model_type": "xlnet", "mlm": True, "seed": 5, "data_path": "/data/rees46", "logging_dir": "runs/Nov27_10-00"}
+    (t4r / "log.json").write_text("DLLL " + json.dumps({"type": "LOG", "step": "PARAMETER", "data": param}) + "\n")
+
+    out = tmp_path / "report"
+    assert main(["report", str(running), str(starting), str(t4r), str(running), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| XLNet (MLM) | 1 | 1 of 3 (running) | 0.1500 | 0.3000 |" in printed
+    assert "| XLNet (MLM) [T4R] | 1 | 2 | - | 0.3000 | - | 0.5500 | - |" in printed
+    assert "| GPT-2 (CLM) | 1 | 0 of 3 (running) | - |" in printed
+    assert "`" + str(running) + "`: in progress (1 of 3 windows)" in (out / "report.md").read_text()
+    rows = list(csv.DictReader(open(out / "report.csv")))
+    assert [r["algorithm"] for r in rows] == ["XLNet (MLM)", "GPT-2 (CLM)", "XLNet (MLM) [T4R]", "Most popular"]
+    assert rows[2]["seeds"] == "5" and float(rows[2]["NDCG@20"]) == pytest.approx(0.30)
+    assert load_run(running).loss == [(1, 5.0, 1)]  # the half-written line is skipped
+    for png in ("metrics_per_window.png", "training_loss.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_window = list(csv.DictReader(open(out / "per_window.csv")))
+    assert {(r["algorithm"], r["window"]) for r in per_window} >= {("XLNet (MLM) [T4R]", "3"), ("XLNet (MLM)", "2")}
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(SessrecError, match="is not a run folder"):
+        make_report([tmp_path], tmp_path / "r")
+    assert main(["report", str(tmp_path / "missing")]) == 2
