@@ -20,16 +20,6 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 TIMING = ("runtime", "per_second")
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: the subprocesses below use one too (results must match bit for bit), and it is
-    much faster than two threads on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_state_round_trip_keeps_structure_and_tied_tensors(tmp_path):
     w = torch.arange(6.0).view(3, 2)
     state = {"model": {"a.weight": w, "b.weight": w, "view": w[1:]},
@@ -78,11 +68,12 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_kill_9_mid_window_then_resume_gives_the_uninterrupted_results(tiny_data, tmp_path, one_thread):
+def test_kill_9_mid_window_then_resume_gives_the_uninterrupted_results(tiny_data, tmp_path):
     args = ["run", "--data-path", str(tiny_data), "--d-model", "16", "--n-layer", "1", "--n-head", "2", "--max-steps", "3",
             "--logging-steps", "1", "--final-time-window-index", "4", "--eval-steps-on-train-set", "1", "--quiet"]
     killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "KILL_AT_STEP": "4"}  # window 2, second step
+    # One thread, as in this process (tests/conftest.py): results must match bit for bit. Step 4 is in window 2.
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": str(torch.get_num_threads()), "KILL_AT_STEP": "4"}
     proc = subprocess.run([sys.executable, "-c", KILLER, *args, "-o", str(killed)], env=env, capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
     assert find_checkpoint(killed) == killed / "checkpoint-last"

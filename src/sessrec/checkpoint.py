@@ -253,7 +253,8 @@ def remove_checkpoints(run_dir: Path, stale_only: bool = False) -> None:
 # Config fields a resumed run may change: they leave the results alone (a later final window extends them;
 # another device changes floating-point rounding, so results are then close but not identical).
 RESUMABLE_CHANGES = {"output_dir", "overwrite_output_dir", "resume", "quiet", "device", "num_threads", "logging_steps",
-                     "save_checkpoints", "keep_checkpoints", "final_time_window_index"}
+                     "save_checkpoints", "keep_checkpoints", "final_time_window_index", "report_to", "logging_dir",
+                     "run_name", "experiments_group"}
 
 
 def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[str]:

@@ -49,7 +49,8 @@ _BASELINES = {"pop", "vsknn", "stan", "vstan", "gru4rec", "gru4rec_ft", "gru4rec
 # Keys that never make two runs different algorithms: the seed, output and logging places, operational switches.
 _NOT_IDENTITY = {"seed", "resume", "quiet", "device", "num_threads", "logging_steps", "save_checkpoints",
                  "keep_checkpoints", "overwrite_output_dir", "final_time_window_index", "wandb_run_name",
-                 "compare_with_pop", "eval_steps_on_train_set", "per_device_eval_batch_size"}
+                 "compare_with_pop", "eval_steps_on_train_set", "per_device_eval_batch_size", "report_to",
+                 "experiments_group"}
 _METRIC_KEY = re.compile(r"^eval_?/?(?:next-item/)?(ndcg|recall|mrr)(?:_at_|@)(\d+)$")
 
 
