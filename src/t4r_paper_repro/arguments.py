@@ -184,8 +184,8 @@ ARGS: list[Arg] = [
     _a("run_name", str, None, OUTPUT),
     _a("experiments_group", str, "default", OUTPUT),
     _a("disable_tqdm", bool, False, OUTPUT, "quiet"),
-    _a("save_steps", int, 500, OUTPUT, None, note="no effect: sessrec writes no HuggingFace step checkpoints"),
-    _a("save_total_limit", int, None, OUTPUT, None, note="no effect: sessrec writes no HuggingFace step checkpoints"),
+    _a("save_steps", int, 500, OUTPUT, None, note="sessrec checkpoints after every window (resumable with --resume), not every N steps; 0 turns checkpoints off, as the paper's commands meant"),
+    _a("save_total_limit", int, None, OUTPUT, None, note="number of window checkpoints kept (besides checkpoint-last)"),
     _a("log_predictions", bool, False, OUTPUT, None, help="not available: prediction logs are not written"),
     _a("log_attention_weights", bool, False, OUTPUT, None, help="not available: attention weights are not written"),
 ]
@@ -267,6 +267,10 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
     fields.update(_schedule(values, given))
     fields.update(_schema(values))
     fields["report_to"] = ",".join(values["report_to"])
+    if "save_steps" in given:
+        fields["save_checkpoints"] = values["save_steps"] > 0
+    if values["save_total_limit"] is not None:
+        fields["keep_checkpoints"] = values["save_total_limit"]
 
     engine = values["data_loader_engine"]
     if engine not in _LOADER_ENGINES:

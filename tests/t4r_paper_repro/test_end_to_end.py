@@ -55,9 +55,10 @@ def test_rees46_xlnet_mlm_writes_the_original_outputs(paths, tmp_path, capsys):
     assert transf_exp_main.main(_argv("XLNet (MLM)", "ecommerce", paths, out)) == 0
     captured = capsys.readouterr()
     for note in ("--fp16: no CUDA device here", "--data_loader_engine nvtabular:", "--similarity_type concat_mlp: no effect",
-                 "--validate_every 10: no effect", "--save_steps 0: no effect"):
+                 "--validate_every 10: no effect", "--save_steps 0: sessrec checkpoints after every window"):
         assert captured.err.count(note) == 1, note
     rows = _rows(out)
+    assert not list(out.glob("checkpoint-*"))  # --save_steps 0: no checkpoints, as the paper's commands meant
     assert [r["index"] for r in rows] == ["2", "3"]
     keys = {f"{p}_/next-item/{m}_at_{k}" for p in ("eval", "train") for m in ("ndcg", "recall") for k in (10, 20)}
     keys |= {f"{p}_{s}" for p in ("eval", "train") for s in ("runtime", "samples_per_second", "steps_per_second")}
