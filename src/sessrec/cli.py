@@ -8,6 +8,7 @@
     sessrec recommend --model-dir runs/a/checkpoint-last --items 12,55,7 -k 10
     sessrec export --model-dir runs/a/checkpoint-last --format onnx
     sessrec sample-data OUT_DIR                  # write the sample data set to look at its layout
+    sessrec prepare rees46 --input 2019-Oct.csv --output DATA   # raw data → windows (also yoochoose, g1, adressa, events)
 """
 
 from __future__ import annotations
@@ -181,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample-data", help="write the bundled sample data set to a folder")
     sample.add_argument("out_dir")
     sample.set_defaults(func=cmd_sample_data)
+
+    from sessrec.datasets.cli import add_prepare_parser
+
+    add_prepare_parser(sub)
     return parser
 
 

@@ -1,0 +1,119 @@
+"""``sessrec prepare DATASET``: the flags of each data set; the work is done by ``sessrec.datasets.<name>``.
+
+The data set modules (and polars) are imported only when a ``prepare`` command runs, so the other
+``sessrec`` commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+from pathlib import Path
+
+from sessrec.errors import SessrecError
+
+# name -> (help, defaults of the shared flags)
+DATASETS = {
+    "rees46": ("REES46 e-commerce monthly CSVs (2019-Oct.csv, ...) → daily windows",
+               {"window": "day", "repeats": "consecutive", "split": "80-10-10", "min_sessions_per_window": 0}),
+    "yoochoose": ("YOOCHOOSE / RecSys Challenge 2015 yoochoose-clicks.dat → daily windows",
+                  {"window": "day", "repeats": "consecutive", "split": "all+10-10", "min_sessions_per_window": 0}),
+    "g1": ("G1 news (globo.com) clicks/ folder + articles_metadata.csv → hourly windows",
+           {"window": "hour", "repeats": "session", "split": "all+50-50", "min_sessions_per_window": 100}),
+    "adressa": ("ADRESSA news three_month/ JSON-lines folder → hourly windows",
+                {"window": "hour", "repeats": "session", "split": "all+50-50", "min_sessions_per_window": 100}),
+    "events": ("your own event log (CSV or parquet: session or user, item, time columns) → daily or hourly windows",
+               {"window": "day", "repeats": "consecutive", "split": "all+50-50", "min_sessions_per_window": 0}),
+}
+
+
+def parse_duration(text: str) -> int:
+    """``30m``, ``1h``, ``90s``, ``2d`` (or plain seconds) → milliseconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30m, 1h or 90s, got {text!r}")
+    scale = {"ms": 1, "s": 1000, None: 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}[m.group(2)]
+    return int(float(m.group(1)) * scale)
+
+
+def _add_shared(p: argparse.ArgumentParser, defaults: dict) -> None:
+    p.add_argument("--output", "-o", required=True, type=Path, help="output folder (written only when the run succeeds)")
+    p.add_argument("--window", choices=("day", "hour"), default=defaults["window"],
+                   help="time window of a session, by its first interaction, UTC (default: %(default)s)")
+    p.add_argument("--repeats", choices=("consecutive", "session", "user", "keep"), default=defaults["repeats"],
+                   help="repeated items to remove: consecutive repeats in a session (e-commerce), any repeat in a "
+                        "session (news), every (user, item) interaction but the first in the whole data, or none "
+                        "(default: %(default)s)")
+    p.add_argument("--split", choices=("80-10-10", "all+10-10", "all+50-50"), default=defaults["split"],
+                   help="per-window split: 80-10-10 = disjoint random train/valid/test; all+10-10 = train all, "
+                        "valid/test two disjoint random 10%% subsets; all+50-50 = train all, valid/test a random "
+                        "half each (default: %(default)s)")
+    p.add_argument("--min-session-length", type=int, default=2, help="drop shorter sessions (default: %(default)s)")
+    p.add_argument("--max-session-length", type=int, default=20,
+                   help="keep the first N interactions of a session (default: %(default)s)")
+    p.add_argument("--min-sessions-per-window", type=int, default=defaults["min_sessions_per_window"],
+                   help="skip windows with fewer sessions and number the others 1, 2, ... (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-window splits (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "rees46":
+        p.add_argument("--input", "-i", nargs="+", required=True, help="monthly CSV files, in time order")
+    elif name == "yoochoose":
+        p.add_argument("--input", "-i", nargs="+", required=True, help="yoochoose-clicks.dat (header-less CSV)")
+    elif name == "g1":
+        p.add_argument("--input", "-i", required=True, help="the clicks/ folder of clicks_hour_*.csv (or one CSV file)")
+        p.add_argument("--articles", required=True, help="articles_metadata.csv (article creation times)")
+    elif name == "adressa":
+        p.add_argument("--input", "-i", required=True, help="folder of per-day JSON-lines files (three_month/)")
+        p.add_argument("--days", type=int, default=16,
+                       help="read the first N day files in name order; 0 = all (default: %(default)s, as the paper)")
+        p.add_argument("--session-gap", type=parse_duration, default=parse_duration("30m"), metavar="DURATION",
+                       help="inactivity that ends a user's session (default: 30m)")
+        p.add_argument("--rare-category-count", type=int, default=100,
+                       help="side-feature values seen fewer times map to id 1 (unknown) (default: %(default)s)")
+    elif name == "events":
+        p.add_argument("--input", "-i", nargs="+", required=True, help="CSV (with a header) or parquet files")
+        p.add_argument("--item-col", required=True, help="item column")
+        p.add_argument("--time-col", required=True, help="time column: a datetime, epoch numbers (--time-unit) or text")
+        p.add_argument("--session-col", help="session column; without it, sessions are cut from each --user-col stream")
+        p.add_argument("--user-col", help="user column (needed without --session-col, or with --repeats user)")
+        p.add_argument("--session-gap", type=parse_duration, metavar="DURATION",
+                       help="inactivity that ends a user's session when there is no --session-col (default: 30m)")
+        p.add_argument("--time-unit", choices=("s", "ms", "us", "ns"), default="s",
+                       help="unit of a numeric time column (default: %(default)s)")
+        p.add_argument("--time-format", help="strftime format of a text time column (default: inferred)")
+        p.add_argument("--timezone", default="UTC", help="time zone of the hour/weekday features (default: %(default)s)")
+        p.add_argument("--categorical-cols", nargs="+", default=[], metavar="COL",
+                       help="side columns encoded as categorical ids (1 = empty)")
+        p.add_argument("--continuous-cols", nargs="+", default=[], metavar="COL",
+                       help="numeric side columns, standardised (empty = the mean)")
+
+
+def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``sessrec prepare <dataset>`` on the top-level sub-command parser."""
+    prep = sub.add_parser("prepare", help="raw data sets or your own event log → time-window folders + schema",
+                          description="Turn raw events into DIR/0001/{train,valid,test}.parquet ... and DIR/schema.pbtxt "
+                                      "that `sessrec run --data-path DIR` trains on; prints the paper's Table 1 statistics.")
+    datasets = prep.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    for name, (help_text, defaults) in DATASETS.items():
+        p = datasets.add_parser(name, help=help_text, description=help_text)
+        _add_dataset_flags(name, p)
+        _add_shared(p, defaults)
+        p.set_defaults(func=cmd_prepare)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from sessrec.datasets.pipeline import Options
+
+    opts = Options(output=args.output, window=args.window, repeats=args.repeats, split=args.split,
+                   min_session_length=args.min_session_length, max_session_length=args.max_session_length,
+                   min_sessions_per_window=args.min_sessions_per_window, seed=args.seed,
+                   overwrite=args.overwrite, quiet=args.quiet)
+    if getattr(args, "session_gap", None) is not None and args.dataset == "events" and args.session_col:
+        raise SessrecError("--session-gap applies only when sessions are cut from --user-col (no --session-col)")
+    importlib.import_module(f"sessrec.datasets.{args.dataset}").run(args, opts)
+    return 0

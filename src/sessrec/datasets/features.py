@@ -1,0 +1,78 @@
+"""Engineered features of the paper's preprocessing: cyclic time, standardisation, GaussRank.
+
+Each is a small polars expression or numpy function so that every data set module composes the
+same pieces (Appendix B of the paper; the formulas are those of the original notebooks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+from scipy.special import erfinv
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+def local_time(t_ms: str, timezone: str) -> pl.Expr:
+    """Event time (epoch milliseconds, UTC) as a datetime in ``timezone``."""
+    return pl.from_epoch(pl.col(t_ms), "ms").dt.replace_time_zone("UTC").dt.convert_time_zone(timezone)
+
+
+def cyclic(value: pl.Expr, period: float, sin_name: str, cos_name: str) -> list[pl.Expr]:
+    """``sin/cos(2π (value + 1e-8) / period)``, the notebooks' ``get_cicled_feature_value``."""
+    angle = (value.cast(pl.Float64) + 1e-8) / period * (2 * math.pi)
+    return [angle.sin().cast(pl.Float32).alias(sin_name), angle.cos().cast(pl.Float32).alias(cos_name)]
+
+
+def hour_weekday(t_ms: str, timezone: str, fractional_hour: bool, names: tuple[str, str, str, str]) -> list[pl.Expr]:
+    """Hour of day (period 24; ``hour + minute/60`` when ``fractional_hour``) and weekday (Monday = 1, period 7)
+    as sin/cos, in local time. ``names`` = hour sin, hour cos, weekday sin, weekday cos."""
+    local = local_time(t_ms, timezone)
+    hour = local.dt.hour().cast(pl.Float64)
+    if fractional_hour:
+        hour = hour + local.dt.minute().cast(pl.Float64) / 60.0
+    return cyclic(hour, 24, names[0], names[1]) + cyclic(local.dt.weekday(), 7, names[2], names[3])
+
+
+def mean_std(lf: pl.LazyFrame, expr: pl.Expr) -> tuple[float, float]:
+    """Mean and standard deviation of ``expr`` over ``lf`` (one streaming pass)."""
+    row = lf.select(expr.mean().alias("m"), expr.std().alias("s")).collect().row(0)
+    return float(row[0] or 0.0), float(row[1] or 0.0)
+
+
+def standardize(expr: pl.Expr, mean: float, std: float) -> pl.Expr:
+    """``(x - mean) / std`` as float32 (``x - mean`` when the spread is 0)."""
+    return ((expr - mean) / (std if std > 0 else 1.0)).cast(pl.Float32)
+
+
+def gauss_rank_fit(values: np.ndarray, epsilon: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the GaussRank scaler of the original notebooks (``gauss_rank.py``): the rank of each distinct
+    value scaled linearly to ``[-1 + eps, 1 - eps]``. Returns (sorted distinct values, scaled ranks)."""
+    x = np.unique(values[np.isfinite(values)])
+    bound = 1.0 - epsilon
+    if x.size < 2:
+        return x, np.zeros_like(x)
+    rank = np.arange(x.size, dtype=np.float64)
+    scaled = np.clip(rank / ((x.size - 1) / 2.0 * bound) - bound, -bound, bound)
+    return x, scaled
+
+
+def gauss_rank_apply(values: np.ndarray, fitted: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``erfinv`` of the linearly interpolated scaled rank (values outside the fitted range are clamped)."""
+    x, scaled = fitted
+    if x.size == 0:
+        return np.zeros(values.shape, dtype=np.float32)
+    return erfinv(np.interp(values, x, scaled)).astype(np.float32)
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of item popularity (the notebooks' ``gini_index``): 0 = uniform, → 1 = concentrated."""
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    index = np.arange(1, n + 1)
+    return float(np.sum((2 * index - n - 1) * x) / (n * x.sum()))

@@ -1,0 +1,228 @@
+"""Reading raw event files in batches, with errors that name the file and the first offending line.
+
+Every CSV column is read as text and converted here, so a value that does not parse is reported
+with its line, its column and the text found, instead of an exception from deep inside polars.
+Before reading, the first line of each file is checked: a file of another data set's format is
+recognised and named in the message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+
+from sessrec.errors import SessrecError
+
+CHUNK_BYTES = 32 * 2**20  # raw CSV bytes parsed at a time
+LINE = "_line"  # 0-based data row index within a file, added by the CSV scanner
+
+REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
+                  "user_id", "user_session")
+YOOCHOOSE_COLUMNS = ("session_id", "timestamp", "item_id", "category")
+G1_CLICK_COLUMNS = ("user_id", "session_id", "session_start", "session_size", "click_article_id", "click_timestamp",
+                    "click_environment", "click_deviceGroup", "click_os", "click_country", "click_region",
+                    "click_referrer_type")
+G1_ARTICLE_COLUMNS = ("article_id", "category_id", "created_at_ts", "publisher_id", "words_count")
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How one text column becomes typed: ``expr(col)`` gives null where the text does not parse."""
+
+    expr: Callable[[pl.Expr], pl.Expr]
+    what: str  # "an integer", "a time like 2019-10-01 00:00:00 UTC", ... for messages
+
+
+def as_int() -> Conversion:
+    return Conversion(lambda e: e.str.strip_chars().cast(pl.Int64, strict=False), "an integer")
+
+
+def as_float() -> Conversion:
+    return Conversion(lambda e: e.str.strip_chars().cast(pl.Float64, strict=False), "a number")
+
+
+def as_time_ms(fmt: str, example: str) -> Conversion:
+    """Text time in ``fmt`` (UTC) → epoch milliseconds."""
+    return Conversion(lambda e: e.str.strptime(pl.Datetime("ms"), fmt, strict=False).dt.epoch("ms"),
+                      f"a time like '{example}'")
+
+
+def first_line(path: Path) -> str | None:
+    """The first non-empty line of a file (None when the file has none)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                return line.rstrip("\r\n")
+    return None
+
+
+def describe_format(line: str) -> str | None:
+    """Which known raw format a first line looks like, for error messages."""
+    text = line.strip()
+    if text.startswith("{"):
+        return "JSON lines (the ADRESSA format)"
+    fields = [f.strip().strip('"') for f in text.split(",")]
+    for columns, name in ((REES46_COLUMNS, "a REES46 CSV"), (G1_CLICK_COLUMNS, "a G1 clicks CSV"),
+                          (G1_ARTICLE_COLUMNS, "the G1 articles_metadata.csv")):
+        if set(columns) <= set(fields):
+            return name
+    if len(fields) in (4, 5) and ISO_TIME.match(fields[1]):
+        return "a YOOCHOOSE clicks file" if len(fields) == 4 else "a YOOCHOOSE buys file"
+    return None
+
+
+def looks_like(line: str) -> str:
+    guess = describe_format(line)
+    return f" (it looks like {guess})" if guess else ""
+
+
+def existing_files(paths: Sequence[str | Path], what: str) -> list[Path]:
+    """Check that every input exists and is a non-empty file."""
+    out = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise SessrecError(f"{what} not found: {p}" if not p.exists() else f"{what} {p} is not a file")
+        if p.stat().st_size == 0:
+            raise SessrecError(f"{p}: the file is empty")
+        out.append(p)
+    return out
+
+
+def files_in(folder: str | Path, pattern: str, what: str) -> list[Path]:
+    """Files of ``folder`` matching ``pattern`` in natural order (``clicks_hour_2`` before ``clicks_hour_10``)."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise SessrecError(f"{what} not found: {folder}")
+    files = sorted((p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")),
+                   key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
+    if not files:
+        raise SessrecError(f"no {what} ({pattern}) in {folder}")
+    return files
+
+
+def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]:
+    """The header of a CSV file; a clear error when a required column is missing."""
+    line = first_line(path)
+    if line is None:
+        raise SessrecError(f"{path}: the file is empty")
+    names = [n.strip().strip('"') for n in line.split(",")]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise SessrecError(f"{path}, line 1: not {dataset}: column(s) {', '.join(missing)} missing from the header "
+                           f"{line[:160]!r}{looks_like(line)}")
+    return names
+
+
+def _row_chunks(f: BinaryIO, size: int, quoted: bool = True) -> Iterator[bytes]:
+    """Blocks of about ``size`` bytes that end at a row boundary (for CSV, not inside a quoted field)."""
+    rest = b""
+    while True:
+        buf = f.read(size)
+        data = rest + buf
+        if not buf:
+            if data.strip():
+                yield data
+            return
+        cut = data.rfind(b"\n") + 1
+        while quoted and cut and data.count(b'"', 0, cut) % 2:  # that newline is inside quotes: cut at an earlier one
+            cut = data.rfind(b"\n", 0, cut - 1) + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
+
+
+def _ragged_line(chunk: bytes, n_fields: int, first_line: int) -> str:
+    """Find the first row of ``chunk`` with a number of fields other than ``n_fields`` (error path only)."""
+    rows = csv.reader(io.StringIO(chunk.decode("utf-8", errors="replace")))
+    for i, row in enumerate(rows):
+        if row and len(row) != n_fields:
+            return f"line {first_line + i} has {len(row)} fields, expected {n_fields}: {','.join(row)[:120]!r}"
+    return f"lines {first_line}.."
+
+
+def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True) -> Iterator[pl.DataFrame]:
+    """Text batches of ``columns`` (plus ``_line``, the 0-based data row) of a CSV file whose fields are ``header``.
+
+    The file is read in blocks of :data:`CHUNK_BYTES` cut at row boundaries and each block is parsed
+    by polars: memory stays that of one block whatever the file size (polars' own streaming CSV
+    scan reads ahead of a slow consumer, so its memory grows with the file)."""
+    schema = {name: pl.String for name in header}
+    rows = 0
+    with open(path, "rb") as f:
+        if has_header:
+            f.readline()
+        for chunk in _row_chunks(f, CHUNK_BYTES):
+            try:
+                df = pl.read_csv(chunk, has_header=False, schema=schema, row_index_name=LINE, row_index_offset=rows,
+                                 truncate_ragged_lines=False)
+            except pl.exceptions.PolarsError as e:
+                where = _ragged_line(chunk, len(header), line_number(rows, has_header))
+                raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): {where}") from None
+            rows += df.height
+            yield df.select(LINE, *columns)
+
+
+def line_number(row: int, has_header: bool) -> int:
+    """1-based line of 0-based data row ``row`` (quoted multi-line fields aside)."""
+    return row + 1 + int(has_header)
+
+
+def convert(batch: pl.DataFrame, conversions: dict[str, Conversion], path: Path, has_header: bool = True,
+            required: Sequence[str] = ()) -> pl.DataFrame:
+    """Apply the conversions; the first value that does not parse (or is empty in a ``required`` column)
+    stops everything with its file, line, column and text."""
+    out = batch.with_columns(**{c: conv.expr(pl.col(c)) for c, conv in conversions.items()})
+    checks = [(c, out[c].is_null() & batch[c].is_not_null(), f"cannot read {c} value {{!r}} as {conv.what}")
+              for c, conv in conversions.items()]
+    checks += [(c, batch[c].is_null(), "empty value in the required column " + c) for c in required]
+    firsts = [(int(mask.arg_true()[0]), c, msg) for c, mask, msg in checks if mask.any()]
+    if firsts:
+        row, col, msg = min(firsts)
+        line = line_number(int(batch[LINE][row]), has_header)
+        raise SessrecError(f"{path}, line {line}: {msg.format(batch[col][row])}")
+    return out
+
+
+def _bad_json_line(chunk: bytes, first: int, fields: dict[str, type]) -> str:
+    """The first line of ``chunk`` that is not a JSON object with the right value types (error path only)."""
+    for i, line in enumerate(chunk.decode("utf-8", errors="replace").splitlines()):
+        if not line.strip():
+            continue
+        where = f"line {first + i}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            return f"{where} is not JSON: {line.strip()[:120]!r}{looks_like(line)}"
+        if not isinstance(obj, dict):
+            return f"{where} is not a JSON object: {line.strip()[:120]!r}"
+        for key, kind in fields.items():
+            value = obj.get(key)
+            if value is not None and not (isinstance(value, kind) and not isinstance(value, bool)):
+                return f"{where}: field {key} is {value!r}, expected {'an integer' if kind is int else 'text'}"
+    return f"lines {first}.."
+
+
+def json_batches(path: Path, fields: dict[str, type]) -> Iterator[pl.DataFrame]:
+    """Batches of the ``fields`` (``int`` or ``str`` values; absent = null) of a JSON-lines file, plus ``_line``
+    (the 0-based line), read in blocks of :data:`CHUNK_BYTES` like :func:`csv_batches`."""
+    schema = {k: pl.Int64 if kind is int else pl.String for k, kind in fields.items()}
+    rows = 0
+    with open(path, "rb") as f:
+        for chunk in _row_chunks(f, CHUNK_BYTES, quoted=False):
+            try:
+                df = pl.read_ndjson(chunk, schema=schema, row_index_name=LINE, row_index_offset=rows)
+            except pl.exceptions.PolarsError:
+                raise SessrecError(f"{path}: cannot read the JSON lines: {_bad_json_line(chunk, rows + 1, fields)}") from None
+            rows += df.height
+            yield df

@@ -1,0 +1,104 @@
+"""Bad input: one line naming the file and the first offending line; no output folder left behind."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.datasets.helpers import prepare
+from tests.datasets.test_rees46 import HEADER, write_rees46
+from tests.datasets.test_yoochoose import CLICKS
+
+GOOD = "2019-10-01 10:00:00 UTC,view,100,1000,a.b,apple,10.5,1,s1\n"
+
+
+def _rees46(tmp_path, text: str):
+    path = tmp_path / "2019-Oct.csv"
+    path.write_text(text)
+    return ["rees46", "--input", str(path), "--output", str(tmp_path / "out")], path
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "the file is empty"),
+    (HEADER + "\n", "no events after the header line"),
+    (HEADER.replace(",price", "") + "\n" + GOOD, "line 1: not a REES46 CSV (eCommerce behavior data from multi category "
+                                                 "store): column(s) price missing from the header"),
+    (HEADER + "\n" + GOOD * 2 + "2019/10/01 10:00,view,100,1000,a.b,apple,10.5,1,s1\n",
+     "line 4: cannot read event_time value '2019/10/01 10:00' as a time like '2019-10-01 00:00:00 UTC'"),
+    (HEADER + "\n" + GOOD + GOOD.replace(",100,", ",1e2x,"), "line 3: cannot read product_id value '1e2x' as an integer"),
+    (HEADER + "\n" + GOOD + GOOD.replace("10.5", "ten"), "line 3: cannot read price value 'ten' as a number"),
+    (HEADER + "\n" + GOOD + GOOD.strip() + ",extra,field\n", "line 3 has 11 fields, expected 9"),
+    (CLICKS, "line 1: not a REES46 CSV (eCommerce behavior data from multi category store): column(s) event_time, "
+             "event_type, product_id, category_id, category_code, brand, price, user_id, user_session missing from the "
+             "header '1,2014-04-07T10:51:09.277Z,214536502,0' (it looks like a YOOCHOOSE clicks file)"),
+])
+def test_rees46_bad_input(tmp_path, capsys, text, message):
+    args, path = _rees46(tmp_path, text)
+    rc, _, err = prepare(args, capsys)
+    assert rc == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"sessrec: error: {path}") and message in line, line
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp*"))
+
+
+def test_other_formats_are_named(tmp_path, capsys):
+    rees = write_rees46(tmp_path / "2019-Oct.csv")
+    rc, _, err = prepare(["yoochoose", "--input", str(rees), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "not a YOOCHOOSE clicks file" in err and "(it looks like a REES46 CSV)" in err
+    folder = tmp_path / "three_month"
+    folder.mkdir()
+    (folder / "20170101").write_text(rees.read_text())
+    rc, _, err = prepare(["adressa", "--input", str(folder), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "20170101, line 1: not an ADRESSA JSON-lines file" in err and "REES46 CSV" in err
+    (folder / "20170101").write_text(json.dumps({"userId": "u", "time": 1}) + "\n{oops\n")
+    rc, _, err = prepare(["adressa", "--input", str(folder), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "line 2 is not JSON: '{oops'" in err
+    (folder / "20170101").write_text(json.dumps({"userId": "u", "time": "yesterday"}) + "\n")
+    rc, _, err = prepare(["adressa", "--input", str(folder), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "line 1: field time is 'yesterday', expected an integer" in err
+    clicks = tmp_path / "clicks"
+    clicks.mkdir()
+    (clicks / "clicks_hour_000.csv").write_text(rees.read_text())
+    rc, _, err = prepare(["g1", "--input", str(clicks), "--articles", str(rees), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "not the G1 articles_metadata.csv" in err and "(it looks like a REES46 CSV)" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_events_missing_columns_and_bad_times(tmp_path, capsys):
+    csv = tmp_path / "log.csv"
+    csv.write_text("user,item,ts\nu1,a,2024-01-01 10:00:00\nu1,b,2024-01-01 10:01:00\nu1,c,not a time\n")
+    base = ["events", "--input", str(csv), "--user-col", "user", "--item-col", "item", "--output", str(tmp_path / "o")]
+    rc, _, err = prepare([*base, "--time-col", "time"], capsys)
+    assert rc == 2 and "column(s) time missing from the header 'user,item,ts'" in err
+    rc, _, err = prepare([*base, "--time-col", "ts"], capsys)
+    assert rc == 2 and f"{csv}, line 4: cannot read ts value 'not a time'" in err
+    rc, _, err = prepare(["events", "--input", str(csv), "--item-col", "item", "--time-col", "ts", "--output",
+                          str(tmp_path / "o")], capsys)
+    assert rc == 2 and "give --session-col, or --user-col" in err
+    rc, _, err = prepare([*base, "--time-col", "ts", "--timezone", "Mars/Olympus"], capsys)
+    assert rc == 2 and "unknown --timezone 'Mars/Olympus'" in err
+    (tmp_path / "x.parquet").write_text("not parquet")
+    rc, _, err = prepare(["events", "--input", str(tmp_path / "x.parquet"), "--session-col", "s", "--item-col", "i",
+                          "--time-col", "t", "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "x.parquet: not a readable parquet file" in err
+
+
+def test_output_is_replaced_only_with_overwrite(tmp_path, capsys):
+    raw = write_rees46(tmp_path / "oct.csv")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("keep me")
+    rc, _, err = prepare(["rees46", "--input", str(raw), "--output", str(out)], capsys)
+    assert rc == 2 and "is not empty; pass --overwrite" in err and (out / "old.txt").exists()
+    rc, _, _ = prepare(["rees46", "--input", str(raw), "--output", str(out), "--overwrite"], capsys)
+    assert rc == 0 and not (out / "old.txt").exists() and (out / "0001" / "train.parquet").is_file()
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "sessrec.cli", "prepare", "rees46", "--input", str(path), "--output",
+                           str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"sessrec: error: {path}: the file is empty"]

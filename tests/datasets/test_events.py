@@ -1,0 +1,87 @@
+from datetime import datetime, timezone
+
+import polars as pl
+import pytest
+
+from sessrec.schema import load_schema
+from tests.datasets.helpers import all_sessions, check_stats, frequency_ids, prepare, reference, train_run
+
+# user, item, time, category, price; sessions (label given by hand) are cut after 30 minutes of inactivity
+ROWS = [
+    ("u1", "i1", "2024-03-10 10:00:00", "shoes", "10.5", "u1a"), ("u1", "i2", "2024-03-10 10:05:00", "", "20", "u1a"),
+    ("u1", "i2", "2024-03-10 10:05:30", "", "20", "u1a"),  # consecutive repeat
+    ("u1", "i3", "2024-03-10 10:50:00", "bags", "", "u1b"),  # 45 minutes idle: a new session; no price
+    ("u1", "i1", "2024-03-10 10:52:00", "shoes", "10.5", "u1b"),
+    ("u2", "i2", "2024-03-10 10:10:00", "", "20", "u2"), ("u2", "i3", "2024-03-10 10:20:00", "bags", "30", "u2"),
+    ("u3", "i1", "2024-03-10 10:30:00", "shoes", "10.5", "u3"),  # length 1
+    ("u1", "i3", "2024-03-11 09:00:00", "bags", "30", "u1c"), ("u1", "i4", "2024-03-11 09:10:00", "hats", "5", "u1c"),
+    ("u4", "i4", "2024-03-11 09:30:00", "hats", "5", "u4"), ("u4", "i1", "2024-03-11 09:40:00", "shoes", "10.5", "u4"),
+]
+
+
+def _epoch(text: str) -> int:
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+
+
+@pytest.fixture(scope="module")
+def csv_log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("events") / "log.csv"
+    path.write_text("user,item,ts,category,price\n" + "".join(f"{u},{i},{t},{c},{p}\n" for u, i, t, c, p, _ in ROWS))
+    return path
+
+
+def test_events_csv_with_sessions_cut_from_users(csv_log, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc, stdout, _ = prepare(["events", "--input", str(csv_log), "--user-col", "user", "--item-col", "item",
+                             "--time-col", "ts", "--categorical-cols", "category", "--continuous-cols", "price",
+                             "--output", str(out)], capsys)
+    assert rc == 0
+    stats, sessions, counts = reference([(label, _epoch(t), i) for _, i, t, _, _, label in ROWS], min_sessions=2)
+    assert (stats["windows"], stats["sessions"], stats["interactions"]) == (2, 5, 10)  # by hand
+    check_stats(out, stdout, {"days": 2, **stats})
+    train = all_sessions(out, ("train",))
+    ids = frequency_ids(counts)
+    by_start = {kept[0][0]: [ids[i] for _, i in kept] for kept in sessions.values()}
+    assert {r["session_start"]: r["item_id"] for r in train.iter_rows(named=True)} == by_start
+    u1a = train.filter(pl.col("session_start") == _epoch("2024-03-10 10:00:00")).row(0, named=True)
+    assert u1a["category"][1] == 1  # empty → 1
+    u1b = train.filter(pl.col("session_start") == _epoch("2024-03-10 10:50:00")).row(0, named=True)
+    assert u1b["price_norm"][0] == pytest.approx(0.0, abs=1e-6)  # empty → the mean
+    schema = load_schema(out / "schema.pbtxt")
+    assert schema.names == ["item_id", "category", "price_norm", "item_age_days_log_norm", "hour_sin", "hour_cos",
+                            "weekday_sin", "weekday_cos", "timestamp"]
+    assert schema.item_id.name == "item_id" and schema["category"].max_value == 4  # 1 = empty, shoes, bags, hats
+
+    rc, _, _ = prepare(["events", "--input", str(csv_log), "--user-col", "user", "--item-col", "item", "--time-col",
+                        "ts", "--session-gap", "1h", "--output", str(tmp_path / "gap1h")], capsys)
+    assert rc == 0
+    assert all_sessions(tmp_path / "gap1h", ("train",)).height == 4  # u1a and u1b merge
+
+
+def test_events_parquet_with_a_session_column_trains(tmp_path, capsys):
+    rows = [(s, item, datetime(2024, 5, 1, h, m, tzinfo=timezone.utc)) for s, item, h, m in [
+        (1, "a", 8, 0), (1, "b", 8, 1), (2, "b", 8, 10), (2, "c", 8, 20), (2, "c", 8, 21), (3, "c", 8, 30), (3, "a", 8, 59),
+        (4, "a", 9, 5), (4, "c", 9, 6), (5, "b", 9, 30), (5, "a", 9, 31), (6, "c", 9, 40)]]
+    path = tmp_path / "log.parquet"
+    pl.DataFrame(rows, schema=["sid", "product", "when"], orient="row").write_parquet(path)
+    out = tmp_path / "out"
+    rc, stdout, _ = prepare(["events", "--input", str(path), "--session-col", "sid", "--item-col", "product",
+                             "--time-col", "when", "--window", "hour", "--output", str(out)], capsys)
+    assert rc == 0
+    stats, _, _ = reference([(s, int(t.timestamp()), i) for s, i, t in rows], window_s=3600, min_sessions=2)
+    assert (stats["windows"], stats["sessions"], stats["interactions"]) == (2, 5, 10)
+    check_stats(out, stdout, {"days": 1, **stats})
+    assert "ndcg_at_20_AOT" in train_run(out, tmp_path / "run")
+
+
+def test_events_numeric_times_in_milliseconds(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    base = 1_700_000_000_000
+    path.write_text("s,i,t\n" + "".join(f"{s},{i},{base + k * 60_000}\n" for k, (s, i) in enumerate(
+        [(1, 5), (1, 6), (2, 6), (2, 7), (3, 5), (3, 7)])))
+    out = tmp_path / "out"
+    rc, _, _ = prepare(["events", "--input", str(path), "--session-col", "s", "--item-col", "i", "--time-col", "t",
+                        "--time-unit", "ms", "--output", str(out)], capsys)
+    assert rc == 0
+    first = all_sessions(out, ("train",)).sort("session_start").row(0, named=True)
+    assert first["timestamp"] == [base / 1000, base / 1000 + 60]

@@ -1,0 +1,104 @@
+import math
+
+import polars as pl
+import pytest
+from scipy.special import erfinv
+
+from sessrec.schema import load_schema
+from tests.datasets.helpers import (
+    SCHEMAS,
+    all_sessions,
+    check_stats,
+    frequency_ids,
+    prepare,
+    reference,
+    train_run,
+)
+
+HEADER = ("user_id,session_id,session_start,session_size,click_article_id,click_timestamp,click_environment,"
+          "click_deviceGroup,click_os,click_country,click_region,click_referrer_type")
+T0 = 1506816000000  # 2017-10-01 00:00 UTC, in ms
+MIN = 60_000
+# hourly files: (user, session, article, minutes after T0, deviceGroup, os, region)
+HOURS = {
+    0: [(1, 1001, 10, 5, 1, 17, 25), (1, 1001, 20, 10, 1, 17, 25), (1, 1001, 10, 20, 1, 17, 25),  # repeat of 10
+        (2, 1002, 30, 15, 3, 20, 28),  # length 1
+        (3, 1003, 20, 50, 3, 20, 28), (3, 1003, 30, 70, 3, 20, 28),  # crosses into hour 1
+        (4, 1004, 40, 30, 1, 2, 25), (4, 1004, 99, 31, 1, 2, 25)],  # article 99 is not in the metadata
+    1: [(1, 1005, 10, 80, 1, 17, 25), (1, 1005, 30, 85, 1, 17, 25)],  # the hour's only session: skipped
+    2: [(5, 1006, 20, 150, 3, 20, 28), (5, 1006, 40, 160, 3, 20, 28),
+        (6, 1007, 30, 170, 1, 2, 25), (6, 1007, 30, 175, 1, 2, 25),  # only a repeat: length 1
+        (7, 1008, 10, 125, 1, 17, 28), (7, 1008, 20, 130, 1, 17, 28)],
+}
+CREATED = {10: T0 - 120 * MIN, 20: T0 - 600 * MIN, 30: T0 - 60 * MIN, 40: T0 + 20 * MIN}
+
+
+def write_g1(root):
+    clicks = root / "clicks"
+    clicks.mkdir()
+    for hour, rows in HOURS.items():
+        lines = [HEADER] + [f"{u},{s},{T0},2,{a},{T0 + m * MIN},4,{dev},{os_},1,{reg},2" for u, s, a, m, dev, os_, reg in rows]
+        (clicks / f"clicks_hour_{hour:03d}.csv").write_text("\n".join(lines) + "\n")
+    articles = ["article_id,category_id,created_at_ts,publisher_id,words_count"]
+    articles += [f"{a},{a % 7},{ts},0,180" for a, ts in CREATED.items()]
+    (root / "articles_metadata.csv").write_text("\n".join(articles) + "\n")
+    return clicks, root / "articles_metadata.csv"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("g1")
+    return *write_g1(root), root / "out"
+
+
+def test_g1_statistics_ids_and_features(prepared, capsys):
+    clicks, articles, out = prepared
+    args = ["g1", "--input", str(clicks), "--articles", str(articles), "--output", str(out)]
+    rc, _, stderr = prepare(args, capsys)
+    assert rc == 2 and "no hour window has at least 100 sessions" in stderr  # the paper's threshold
+    rc, stdout, _ = prepare([*args, "--min-sessions-per-window", "2"], capsys)
+    assert rc == 0
+    events = [(s, (T0 + m * MIN) // 1000, a) for rows in HOURS.values() for _, s, a, m, *_ in rows]
+    stats, sessions, counts = reference(events, repeats="session", window_s=3600, min_sessions=2)
+    assert (stats["windows"], stats["sessions"], stats["interactions"]) == (2, 5, 10)  # by hand
+    check_stats(out, stdout, {"days": 1, **stats})
+    starts = [line.split(",")[1] for line in (out / "windows.csv").read_text().splitlines()[1:]]
+    assert starts == ["2017-10-01 00:00", "2017-10-01 02:00"]  # hour 1 skipped, the others numbered 1, 2
+
+    train = all_sessions(out, ("train",))
+    ids = frequency_ids(counts)
+    for sid, kept in sessions.items():
+        row = train.filter(pl.col("session_id") == sid).row(0, named=True)
+        assert row["click_article_id"] == [ids[a] for _, a in kept]
+        assert row["click_timestamp"] == [float(t * 1000) for t, _ in kept]
+    halves = [set(all_sessions(out, (s,))["session_id"]) for s in ("valid", "test")]
+    assert not halves[0] & halves[1] and halves[0] | halves[1] == set(train["session_id"])
+
+    # item age: hours since created_at_ts, GaussRank over all kept clicks; no metadata → 0 (the median)
+    ages = {(sid, i): max(0.0, (t * 1000 - CREATED[a]) / 3.6e6) for sid, kept in sessions.items()
+            for i, (t, a) in enumerate(kept) if a in CREATED}
+    norm = {(r["session_id"], i): v for r in train.iter_rows(named=True) for i, v in enumerate(r["item_age_hours_norm"])}
+    assert norm[(1004, 1)] == 0.0
+    oldest, newest = max(ages, key=ages.get), min(ages, key=ages.get)
+    assert norm[oldest] == pytest.approx(erfinv(1 - 1e-4), rel=1e-5) and norm[newest] == pytest.approx(-erfinv(1 - 1e-4), rel=1e-5)
+    order = sorted(ages, key=ages.get)
+    assert [norm[k] for k in order] == sorted(norm[k] for k in order)
+    # local time America/Sao_Paulo (UTC-3): 00:05 UTC Sunday = 21:05 Saturday (weekday 6)
+    s1001 = train.filter(pl.col("session_id") == 1001).row(0, named=True)
+    assert s1001["hour_sin"][0] == pytest.approx(math.sin(2 * math.pi * (21 + 5 / 60 + 1e-8) / 24), abs=1e-6)
+    assert s1001["weekday_cos"][0] == pytest.approx(math.cos(2 * math.pi * (6 + 1e-8) / 7), abs=1e-6)
+    # deviceGroup over the kept clicks: 1 six times, 3 four times → ids 1 and 2 (no unknown id: G1 has no gaps)
+    assert s1001["click_deviceGroup"] == [1, 1]
+    assert train.filter(pl.col("session_id") == 1006)["click_deviceGroup"].item().to_list() == [2, 2]
+
+
+def test_g1_schema_has_weekday_cos_instead_of_the_duplicate(prepared, tmp_path):
+    _, _, out = prepared
+    schema = load_schema(out / "schema.pbtxt")
+    paper = load_schema(SCHEMAS / "g1_schema.pbtxt")  # 'weekday_sin' declared twice there (collapsed on load)
+    names = paper.names
+    assert schema.names == [*names[: names.index("weekday_sin") + 1], "weekday_cos", *names[names.index("weekday_sin") + 1:]]
+    text = (out / "schema.pbtxt").read_text()
+    assert all(text.count(f'name: "{n}"') == 2 for n in schema.names)  # feature name + domain name, once each
+    assert schema["click_timestamp"].is_time and schema.n_items == 6  # articles 10, 20, 30, 40, 99
+    assert "ndcg_at_20_AOT" in train_run(out, tmp_path / "run")

@@ -1,0 +1,87 @@
+import argparse
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sessrec.datasets import raw
+from sessrec.datasets.cli import parse_duration
+from sessrec.datasets.features import gauss_rank_apply, gauss_rank_fit, gini
+from sessrec.datasets.pipeline import Categorical, Options, encoder, sessionize, split_indices
+
+
+def test_encoder_orders_by_frequency_with_an_unknown_slot():
+    counts = pl.DataFrame({"c": ["x", "y", None, "0", "z", "w"], "n": [5, 7, 9, 9, 1, 7]})
+    table, max_id = encoder(counts, Categorical("c", "c", unknown_slot=True, min_count=2, unknown_values=("0",)))
+    assert dict(table.select("c", "id").iter_rows()) == {"w": 2, "y": 3, "x": 4}  # ties by value; null, "0", rare z → 1
+    assert max_id == 4
+    table, max_id = encoder(counts.filter(pl.col("c").is_not_null()), Categorical("c", "c"))
+    assert table["id"].to_list() == [1, 2, 3, 4, 5] and max_id == 5
+    assert encoder(counts.clear(), Categorical("c", "c", unknown_slot=True))[1] == 1  # only the unknown id
+
+
+def _events(rows):
+    return pl.DataFrame(rows, schema=["_row", "session", "user", "t", "item"], orient="row")
+
+
+@pytest.mark.parametrize("repeats,expected", [
+    ("consecutive", {"s1": ["a", "b", "a"], "s2": ["a", "c"]}),
+    ("session", {"s1": ["a", "b"], "s2": ["a", "c"]}),
+    ("user", {"s1": ["a", "b"], "s2": ["c"]}),
+    ("keep", {"s1": ["a", "a", "b", "a"], "s2": ["a", "c"]}),
+])
+def test_sessionize_repeat_modes(repeats, expected):
+    df = _events([(0, "s1", "u", 0, "a"), (1, "s1", "u", 1, "a"), (2, "s1", "u", 2, "b"), (3, "s1", "u", 3, "a"),
+                  (4, "s2", "u", 10, "a"), (5, "s2", "u", 11, "c")])
+    out = sessionize(df, Options(output=None, repeats=repeats, min_session_length=1))
+    got = {s: g["item"].to_list() for (s,), g in out.group_by("session", maintain_order=True)}
+    assert got == expected
+
+
+def test_sessionize_gap_truncation_and_windows():
+    minute = 60_000
+    rows = [(i, None, "u", t * minute, f"i{i}") for i, t in enumerate([0, 10, 45, 46, 47, 48, 60 * 24 - 1, 60 * 24 + 5])]
+    out = sessionize(_events(rows), Options(output=None, session_gap_ms=30 * minute, max_session_length=3))
+    sessions = [g["item"].to_list() for _, g in out.group_by("session", maintain_order=True)]
+    assert sessions == [["i0", "i1"], ["i2", "i3", "i4"], ["i6", "i7"]]  # cut after 35 min idle, first 3 kept
+    assert out["wkey"].unique().to_list() == [0]  # the last session starts at 23:59 of day 0
+    assert out["pos"].to_list() == [0, 1, 0, 1, 2, 0, 1]
+
+
+def test_split_recipes():
+    rng = np.random.default_rng(0)
+    s = split_indices(20, "80-10-10", rng)
+    assert [len(s[k]) for k in ("train", "valid", "test")] == [16, 2, 2]
+    assert sorted(np.concatenate(list(s.values()))) == list(range(20))
+    s = split_indices(3, "80-10-10", rng)
+    assert all(len(v) == 1 for v in s.values())
+    s = split_indices(25, "all+10-10", rng)
+    assert len(s["train"]) == 25 and len(s["valid"]) == len(s["test"]) == 2 and not set(s["valid"]) & set(s["test"])
+    s = split_indices(5, "all+50-50", rng)
+    assert len(s["valid"]) == 2 and len(s["test"]) == 3 and sorted([*s["valid"], *s["test"]]) == list(range(5))
+    again = split_indices(5, "all+50-50", np.random.default_rng(0))
+    assert again["valid"].tolist() == split_indices(5, "all+50-50", np.random.default_rng(0))["valid"].tolist()
+
+
+def test_gini_and_gauss_rank():
+    assert gini(np.array([5, 5, 5])) == 0.0
+    assert gini(np.array([0, 0, 0, 10])) == pytest.approx(0.75)  # (n - 1) / n for one item taking everything
+    values = np.array([3.0, 1.0, 2.0, 2.0, 100.0])
+    out = gauss_rank_apply(values, gauss_rank_fit(values))
+    assert out[4] == pytest.approx(-out[1]) and out[2] == out[3] and np.all(np.diff(out[[1, 2, 0, 4]]) > 0)
+    assert gauss_rank_apply(np.array([7.0]), gauss_rank_fit(np.array([7.0])))[0] == 0.0
+
+
+def test_parse_duration():
+    assert parse_duration("30m") == 1_800_000 and parse_duration("1h") == 3_600_000 and parse_duration("90") == 90_000
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration("soon")
+
+
+def test_csv_blocks_never_cut_a_quoted_field(tmp_path, monkeypatch):
+    monkeypatch.setattr(raw, "CHUNK_BYTES", 16)  # many blocks, some ending inside the quoted newline
+    path = tmp_path / "x.csv"
+    rows = [("1", 'he said "hi"\nthen left'), ("2", "plain"), ("3", "a,b")]
+    path.write_text("id,text\n" + "".join(f'{i},"{t.replace(chr(34), chr(34) * 2)}"\n' for i, t in rows))
+    got = pl.concat(raw.csv_batches(path, ["id", "text"], ["id", "text"]))
+    assert list(zip(got["id"], got["text"])) == rows and got[raw.LINE].to_list() == [0, 1, 2]
