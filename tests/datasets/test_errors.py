@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from sessrec.datasets import raw
 from tests.datasets.helpers import prepare
 from tests.datasets.test_rees46 import HEADER, write_rees46
 from tests.datasets.test_yoochoose import CLICKS
@@ -40,6 +41,13 @@ def test_rees46_bad_input(tmp_path, capsys, text, message):
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"sessrec: error: {path}") and message in line, line
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp*"))
+
+
+def test_line_numbers_count_across_blocks(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(raw, "CHUNK_BYTES", 100)  # about one row per block
+    args, path = _rees46(tmp_path, HEADER + "\n" + GOOD * 7 + GOOD.replace("10.5", "?") + GOOD)
+    rc, _, err = prepare(args, capsys)
+    assert rc == 2 and f"{path}, line 9: cannot read price value '?' as a number" in err
 
 
 def test_other_formats_are_named(tmp_path, capsys):

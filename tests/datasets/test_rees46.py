@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
+from sessrec.datasets import pipeline
+from sessrec.datasets import raw as raw_module
 from sessrec.schema import load_schema
 from tests.datasets.helpers import (
     SCHEMAS,
@@ -154,3 +156,16 @@ def test_rees46_several_months_and_window_numbering(tmp_path, capsys):
     assert starts == ["2019-10-01 00:00", "2019-10-02 00:00", "2019-10-03 00:00", "2019-11-02 00:00"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["0001", "0002", "0003", "0004"]
     assert all_sessions(out).filter(pl.col("session_id") == "s9n")["window"].to_list() == [4]
+
+
+def test_rees46_output_does_not_depend_on_buckets_or_blocks(tmp_path, capsys, monkeypatch):
+    raw = write_rees46(tmp_path / "oct.csv")
+    assert prepare(["rees46", "--input", str(raw), "--output", str(tmp_path / "one")], capsys)[0] == 0
+    monkeypatch.setattr(pipeline, "BUCKET_BYTES", 300)  # ~10 buckets
+    monkeypatch.setattr(raw_module, "CHUNK_BYTES", 200)  # ~20 blocks
+    assert prepare(["rees46", "--input", str(raw), "--output", str(tmp_path / "many")], capsys)[0] == 0
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "many") for p in (tmp_path / "many").rglob("*") if p.is_file())
+    for f in files:
+        a, b = tmp_path / "one" / f, tmp_path / "many" / f
+        assert pl.read_parquet(a).equals(pl.read_parquet(b)) if f.suffix == ".parquet" else a.read_text() == b.read_text()

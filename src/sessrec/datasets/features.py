@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy.special import erfinv
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -62,6 +61,8 @@ def gauss_rank_fit(values: np.ndarray, epsilon: float = 1e-4) -> tuple[np.ndarra
 
 def gauss_rank_apply(values: np.ndarray, fitted: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``erfinv`` of the linearly interpolated scaled rank (values outside the fitted range are clamped)."""
+    from scipy.special import erfinv  # imported here: scipy.special takes a second to import
+
     x, scaled = fitted
     if x.size == 0:
         return np.zeros(values.shape, dtype=np.float32)

@@ -6,7 +6,7 @@ UTC), ``item`` (raw item key), ``session`` (raw session key; absent when session
 user's stream by inactivity), ``user`` (when needed), and the raw side columns of its
 :class:`Recipe`. Then:
 
-1. **Buckets.** Events are streamed to ``n`` parquet files by a hash of the session key (or of the
+1. **Buckets.** Events are streamed to ``n`` Arrow IPC files by a hash of the session key (or of the
    user, when sessions are cut from a user's stream or repeats are removed per user), so that a
    whole session sits in one file and a file is small whatever the input size.
 2. **Sessions.** Per bucket, in memory: sort by time (input order on ties), cut sessions on
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
+import pyarrow as pa
 from tqdm import tqdm
 
 from sessrec.data.windows import SPLITS, window_dir
@@ -52,7 +52,7 @@ WINDOW_MS = {"day": DAY_MS, "hour": HOUR_MS}
 REPEATS = ("consecutive", "session", "user", "keep")
 SPLIT_RECIPES = ("80-10-10", "all+10-10", "all+50-50")
 BUCKET_BYTES = 64 * 2**20  # raw input bytes per bucket: bounds the memory of step 2
-WORK_COMPRESSION = "lz4"  # temporary files: fast to write, read once
+WORK_COMPRESSION = "lz4"  # temporary files are Arrow IPC: 2-3x faster to write than parquet, read once
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, op
         buckets = _write_buckets(events, work / "buckets", n_buckets, _bucket_key(opts), progress)
         counts = _build_sessions(buckets, work / "sessions", opts, progress)
         kept = _choose_windows(counts, opts, progress)
-        fitted = _fit(recipe, [f for key in kept for f in sorted((work / "sessions" / str(key)).glob("*.parquet"))],
+        fitted = _fit(recipe, [f for key in kept for f in sorted((work / "sessions" / str(key)).glob("*.arrow"))],
                       progress)
         windows = _write_windows(recipe, fitted, kept, work / "sessions", tmp, opts, progress)
         stats = _statistics(recipe, fitted, windows, opts)
@@ -198,7 +198,8 @@ def _bucket_key(opts: Options) -> str:
 def _write_buckets(events: Iterator[pl.DataFrame], folder: Path, n_buckets: int, key: str,
                    progress: Progress) -> list[Path]:
     folder.mkdir(parents=True)
-    writers: dict[int, pq.ParquetWriter] = {}
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    schemas: dict[int, pa.Schema] = {}
     n_rows = n_dropped = 0
     bar = progress.bar(unit=" events", unit_scale=True, desc="reading")
     try:
@@ -219,8 +220,10 @@ def _write_buckets(events: Iterator[pl.DataFrame], folder: Path, n_buckets: int,
             for b, df in parts.items():
                 table = df.to_arrow()
                 if b not in writers:
-                    writers[b] = pq.ParquetWriter(folder / f"{b:05d}.parquet", table.schema, compression=WORK_COMPRESSION)
-                writers[b].write_table(table.cast(writers[b].schema))
+                    writers[b] = pa.ipc.new_file(folder / f"{b:05d}.arrow", table.schema,
+                                                 options=pa.ipc.IpcWriteOptions(compression=WORK_COMPRESSION))
+                    schemas[b] = table.schema
+                writers[b].write_table(table.cast(schemas[b]))
     finally:
         bar.close()
         for w in writers.values():
@@ -229,7 +232,7 @@ def _write_buckets(events: Iterator[pl.DataFrame], folder: Path, n_buckets: int,
         raise SessrecError("the input has no events" + (f" with a {key} and an item" if n_dropped else ""))
     progress.say(f"read {n_rows + n_dropped:,} events into {len(writers)} bucket(s)"
                  + (f"; dropped {n_dropped:,} without a {key} or an item" if n_dropped else ""))
-    return sorted(folder.glob("*.parquet"))
+    return sorted(folder.glob("*.arrow"))
 
 
 # ---- step 2: sessions ----------------------------------------------------------------------------
@@ -249,21 +252,25 @@ def sessionize(df: pl.DataFrame, opts: Options) -> pl.DataFrame:
         df = df.filter(~same.fill_null(False))
     elif opts.repeats == "session":
         df = df.filter(pl.struct("session", "item").is_first_distinct())
-    df = df.with_columns(pos=pl.int_range(pl.len()).over("session"), _n=pl.len().over("session"))
-    df = df.filter((pl.col("pos") < opts.max_session_length) & (pl.col("_n") >= opts.min_session_length))
-    return df.drop("_n").with_columns(start=pl.col("t").first().over("session")).with_columns(
-        wkey=pl.col("start") // WINDOW_MS[opts.window])
+    # positions from the runs of the sorted session column: much faster than window expressions (.over)
+    first = (df["session"] != df["session"].shift(1)).fill_null(True).to_numpy()
+    starts = np.flatnonzero(first)
+    lengths = np.diff(np.append(starts, df.height))
+    pos = np.arange(df.height) - np.repeat(starts, lengths)
+    keep = (pos < opts.max_session_length) & (np.repeat(lengths, lengths) >= opts.min_session_length)
+    start = np.repeat(df["t"].to_numpy()[starts], lengths)
+    return df.with_columns(pos=pos, start=start).filter(keep).with_columns(wkey=pl.col("start") // WINDOW_MS[opts.window])
 
 
 def _build_sessions(buckets: list[Path], folder: Path, opts: Options, progress: Progress) -> dict[int, list[int]]:
     """Step 2 for every bucket; returns {window key: [sessions, interactions]}."""
     counts: dict[int, list[int]] = {}
     for i, path in enumerate(progress.bar(buckets, desc="sessions", unit=" bucket")):
-        df = sessionize(pl.read_parquet(path), opts)
+        df = sessionize(pl.read_ipc(path), opts)
         path.unlink()
         for (wkey,), part in df.partition_by("wkey", as_dict=True, include_key=False).items():
             (folder / str(wkey)).mkdir(parents=True, exist_ok=True)
-            part.write_parquet(folder / str(wkey) / f"{i:05d}.parquet", compression=WORK_COMPRESSION)
+            part.write_ipc(folder / str(wkey) / f"{i:05d}.arrow", compression=WORK_COMPRESSION)
             c = counts.setdefault(wkey, [0, 0])
             c[0] += part["session"].n_unique()
             c[1] += part.height
@@ -308,7 +315,7 @@ def encoder(counts: pl.DataFrame, cat: Categorical) -> tuple[pl.DataFrame, int]:
 
 def _fit(recipe: Recipe, files: list[Path], progress: Progress) -> Fitted:
     progress.say("fitting ids and feature statistics")
-    lf = pl.scan_parquet(files)
+    lf = pl.scan_ipc(files)
     cats = recipe.categoricals
     results = pl.collect_all([lf.group_by("item").agg(n=pl.len(), first_t=pl.col("t").min())]
                              + [lf.group_by(c.source).agg(n=pl.len()) for c in cats])
@@ -373,7 +380,7 @@ def _write_windows(recipe: Recipe, fitted: Fitted, kept: list[int], sessions: Pa
     windows = []
     bar = progress.bar(kept, desc="windows", unit=" window")
     for index, wkey in enumerate(bar, 1):
-        df = pl.read_parquet(sorted((sessions / str(wkey)).glob("*.parquet")))
+        df = pl.concat([pl.read_ipc(f) for f in sorted((sessions / str(wkey)).glob("*.arrow"))])
         df = recipe.transform(_encode(df, recipe, fitted), fitted.stats)
         table = _sessions_table(df, recipe)
         rng = np.random.default_rng([opts.seed, index])

@@ -126,20 +126,19 @@ def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]
 
 def _row_chunks(f: BinaryIO, size: int, quoted: bool = True) -> Iterator[bytes]:
     """Blocks of about ``size`` bytes that end at a row boundary (for CSV, not inside a quoted field)."""
-    rest = b""
-    while True:
-        buf = f.read(size)
-        data = rest + buf
-        if not buf:
-            if data.strip():
-                yield data
-            return
-        cut = data.rfind(b"\n") + 1
-        while quoted and cut and data.count(b'"', 0, cut) % 2:  # that newline is inside quotes: cut at an earlier one
-            cut = data.rfind(b"\n", 0, cut - 1) + 1
-        if cut:
-            yield data[:cut]
-        rest = data[cut:]
+    while data := f.read(size):
+        cut = len(data)
+        if len(data) == size:  # more may follow: end at the last complete row, re-read the rest
+            cut = data.rfind(b"\n") + 1
+            while quoted and cut and data.count(b'"', 0, cut) % 2:  # that newline is inside quotes
+                cut = data.rfind(b"\n", 0, cut - 1) + 1
+            if cut == 0:  # a row longer than the block: read a larger one
+                f.seek(-len(data), io.SEEK_CUR)
+                size *= 2
+                continue
+            f.seek(cut - len(data), io.SEEK_CUR)
+        if data[:cut].strip():
+            yield data[:cut] if cut < len(data) else data
 
 
 def _ragged_line(chunk: bytes, n_fields: int, first_line: int) -> str:
