@@ -22,7 +22,7 @@ def _rees46(tmp_path, text: str):
 
 @pytest.mark.parametrize("text,message", [
     ("", "the file is empty"),
-    (HEADER + "\n", "no events after the header line"),
+    (HEADER + "\n", "the file has no events"),
     (HEADER.replace(",price", "") + "\n" + GOOD, "line 1: not a REES46 CSV (eCommerce behavior data from multi category "
                                                  "store): column(s) price missing from the header"),
     (HEADER + "\n" + GOOD * 2 + "2019/10/01 10:00,view,100,1000,a.b,apple,10.5,1,s1\n",

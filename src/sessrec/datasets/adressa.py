@@ -24,7 +24,7 @@ import polars as pl
 
 from sessrec.datasets.features import HOUR_MS, gauss_rank_apply, gauss_rank_fit, hour_weekday
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
-from sessrec.datasets.raw import LINE, convert, files_in, first_line, json_batches, looks_like
+from sessrec.datasets.raw import LINE, convert, files_in, first_line, in_input_order, json_batches, looks_like
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
 
@@ -47,26 +47,22 @@ def day_files(folder: str | Path, days: int) -> list[Path]:
     return dated[:days] if days > 0 else dated
 
 
+def _read_file(path: Path) -> Iterator[pl.DataFrame]:
+    line = first_line(path)
+    if line is None:
+        raise SessrecError(f"{path}: the file is empty")
+    if not line.lstrip().startswith("{"):
+        raise SessrecError(f"{path}, line 1: not an ADRESSA JSON-lines file: {line[:120]!r}{looks_like(line)}")
+    for batch in json_batches(path, FIELDS):
+        b = convert(batch, {}, path, has_header=False, required=("userId", "time"))
+        yield b.select(  # events without a canonicalUrl (not an article page) have no item: dropped
+            LINE, (pl.col("time") * 1000).alias("t"), pl.col("canonicalUrl").alias("item"), pl.col("userId").alias("user"),
+            *(pl.col(c) for c in FIELDS if c not in ("userId", "time", "canonicalUrl", "category1")),
+            pl.col("category1").str.split("|").list.first().alias("category0"), "category1")
+
+
 def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
-    offset = 0
-    for path in paths:
-        line = first_line(path)
-        if line is None:
-            raise SessrecError(f"{path}: the file is empty")
-        if not line.lstrip().startswith("{"):
-            raise SessrecError(f"{path}, line 1: not an ADRESSA JSON-lines file: {line[:120]!r}{looks_like(line)}")
-        n = 0
-        for batch in json_batches(path, FIELDS):
-            b = convert(batch, {}, path, has_header=False, required=("userId", "time"))
-            yield b.select(  # events without a canonicalUrl (not an article page) have no item: dropped
-                (pl.col(LINE).cast(pl.Int64) + offset).alias("_row"), (pl.col("time") * 1000).alias("t"),
-                pl.col("canonicalUrl").alias("item"), pl.col("userId").alias("user"),
-                *(pl.col(c) for c in FIELDS if c not in ("userId", "time", "canonicalUrl", "category1")),
-                pl.col("category1").str.split("|").list.first().alias("category0"), "category1")
-            n += batch.height
-        if n == 0:
-            raise SessrecError(f"{path}: the file has no events")
-        offset += n
+    return in_input_order(paths, _read_file)
 
 
 def fit(lf: pl.LazyFrame, items: pl.DataFrame) -> dict:

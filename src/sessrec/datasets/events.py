@@ -37,6 +37,7 @@ from sessrec.datasets.raw import (
     convert,
     csv_batches,
     existing_files,
+    in_input_order,
 )
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -65,8 +66,8 @@ class Columns:
         names = [self.item, self.time, self.session, self.user, *self.categorical, *self.continuous]
         return list(dict.fromkeys(n for n in names if n))
 
-    def select(self, row: pl.Expr) -> list[pl.Expr]:
-        out = [row.alias("_row"), pl.col(self.time).alias("t"), pl.col(self.item).cast(pl.String).alias("item")]
+    def select(self) -> list[pl.Expr]:
+        out = [pl.col(self.time).alias("t"), pl.col(self.item).cast(pl.String).alias("item")]
         out += [pl.col(c).cast(pl.String).alias(role) for role, c in (("session", self.session), ("user", self.user)) if c]
         out += [pl.col(c).cast(pl.String).alias(f"c:{c}") for c in self.categorical]
         out += [pl.col(c).alias(f"x:{c}") for c in self.continuous]
@@ -122,22 +123,16 @@ def _parquet_batches(path: Path, cols: Columns) -> Iterator[pl.DataFrame]:
 
 
 def read_events(paths: list[Path], cols: Columns) -> Iterator[pl.DataFrame]:
-    offset = 0
-    for path in paths:
+    def read_file(path: Path) -> Iterator[pl.DataFrame]:
         is_parquet = path.suffix.lower() in (".parquet", ".pq")
         if is_parquet:
             batches = _parquet_batches(path, cols)
         else:
-            header = check_header(path, cols.needed, "an event log CSV with these columns")
-            batches = csv_batches(path, cols.needed, header)
-        n = 0
+            batches = csv_batches(path, cols.needed, check_header(path, cols.needed, "an event log CSV with these columns"))
         for batch in batches:
-            b = _typed(batch, path, cols, has_header=not is_parquet)
-            yield b.select(cols.select(pl.col(LINE).cast(pl.Int64) + offset))
-            n += batch.height
-        if n == 0:
-            raise SessrecError(f"{path}: no events")
-        offset += n
+            yield _typed(batch, path, cols, has_header=not is_parquet).select(LINE, *cols.select())
+
+    return in_input_order(paths, read_file)
 
 
 def _age_log_days() -> pl.Expr:

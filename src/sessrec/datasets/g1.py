@@ -31,6 +31,7 @@ from sessrec.datasets.raw import (
     csv_batches,
     existing_files,
     files_in,
+    in_input_order,
 )
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -53,18 +54,16 @@ def read_articles(path: Path) -> pl.DataFrame:
 
 
 def read_events(paths: list[Path], articles: pl.DataFrame) -> Iterator[pl.DataFrame]:
-    offset = 0
-    for path in paths:
+    def read_file(path: Path) -> Iterator[pl.DataFrame]:
         header = check_header(path, ("session_id", "click_article_id", "click_timestamp", *SIDE), "a G1 clicks CSV")
-        n = 0
         for batch in csv_batches(path, [c for c in G1_CLICK_COLUMNS if c in header], header):
             b = convert(batch, {c: v for c, v in CLICK_CONVERSIONS.items() if c in header}, path,
                         required=("session_id", "click_article_id", "click_timestamp", *SIDE))
-            b = b.select((pl.col(LINE).cast(pl.Int64) + offset).alias("_row"), pl.col("click_timestamp").alias("t"),
-                         pl.col("click_article_id").alias("item"), pl.col("session_id").alias("session"), *SIDE)
+            b = b.select(LINE, pl.col("click_timestamp").alias("t"), pl.col("click_article_id").alias("item"),
+                         pl.col("session_id").alias("session"), *SIDE)
             yield b.join(articles, on="item", how="left", maintain_order="left")
-            n += batch.height
-        offset += n
+
+    return in_input_order(paths, read_file)
 
 
 def _age_hours() -> pl.Expr:

@@ -172,6 +172,21 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
             yield df.select(LINE, *columns)
 
 
+def in_input_order(paths: Sequence[Path], read_file: Callable[[Path], Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
+    """The batches of every file (each with ``_line``, its row in the file) numbered ``_row`` across the files
+    in order: the input order, which breaks ties in time. A file without events is an error."""
+    offset = 0
+    for path in paths:
+        rows = 0
+        for batch in read_file(path):
+            if batch.height:
+                rows = int(batch[LINE].max()) + 1
+            yield batch.with_columns((pl.col(LINE).cast(pl.Int64) + offset).alias("_row")).drop(LINE)
+        if rows == 0:
+            raise SessrecError(f"{path}: the file has no events")
+        offset += rows
+
+
 def line_number(row: int, has_header: bool) -> int:
     """1-based line of 0-based data row ``row`` (quoted multi-line fields aside)."""
     return row + 1 + int(has_header)

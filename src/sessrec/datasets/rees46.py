@@ -30,8 +30,8 @@ from sessrec.datasets.raw import (
     convert,
     csv_batches,
     existing_files,
+    in_input_order,
 )
-from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
 
 PAPER = {"days": 31, "windows": 31, "items": 156_516, "sessions": 3_268_268, "interactions": 17_967_918,
@@ -48,22 +48,18 @@ CONVERSIONS = {
 EVENT_COLUMNS = ("event_time", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session")
 
 
+def _read_file(path: Path) -> Iterator[pl.DataFrame]:
+    header = check_header(path, REES46_COLUMNS, "a REES46 CSV (eCommerce behavior data from multi category store)")
+    for batch in csv_batches(path, EVENT_COLUMNS, header):
+        b = convert(batch, CONVERSIONS, path, required=("event_time", "product_id", "category_id", "price"))
+        yield b.select(LINE, pl.col("event_time").alias("t"), pl.col("product_id").alias(ITEM),
+                       pl.col("user_session").alias("session"), pl.col("user_id").alias("user"),
+                       "category_id", "category_code", "brand", "price")
+
+
 def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
     """Events of the monthly CSV files, in file order."""
-    offset = 0
-    for path in paths:
-        header = check_header(path, REES46_COLUMNS, "a REES46 CSV (eCommerce behavior data from multi category store)")
-        n = 0
-        for batch in csv_batches(path, EVENT_COLUMNS, header):
-            b = convert(batch, CONVERSIONS, path, required=("event_time", "product_id", "category_id", "price"))
-            yield b.select(
-                (pl.col(LINE).cast(pl.Int64) + offset).alias("_row"), pl.col("event_time").alias("t"),
-                pl.col("product_id").alias(ITEM), pl.col("user_session").alias("session"), pl.col("user_id").alias("user"),
-                "category_id", "category_code", "brand", "price")
-            n += batch.height
-        if n == 0:
-            raise SessrecError(f"{path}: no events after the header line")
-        offset += n
+    return in_input_order(paths, _read_file)
 
 
 def _price() -> pl.Expr:

@@ -29,6 +29,7 @@ from sessrec.datasets.raw import (
     csv_batches,
     existing_files,
     first_line,
+    in_input_order,
     looks_like,
 )
 from sessrec.errors import SessrecError
@@ -51,18 +52,16 @@ def _check_first_line(path: Path) -> None:
                            f"Category with an ISO time): {line[:160]!r}{looks_like(line)}")
 
 
+def _read_file(path: Path) -> Iterator[pl.DataFrame]:
+    _check_first_line(path)
+    for batch in csv_batches(path, YOOCHOOSE_COLUMNS, YOOCHOOSE_COLUMNS, has_header=False):
+        b = convert(batch, CONVERSIONS, path, has_header=False, required=("session_id", "timestamp", "item_id"))
+        yield b.select(LINE, pl.col("timestamp").alias("t"), pl.col("item_id").alias("item"),
+                       pl.col("session_id").alias("session"), pl.col("category").str.strip_chars())
+
+
 def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
-    offset = 0
-    for path in paths:
-        _check_first_line(path)
-        n = 0
-        for batch in csv_batches(path, YOOCHOOSE_COLUMNS, YOOCHOOSE_COLUMNS, has_header=False):
-            b = convert(batch, CONVERSIONS, path, has_header=False, required=("session_id", "timestamp", "item_id"))
-            yield b.select((pl.col(LINE).cast(pl.Int64) + offset).alias("_row"), pl.col("timestamp").alias("t"),
-                           pl.col("item_id").alias("item"), pl.col("session_id").alias("session"),
-                           pl.col("category").str.strip_chars())
-            n += batch.height
-        offset += n
+    return in_input_order(paths, _read_file)
 
 
 def _age_log_days() -> pl.Expr:
