@@ -13,6 +13,7 @@ from ``wait4`` so it is that process's alone.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -71,19 +72,20 @@ def generate_csv(path: Path, n_rows: int, seed: int = 0) -> None:
             done += df.height
 
 
-def measure(csv: Path, out: Path) -> tuple[float, int, str]:
-    """(seconds, peak RSS bytes, printed statistics) of one ``sessrec prepare rees46`` process."""
+def measure(csv: Path, out: Path) -> tuple[float, int, dict]:
+    """(seconds, peak RSS bytes, Table 1 statistics) of one ``sessrec prepare rees46`` process."""
     cmd = [sys.executable, "-m", "sessrec.cli", "prepare", "rees46", "--input", str(csv), "--output", str(out),
            "--overwrite", "--quiet"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"prepare failed ({proc.returncode}):\n{stderr}")
-    return seconds, usage.ru_maxrss * 1024, stdout
+    with tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            sys.exit(f"prepare failed:\n{err.read()}")
+    return seconds, usage.ru_maxrss * 1024, json.loads((out / "stats.json").read_text())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,10 +103,9 @@ def main(argv: list[str] | None = None) -> None:
             if not csv.exists():
                 generate_csv(csv, n)
             seconds, rss, stats = measure(csv, root / f"out_{n}")
-            row = stats.splitlines()[2].split()[1:5]
             print(f"{n:>10,} {csv.stat().st_size / 2**20:>8.0f} {seconds:>8.1f} {n / seconds:>10,.0f} "
-                  f"{rss / 2**20:>12.0f}  {row[0]} days, {row[1]} items, {row[2]} sessions, {row[3]} interactions",
-                  flush=True)
+                  f"{rss / 2**20:>12.0f}  {stats['windows']} days, {stats['items']:,} items, {stats['sessions']:,} "
+                  f"sessions, {stats['interactions']:,} interactions", flush=True)
     finally:
         if a.keep is None:
             shutil.rmtree(root, ignore_errors=True)
