@@ -76,3 +76,10 @@ def test_split_last_item():
     assert prefix["item"].tolist() == [[5, 6, 0, 0], [8, 0, 0, 0]]
     assert prefix["cat"].tolist() == [[1, 2, 0, 0], [1, 0, 0, 0]]
     assert batch["item"][0, 2] == 7  # the input batch is untouched
+
+
+def test_timestamps_keep_full_precision(tmp_path):
+    schema = Schema([FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 9), FeatureSpec("ts", "float", ("time",))])
+    path = write_sessions(tmp_path / "t.parquet", {"item": [[1, 2]], "ts": [[1569888000.0, 1569888001.0]]})
+    ts = load_sessions(path, schema, max_len=3).features["ts"]
+    assert ts.dtype == torch.float64 and ts[0, 1].item() - ts[0, 0].item() == 1.0

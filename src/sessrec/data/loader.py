@@ -160,7 +160,8 @@ def _check_values(values: np.ndarray, f: FeatureSpec, where: str, offsets: np.nd
                     f"{where}: row {_row_of(offsets, pos)}: categorical feature '{f.name}' has value {int(values[pos])} >= its cardinality {card}"
                 )
         return values
-    values = values.astype(np.float32, copy=False)
+    # timestamps keep float64: float32 would round epoch seconds to minutes
+    values = values.astype(np.float64 if f.is_time else np.float32, copy=False)
     if f.is_continuous and values.size:
         finite = np.isfinite(values)
         if not finite.all():
