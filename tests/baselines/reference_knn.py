@@ -25,11 +25,14 @@ def reference_scores(method: str, p: dict, train: list[list[int]], times: list[f
     """Scores of items 1..n_items-1 (unseen items: -inf)."""
     freq = Counter(i for s in train for i in s)
     idf = {i: log(len(train) / f) for i, f in freq.items()}
+    full = query
+    order = sorted(range(len(train)), key=lambda s: (times[s], s))  # oldest first
+    cands = [s for s in order if set(train[s]) & set(full)]  # from every item of the prefix
+    if p.get("last_n_clicks"):  # V-SkNN: similarity, decay and reminders from the last n clicks only
+        query = query[-p["last_n_clicks"]:]
     qset = set(query)
     last = {item: pos for pos, item in enumerate(query, 1)}
     n = len(query)
-    order = sorted(range(len(train)), key=lambda s: (times[s], s))  # oldest first
-    cands = [s for s in order if set(train[s]) & qset]
     if p["sample_size"] and len(cands) > p["sample_size"]:
         cands = cands[-p["sample_size"]:]
     rank = {s: r for r, s in enumerate(order)}
@@ -38,7 +41,7 @@ def reference_scores(method: str, p: dict, train: list[list[int]], times: list[f
         nset = set(train[s])
         if method == "vsknn":
             w = {i: position_weight(p["weighting"], last[i], n) for i in last}
-            sim = sum(w[i] for i in qset & nset) / len(w)
+            sim = sum(w[i] for i in qset & nset) / len(w) if qset & nset else 0.0
             if sim <= 0:
                 continue
         else:
@@ -70,7 +73,7 @@ def reference_scores(method: str, p: dict, train: list[list[int]], times: list[f
             scores[j] += v * (1 + factor * idf[j])
     out = [scores.get(j, 0.0) if j in freq else float("-inf") for j in range(1, n_items)]
     if method == "vsknn" and p.get("push_reminders"):
-        counts = Counter(query)
+        counts = Counter(full)
         out = [v * (counts[j] + 1) if j in counts and j in freq else v for j, v in zip(range(1, n_items), out)]
     if method == "vsknn" and p.get("normalize", True):
         top = max(out)

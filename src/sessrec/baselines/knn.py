@@ -51,6 +51,7 @@ class SessionStore:
         self.time = np.empty(0, dtype=np.float64)
         self.item_freq = np.zeros(n_items, dtype=np.float64)
         self.n_total = 0
+        self._recent: dict[int, sp.csr_matrix] = {}
 
     def __len__(self) -> int:
         return self.positions.shape[0]
@@ -90,6 +91,23 @@ class SessionStore:
                                shape=self.positions.shape)
         self.index = binary.T.tocsr()
         self.index.sort_indices()
+        self._recent.clear()
+
+    def recent_index(self, n: int) -> sp.csr_matrix:
+        """The item -> sessions index cut to each item's ``n`` most recent sessions.
+
+        Enough to find the ``n`` most recent sessions sharing an item with a query, and their
+        exact overlap: such a session is, for each of its items, among that item's ``n`` most
+        recent sessions (otherwise ``n`` sessions of the union would be more recent than it).
+        """
+        if n not in self._recent:
+            ptr = self.index.indptr
+            keep = np.minimum(np.diff(ptr), n)
+            where = _ranges(ptr[1:] - keep, keep)
+            indptr = np.concatenate(([0], np.cumsum(keep)))
+            self._recent[n] = sp.csr_matrix((self.index.data[where], self.index.indices[where], indptr),
+                                            shape=self.index.shape)
+        return self._recent[n]
 
 
 @dataclass
@@ -99,8 +117,7 @@ class Candidates:
     row: np.ndarray
     session: np.ndarray
     shared: np.ndarray  # number of distinct items shared with the query
-    where: np.ndarray  # positions in the data of the candidate matrix (to read aligned products)
-    nnz: int  # number of entries of the full candidate matrix
+    overlap: np.ndarray  # sum of the query's item weights over the shared items (= shared without weights)
 
 
 @dataclass
@@ -127,67 +144,68 @@ class Expansion:
         return np.maximum.reduceat(values, self.starts) if values.size else values
 
 
-def query_matrix(q: Encoded, values: np.ndarray, n_items: int) -> sp.csr_matrix:
-    return sp.csr_matrix((values.astype(np.float64), q.item, q.indptr), shape=(q.n_rows, n_items))
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, start + length)`` for each pair."""
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
 
 
-def candidates(store: SessionStore, q: Encoded, sample_size: int, sampling: str,
-               rng: np.random.Generator) -> Candidates:
+def candidates(store: SessionStore, q: Encoded, sample_size: int, sampling: str, rng: np.random.Generator,
+               weights: np.ndarray | None = None) -> Candidates:
     """Training sessions sharing an item with each query; at most ``sample_size`` per query
-    (0 = all): the most recent ones, or a uniform random subset with ``sampling='random'``."""
-    shared = query_matrix(q, np.ones(q.item.size), store.n_items) @ store.index
-    shared.sort_indices()
-    counts = np.diff(shared.indptr)
+    (0 = all): the most recent ones, or a uniform random subset with ``sampling='random'``.
+
+    With ``weights`` (one per distinct query item) the overlap of each candidate is the sum of
+    the weights of the items it shares with its query. One sparse product gives both: the query
+    matrix holds ``1 + i * weight``, so the real part counts shared items (never 0: the sparsity
+    pattern is exactly the candidate set) and the imaginary part sums their weights.
+    """
+    recent = sampling == "recent" and sample_size > 0
+    index = store.recent_index(sample_size) if recent else store.index
+    values = np.ones(q.item.size) if weights is None else 1.0 + 1j * weights
+    product = sp.csr_matrix((values, q.item, q.indptr), shape=(q.n_rows, store.n_items)) @ index
+    product.sort_indices()
+    counts = np.diff(product.indptr)
     keep = counts if sample_size <= 0 else np.minimum(counts, sample_size)
-    if sampling == "random" and sample_size > 0 and (counts > sample_size).any():
+    if not recent and sample_size > 0 and (counts > sample_size).any():
         rows = np.repeat(np.arange(q.n_rows), counts)
-        order = np.lexsort((rng.random(shared.nnz), rows))  # random order within each row
-        rank = np.arange(shared.nnz) - np.repeat(shared.indptr[:-1], counts)
+        order = np.lexsort((rng.random(product.nnz), rows))  # random order within each row
+        rank = np.arange(product.nnz) - np.repeat(product.indptr[:-1], counts)
         where = np.sort(order[rank < np.repeat(keep, counts)])
     else:  # the last entries of a row are the most recent sessions
-        first = shared.indptr[1:] - keep
-        where = np.repeat(first - np.cumsum(keep) + keep, keep) + np.arange(keep.sum())
-    rows = np.repeat(np.arange(q.n_rows), keep)
-    return Candidates(rows, shared.indices[where].astype(np.int64), shared.data[where], where, shared.nnz)
-
-
-def shared_sum(store: SessionStore, q: Encoded, weights: np.ndarray, cand: Candidates) -> np.ndarray:
-    """For each candidate: the sum of ``weights`` (one per query item) over the items it shares with its query."""
-    product = query_matrix(q, weights, store.n_items) @ store.index
-    product.sort_indices()
-    if product.nnz == cand.nnz:  # same sparsity pattern as the candidate matrix: read it directly
-        return product.data[cand.where]
-    # some sums are exactly zero (zero or cancelling weights): look the pairs up
-    rows = np.repeat(np.arange(q.n_rows, dtype=np.int64), np.diff(product.indptr))
-    keys = rows * len(store) + product.indices
-    wanted = cand.row * len(store) + cand.session
-    at = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
-    hit = keys[at] == wanted if keys.size else np.zeros(wanted.size, dtype=bool)
-    return np.where(hit, product.data[at] if keys.size else 0.0, 0.0)
+        where = _ranges(product.indptr[1:] - keep, keep)
+    data = product.data[where]
+    shared = np.rint(data.real) if weights is not None else data
+    return Candidates(np.repeat(np.arange(q.n_rows), keep), product.indices[where].astype(np.int64), shared,
+                      data.imag if weights is not None else shared)
 
 
 def top_k(cand: Candidates, sim: np.ndarray, k: int, n_rows: int) -> Neighbours:
     """The ``k`` most similar candidates of each row (``-inf`` = not eligible); ties go to the
     more recent session, i.e. the higher index."""
-    valid = sim > -np.inf
+    keep = sim > -np.inf
     counts = np.bincount(cand.row, minlength=n_rows)
-    keep = valid.copy()
-    big = np.flatnonzero(counts > k)
-    if big.size:
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        sel = np.isin(cand.row, big)
-        local = np.searchsorted(big, cand.row[sel])
-        col = np.arange(cand.row.size)[sel] - starts[cand.row[sel]]
-        width = int(counts[big].max())
-        pad = np.full((big.size, width), -np.inf)
-        pad[local, col] = sim[sel]
-        kth = np.partition(pad, width - k, axis=1)[:, width - k][:, None]  # k-th largest per row
-        above = pad > kth
-        tied = pad == kth
-        room = k - above.sum(axis=1, keepdims=True)
-        from_right = np.cumsum(tied[:, ::-1], axis=1)[:, ::-1]  # tied entries at this column or later
-        chosen = (above | (tied & (from_right <= room))) & (pad > -np.inf)
-        keep[sel] = chosen[local, col]
+    big = counts > k
+    if big.any():
+        # k-th largest similarity of each crowded row, from a padded [rows, width] partition
+        starts = np.cumsum(counts) - counts
+        sel = big[cand.row]
+        rows = cand.row[sel]
+        local = np.cumsum(big) - 1
+        width = int(counts.max())
+        pad = np.full((int(big.sum()), width), -np.inf)
+        pad[local[rows], np.flatnonzero(sel) - starts[rows]] = sim[sel]
+        kth = np.full(n_rows, -np.inf)
+        kth[big] = np.partition(pad, width - k, axis=1)[:, width - k]
+        above = sim > kth[cand.row]
+        tied = (sim == kth[cand.row]) & keep
+        room = k - np.bincount(cand.row, weights=above, minlength=n_rows)
+        # among tied candidates keep the most recent ones (the last of their row) that fit
+        n_tied = np.bincount(cand.row, weights=tied, minlength=n_rows)
+        tied_so_far = np.cumsum(tied)
+        before_row = np.concatenate(([0], tied_so_far))[starts]
+        from_end = n_tied[cand.row] - (tied_so_far - before_row[cand.row]) + 1
+        keep &= np.where(big[cand.row], above | (tied & (from_end <= room[cand.row])), True)
     return Neighbours(cand.row[keep], cand.session[keep], sim[keep])
 
 
@@ -196,8 +214,8 @@ def expand(store: SessionStore, q: Encoded, nb: Neighbours) -> Expansion:
     ptr = store.positions.indptr
     starts = ptr[nb.session]
     lens = ptr[nb.session + 1] - starts
-    offsets = np.concatenate(([0], np.cumsum(lens)[:-1]))
-    where = np.repeat(starts - offsets, lens) + np.arange(lens.sum())
+    offsets = np.cumsum(lens) - lens
+    where = _ranges(starts, lens)
     pair = np.repeat(np.arange(nb.row.size), lens)
     item = store.positions.indices[where].astype(np.int64)
     qkeys = q.row * store.n_items + q.item  # sorted: rows ascending, items ascending

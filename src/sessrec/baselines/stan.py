@@ -114,15 +114,11 @@ class STAN:
     def item_scores(self, store: knn.SessionStore, q: Encoded, query_time: np.ndarray | None) -> np.ndarray:
         p = self.p
         vstan = isinstance(p, VSTANParams)
-        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.rng)
         spw = p.on("lambda_spw")
-        if spw is not None:
-            w = np.exp((q.last_pos - q.length[q.row]) / spw)
-            overlap = knn.shared_sum(store, q, w, cand)
-            norm = np.bincount(q.row, weights=w * w, minlength=q.n_rows)
-        else:  # plain cosine
-            overlap, norm = cand.shared, q.n_unique.astype(np.float64)
-        sim = overlap / (np.sqrt(norm[cand.row]) * np.sqrt(store.n_unique[cand.session]))
+        w = np.exp((q.last_pos - q.length[q.row]) / spw) if spw is not None else np.ones(q.item.size)  # else plain cosine
+        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.rng, w if spw is not None else None)
+        norm = np.bincount(q.row, weights=w * w, minlength=q.n_rows)
+        sim = cand.overlap / (np.sqrt(norm[cand.row]) * np.sqrt(store.n_unique[cand.session]))
         snh = p.on("lambda_snh")
         if snh is not None and query_time is not None:
             sim = sim * np.exp(-(query_time[cand.row] - store.time[cand.session]) / (snh * DAY))

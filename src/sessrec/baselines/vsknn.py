@@ -116,13 +116,13 @@ def step_weight(name: str, step: np.ndarray) -> np.ndarray:
     return 1.0 / step**2
 
 
-def last_clicks(q: Encoded, n: int) -> Encoded:
-    """The query restricted to its last ``n`` clicks (positions renumbered from 1)."""
+def last_clicks(q: Encoded, n: int) -> tuple[Encoded, np.ndarray]:
+    """The query restricted to its last ``n`` clicks (positions renumbered from 1), and which
+    distinct items of ``q`` it keeps. (Counts are only used on the full query.)"""
     cut = np.maximum(q.length - n, 0)
     keep = q.last_pos > cut[q.row]
-    # counts inside the window are not needed by the algorithm (only the full query's counts are)
     return Encoded(q.n_rows, q.row[keep], q.item[keep], q.last_pos[keep] - cut[q.row[keep]], q.count[keep],
-                   q.length - cut)
+                   q.length - cut), keep
 
 
 @dataclass
@@ -135,13 +135,14 @@ class VSKNN:
 
     def item_scores(self, store: knn.SessionStore, q: Encoded, query_time: np.ndarray | None) -> np.ndarray:
         p = self.p
-        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.rng)  # from every item of the prefix
-        s = q if p.last_n_clicks is None else last_clicks(q, p.last_n_clicks)
-        if p.idf_weighting_session:
-            weights = store.idf[s.item]
-        else:
-            weights = position_weight(p.weighting, s.last_pos, s.length[s.row])
-        sim = knn.shared_sum(store, s, weights, cand) / np.maximum(s.n_unique[cand.row], 1)
+        s, inside = (q, None) if p.last_n_clicks is None else last_clicks(q, p.last_n_clicks)
+        weights = store.idf[s.item] if p.idf_weighting_session else position_weight(p.weighting, s.last_pos, s.length[s.row])
+        if inside is not None:  # items clicked only before the last n clicks find candidates, with weight 0
+            weights_in_window = weights
+            weights = np.zeros(q.item.size)
+            weights[inside] = weights_in_window
+        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.rng, weights)  # from every item of the prefix
+        sim = cand.overlap / np.maximum(s.n_unique[cand.row], 1)
         if p.weighting_time and query_time is not None:
             days = np.round((query_time[cand.row] - store.time[cand.session]) / 86400.0)
             sim = sim * (7.0 / 8.0) ** days
