@@ -4,11 +4,12 @@ The session-rec implementations keep Python dicts (session -> items, item -> ses
 score one session at a time. Here the training sessions of all windows so far live in sparse
 matrices, and a whole evaluation batch is scored at once:
 
-1. candidates: ``Q @ S.T`` (query items x item->session index) gives, for every query row, the
+1. candidates: ``Q @ index`` (query items x item->session index) gives, for every query row, the
    training sessions that share at least one item with it (session-rec's ``relevant_sessions``);
 2. sampling: the ``sample_size`` most recent candidates (sessions are stored sorted by time, so
    these are the highest indices) or a random sample;
-3. similarity: method-specific, from sums over the shared items (more sparse products);
+3. similarity: method-specific, from the sum of the query's item weights over the shared items
+   (the same sparse product, with complex values: see :func:`candidates`);
 4. the ``k`` most similar candidates (ties go to the more recent session);
 5. the items of those neighbours are expanded pair by pair and their weighted votes summed.
 
@@ -28,11 +29,21 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from sessrec.baselines.params import at_least, choice, unsupported
 from sessrec.baselines.sessions import Encoded, encode, last_values, seconds_divisor, time_feature
 from sessrec.data.loader import Batch, SessionTensors
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
+
+
+def check_neighbourhood(model: str, k: int, sample_size: int, sampling: str, extend: bool) -> None:
+    """The parameters every kNN method shares."""
+    at_least(model, "k", k, 1)
+    at_least(model, "sample_size", sample_size, 0)
+    choice(model, "sampling", sampling, ("recent", "random"))
+    if extend:
+        unsupported(model, "extend", True, "it would add evaluated sessions to the training data")
 
 
 class SessionStore:
@@ -116,8 +127,7 @@ class Candidates:
 
     row: np.ndarray
     session: np.ndarray
-    shared: np.ndarray  # number of distinct items shared with the query
-    overlap: np.ndarray  # sum of the query's item weights over the shared items (= shared without weights)
+    overlap: np.ndarray  # sum of the query's item weights over the shared items (their number without weights)
 
 
 @dataclass
@@ -175,9 +185,8 @@ def candidates(store: SessionStore, q: Encoded, sample_size: int, sampling: str,
     else:  # the last entries of a row are the most recent sessions
         where = _ranges(product.indptr[1:] - keep, keep)
     data = product.data[where]
-    shared = np.rint(data.real) if weights is not None else data
-    return Candidates(np.repeat(np.arange(q.n_rows), keep), product.indices[where].astype(np.int64), shared,
-                      data.imag if weights is not None else shared)
+    return Candidates(np.repeat(np.arange(q.n_rows), keep), product.indices[where].astype(np.int64),
+                      data.imag if weights is not None else data)
 
 
 def top_k(cand: Candidates, sim: np.ndarray, k: int, n_rows: int) -> Neighbours:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sessrec.baselines import knn
-from sessrec.baselines.params import at_least, choice, parse_params, unsupported
+from sessrec.baselines.params import at_least, parse_params
 from sessrec.baselines.sessions import Encoded, time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
@@ -57,17 +57,13 @@ class STANParams:
     model = "stan"
 
     def check(self) -> None:
-        at_least(self.model, "k", self.k, 1)
-        at_least(self.model, "sample_size", self.sample_size, 0)
-        choice(self.model, "sampling", self.sampling, ("recent", "random"))
+        knn.check_neighbourhood(self.model, self.k, self.sample_size, self.sampling, self.extend)
         for name in ("lambda_spw", "lambda_snh", "lambda_inh", "lambda_ipw"):
             value = getattr(self, name, None)
             if value is True:
                 raise _not_a_number(self.model, name)
             if value is not None and value is not False:
                 at_least(self.model, name, value, 0.0, strict=True)
-        if self.extend:
-            unsupported(self.model, "extend", True, "it would add evaluated sessions to the training data")
 
     def on(self, name: str) -> float | None:
         """The value of a ``lambda_*`` factor, or ``None`` when it is switched off."""

@@ -62,9 +62,7 @@ class VSKNNParams:
     idf_weighting_session: bool = False
 
     def check(self) -> None:
-        at_least(NAME, "k", self.k, 1)
-        at_least(NAME, "sample_size", self.sample_size, 0)
-        choice(NAME, "sampling", self.sampling, ("recent", "random"))
+        knn.check_neighbourhood(NAME, self.k, self.sample_size, self.sampling, self.extend)
         choice(NAME, "weighting", self.weighting, WEIGHTINGS)
         choice(NAME, "weighting_score", self.weighting_score, WEIGHTINGS)
         if self.last_n_clicks is not None:
@@ -80,8 +78,6 @@ class VSKNNParams:
                         "--training-time-window-size for a sliding training window")
         if self.add_reminders:
             unsupported(NAME, "add_reminders", True, why)
-        if self.extend:
-            unsupported(NAME, "extend", True, "it would add evaluated sessions to the training data")
 
     @property
     def idf_factor(self) -> float:
