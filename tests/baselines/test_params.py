@@ -70,3 +70,13 @@ def test_bad_parameters_are_one_line_errors(cls, values, message):
 def test_weighting_time_needs_a_time_feature():
     with pytest.raises(SessrecError, match="'weighting_time'=True is not supported by sessrec .the schema has no time"):
         learner("vsknn", {"weighting_time": True}, [[1, 2]])
+
+
+def test_ignored_combinations_are_said_out_loud(caplog):
+    parse_params(GRU4RecParams, {"embedding": 384, "constrained_embedding": True}, "gru4rec")
+    parse_params(GRU4RecParams, {"dropout_p_embed": 0.2}, "gru4rec")
+    parse_params(VSKNNParams, {"similarity": "jaccard"}, "vsknn")
+    text = caplog.text
+    assert "embedding=384 is ignored with constrained_embedding" in text
+    assert "dropout_p_embed is ignored with one-hot input" in text
+    assert "similarity='jaccard' is ignored" in text

@@ -114,6 +114,11 @@ class GRU4RecParams:
                 raise SessrecError(f"baseline_params: {NAME} parameter '{name}' must be in [0, 1) (got {getattr(self, name)})")
         if self.smoothing and self.loss != "cross-entropy":
             raise SessrecError(f"baseline_params: {NAME} parameter 'smoothing' only works with loss cross-entropy")
+        if self.constrained_embedding and self.embedding:
+            log.warning("gru4rec: embedding=%d is ignored with constrained_embedding (the input embedding is the "
+                        "output table, of size layers[-1]), as in the original", self.embedding)
+        if not (self.constrained_embedding or self.embedding) and self.dropout_p_embed:
+            log.warning("gru4rec: dropout_p_embed is ignored with one-hot input (embedding=0), as in the original")
 
 
 # ---- activations and losses (scores R: [M, C], column i of row i = the positive) -------------
