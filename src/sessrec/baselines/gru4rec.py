@@ -406,6 +406,8 @@ class GRU4Rec:
         self.cfg, self.p = cfg, p
         self.seed = cfg.seed if p.seed is None else p.seed
         self.device = resolve_device(cfg.device)
+        if cfg.num_threads > 0:  # as the neural learners do
+            torch.set_num_threads(cfg.num_threads)
         self.item_key = schema.item_id.name
         tf = time_feature(schema)
         self.time_key = tf.name if tf is not None else None
