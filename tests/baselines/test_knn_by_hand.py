@@ -1,0 +1,177 @@
+"""V-SkNN, STAN and VSTAN on four hand-made training sessions, every number computed by hand.
+
+Training sessions, oldest first (last click on day 1..4):
+    A = [1, 2, 3]   B = [2, 4]   C = [3, 5, 2]   D = [6, 7]
+Items 8 and 9 never occur in training: they get the lowest score. Interaction counts:
+1:1, 2:3, 3:2, 4:1, 5:1, 6:1, 7:1 over 4 sessions, so idf(j) = log(4 / count(j)).
+"""
+
+from math import exp, log, sqrt
+
+import numpy as np
+import pytest
+
+from tests.baselines.conftest import DAY, learner, scores
+
+A, B, C, D = [1, 2, 3], [2, 4], [3, 5, 2], [6, 7]
+TRAIN = [A, B, C, D]
+DAYS = [1 * DAY, 2 * DAY, 3 * DAY, 4 * DAY]
+UNSEEN = [8, 9]
+
+
+def vsknn(params, prefixes, **kw):
+    return scores(learner("vsknn", {"k": 100, **params}, TRAIN, DAYS, **kw), prefixes, [5 * DAY] * len(prefixes))
+
+
+def close(got, want: dict):
+    for item, value in want.items():
+        assert got[item] == pytest.approx(value, rel=1e-9, abs=1e-12), item
+
+
+# ---- V-SkNN ---------------------------------------------------------------------------------
+
+def test_vsknn_neighbours_similarities_and_scores():
+    # prefix [1, 3]: div weights w(1) = 1/2, w(3) = 2/2; 2 distinct items.
+    # candidates: A (shares 1, 3), C (shares 3): sim(A) = (0.5 + 1) / 2 = 0.75, sim(C) = 1 / 2 = 0.5.
+    # the last prefix item (3) is in both, so the div score decay is 1/1 for both.
+    # raw: 1 -> .75, 2 -> .75 + .5 = 1.25, 3 -> 1.25, 5 -> .5; normalised by 1.25.
+    s = vsknn({}, [[1, 3]])[0]
+    close(s, {1: 0.6, 2: 1.0, 3: 1.0, 5: 0.4, 4: 0.0, 6: 0.0, 7: 0.0})
+    assert np.isneginf(s[UNSEEN]).all()
+
+
+def test_vsknn_k_keeps_the_most_similar():
+    s = vsknn({"k": 1}, [[1, 3]])[0]  # only A (0.75): items 1, 2, 3 at 0.75, normalised to 1
+    close(s, {1: 1.0, 2: 1.0, 3: 1.0, 5: 0.0})
+
+
+def test_vsknn_recent_sampling_keeps_the_latest_sessions():
+    s = vsknn({"sample_size": 1}, [[1, 3]])[0]  # candidates A (day 1), C (day 3): C only
+    close(s, {1: 0.0, 2: 1.0, 3: 1.0, 5: 1.0})
+
+
+def test_vsknn_step_decay_and_ties_go_to_the_more_recent_session():
+    # prefix [3, 4]: w(3) = 1/2, w(4) = 1. candidates A (3), B (4), C (3).
+    # sim A = .5/2 = .25, B = 1/2 = .5, C = .25. The most recent shared item is the last one (step 1)
+    # for B, the first one (step 2, decay 1/2) for A and C.
+    # raw: 1 -> .125, 2 -> .125 + .5 + .125 = .75, 3 -> .25, 4 -> .5, 5 -> .125
+    s = vsknn({}, [[3, 4]])[0]
+    close(s, {1: 0.125 / 0.75, 2: 1.0, 3: 0.25 / 0.75, 4: 0.5 / 0.75, 5: 0.125 / 0.75})
+    # k = 2: B, then A and C tie at .25: the more recent one, C, is kept.
+    # raw: 2 -> .5 + .125, 4 -> .5, 3 -> .125, 5 -> .125, 1 -> 0
+    s = vsknn({"k": 2}, [[3, 4]])[0]
+    close(s, {1: 0.0, 2: 1.0, 4: 0.5 / 0.625, 3: 0.125 / 0.625, 5: 0.125 / 0.625})
+
+
+def test_vsknn_remind_push_reminders_idf_and_no_normalize():
+    s = vsknn({"remind": False}, [[1, 3]])[0]  # items of the prefix get 0: 2 -> 1.25, 5 -> .5
+    close(s, {1: 0.0, 3: 0.0, 2: 1.0, 5: 0.4})
+    s = vsknn({"push_reminders": True}, [[1, 3]])[0]  # 1 and 3 (once each) times 2: 1.5, 2.5
+    close(s, {1: 1.5 / 2.5, 3: 1.0, 2: 1.25 / 2.5, 5: 0.5 / 2.5})
+    s = vsknn({"normalize": False, "idf_weighting": "2"}, [[1, 3]])[0]  # the string form of a flag value
+    close(s, {1: 0.75 * (1 + 2 * log(4)), 2: 1.25 * (1 + 2 * log(4 / 3)), 3: 1.25 * (1 + 2 * log(2)),
+              5: 0.5 * (1 + 2 * log(4))})
+
+
+def test_vsknn_weighting_functions():
+    # prefix [4, 1, 3] (L = 3), quadratic weights: w(4) = 1/9, w(1) = 4/9, w(3) = 1; 3 distinct items.
+    # sim A = (4/9 + 1)/3 = 13/27 (step 1), B = (1/9)/3 = 1/27 (step 3), C = 1/3 (step 1).
+    # quadratic score decay: 1/step^2. raw (no normalisation):
+    #   A: 1, 2, 3 += 13/27;  B: 2, 4 += 1/27 / 9;  C: 3, 5, 2 += 1/3
+    s = vsknn({"weighting": "quadratic", "weighting_score": "quadratic", "normalize": False}, [[4, 1, 3]])[0]
+    close(s, {1: 13 / 27, 2: 13 / 27 + 1 / 243 + 1 / 3, 3: 13 / 27 + 1 / 3, 4: 1 / 243, 5: 1 / 3})
+    # 'same' weights are all 1: sim A = 2/3, B = 1/3, C = 1/3; 'linear' score decay 1 - 0.1 * step
+    s = vsknn({"weighting": "same", "weighting_score": "linear", "normalize": False}, [[4, 1, 3]])[0]
+    close(s, {1: 2 / 3 * 0.9, 4: 1 / 3 * 0.7, 5: 1 / 3 * 0.9, 2: 2 / 3 * 0.9 + 1 / 3 * 0.7 + 1 / 3 * 0.9})
+
+
+def test_vsknn_weighting_time_decays_older_neighbours():
+    # prefix [1, 3] at day 5: A is 4 days old (7/8)^4, C 2 days (7/8)^2
+    s = vsknn({"weighting_time": True, "normalize": False}, [[1, 3]])[0]
+    a, c = 0.75 * (7 / 8) ** 4, 0.5 * (7 / 8) ** 2
+    close(s, {1: a, 2: a + c, 3: a + c, 5: c})
+
+
+# ---- STAN / VSTAN ---------------------------------------------------------------------------
+
+def stan_expected(prefix_first: int):
+    """sim(A), sim(C) for a prefix at day 5 with lambda_spw = lambda_snh = 1 (see the tests)."""
+    norm = sqrt(1 + exp(-2))  # weights e^-1 (position 1 of 2) and 1 (position 2)
+    shared_c = 1.0 if prefix_first == 1 else exp(-1)  # C shares item 3 only
+    sim_a = (exp(-1) + 1) / (norm * sqrt(3)) * exp(-4)  # A shares both; 4 days old
+    sim_c = shared_c / (norm * sqrt(3)) * exp(-2)  # 2 days old
+    return sim_a, sim_c
+
+
+def test_stan_similarity_time_decay_and_position_weights():
+    # prefix [1, 3]. A = [1, 2, 3]: its last item shared with the prefix is 3 at position 3, so
+    # item weights exp(-|pos - 3|): 1 -> e^-2, 2 -> e^-1, 3 -> 1.
+    # C = [3, 5, 2]: last shared item 3 at position 1: 3 -> 1, 5 -> e^-1, 2 -> e^-2.
+    lrn = learner("stan", {"k": 100, "lambda_spw": 1, "lambda_snh": 1, "lambda_inh": 1}, TRAIN, DAYS)
+    s = scores(lrn, [[1, 3]], [5 * DAY])[0]
+    a, c = stan_expected(prefix_first=1)
+    close(s, {1: a * exp(-2), 2: a * exp(-1) + c * exp(-2), 3: a + c, 5: c * exp(-1), 4: 0.0, 6: 0.0})
+    assert np.isneginf(s[UNSEEN]).all()
+    # k = 1: C (less overlap but more recent: e^-2 / ... > A's (1 + e^-1) e^-4 / ...) is the neighbour
+    assert c > a
+    s = scores(learner("stan", {"k": 1, "lambda_spw": 1, "lambda_snh": 1, "lambda_inh": 1}, TRAIN, DAYS), [[1, 3]], [5 * DAY])[0]
+    close(s, {1: 0.0, 2: c * exp(-2), 3: c, 5: c * exp(-1)})
+
+
+def test_stan_without_factors_is_plain_cosine_knn():
+    # all lambdas off: sim = |shared| / (sqrt(|prefix|) sqrt(|n|)); each neighbour votes sim for its items
+    lrn = learner("stan", {"lambda_spw": None, "lambda_snh": "None", "lambda_inh": False, "remind": False}, TRAIN, DAYS)
+    s = scores(lrn, [[1, 3]], [5 * DAY])[0]
+    a, c = 2 / (sqrt(2) * sqrt(3)), 1 / (sqrt(2) * sqrt(3))
+    close(s, {1: 0.0, 3: 0.0, 2: a + c, 5: c})
+
+
+def test_vstan_adds_prefix_position_and_idf_factors():
+    # prefix [3, 1]: weights 3 -> e^-1, 1 -> 1. A shares both (latest shared prefix position 2: ipw 1),
+    # C shares 3 at prefix position 1: ipw e^-1. Item weights inside A and C as in the STAN test.
+    params = {"k": 100, "lambda_spw": 1, "lambda_snh": 1, "lambda_inh": 1, "lambda_ipw": 1, "lambda_idf": 1}
+    s = scores(learner("vstan", params, TRAIN, DAYS), [[3, 1]], [5 * DAY])[0]
+    a, c = stan_expected(prefix_first=3)
+    c_ipw = c * exp(-1)
+    close(s, {1: a * exp(-2) * (1 + log(4)),
+              2: (a * exp(-1) + c_ipw * exp(-2)) * (1 + log(4 / 3)),
+              3: (a + c_ipw) * (1 + log(2)),
+              5: c_ipw * exp(-1) * (1 + log(4))})
+
+
+def test_vstan_lambda_idf_false_is_off():
+    base = {"k": 100, "lambda_spw": 1, "lambda_snh": 1, "lambda_inh": 1, "lambda_ipw": 1}
+    off = scores(learner("vstan", {**base, "lambda_idf": "False"}, TRAIN, DAYS), [[3, 1]], [5 * DAY])[0]
+    a, c = stan_expected(prefix_first=3)
+    close(off, {1: a * exp(-2), 3: a + c * exp(-1)})
+
+
+def test_repeated_items_use_their_last_position():
+    # prefix [3, 1, 3] (L = 3): 3 last at position 3, 1 at 2. V-SkNN div weights 3 -> 1, 1 -> 2/3,
+    # 2 distinct items: sim A = (1 + 2/3)/2 = 5/6, C = 1/2; step 1 for both (3 is last).
+    s = vsknn({"normalize": False, "push_reminders": True}, [[3, 1, 3]])[0]
+    # push_reminders: 3 occurs twice (x3), 1 once (x2)
+    close(s, {1: 5 / 6 * 2, 2: 5 / 6 + 1 / 2, 3: (5 / 6 + 1 / 2) * 3, 5: 1 / 2})
+
+
+def test_incremental_windows_and_idf():
+    """A second window adds to the store: earlier windows stay candidates, IDF counts both."""
+    lrn = learner("vsknn", {"normalize": False, "idf_weighting": 1}, [A, B], DAYS[:2])
+    from sessrec.data.loader import SessionTensors
+    from tests.baselines.conftest import batch
+
+    lrn.fit_window(SessionTensors(batch([C, D], DAYS[2:]), "item"), 2)
+    s = scores(lrn, [[1, 3]], [5 * DAY])[0]
+    close(s, {1: 0.75 * (1 + log(4)), 2: 1.25 * (1 + log(4 / 3)), 5: 0.5 * (1 + log(4))})
+
+
+def test_without_a_time_feature_recent_means_later_rows():
+    # no time column: A, B, C, D are in that order; sample_size 1 keeps C among {A, C}
+    lrn = learner("vsknn", {"k": 100, "sample_size": 1}, TRAIN)
+    s = scores(lrn, [[1, 3]])[0]
+    close(s, {1: 0.0, 2: 1.0, 3: 1.0, 5: 1.0})
+
+
+def test_unknown_prefix_items_give_no_evidence():
+    s = vsknn({}, [[8, 9]])[0]
+    assert (s[1:8] == 0).all() and np.isneginf(s[UNSEEN]).all()

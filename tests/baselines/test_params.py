@@ -1,0 +1,82 @@
+"""Baseline hyper-parameters: original names and defaults, the flag string forms, one-line errors."""
+
+import pytest
+
+from sessrec.baselines.gru4rec import GRU4RecParams
+from sessrec.baselines.params import parse_params
+from sessrec.baselines.stan import STANParams, VSTANParams
+from sessrec.baselines.vsknn import VSKNNParams
+from sessrec.errors import SessrecError
+from tests.baselines.conftest import learner
+
+
+def test_defaults_are_the_original_constructor_defaults():
+    v = parse_params(VSKNNParams, {}, "vsknn")
+    assert (v.sample_size, v.sampling, v.weighting, v.weighting_score, v.remind, v.push_reminders, v.normalize,
+            v.idf_weighting) == (1000, "recent", "div", "div", True, False, True, False)
+    s = parse_params(STANParams, {}, "stan")
+    assert (s.sample_size, s.lambda_spw, s.lambda_snh, s.lambda_inh, s.remind) == (5000, 1.02, 5.0, 2.05, True)
+    t = parse_params(VSTANParams, {}, "vstan")
+    assert (t.lambda_ipw, t.lambda_idf, t.similarity) == (1.02, 5.0, "cosine")
+    g = parse_params(GRU4RecParams, {}, "gru4rec")
+    assert (g.loss, g.final_act, g.layers, g.n_epochs, g.batch_size, g.learning_rate, g.n_sample, g.sample_alpha,
+            g.constrained_embedding, g.bpreg) == ("bpr-max", "linear", [100], 10, 32, 0.1, 2048, 0.75, False, 1.0)
+
+
+def test_string_forms_of_the_original_flags():
+    # what `--vsknn-idf_weighting 10 --vsknn-remind True --gru4rec-layers 384` produce
+    v = parse_params(VSKNNParams, {"k": "600", "sample_size": "2500", "idf_weighting": "10", "remind": "True",
+                                   "push_reminders": "False", "weighting": "same"}, "vsknn")
+    assert (v.k, v.sample_size, v.idf_weighting, v.remind, v.push_reminders) == (600, 2500, 10.0, True, False)
+    assert parse_params(VSKNNParams, {"idf_weighting": "False"}, "vsknn").idf_weighting is False
+    assert parse_params(VSKNNParams, {"idf_weighting": False}, "vsknn").idf_factor == 0.0
+    t = parse_params(VSTANParams, {"lambda_idf": "False", "lambda_spw": "5.49", "lambda_snh": 80}, "vstan")
+    assert (t.lambda_idf, t.lambda_spw, t.lambda_snh) == (False, 5.49, 80.0)
+    g = parse_params(GRU4RecParams, {"layers": 384, "constrained_embedding": "True", "momentum": "0.0063",
+                                     "batch_size": 192.0, "adapt": "None"}, "gru4rec")
+    assert (g.layers, g.constrained_embedding, g.momentum, g.batch_size, g.adapt) == ([384], True, 0.0063, 192, None)
+    assert parse_params(GRU4RecParams, {"layers": "100/50"}, "gru4rec").layers == [100, 50]
+    assert parse_params(GRU4RecParams, {"n-epochs": 3}, "gru4rec").n_epochs == 3  # dashes work too
+
+
+@pytest.mark.parametrize("cls,values,message", [
+    (VSKNNParams, {"kk": 5}, "baseline_params: unknown parameter 'kk' for vsknn (did you mean 'k'?)"),
+    (VSKNNParams, {"k": "many"}, "baseline_params: vsknn parameter 'k' expects int, got 'many'"),
+    (VSKNNParams, {"k": 2.5}, "expects int"),
+    (VSKNNParams, {"k": 0}, "'k' must be >= 1"),
+    (VSKNNParams, {"sampling": "oldest"}, "'sampling' must be one of recent, random"),
+    (VSKNNParams, {"weighting": "cubic"}, "'weighting' must be one of linear, same, div, log, quadratic"),
+    (VSKNNParams, {"extend": True}, "'extend'=True is not supported"),
+    (VSKNNParams, {"last_n_days": 2}, "'last_n_days'=2 is not supported"),
+    (VSKNNParams, {"remind": "maybe"}, "'remind' expects bool"),
+    (STANParams, {"lambda_idf": 1}, "unknown parameter 'lambda_idf' for stan"),
+    (STANParams, {"lambda_inh": -1}, "'lambda_inh' must be > 0"),
+    (STANParams, {"lambda_spw": True}, "'lambda_spw' must be a number, or False/None"),
+    (GRU4RecParams, {"loss": "xe"}, "'loss' must be one of cross-entropy, bpr-max, top1-max, bpr, top1"),
+    (GRU4RecParams, {"final_act": "softmax"}, "'final_act' must be linear, relu, tanh"),
+    (GRU4RecParams, {"final_act": "elu-x"}, "'final_act' must be"),
+    (GRU4RecParams, {"hidden_act": "relu"}, "'hidden_act'='relu' is not supported"),
+    (GRU4RecParams, {"adapt": "adam"}, "'adapt'='adam' is not supported"),
+    (GRU4RecParams, {"smoothing": 0.1}, "'smoothing' only works with loss cross-entropy"),
+    (GRU4RecParams, {"dropout_p_hidden": 1.0}, "'dropout_p_hidden' must be in [0, 1)"),
+    (GRU4RecParams, {"layers": "100/x"}, "'layers' expects list"),
+])
+def test_bad_parameters_are_one_line_errors(cls, values, message):
+    with pytest.raises(SessrecError) as err:
+        parse_params(cls, values, cls.__name__.removesuffix("Params").lower())
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_weighting_time_needs_a_time_feature():
+    with pytest.raises(SessrecError, match="'weighting_time'=True is not supported by sessrec .the schema has no time"):
+        learner("vsknn", {"weighting_time": True}, [[1, 2]])
+
+
+def test_ignored_combinations_are_said_out_loud(caplog):
+    parse_params(GRU4RecParams, {"embedding": 384, "constrained_embedding": True}, "gru4rec")
+    parse_params(GRU4RecParams, {"dropout_p_embed": 0.2}, "gru4rec")
+    parse_params(VSKNNParams, {"similarity": "jaccard"}, "vsknn")
+    text = caplog.text
+    assert "embedding=384 is ignored with constrained_embedding" in text
+    assert "dropout_p_embed is ignored with one-hot input" in text
+    assert "similarity='jaccard' is ignored" in text
