@@ -63,3 +63,22 @@ def test_sample_data_command(tmp_path):
     assert main(["sample-data", str(out)]) == 0
     assert (out / "schema.pbtxt").is_file() and (out / "0006" / "test.parquet").is_file()
     assert main(["sample-data", str(out)]) == 2  # refuses to overwrite
+
+
+def test_boolean_flags():
+    from sessrec.cli import build_parser, config_from_args
+
+    def cfg(*flags):
+        return config_from_args(build_parser().parse_args(["run", *flags]))
+
+    assert cfg("--no-incremental-training").no_incremental_training is True
+    assert cfg("--no_incremental_training", "false").no_incremental_training is False
+    assert cfg("--eval-on-test-set").eval_on_test_set is True
+    assert cfg("--eval-on-test-set", "False").eval_on_test_set is False
+    assert cfg("--no-mf-constrained-embeddings").mf_constrained_embeddings is False
+    assert cfg().mf_constrained_embeddings is True
+
+
+def test_baseline_params_need_a_baseline(tiny_data, tmp_path, capsys):
+    assert main(["run", "--data-path", str(tiny_data), "--baseline-params", "{k: 5}", "-o", str(tmp_path / "x")]) == 2
+    assert "baseline_params is for the baselines" in capsys.readouterr().err

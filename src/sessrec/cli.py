@@ -39,13 +39,26 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{helps[f.name]} (default: {default})"}
         if base is bool:
-            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+            # --flag, --flag true|false, and --no-flag (not for fields whose name already starts with no_)
+            parser.add_argument(*flags, nargs="?", const=True, type=_bool_value, metavar="BOOL", **kw)
+            if not f.name.startswith("no_"):
+                parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
+                                    default=argparse.SUPPRESS, help=f"turn off --{f.name.replace('_', '-')}")
         elif base is list:
             parser.add_argument(*flags, type=int, nargs="+", metavar="K", **kw)
         elif base is dict:
             parser.add_argument(*flags, type=_yaml_mapping, metavar="YAML", **kw)
         else:
             parser.add_argument(*flags, type=base, **kw)
+
+
+def _bool_value(text: str) -> bool:
+    low = text.lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _yaml_mapping(text: str) -> dict:

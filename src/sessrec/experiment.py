@@ -74,6 +74,13 @@ def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
     return data_path, infer_schema(files)
 
 
+def run_label(cfg: ExperimentConfig) -> str:
+    """``xlnet-mlm`` for a neural model, the plain name for a baseline (it has no objective)."""
+    from sessrec.baselines import BASELINES
+
+    return cfg.model_type if cfg.model_type in BASELINES else f"{cfg.model_type}-{cfg.task}"
+
+
 def training_windows(cfg: ExperimentConfig, t: int) -> list[int]:
     """Windows trained on before evaluating t + 1: t alone (incremental), else the last w (or all since 1)."""
     if not cfg.no_incremental_training:
@@ -132,7 +139,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
         return train if not cfg.no_incremental_training else load(t, "train")
 
     n_params = getattr(learner, "n_parameters", None)
-    printer(f"sessrec: {cfg.model_type} ({cfg.task}) on {data_path} | windows {start}..{final} | eval on {split} | "
+    printer(f"sessrec: {run_label(cfg)} on {data_path} | windows {start}..{final} | eval on {split} | "
             f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
     first = start
     if resume_from is not None:
@@ -195,7 +202,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
     if pop_aot:
-        printer(f"NDCG@{k} AOT: {cfg.model_type}-{cfg.task} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
+        printer(f"NDCG@{k} AOT: {run_label(cfg)} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
     return ExperimentResult(out_dir, writer.windows, aot, pop_aot, learner)

@@ -50,6 +50,8 @@ def build_learner(cfg: ExperimentConfig, schema: Schema) -> Learner:
 
     if cfg.model_type in BASELINES:
         return BASELINES[cfg.model_type](cfg, schema)
+    if cfg.baseline_params:
+        raise SessrecError(f"baseline_params is for the baselines ({', '.join(sorted(BASELINES))}); model_type '{cfg.model_type}' does not use it")
     if cfg.model_type in BODIES:
         from sessrec.training import NeuralLearner
 
