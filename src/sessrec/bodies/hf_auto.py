@@ -6,7 +6,7 @@ the class has them (hidden size = ``d_model``, layers, heads, feed-forward = ``4
 positions), then ``model_config`` on top, e.g. a Llama-style decoder (RoPE, RMSNorm, SwiGLU)::
 
     sessrec run --model hf:LlamaModel --task clm --hidden-act silu \\
-        --model-config '{intermediate_size: 256, num_key_value_heads: 2, rope_theta: 10000}'
+        --model-config '{intermediate_size: 256, num_key_value_heads: 2}'
 
 Attention always gets an explicit 4D mask (padding, plus lower-triangular for causal runs), which
 ``transformers`` 5.x uses as given. What the model actually does with it is checked once when the
