@@ -86,7 +86,7 @@ def test_g1_gpt2_clm(paths, tmp_path, capsys):
     out = tmp_path / "gpt2"
     assert transf_exp_main.main(_argv("GPT-2 (CLM)", "g1_news", paths, out)) == 0
     captured = capsys.readouterr()
-    assert "gpt2 (clm)" in captured.out and "simulated inference: recall@10" in captured.out
+    assert "gpt2-clm on" in captured.out and "simulated inference: recall@10" in captured.out
     assert captured.err.count("t4r_paper_repro.transf_exp_main: --fp16: no CUDA device here, training in float32") == 1
     assert len(_rows(out)) == 2
 
