@@ -7,12 +7,15 @@ from sessrec.checkpoint import save_checkpoint
 from sessrec.cli import main
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, load_sessions, split_last_item
+from sessrec.data.windows import window_file
 from sessrec.errors import SessrecError
-from sessrec.evaluation import evaluate
+from sessrec.evaluation import evaluate, next_item_examples
+from sessrec.experiment import run_experiment
 from sessrec.recommend import Recommender, keep_last, recommend, sessions_to_batch
 from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema, load_schema
 from sessrec.training import NeuralLearner
-from tests.conftest import write_sessions
+from tests.bodies.pairs import ALL_PAIRS, TINY
+from tests.conftest import tiny_config, write_sessions
 
 SCHEMA = Schema([FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 29)])
 
@@ -46,22 +49,61 @@ def test_sessions_to_batch_keeps_the_most_recent_items():
         sessions_to_batch([[]], "item", max_len=3)
 
 
-@pytest.mark.parametrize("model_type,task", [("xlnet", "mlm"), ("xlnet", "clm"), ("gpt2", "clm")])
-def test_evaluation_equals_recommending_from_the_truncated_session(model_type, task):
-    cfg = ExperimentConfig.from_dict({"model_type": model_type, "task": task, "d_model": 16, "n_layer": 1, "n_head": 2,
-                                      "max_steps": 5, "quiet": True, "per_device_train_batch_size": 16})
+@pytest.fixture(scope="module")
+def sessions() -> SessionTensors:
     g = torch.Generator().manual_seed(0)
     items = torch.randint(1, 30, (64, 8), generator=g)
     items[::3, 5:] = 0
-    data = SessionTensors({"item": items}, "item")
+    return SessionTensors({"item": items}, "item")
+
+
+def trained(model_type: str, task: str, data: SessionTensors) -> NeuralLearner:
+    cfg = ExperimentConfig.from_dict({"model_type": model_type, "task": task, **TINY, "max_steps": 2, "quiet": True,
+                                      "per_device_train_batch_size": 16})
     learner = NeuralLearner(cfg, SCHEMA)
     learner.fit_window(data, 1)
-    metrics = evaluate(learner, data, batch_size=32, top_ks=[10])
-    prefix, targets = split_last_item(data.features, "item")
-    sessions = [row[row != 0].tolist() for row in prefix["item"]]
-    ids, _ = recommend(learner, sessions_to_batch(sessions, "item", 8), k=10)
-    hits = (ids == targets.view(-1, 1)).any(1).float().mean().item()
-    assert hits == pytest.approx(metrics["recall_at_10"])
+    return learner
+
+
+def recall_from_recommend(learner, prefixes: dict, targets: torch.Tensor, k: int) -> float:
+    truncated = [row[row != 0].tolist() for row in prefixes["item"]]
+    ids, _ = recommend(learner, sessions_to_batch(truncated, "item", 8), k=k)
+    return (ids == targets.view(-1, 1)).any(1).float().mean().item()
+
+
+@pytest.mark.parametrize("model_type,task", ALL_PAIRS)
+def test_evaluation_equals_recommending_from_the_truncated_session(model_type, task, sessions):
+    learner = trained(model_type, task, sessions)
+    metrics = evaluate(learner, sessions, batch_size=32, top_ks=[10])
+    prefix, targets = split_last_item(sessions.features, "item")
+    assert recall_from_recommend(learner, prefix, targets, 10) == pytest.approx(metrics["recall_at_10"])
+    # every next-item position: each prefix of every session predicts the item after it
+    metrics = evaluate(learner, sessions, batch_size=32, top_ks=[10], last_item_only=False)
+    prefixes, targets = next_item_examples(sessions.features, "item", last_item_only=False)
+    assert metrics["n_sessions"] == int((sessions.lengths - 1).sum())
+    assert recall_from_recommend(learner, prefixes, targets, 10) == pytest.approx(metrics["recall_at_10"])
+
+
+def test_next_item_examples_of_every_position():
+    batch = {"item": torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]), "price": torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.4, 0.5, 0.0, 0.0]])}
+    prefixes, targets = next_item_examples(batch, "item", last_item_only=False)
+    assert prefixes["item"].tolist() == [[1, 0, 0, 0], [1, 2, 0, 0], [4, 0, 0, 0]]
+    assert torch.equal(prefixes["price"], torch.tensor([[0.1, 0, 0, 0], [0.1, 0.2, 0, 0], [0.4, 0, 0, 0]]))
+    assert targets.tolist() == [2, 3, 5]
+    prefixes, targets = next_item_examples(batch, "item")
+    assert prefixes["item"].tolist() == [[1, 2, 0, 0], [4, 0, 0, 0]] and targets.tolist() == [3, 5]
+
+
+def test_every_position_evaluation_hand_computed():
+    learner = FixedScores([0.1, 0.9, 0.5, 0.7, 0.3])  # ranks: item 2, 4, 3, 5, 1
+    data = SessionTensors({"item": torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0], [3, 0, 0, 0]])}, "item")
+    # predictions: 1 -> 2 (rank 1), 1 2 -> 3 (rank 3), 4 -> 5 (rank 4); the 1-item session is skipped
+    m = evaluate(learner, data, batch_size=2, top_ks=[1, 3], last_item_only=False)
+    assert m["n_sessions"] == 3
+    assert m["recall_at_1"] == pytest.approx(1 / 3) and m["recall_at_3"] == pytest.approx(2 / 3)
+    assert m["mrr_at_3"] == pytest.approx((1 + 1 / 3) / 3)
+    last = evaluate(learner, data, batch_size=2, top_ks=[3])
+    assert last["n_sessions"] == 2 and last["recall_at_3"] == pytest.approx(1 / 2)
 
 
 # ---- Recommender: a saved model, loaded back --------------------------------------------------------
@@ -146,3 +188,13 @@ def test_a_saved_most_popular_model_recommends_the_top_items(tmp_path):
     folder = save_checkpoint(tmp_path, 1, ExperimentConfig(model_type="pop"), SCHEMA, {"model": pop}, {"windows": []})
     ids, scores = Recommender.load(folder).recommend([[5]], k=2, exclude_seen=True)
     assert ids.tolist() == [[9, 2]] and scores.tolist() == [[2.0, 1.0]]
+
+
+def test_run_evaluates_every_position_for_model_and_baseline(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path / "all", model_type="gru", task="clm", final_time_window_index=2,
+                      eval_on_last_item_seq_only=False)
+    window = run_experiment(cfg, printer=lambda *_: None).windows[0]
+    valid = load_sessions(window_file(tiny_data, 2, "valid"), load_schema(tiny_data / "schema.pbtxt"), 20)
+    positions = int(valid.min_length(2).lengths.sum() - len(valid.min_length(2)))
+    assert positions > len(valid.min_length(2))
+    assert window["n_eval_sessions"] == positions and window["pop"]["eval_n_sessions"] == positions

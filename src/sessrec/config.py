@@ -212,6 +212,20 @@ class ExperimentConfig:
                 raise SessrecError(f"{name} must be in [0, 1) (got {getattr(self, name)})")
         if not 0.0 < self.mlm_probability < 1.0:
             raise SessrecError(f"mlm_probability must be in (0, 1) (got {self.mlm_probability})")
+        if not 0.0 < self.plm_probability <= 1.0:
+            raise SessrecError(f"plm_probability must be in (0, 1] (got {self.plm_probability})")
+        if self.plm_max_span_length < 1:
+            raise SessrecError(f"plm_max_span_length must be >= 1 (got {self.plm_max_span_length})")
+        if self.rtd_use_batch_interaction and not self.rtd_sample_from_batch:
+            raise SessrecError("rtd_use_batch_interaction reuses the interactions of sampled batch items: it needs rtd_sample_from_batch")
+        if not 0.0 < self.electra_generator_hidden_size <= 1.0:
+            raise SessrecError(f"electra_generator_hidden_size must be in (0, 1] (got {self.electra_generator_hidden_size})")
+        if min(self.rtd_discriminator_loss_weight, self.rtd_generator_loss_weight) < 0:
+            raise SessrecError("rtd_discriminator_loss_weight and rtd_generator_loss_weight must be >= 0")
+        if self.num_hidden_groups == 0 or self.num_hidden_groups < -1:
+            raise SessrecError(f"num_hidden_groups must be -1 (no sharing) or >= 1 (got {self.num_hidden_groups})")
+        if self.inner_group_num < 1:
+            raise SessrecError(f"inner_group_num must be >= 1 (got {self.inner_group_num})")
         if self.softmax_temperature <= 0:
             raise SessrecError(f"softmax_temperature must be > 0 (got {self.softmax_temperature})")
         if self.learning_rate <= 0:

@@ -1,4 +1,10 @@
-"""Last-item evaluation over the full catalog, the same code path for every model and baseline."""
+"""Next-item evaluation over the full catalog, the same code path for every model and baseline.
+
+By default the last item of each session is predicted from the items before it (the paper's
+``eval_on_last_item_seq_only``). Otherwise every next-item position is: a session of n items gives
+n - 1 examples, the prefix of its first j items predicting item j + 1. Either way each prediction
+is made from a truncated session, exactly as :func:`sessrec.recommend.recommend` would make it.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,21 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from sessrec.data.loader import SessionTensors, iterate_batches, split_last_item
+from sessrec.data.loader import Batch, SessionTensors, iterate_batches, split_last_item
 from sessrec.learners import Learner
 from sessrec.metrics import MetricAccumulator
 
 
 def evaluate(learner: Learner, data: SessionTensors, batch_size: int, top_ks: Sequence[int],
-             max_batches: int | None = None, each_n_batches: int = 1) -> dict[str, float]:
-    """Predict the last item of every session (of >= 2 items) from the items before it.
+             max_batches: int | None = None, each_n_batches: int = 1, last_item_only: bool = True) -> dict[str, float]:
+    """Predict the last item (or, with ``last_item_only=False``, every item after the first) of
+    every session of >= 2 items from the items before it.
 
     Returns mean metrics (``ndcg_at_k``, ``recall_at_k``, ``mrr_at_k``, and ``loss`` for models
-    that score with logits), plus ``n_sessions``, ``runtime`` and ``samples_per_second``.
+    that score with logits), plus ``n_sessions`` (the number of predictions scored: sessions, or
+    positions with ``last_item_only=False``), ``runtime``, ``samples_per_second`` and
+    ``steps_per_second`` (model calls).
+    ``max_batches`` and ``each_n_batches`` count batches of ``batch_size`` sessions.
     """
     data = data.min_length(2)
     acc = MetricAccumulator(top_ks)
@@ -29,18 +39,36 @@ def evaluate(learner: Learner, data: SessionTensors, batch_size: int, top_ks: Se
             break
         if b % each_n_batches:
             continue
-        steps += 1
-        prefix, targets = split_last_item(batch, data.item_key)
-        scores = learner.score(prefix)
-        targets = targets.to(scores.device) - 1  # column j scores item j + 1
-        acc.update(scores, targets)
-        if learner.scores_are_logits:
-            acc.update_loss(float(F.cross_entropy(scores.float(), targets, reduction="sum")), int(targets.numel()))
+        prefixes, all_targets = next_item_examples(batch, data.item_key, last_item_only)
+        for lo in range(0, len(all_targets), batch_size):
+            steps += 1
+            prefix = {k: v[lo:lo + batch_size] for k, v in prefixes.items()}
+            scores = learner.score(prefix)
+            targets = all_targets[lo:lo + batch_size].to(scores.device) - 1  # column j scores item j + 1
+            acc.update(scores, targets)
+            if learner.scores_are_logits:
+                acc.update_loss(float(F.cross_entropy(scores.float(), targets, reduction="sum")), int(targets.numel()))
     runtime = time.perf_counter() - start
     res = acc.result()
     res.update(n_sessions=float(acc.count), runtime=runtime, samples_per_second=acc.count / max(runtime, 1e-9),
                steps_per_second=steps / max(runtime, 1e-9))
     return res
+
+
+def next_item_examples(batch: Batch, item_key: str, last_item_only: bool = True) -> tuple[Batch, torch.Tensor]:
+    """(truncated sessions, the item following each). With ``last_item_only``: each session without
+    its last item. Otherwise, for a session of n items, its prefixes of 1..n-1 items (every feature
+    truncated alike), session by session, with items 2..n as targets."""
+    if last_item_only:
+        return split_last_item(batch, item_key)
+    items = batch[item_key]
+    n = ((items != 0).sum(1) - 1).clamp(min=0)  # examples per session
+    rows = torch.repeat_interleave(torch.arange(items.shape[0]), n)
+    first = torch.repeat_interleave(n.cumsum(0) - n, n)
+    cut = torch.arange(int(n.sum())) - first + 1  # prefix length = position of the target
+    keep = torch.arange(items.shape[1])[None, :] < cut[:, None]
+    prefixes = {k: torch.where(keep, v[rows], torch.zeros((), dtype=v.dtype)) for k, v in batch.items()}
+    return prefixes, items[rows, cut]
 
 
 def prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:

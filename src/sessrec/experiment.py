@@ -165,6 +165,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
         writer.restore(meta)
         set_rng_state(read_state(folder / "rng.safetensors"))
     printer(_header(cfg.top_ks))
+    last_only = cfg.eval_on_last_item_seq_only
     for w in writer.windows:
         printer(_row(w["index"], w["metrics"], w, cfg.top_ks))
     eval_rows = [w["metrics"] for w in writer.windows]
@@ -177,15 +178,16 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
         fit = learner.fit_window(train, t)
         eval_data = load(t + 1, split)
         metrics = prefixed(evaluate(learner, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
-                                    each_n_batches=cfg.compute_metrics_each_n_steps), "eval")
+                                    each_n_batches=cfg.compute_metrics_each_n_steps, last_item_only=last_only), "eval")
         if cfg.eval_steps_on_train_set > 0:
             metrics.update(prefixed(evaluate(learner, train, cfg.per_device_eval_batch_size, cfg.top_ks,
-                                             max_batches=cfg.eval_steps_on_train_set), "train"))
+                                             max_batches=cfg.eval_steps_on_train_set, last_item_only=last_only), "train"))
         info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                 "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
         if pop is not None:
             pop.fit_window(pop_data(t, train), t)
-            info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks), "eval")
+            info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                            last_item_only=last_only), "eval")
             pop_rows.append(info["pop"])
         writer.add_window(t + 1, metrics, info)
         loggers.log_window(t + 1, metrics, info)

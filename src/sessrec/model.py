@@ -11,21 +11,27 @@ from sessrec.data.loader import Batch
 from sessrec.features import FeatureEmbedding, InputProjection
 from sessrec.head import NextItemHead
 from sessrec.schema import Schema
-from sessrec.tasks import build_objective
+from sessrec.tasks import build_objective, sequence_config
 
 
 class SessionModel(nn.Module):
-    """One network for one (architecture, objective) pair; scores only at target positions."""
+    """One network for one (architecture, objective) pair; scores only at target positions.
+
+    The input projection, body and head are those of the model that predicts items: of size
+    ``d_model``, except the smaller generator of RTD with an untied generator (see
+    :func:`sessrec.tasks.sequence_config`); the objective owns any extra part (RTD's discriminator).
+    """
 
     def __init__(self, schema: Schema, cfg: ExperimentConfig):
         super().__init__()
+        seq_cfg = sequence_config(cfg)
         self.item_key = schema.item_id.name
         self.n_items = schema.n_items
         self.features = FeatureEmbedding(schema, cfg)
-        self.merge = InputProjection(self.features.output_dim, cfg)
-        self.body = build_body(cfg)
-        self.objective = build_objective(cfg, self.body)
-        self.head = NextItemHead(cfg, schema.n_items, self.features.item_table)
+        self.merge = InputProjection(self.features.output_dim, seq_cfg)
+        self.body = build_body(seq_cfg)
+        self.objective = build_objective(cfg, self.body, self.features.output_dim)
+        self.head = NextItemHead(seq_cfg, schema.n_items, self.features.item_table)
 
     @property
     def input_names(self) -> list[str]:

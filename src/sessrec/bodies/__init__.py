@@ -2,11 +2,18 @@
 
 A body maps ``inputs_embeds [B, L, d_model]`` and a padding mask ``[B, L]`` (True = real item)
 to hidden states ``[B, L, d_model]``. ``causal=True`` asks that position i sees only positions
-<= i. Adding an architecture is one file with a builder registered here.
+<= i. Each body class says what it can do with ``supports_causal`` / ``supports_bidirectional``
+(the objective checks it before training starts). Adding an architecture is one file with a
+builder registered here.
+
+Names: ``xlnet``, ``gpt2``, ``bert``, ``albert``, ``electra``, ``transfoxl``, ``gru``, ``lstm``,
+and ``hf:<ModelClass>`` for any ``transformers`` model class that accepts ``inputs_embeds``
+(``hf:LlamaModel``, ``hf:MistralModel``, ...), configured through ``model_config``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from torch import nn
@@ -14,8 +21,28 @@ from torch import nn
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 
+log = logging.getLogger(__name__)
+
 BodyBuilder = Callable[[ExperimentConfig], nn.Module]
-BODIES: dict[str, BodyBuilder] = {}
+HF_PREFIX = "hf:"
+
+
+class BodyRegistry(dict):
+    """Name → builder. ``hf:<ModelClass>`` names are not stored: they resolve to the generic
+    ``transformers`` body, so ``name in BODIES`` and ``BODIES[name]`` work for them too."""
+
+    def __missing__(self, name: str) -> BodyBuilder:
+        if isinstance(name, str) and name.startswith(HF_PREFIX):
+            from sessrec.bodies.hf_auto import AnyHFBody
+
+            return lambda cfg: AnyHFBody(cfg, name[len(HF_PREFIX):])
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (isinstance(name, str) and name.startswith(HF_PREFIX))
+
+
+BODIES: dict[str, BodyBuilder] = BodyRegistry()
 
 
 def register(*names: str) -> Callable[[BodyBuilder], BodyBuilder]:
@@ -28,11 +55,33 @@ def register(*names: str) -> Callable[[BodyBuilder], BodyBuilder]:
 
 
 def build_body(cfg: ExperimentConfig) -> nn.Module:
-    try:
-        builder = BODIES[cfg.model_type]
-    except KeyError:
-        raise SessrecError(f"unknown model_type '{cfg.model_type}' (choose from {', '.join(sorted(BODIES))})") from None
-    return builder(cfg)
+    if cfg.model_type not in BODIES:
+        raise SessrecError(f"unknown model_type '{cfg.model_type}' (choose from {', '.join(sorted(BODIES))}, "
+                           f"or {HF_PREFIX}<transformers model class> such as {HF_PREFIX}LlamaModel)")
+    check_attn_type(cfg)
+    return BODIES[cfg.model_type](cfg)
 
 
-from sessrec.bodies import hf  # noqa: E402,F401  (registers the HuggingFace architectures)
+def check_attn_type(cfg: ExperimentConfig) -> None:
+    """``attn_type`` (XLNet's original argument) never lets a model see the item it predicts.
+
+    CLM is always causal: ``attn_type bi`` with CLM is overridden, with a warning. ``attn_type uni``
+    (causal attention) with MLM/PLM/RTD is rejected: those objectives predict masked items from
+    both sides and the paper ran them with ``bi``. Other architectures do not read ``attn_type``.
+    """
+    if cfg.attn_type is None:
+        return
+    if cfg.model_type != "xlnet":
+        log.warning("attn_type '%s' is an XLNet argument and is ignored for model_type '%s' "
+                    "(the task decides: clm is causal, mlm/plm/rtd bidirectional)", cfg.attn_type, cfg.model_type)
+        return
+    if cfg.attn_type == "uni" and cfg.task != "clm":
+        raise SessrecError(f"attn_type uni (causal attention) cannot be used with task {cfg.task}: it predicts masked "
+                           "items from both sides; use attn_type bi (or leave it unset)")
+    if cfg.attn_type == "bi" and cfg.task == "clm":
+        log.warning("attn_type bi is OVERRIDDEN for task clm: causal language modeling always uses causal attention, "
+                    "otherwise every position would see the item it predicts")
+
+
+# Registering the architectures (each module calls register()).
+from sessrec.bodies import bert, hf, rnn, transfo_xl  # noqa: E402,F401
