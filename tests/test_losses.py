@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 
 from sessrec.losses import (
-    chunked_cross_entropy,
     full_cross_entropy,
     log_uniform_expected_counts,
     sample_log_uniform,
@@ -13,11 +12,14 @@ from sessrec.losses import (
 )
 
 
+@pytest.mark.parametrize("chunked", [False, True])
 @pytest.mark.parametrize("smoothing,temperature", [(0.0, 1.0), (0.3, 1.0), (0.5, 0.7)])
-def test_chunked_equals_full_cross_entropy_and_its_gradients(smoothing, temperature, monkeypatch):
+def test_fused_cross_entropy_equals_torch_with_its_gradients(smoothing, temperature, chunked, monkeypatch):
     import sessrec.losses as L
 
-    monkeypatch.setattr(L, "CHUNK_ELEMENTS", 7 * 300)  # 300 items per chunk for 7 rows: several chunks, a ragged last one
+    if chunked:  # 300 items per chunk for 7 rows: several chunks, a ragged last one
+        monkeypatch.setattr(L, "FULL_LOGITS_LIMIT", 100)
+        monkeypatch.setattr(L, "CHUNK_ELEMENTS", 7 * 300)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
     w = torch.randn(1000, 5, generator=g, dtype=torch.float64, requires_grad=True)
@@ -25,24 +27,11 @@ def test_chunked_equals_full_cross_entropy_and_its_gradients(smoothing, temperat
     t = torch.tensor([0, 5, 299, 300, 601, 999, 42])
     ref = F.cross_entropy(F.linear(x, w, b) / temperature, t, label_smoothing=smoothing)
     gref = torch.autograd.grad(ref, (x, w, b))
-    got = chunked_cross_entropy(x, w, b, t, smoothing, temperature)
+    got = full_cross_entropy(x, w, b, t, smoothing, temperature)
     ggot = torch.autograd.grad(got, (x, w, b))
     assert got.item() == pytest.approx(ref.item(), rel=1e-5)
     for a, e in zip(ggot, gref):
         assert torch.allclose(a.double(), e, atol=1e-6)
-
-
-def test_full_cross_entropy_switches_to_chunks(monkeypatch):
-    import sessrec.losses as L
-
-    calls = []
-    monkeypatch.setattr(L, "chunked_cross_entropy", lambda *a: calls.append(1) or torch.tensor(0.0))
-    x, w, b, t = torch.randn(4, 3), torch.randn(10, 3), torch.zeros(10), torch.tensor([1, 2, 3, 4])
-    full_cross_entropy(x, w, b, t)
-    assert not calls
-    monkeypatch.setattr(L, "FULL_LOGITS_LIMIT", 39)
-    full_cross_entropy(x, w, b, t)
-    assert calls == [1]
 
 
 def test_log_uniform_sampler_matches_its_distribution():

@@ -1,13 +1,13 @@
 """Next-item losses over large catalogs: full softmax in chunks, and sampled softmax with logQ correction.
 
-Both compute the cross-entropy of ``(x @ weight.T + bias) / temperature`` against target columns
-without materialising the ``[N, n_items]`` logits when that would be large:
+Both compute the cross-entropy of ``(x @ weight.T + bias) / temperature`` against target columns:
 
-* :func:`chunked_cross_entropy` is exact (the same value and gradients as ``F.cross_entropy`` with
-  ``label_smoothing``): it walks the catalog in chunks, keeping a running log-sum-exp, and
-  recomputes each chunk's logits in the backward pass. PyTorch has no fused linear+cross-entropy
-  kernel on CPU, so this is ours; it is only used when the full logits would exceed
-  ``FULL_LOGITS_LIMIT`` elements.
+* :func:`full_cross_entropy` is exact (the same value and gradients as ``F.cross_entropy`` with
+  ``label_smoothing``), fused with its gradient; when the ``[N, n_items]`` logits would exceed
+  ``FULL_LOGITS_LIMIT`` elements it walks the catalog in chunks, keeping a running log-sum-exp, and
+  recomputes each chunk's logits in the backward pass. PyTorch has no fused linear +
+  cross-entropy on CPU, so this is ours (it is also faster than ``F.cross_entropy`` on small
+  catalogs: one pass over the logits in each direction, see ``bench/``).
 * :func:`sampled_softmax_loss` scores the targets and ``n_samples`` negatives drawn once per batch
   from a log-uniform (Zipfian) distribution over item ranks — right when item ids are ranked by
   decreasing popularity, as ``sessrec prepare`` and the paper's preprocessing write them — with
@@ -27,10 +27,20 @@ CHUNK_ELEMENTS = 2**24
 
 
 def _chunk_size(n_rows: int, n_items: int) -> int:
+    if n_rows * n_items <= FULL_LOGITS_LIMIT:
+        return n_items
     return max(256, min(n_items, CHUNK_ELEMENTS // max(n_rows, 1)))
 
 
-class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Cross-entropy of ``(x @ weight.T + bias) * inv_temp`` fused with its gradient.
+
+    One chunk (small catalogs): the softmax computed for the log-sum-exp is kept for the backward
+    pass, which turns it into ``softmax - target`` in place — one exponential per logit and no
+    separate log-softmax, NLL and division passes as with ``F.cross_entropy``. Several chunks (large catalogs): only a running log-sum-exp is kept, and
+    each chunk's logits are recomputed in the backward pass.
+    """
+
     @staticmethod
     def forward(ctx, x, weight, bias, targets, smoothing: float, inv_temp: float):
         x32 = x.float()
@@ -38,54 +48,62 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         chunk = _chunk_size(n, c)
         lse = torch.full((n,), float("-inf"), device=x.device)
         logit_sum = torch.zeros(n, device=x.device)
+        probs = None
         for s in range(0, c, chunk):
-            z = torch.addmm(bias[s:s + chunk].float(), x32, weight[s:s + chunk].float().t()).mul_(inv_temp)
-            lse = torch.logaddexp(lse, torch.logsumexp(z, dim=1))
-            logit_sum += z.sum(dim=1)
+            z = torch.addmm(bias[s:s + chunk].float(), x32, weight[s:s + chunk].float().t())
+            if inv_temp != 1.0:
+                z.mul_(inv_temp)
+            if smoothing:
+                logit_sum += z.sum(dim=1)
+            m = z.amax(dim=1, keepdim=True)
+            e = z.sub_(m).exp_()  # in place: the logits are not needed any more
+            total = e.sum(dim=1)
+            lse = torch.logaddexp(lse, m.squeeze(1) + total.log())
+            if chunk == c:  # one chunk: keep the softmax for the backward pass
+                probs = e.div_(total.unsqueeze(1))
         target_logit = ((x32 * weight[targets].float()).sum(1) + bias[targets].float()) * inv_temp
         loss = (1.0 - smoothing) * (lse - target_logit) + smoothing * (lse - logit_sum / c)
-        ctx.save_for_backward(x, weight, bias, targets, lse)
+        ctx.save_for_backward(x, weight, bias, targets, lse, probs)
         ctx.smoothing, ctx.inv_temp, ctx.chunk = smoothing, inv_temp, chunk
         return loss.mean()
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, bias, targets, lse = ctx.saved_tensors
+        x, weight, bias, targets, lse, probs = ctx.saved_tensors
         s, inv_temp, chunk = ctx.smoothing, ctx.inv_temp, ctx.chunk
         x32 = x.float()
         n, c = x32.shape[0], weight.shape[0]
         scale = grad.float() * inv_temp / n
         gx = torch.zeros_like(x32)
-        gw = torch.zeros(weight.shape, device=weight.device, dtype=torch.float32)
-        gb = torch.zeros(bias.shape, device=bias.device, dtype=torch.float32)
+        gw = torch.empty(weight.shape, device=weight.device, dtype=torch.float32)
+        gb = torch.empty(bias.shape, device=bias.device, dtype=torch.float32)
         rows = torch.arange(n, device=x.device)
         for start in range(0, c, chunk):
             w = weight[start:start + chunk].float()
-            z = torch.addmm(bias[start:start + chunk].float(), x32, w.t()).mul_(inv_temp)
+            if probs is not None:
+                g = probs
+            else:
+                g = torch.addmm(bias[start:start + chunk].float(), x32, w.t())
+                if inv_temp != 1.0:
+                    g.mul_(inv_temp)
+                g.sub_(lse.unsqueeze(1)).exp_()
             # d loss_i / d z_ij = softmax_ij - (1 - s) * [j == t_i] - s / C
-            g = torch.exp(z - lse.unsqueeze(1)).sub_(s / c)
+            if s:
+                g.sub_(s / c)
             inside = (targets >= start) & (targets < start + w.shape[0])
             g[rows[inside], targets[inside] - start] -= 1.0 - s
             g.mul_(scale)
             gx.addmm_(g, w)
-            gw[start:start + w.shape[0]] = g.t() @ x32
-            gb[start:start + w.shape[0]] = g.sum(0)
+            torch.mm(g.t(), x32, out=gw[start:start + w.shape[0]])
+            torch.sum(g, 0, out=gb[start:start + w.shape[0]])
         return gx.to(x.dtype), gw.to(weight.dtype), gb.to(bias.dtype), None, None, None
-
-
-def chunked_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
-                          label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
-    """Mean cross-entropy of ``(x @ weight.T + bias) / temperature`` vs target columns, without the full logits."""
-    return _ChunkedLinearCrossEntropy.apply(x, weight, bias, targets, label_smoothing, 1.0 / temperature)
 
 
 def full_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
                        label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
-    """Exact softmax cross-entropy over the catalog; in chunks when the logits would be large."""
-    if x.shape[0] * weight.shape[0] > FULL_LOGITS_LIMIT:
-        return chunked_cross_entropy(x, weight, bias, targets, label_smoothing, temperature)
-    logits = F.linear(x, weight, bias).float() / temperature
-    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    """Mean cross-entropy of ``(x @ weight.T + bias) / temperature`` vs target columns (as ``F.cross_entropy``
+    with ``label_smoothing``), computed in chunks when the full logits would exceed ``FULL_LOGITS_LIMIT``."""
+    return _LinearCrossEntropy.apply(x, weight, bias, targets, label_smoothing, 1.0 / temperature)
 
 
 def log_uniform_expected_counts(ids: torch.Tensor, n_items: int, n_draws: int) -> torch.Tensor:
