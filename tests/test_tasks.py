@@ -176,12 +176,12 @@ def test_rtd_loss_pieces(from_batch):
 
 def test_rtd_untied_generator_is_smaller_and_predicts():
     model = model_for("xlnet", "rtd", d_model=32, rtd_tied_generator=False, electra_generator_hidden_size=0.25)
-    assert model.body.model.config.d_model == 8  # the generator (it also recommends)
-    assert model.objective.disc_body.model.config.d_model == 32
+    assert model.body.d_model == 8  # the generator (it also recommends)
+    assert model.objective.disc_body.d_model == 32
     assert model.merge.proj[0].out_features == 8 and model.objective.disc_merge.proj[0].out_features == 32
     loss = model.loss({"item": batch_of_items()}, torch.Generator().manual_seed(0))
     loss.backward()
-    assert model.objective.disc_body.model.layer[0].ff.layer_1.weight.grad.abs().sum() > 0
+    assert model.objective.disc_body.layer[0].ff.layer_1.weight.grad.abs().sum() > 0
     with pytest.raises(SessrecError, match="multiple of n_head"):
         model_for("xlnet", "rtd", d_model=24, n_head=4, electra_generator_hidden_size=0.25)
 

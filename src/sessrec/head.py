@@ -15,6 +15,7 @@ from torch import nn
 
 from sessrec.config import ExperimentConfig
 from sessrec.features import activation
+from sessrec.losses import full_cross_entropy, sampled_softmax_loss
 
 
 class NextItemHead(nn.Module):
@@ -28,6 +29,7 @@ class NextItemHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_items - 1))
         self.temperature = cfg.softmax_temperature
         self.label_smoothing = cfg.label_smoothing
+        self.sampled_negatives = cfg.sampled_softmax_max_n_samples if cfg.sampled_softmax else 0
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -39,5 +41,13 @@ class NextItemHead(nn.Module):
         return F.linear(self.proj(hidden), self.output_weight, self.bias) / self.temperature
 
     def loss(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of predicting ``items`` (ids >= 1) from ``hidden``."""
-        return F.cross_entropy(self(hidden).float(), items - 1, label_smoothing=self.label_smoothing)
+        """Mean cross-entropy of predicting ``items`` (ids >= 1) from ``hidden``.
+
+        Full softmax over the catalog (computed in chunks for large catalogs), or, in training with
+        ``sampled_softmax``, a sampled softmax with logQ correction.
+        """
+        x = self.proj(hidden)
+        if self.training and self.sampled_negatives:
+            return sampled_softmax_loss(x, self.output_weight, self.bias, items - 1, self.sampled_negatives,
+                                        self.label_smoothing, self.temperature)
+        return full_cross_entropy(x, self.output_weight, self.bias, items - 1, self.label_smoothing, self.temperature)

@@ -54,6 +54,17 @@ def register(*names: str) -> Callable[[BodyBuilder], BodyBuilder]:
     return deco
 
 
+def model_options(cfg: ExperimentConfig, defaults: dict) -> dict:
+    """``defaults`` updated from ``cfg.model_config``; any other key is an error that lists the options."""
+    unknown = sorted(set(cfg.model_config) - set(defaults))
+    if unknown:
+        sizes = {"d_model", "hidden_size", "n_embd"} & set(unknown)
+        hint = "; the width is set by d_model: use --d-model" if sizes else ""
+        raise SessrecError(f"model_config: {cfg.model_type} does not know {', '.join(unknown)} "
+                           f"(options: {', '.join(defaults) or 'none'}){hint}")
+    return {**defaults, **cfg.model_config}
+
+
 def build_body(cfg: ExperimentConfig) -> nn.Module:
     if cfg.model_type not in BODIES:
         raise SessrecError(f"unknown model_type '{cfg.model_type}' (choose from {', '.join(sorted(BODIES))}, "
@@ -84,4 +95,4 @@ def check_attn_type(cfg: ExperimentConfig) -> None:
 
 
 # Registering the architectures (each module calls register()).
-from sessrec.bodies import bert, hf, rnn, transfo_xl  # noqa: E402,F401
+from sessrec.bodies import bert, gpt2, rnn, transfo_xl, xlnet  # noqa: E402,F401

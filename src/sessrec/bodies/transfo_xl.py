@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from transformers.activations import ACT2FN
 
-from sessrec.bodies import register
+from sessrec.bodies import model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 
@@ -110,10 +110,7 @@ class TransfoXLBody(nn.Module):
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
-        unknown = sorted(set(cfg.model_config) - set(OPTIONS))
-        if unknown:
-            raise SessrecError(f"model_config: transfoxl does not know {', '.join(unknown)} (options: {', '.join(OPTIONS)})")
-        opts = {**OPTIONS, **cfg.model_config}
+        opts = model_options(cfg, OPTIONS)
         D = cfg.d_model
         if D % cfg.n_head or D % 2:
             raise SessrecError(f"transfoxl needs an even d_model divisible by n_head (got d_model={D}, n_head={cfg.n_head})")

@@ -1,0 +1,119 @@
+"""GPT-2 (Radford et al., "Language Models are Unsupervised Multitask Learners", 2019): a causal
+Transformer decoder with learned absolute positions and pre-LayerNorm blocks.
+
+The same computation, parameter names and shapes as ``transformers.GPT2Model`` (so a state dict
+moves between the two; ``tests/bodies/test_gpt2.py`` checks they give the same hidden states).
+Why our own: the projections, feed-forward layers and LayerNorms run on the real (non-padded)
+positions only (:mod:`.packing`), which ``transformers`` cannot do; sessions are mostly padding,
+so this is several times less work (``bench/`` and the README's speed section show it).
+Attention is PyTorch's ``scaled_dot_product_attention`` with a causal + padding mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.activations import ACT2FN
+
+from sessrec.bodies import model_options, register
+from sessrec.bodies.packing import Packing
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+
+
+class Conv1D(nn.Module):
+    """``transformers``' GPT-2 linear layer: ``y = x @ weight + bias`` with ``weight [in, out]``."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x, self.weight)
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, n_head: int, dropout: float):
+        super().__init__()
+        self.n_head, self.d_head = n_head, d // n_head
+        self.c_attn = Conv1D(d, 3 * d)
+        self.c_proj = Conv1D(d, d)
+        self.attn_dropout = dropout
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, packing: Packing, mask: torch.Tensor) -> torch.Tensor:
+        B, L = packing.shape
+        qkv = packing.unpack(self.c_attn(x)).view(B, L, 3, self.n_head, self.d_head)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
+        p = self.attn_dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        out = packing.pack(out.transpose(1, 2).reshape(B, L, -1))
+        return self.resid_dropout(self.c_proj(out))
+
+
+class MLP(nn.Module):
+    def __init__(self, d: int, d_inner: int, activation: str, dropout: float):
+        super().__init__()
+        self.c_fc = Conv1D(d, d_inner)
+        self.c_proj = Conv1D(d_inner, d)
+        self.act = ACT2FN[activation]
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ExperimentConfig, d_inner: int):
+        super().__init__()
+        d = cfg.d_model
+        self.ln_1 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.attn = Attention(d, cfg.n_head, cfg.dropout)
+        self.ln_2 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.mlp = MLP(d, d_inner, cfg.hidden_act, cfg.dropout)
+
+    def forward(self, x: torch.Tensor, packing: Packing, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), packing, mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2(nn.Module):
+    """GPT-2 over ``inputs_embeds``; always causal."""
+
+    supports_causal = True
+    supports_bidirectional = False
+
+    def __init__(self, cfg: ExperimentConfig):
+        super().__init__()
+        opts = model_options(cfg, {"n_inner": 4 * cfg.d_model})
+        if cfg.d_model % cfg.n_head:
+            raise SessrecError(f"gpt2 needs d_model divisible by n_head (got d_model={cfg.d_model}, n_head={cfg.n_head})")
+        self.wpe = nn.Embedding(cfg.session_seq_length_max + 1, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.h = nn.ModuleList(Block(cfg, int(opts["n_inner"])) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        std = cfg.initializer_range
+        for name, p in self.named_parameters():  # transformers' GPT-2 initialisation
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, 0.0, std / math.sqrt(2 * cfg.n_layer))
+            elif name.endswith(("c_attn.weight", "c_fc.weight", "wpe.weight")):
+                nn.init.normal_(p, 0.0, std)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True, **kwargs) -> torch.Tensor:
+        if not causal:
+            raise SessrecError("gpt2 is a causal model: use it with task clm")
+        B, L, _ = x.shape
+        allowed = padding_mask[:, None, None, :] & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min)
+        packing = Packing(padding_mask)
+        h = self.drop(packing.pack(x + self.wpe.weight[:L]))
+        for block in self.h:
+            h = block(h, packing, mask)
+        return packing.unpack(self.ln_f(h))
+
+
+register("gpt2")(GPT2)

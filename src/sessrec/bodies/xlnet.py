@@ -1,0 +1,192 @@
+"""XLNet (Yang et al., "XLNet: Generalized Autoregressive Pretraining for Language Understanding",
+NeurIPS 2019), the encoder the Transformers4Rec paper ran most of its experiments with.
+
+The same computation, parameter names and shapes as ``transformers.XLNetModel`` (relative
+positional attention with ``r_w``/``r_r`` biases, two-stream attention for permutation LM,
+post-LayerNorm blocks), so a state dict moves between the two and ``tests/bodies/test_xlnet.py``
+checks that both give the same hidden states. Why our own: ``transformers`` runs XLNet
+sequence-first with einsum contractions, projects the relative position encodings once per
+sequence of the batch, and builds its masks as float tensors every call; here the layout is
+batch-first, the position keys are projected once per batch and attention goes through PyTorch's
+``scaled_dot_product_attention`` with the position scores as its additive mask. ``bench/`` shows
+the difference (see the README's speed section). Projections, feed-forward layers and LayerNorms
+of the content stream run on the real (non-padded) positions only (:mod:`.packing`); padded
+positions come out as zeros. What is not carried over: memories
+(``mems``), segment embeddings and ``bi_data`` — the session models never use them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.activations import ACT2FN
+
+from sessrec.bodies import model_options, register
+from sessrec.bodies.packing import Packing
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+
+
+def _neg(dtype: torch.dtype) -> float:
+    """Additive score of a hidden key: -1e30 as in ``transformers``' XLNet, the dtype's minimum below float32."""
+    return -1e30 if torch.finfo(dtype).bits >= 32 else torch.finfo(dtype).min
+
+
+class RelativeAttention(nn.Module):
+    """One XLNet attention block (content stream, and the query stream when ``g`` is given)."""
+
+    def __init__(self, d_model: int, n_head: int, dropout: float, eps: float):
+        super().__init__()
+        self.n_head, self.d_head = n_head, d_model // n_head
+        self.scale = self.d_head**-0.5
+        for name in ("q", "k", "v", "o", "r"):
+            setattr(self, name, nn.Parameter(torch.empty(d_model, n_head, self.d_head)))
+        for name in ("r_r_bias", "r_s_bias", "r_w_bias"):
+            setattr(self, name, nn.Parameter(torch.empty(n_head, self.d_head)))
+        self.seg_embed = nn.Parameter(torch.empty(2, n_head, self.d_head))  # kept for state-dict compatibility
+        self.layer_norm = nn.LayerNorm(d_model, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def _heads(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``[B, L, d_model]`` → ``[B, n_head, L, d_head]``."""
+        B, L, _ = x.shape
+        return (x @ w.flatten(1)).view(B, L, self.n_head, self.d_head).transpose(1, 2)
+
+    def _content_heads(self, h: torch.Tensor, packing: Packing) -> tuple[torch.Tensor, ...]:
+        """q, k, v ``[B, n_head, L, d_head]`` of the packed content stream ``h [T, d_model]`` (zeros at padding)."""
+        qkv = h @ torch.cat([self.q.flatten(1), self.k.flatten(1), self.v.flatten(1)], dim=1)
+        qkv = packing.unpack(qkv).view(*packing.shape, 3, self.n_head, self.d_head)
+        return tuple(t.transpose(1, 2) for t in qkv.unbind(2))
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Relative attention of queries ``q [B, n, Lq, dh]`` over keys ``[B, n, L, dh]``; ``mask`` is additive ``[B|1, 1, Lq, L]``."""
+        L = k.shape[2]
+        bd = (q + self.r_r_bias[:, None]) @ k_r.transpose(-1, -2)  # [B, n, Lq, 2L]
+        bd = _rel_shift(bd, L)
+        p = self.dropout.p if self.training else 0.0
+        return F.scaled_dot_product_attention(q + self.r_w_bias[:, None], k, v, attn_mask=bd * self.scale + mask,
+                                              dropout_p=p, scale=self.scale)
+
+    def _post(self, residual: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        """Output projection, residual and LayerNorm; ``attn`` is ``[..., n_head * d_head]`` like ``residual``."""
+        return self.layer_norm(self.dropout(attn @ self.o.flatten(1).t()) + residual)
+
+    def forward(self, h: torch.Tensor, g: torch.Tensor | None, packing: Packing, mask_h: torch.Tensor,
+                mask_g: torch.Tensor | None, pos: torch.Tensor,
+                target_mapping: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``h``: packed content stream ``[T, d_model]``; ``g``: query stream ``[B, M, d_model]`` or None."""
+        q, k, v = self._content_heads(h, packing)
+        k_r = (pos @ self.r.flatten(1)).view(pos.shape[0], self.n_head, self.d_head).transpose(0, 1)  # [n, 2L, dh]
+        out_h = self._post(h, packing.pack(_merge_heads(self._attend(q, k, v, k_r, mask_h))))
+        if g is None:
+            return out_h, None
+        q_g = self._heads(g, self.q)  # [B, n, M, dh]
+        if target_mapping is not None:  # queries at the mapped positions: [B, n, L, dh]
+            q_g = target_mapping.transpose(1, 2)[:, None] @ q_g
+        attn_g = self._attend(q_g, k, v, k_r, mask_g)
+        if target_mapping is not None:
+            attn_g = target_mapping[:, None] @ attn_g
+        return out_h, self._post(g, _merge_heads(attn_g))
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``[B, n_head, L, d_head]`` → ``[B, L, n_head * d_head]``."""
+    B, n, L, dh = x.shape
+    return x.transpose(1, 2).reshape(B, L, n * dh)
+
+
+def _rel_shift(x: torch.Tensor, klen: int) -> torch.Tensor:
+    """XLNet's relative shift on ``[B, n, Lq, 2L]`` scores: column j of row i becomes relative position i - j."""
+    B, n, q, r = x.shape
+    return x.reshape(B, n, r, q)[:, :, 1:, :].reshape(B, n, q, r - 1)[..., :klen]
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_inner: int, activation: str, dropout: float, eps: float):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(d_model, eps=eps)
+        self.layer_1 = nn.Linear(d_model, d_inner)
+        self.layer_2 = nn.Linear(d_inner, d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.activation_function = ACT2FN[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dropout(self.activation_function(self.layer_1(x)))
+        return self.layer_norm(self.dropout(self.layer_2(y)) + x)
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: ExperimentConfig, d_inner: int):
+        super().__init__()
+        d = cfg.d_model
+        self.rel_attn = RelativeAttention(d, cfg.n_head, cfg.dropout, cfg.layer_norm_eps)
+        self.ff = FeedForward(d, d_inner, cfg.hidden_act, cfg.dropout, cfg.layer_norm_eps)
+
+
+class XLNet(nn.Module):
+    """XLNet encoder over ``inputs_embeds``; ``forward`` follows :class:`transformers.XLNetModel`'s masks."""
+
+    supports_causal = True
+    supports_bidirectional = True
+    supports_permutation = True
+
+    def __init__(self, cfg: ExperimentConfig):
+        super().__init__()
+        opts = model_options(cfg, {"d_inner": 4 * cfg.d_model})
+        if cfg.d_model % cfg.n_head:
+            raise SessrecError(f"xlnet needs d_model divisible by n_head (got d_model={cfg.d_model}, n_head={cfg.n_head})")
+        self.d_model = cfg.d_model
+        self.mask_emb = nn.Parameter(torch.empty(1, 1, cfg.d_model))
+        self.layer = nn.ModuleList(Layer(cfg, int(opts["d_inner"])) for _ in range(cfg.n_layer))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self._init(cfg.initializer_range)
+
+    def _init(self, std: float) -> None:
+        """``transformers``' XLNet initialisation: Normal(0, std) weights, zero biases, unit LayerNorms."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, std)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, RelativeAttention):
+                for p in (m.q, m.k, m.v, m.o, m.r, m.r_r_bias, m.r_s_bias, m.r_w_bias, m.seg_embed):
+                    nn.init.normal_(p, 0.0, std)
+        nn.init.normal_(self.mask_emb, 0.0, std)
+
+    def _positions(self, L: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Sinusoidal encodings of the relative distances L, L-1, ..., -L+1 (``attn_type='bi'``): ``[2L, d_model]``."""
+        inv_freq = 1.0 / torch.pow(10000, torch.arange(0, self.d_model, 2.0, device=device) / self.d_model)
+        seq = torch.arange(L, -L, -1.0, device=device)[:, None] * inv_freq
+        return torch.cat([torch.sin(seq), torch.cos(seq)], dim=-1).to(dtype)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = False,
+                perm_mask: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None) -> torch.Tensor:
+        B, L, _ = x.shape
+        blocked = ~padding_mask[:, None, :].expand(B, L, L)  # [B, query, key]: padded keys are hidden
+        if causal and perm_mask is None:
+            blocked = blocked | torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
+        if perm_mask is not None:
+            blocked = blocked | (perm_mask > 0)
+        eye = torch.eye(L, dtype=torch.bool, device=x.device)
+        zero, neg = torch.zeros((), dtype=x.dtype, device=x.device), _neg(x.dtype)
+        mask_h = torch.where(blocked & ~eye, neg, zero)[:, None]  # the content stream always sees itself
+        h = self.dropout(x)
+        g = mask_g = None
+        if target_mapping is not None:  # two-stream attention (permutation LM)
+            mask_g = torch.where(blocked, neg, zero)[:, None]
+            g = self.dropout(self.mask_emb.to(x.dtype).expand(B, target_mapping.shape[1], -1))
+        pos = self.dropout(self._positions(L, x.device, x.dtype))
+        packing = Packing(padding_mask)
+        h = packing.pack(h)
+        for layer in self.layer:
+            h, g = layer.rel_attn(h, g, packing, mask_h, mask_g, pos, target_mapping)
+            if g is not None:
+                g = layer.ff(g)
+            h = layer.ff(h)
+        return self.dropout(g if g is not None else packing.unpack(h))
+
+
+register("xlnet")(XLNet)

@@ -1,0 +1,140 @@
+"""Next-item losses over large catalogs: full softmax in chunks, and sampled softmax with logQ correction.
+
+Both compute the cross-entropy of ``(x @ weight.T + bias) / temperature`` against target columns:
+
+* :func:`full_cross_entropy` is exact (the same value and gradients as ``F.cross_entropy`` with
+  ``label_smoothing``), fused with its gradient; when the ``[N, n_items]`` logits would exceed
+  ``FULL_LOGITS_LIMIT`` elements it walks the catalog in chunks, keeping a running log-sum-exp, and
+  recomputes each chunk's logits in the backward pass. PyTorch has no fused linear +
+  cross-entropy on CPU, so this is ours (it is also faster than ``F.cross_entropy`` on small
+  catalogs: one pass over the logits in each direction, see ``bench/``).
+* :func:`sampled_softmax_loss` scores the targets and ``n_samples`` negatives drawn once per batch
+  from a log-uniform (Zipfian) distribution over item ranks — right when item ids are ranked by
+  decreasing popularity, as ``sessrec prepare`` and the paper's preprocessing write them — with
+  the logQ correction (subtract the log of each item's expected number of draws) and accidental
+  hits (a negative equal to the row's target) removed, as in Transformers4Rec's sampled softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+FULL_LOGITS_LIMIT = 2**25  # elements (128 MB of float32); above it the logits are computed in chunks
+CHUNK_ELEMENTS = 2**24
+
+
+def _chunk_size(n_rows: int, n_items: int) -> int:
+    if n_rows * n_items <= FULL_LOGITS_LIMIT:
+        return n_items
+    return max(256, min(n_items, CHUNK_ELEMENTS // max(n_rows, 1)))
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Cross-entropy of ``(x @ weight.T + bias) * inv_temp`` fused with its gradient.
+
+    One chunk (small catalogs): the softmax computed for the log-sum-exp is kept for the backward
+    pass, which turns it into ``softmax - target`` in place — one exponential per logit and no
+    separate log-softmax, NLL and division passes as with ``F.cross_entropy``. Several chunks (large catalogs): only a running log-sum-exp is kept, and
+    each chunk's logits are recomputed in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, targets, smoothing: float, inv_temp: float):
+        x32 = x.float()
+        n, c = x32.shape[0], weight.shape[0]
+        chunk = _chunk_size(n, c)
+        lse = torch.full((n,), float("-inf"), device=x.device)
+        logit_sum = torch.zeros(n, device=x.device)
+        probs = None
+        for s in range(0, c, chunk):
+            z = torch.addmm(bias[s:s + chunk].float(), x32, weight[s:s + chunk].float().t())
+            if inv_temp != 1.0:
+                z.mul_(inv_temp)
+            if smoothing:
+                logit_sum += z.sum(dim=1)
+            m = z.amax(dim=1, keepdim=True)
+            e = z.sub_(m).exp_()  # in place: the logits are not needed any more
+            total = e.sum(dim=1)
+            lse = torch.logaddexp(lse, m.squeeze(1) + total.log())
+            if chunk == c:  # one chunk: keep the softmax for the backward pass
+                probs = e.div_(total.unsqueeze(1))
+        target_logit = ((x32 * weight[targets].float()).sum(1) + bias[targets].float()) * inv_temp
+        loss = (1.0 - smoothing) * (lse - target_logit) + smoothing * (lse - logit_sum / c)
+        ctx.save_for_backward(x, weight, bias, targets, lse, probs)
+        ctx.smoothing, ctx.inv_temp, ctx.chunk = smoothing, inv_temp, chunk
+        return loss.mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias, targets, lse, probs = ctx.saved_tensors
+        s, inv_temp, chunk = ctx.smoothing, ctx.inv_temp, ctx.chunk
+        x32 = x.float()
+        n, c = x32.shape[0], weight.shape[0]
+        scale = grad.float() * inv_temp / n
+        gx = torch.zeros_like(x32)
+        gw = torch.empty(weight.shape, device=weight.device, dtype=torch.float32)
+        gb = torch.empty(bias.shape, device=bias.device, dtype=torch.float32)
+        rows = torch.arange(n, device=x.device)
+        for start in range(0, c, chunk):
+            w = weight[start:start + chunk].float()
+            if probs is not None:
+                g = probs
+            else:
+                g = torch.addmm(bias[start:start + chunk].float(), x32, w.t())
+                if inv_temp != 1.0:
+                    g.mul_(inv_temp)
+                g.sub_(lse.unsqueeze(1)).exp_()
+            # d loss_i / d z_ij = softmax_ij - (1 - s) * [j == t_i] - s / C
+            if s:
+                g.sub_(s / c)
+            inside = (targets >= start) & (targets < start + w.shape[0])
+            g[rows[inside], targets[inside] - start] -= 1.0 - s
+            g.mul_(scale)
+            gx.addmm_(g, w)
+            torch.mm(g.t(), x32, out=gw[start:start + w.shape[0]])
+            torch.sum(g, 0, out=gb[start:start + w.shape[0]])
+        return gx.to(x.dtype), gw.to(weight.dtype), gb.to(bias.dtype), None, None, None
+
+
+def full_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                       label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
+    """Mean cross-entropy of ``(x @ weight.T + bias) / temperature`` vs target columns (as ``F.cross_entropy``
+    with ``label_smoothing``), computed in chunks when the full logits would exceed ``FULL_LOGITS_LIMIT``."""
+    return _LinearCrossEntropy.apply(x, weight, bias, targets, label_smoothing, 1.0 / temperature)
+
+
+def log_uniform_expected_counts(ids: torch.Tensor, n_items: int, n_draws: int) -> torch.Tensor:
+    """Expected number of times each rank in ``ids`` appears in ``n_draws`` log-uniform draws over ``0..n_items-1``."""
+    k = ids.double()
+    p = (torch.log(k + 2.0) - torch.log(k + 1.0)) / math.log(n_items + 1.0)
+    return -torch.expm1(n_draws * torch.log1p(-p))  # 1 - (1 - p)^n: probability of being drawn at least once
+
+
+def sample_log_uniform(n_items: int, n_draws: int, device: torch.device) -> torch.Tensor:
+    """Unique ranks drawn log-uniformly (rank r with probability log((r+2)/(r+1)) / log(n_items+1))."""
+    u = torch.rand(n_draws, device=device, dtype=torch.float64)
+    ranks = (torch.exp(u * math.log(n_items + 1.0)) - 1.0).long().clamp_(0, n_items - 1)
+    return torch.unique(ranks)
+
+
+def sampled_softmax_loss(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                         n_samples: int, label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax cross-entropy over each row's target and ``n_samples`` shared sampled negatives (logQ-corrected)."""
+    n_items = weight.shape[0]
+    negatives = sample_log_uniform(n_items, n_samples, x.device)
+    pos = ((x * weight[targets]).sum(1) + bias[targets]).float() / temperature
+    neg = F.linear(x, weight[negatives], bias[negatives]).float() / temperature
+    pos = pos - torch.log(log_uniform_expected_counts(targets, n_items, n_samples)).float()
+    neg = neg - torch.log(log_uniform_expected_counts(negatives, n_items, n_samples)).float()
+    hit = negatives.unsqueeze(0) == targets.unsqueeze(1)  # accidental hits are not negatives
+    logits = torch.cat([pos.unsqueeze(1), neg.masked_fill(hit, float("-inf"))], dim=1)
+    logp = torch.log_softmax(logits, dim=1)
+    nll = -logp[:, 0]
+    if label_smoothing == 0.0:
+        return nll.mean()
+    valid = torch.cat([torch.ones_like(hit[:, :1]), ~hit], dim=1)
+    smooth = -(logp.masked_fill(~valid, 0.0).sum(1) / valid.sum(1))
+    return ((1.0 - label_smoothing) * nll + label_smoothing * smooth).mean()

@@ -1,0 +1,64 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sessrec.losses import (
+    full_cross_entropy,
+    log_uniform_expected_counts,
+    sample_log_uniform,
+    sampled_softmax_loss,
+)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("smoothing,temperature", [(0.0, 1.0), (0.3, 1.0), (0.5, 0.7)])
+def test_fused_cross_entropy_equals_torch_with_its_gradients(smoothing, temperature, chunked, monkeypatch):
+    import sessrec.losses as L
+
+    if chunked:  # 300 items per chunk for 7 rows: several chunks, a ragged last one
+        monkeypatch.setattr(L, "FULL_LOGITS_LIMIT", 100)
+        monkeypatch.setattr(L, "CHUNK_ELEMENTS", 7 * 300)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1000, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(1000, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 5, 299, 300, 601, 999, 42])
+    ref = F.cross_entropy(F.linear(x, w, b) / temperature, t, label_smoothing=smoothing)
+    gref = torch.autograd.grad(ref, (x, w, b))
+    got = full_cross_entropy(x, w, b, t, smoothing, temperature)
+    ggot = torch.autograd.grad(got, (x, w, b))
+    assert got.item() == pytest.approx(ref.item(), rel=1e-5)
+    for a, e in zip(ggot, gref):
+        assert torch.allclose(a.double(), e, atol=1e-6)
+
+
+def test_log_uniform_sampler_matches_its_distribution():
+    torch.manual_seed(0)
+    n_items, n_draws = 50, 200
+    counts = torch.zeros(n_items)
+    reps = 2000
+    for _ in range(reps):
+        counts[sample_log_uniform(n_items, n_draws, torch.device("cpu"))] += 1
+    expected = log_uniform_expected_counts(torch.arange(n_items), n_items, n_draws)
+    assert torch.allclose(counts / reps, expected.float(), atol=0.03)
+    assert expected[0].item() == pytest.approx(1 - (1 - math.log(2) / math.log(51)) ** 200)
+
+
+def test_sampled_softmax_by_hand(monkeypatch):
+    import sessrec.losses as L
+
+    monkeypatch.setattr(L, "sample_log_uniform", lambda n, k, d: torch.tensor([1, 3]))
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    w = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b = torch.zeros(4)
+    t = torch.tensor([2, 1])  # row 1's target is also sampled: an accidental hit
+    q = lambda ids: L.log_uniform_expected_counts(torch.tensor(ids), 4, 5).log().float()  # noqa: E731
+    loss = sampled_softmax_loss(x, w, b, t, n_samples=5)
+    # row 0: positive item 2 (logit 0), negatives 1 (logit 1) and 3 (logit 1)
+    z0 = torch.tensor([0.0, 1.0, 1.0]) - q([2, 1, 3])
+    # row 1: positive item 1 (logit 0); negative 1 is the target itself (removed), negative 3 (logit 1)
+    z1 = torch.tensor([0.0, 1.0]) - q([1, 3])
+    expected = (-torch.log_softmax(z0, 0)[0] - torch.log_softmax(z1, 0)[0]) / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
