@@ -240,9 +240,25 @@ class ExperimentConfig:
             raise SessrecError(f"keep_checkpoints must be >= -1 (got {self.keep_checkpoints})")
         if self.resume and not self.output_dir:
             raise SessrecError("resume needs output_dir: the folder of the run to continue")
+        self._validate_feature_options()
         if self.fp16 and self.bf16:
             raise SessrecError("choose one of fp16 and bf16")
         return self
+
+    def _validate_feature_options(self) -> None:
+        for name in ("numeric_features_project_to_embedding_dim", "numeric_features_soft_one_hot_encoding_num_embeddings"):
+            if getattr(self, name) < 0:
+                raise SessrecError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if self.numeric_features_soft_one_hot_encoding_num_embeddings > 0 and self.numeric_features_project_to_embedding_dim == 0:
+            raise SessrecError("numeric_features_soft_one_hot_encoding_num_embeddings needs numeric_features_project_to_embedding_dim > 0 "
+                               "(the size of the soft one-hot embeddings)")
+        if self.item_embedding_dim is not None and self.item_embedding_dim < 1:
+            raise SessrecError(f"item_embedding_dim must be >= 1 (got {self.item_embedding_dim})")
+        if self.embedding_dim_from_cardinality_multiplier <= 0:
+            raise SessrecError(f"embedding_dim_from_cardinality_multiplier must be > 0 (got {self.embedding_dim_from_cardinality_multiplier})")
+        for name in ("item_id_embeddings_init_std", "other_embeddings_init_std"):
+            if getattr(self, name) < 0:
+                raise SessrecError(f"{name} must be >= 0 (got {getattr(self, name)})")
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> None:

@@ -37,7 +37,11 @@ def test_pads_right_and_keeps_first_items(tmp_path):
     ({"item": [[1, 2, 3], [0, 5]]}, r"row 1: item id 0 in .item. is reserved for padding"),
     ({"cat": [[1, 1, 2], [3, 4]]}, r"row 1: categorical feature 'cat' has value 4 >= its cardinality 4"),
     ({"cat": [[1, 1], [3, 3]]}, r"row 0: list column 'cat' has 2 values but 'item' has 3"),
-    ({"price": [[0.1, float("nan"), 0.3], [1.0, 2.0]]}, r"row 0: continuous feature 'price' has a non-finite value"),
+    ({"price": [[0.1, float("nan"), 0.3], [1.0, 2.0]]}, r"row 0: continuous feature 'price' has a non-finite value \(nan\)"),
+    ({"price": [[0.1, 0.2, 0.3], [1.0, float("inf")]]}, r"row 1: continuous feature 'price' has a non-finite value \(inf\)"),
+    ({"price": [[0.1, 0.2, 0.3], [float("-inf"), 2.0]]}, r"row 1: continuous feature 'price' has a non-finite value \(-inf\)"),
+    ({"price": [[0.1, 0.2, 0.3], [1.0]]}, r"row 1: list column 'price' has 1 values but 'item' has 2"),
+    ({"cat": [[1, 1, -1], [3, 3]]}, r"row 0: categorical feature 'cat' has a negative value -1"),
     ({"item": [1, 2]}, r"column 'item' must be a list column"),
     ({"item": [[1, 2, 3], []]}, r"row 1: session has no items"),
 ])
@@ -50,8 +54,10 @@ def test_bad_input_is_named(tmp_path, cols, match):
 
 def test_missing_column_and_empty_file(tmp_path):
     path = write_sessions(tmp_path / "a.parquet", {"item": [[1, 2]], "cat": [[1, 1]]})
-    with pytest.raises(SessrecError, match="column.* price .*missing"):
-        load_sessions(path, SCHEMA, max_len=20)
+    with pytest.raises(SessrecError, match=r"a.parquet \(window 2\): column\(s\) price of the schema are missing"):
+        load_sessions(path, SCHEMA, max_len=20, window=2)
+    # only the features asked for are needed: an item-id-only model reads the same file fine
+    assert load_sessions(path, SCHEMA, max_len=20, features=[SCHEMA["item"], SCHEMA["cat"]]).items.tolist() == [[1, 2] + [0] * 18]
     empty = write_sessions(tmp_path / "b.parquet", {"item": [], "cat": [], "price": []},
                            {"item": pa.list_(pa.int64()), "cat": pa.list_(pa.int64()), "price": pa.list_(pa.float32())})
     with pytest.raises(SessrecError, match="no sessions"):

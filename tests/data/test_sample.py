@@ -1,3 +1,5 @@
+import math
+
 import pyarrow.parquet as pq
 
 from sessrec.data.sample import DEFAULTS, bundled_sample_path, generate_sample
@@ -24,3 +26,22 @@ def test_sample_layout():
     assert min(lengths) >= 2 and max(lengths) <= 20
     items = t.column(schema.item_id.name).to_pylist()
     assert all(a != b for s in items for a, b in zip(s, s[1:]))  # no consecutive repeats
+
+
+def test_side_features_describe_the_items():
+    """Category, brand and price are attributes of the item; time features follow the timestamps."""
+    root = bundled_sample_path()
+    t = pq.read_table(root / "0002" / "train.parquet").to_pydict()
+    flat = {k: [x for s in v for x in s] for k, v in t.items() if k.endswith("_seq")}
+    per_item = {}
+    for i, *attrs in zip(flat["sess_pid_seq"], flat["sess_csid_seq"], flat["sess_ccid_seq"], flat["sess_bid_seq"],
+                         flat["sess_price_log_norm_seq"]):
+        assert per_item.setdefault(i, attrs) == attrs
+    sub_to_cat = {}
+    for sub, cat in zip(flat["sess_csid_seq"], flat["sess_ccid_seq"]):
+        assert sub_to_cat.setdefault(sub, cat) == cat  # sub-categories nest in categories
+    hours = [(ts - 1569888000) % 86400 / 3600 for ts in flat["sess_etime_seq"]]
+    assert all(abs(math.sin(2 * math.pi * h / 24) - s) < 1e-3 for h, s in zip(hours, flat["sess_et_hour_sin_seq"]))
+    # sessions mostly stay in one sub-category: that is what side information helps to see
+    same = [a == b for s in t["sess_csid_seq"] for a, b in zip(s, s[1:])]
+    assert sum(same) / len(same) > 0.5

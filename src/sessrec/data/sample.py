@@ -7,12 +7,22 @@ How sessions are generated, so that sequence models have something to learn and 
 information matters:
 
 * items belong to a sub-category (``sess_csid_seq``), sub-categories to categories
-  (``sess_ccid_seq``); each item has a brand (``sess_bid_seq``) and a price;
+  (``sess_ccid_seq``); each item has a brand (``sess_bid_seq``, from a pool of brands that sell
+  in its category) and a price (a sub-category price level times an item factor);
 * popularity is Zipf-like and drifts from day to day; new items are launched every day and are
-  popular while fresh (their ids are unseen in earlier windows, but their category is known);
-* a session stays in one sub-category with high probability and follows a sparse item-to-item
-  transition chain (half of each item's successors share its sub-category);
+  popular while fresh (their ids are unseen in earlier windows, but their category, brand and
+  price are known, and ``sess_prod_recency_days_log_norm_seq`` says they are new);
+* each category has a peak hour: a session's sub-category is drawn by popularity times the
+  appeal of its category at the session's hour (``sess_et_hour_*``);
+* a session stays in its sub-category with high probability: the next item is a successor of
+  the current one in a sparse item-to-item transition chain (half of each item's successors
+  share its sub-category), or a popular item of the sub-category with a price close to the
+  session's first item and, more often than not, the brand of the current item, or sometimes
+  any popular item;
 * no consecutive repeats (removed by the paper's e-commerce preprocessing), 2..20 items.
+
+So the side features carry what an item-id model has to learn item by item: the sub-category,
+brand and price of rare and new items, and the time of day.
 
 The files shipped in the package were written by ``python -m sessrec.data.sample OUT_DIR``
 with the defaults below; ``tests/data/test_sample.py`` checks they still match.
@@ -34,7 +44,7 @@ from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST, TIME, Feature
 
 MAX_LEN = 20
 DAY0 = 1569888000  # 2019-10-01 00:00 UTC, the first day of the REES46 data
-DEFAULTS = {"n_days": 6, "sessions_per_day": 4000, "n_items": 3000, "seed": 2021}
+DEFAULTS = {"n_days": 6, "sessions_per_day": 4000, "n_items": 4500, "seed": 2021}
 
 ITEM, CCID, CSID, BRAND = "sess_pid_seq", "sess_ccid_seq", "sess_csid_seq", "sess_bid_seq"
 CONTINUOUS_COLUMNS = (
@@ -74,14 +84,20 @@ class _Catalog:
         ids = np.arange(n_items)
         self.n_csid, self.n_ccid, self.n_brands = 121, 21, 201
         self.csid = np.where(ids >= 2, rng.integers(2, self.n_csid, n_items), 0)
-        csid_to_ccid = rng.integers(2, self.n_ccid, self.n_csid)
-        self.ccid = np.where(ids >= 2, csid_to_ccid[self.csid], 0)
-        self.brand = np.where(ids >= 2, rng.integers(2, self.n_brands, n_items), 0)
+        self.csid_to_ccid = rng.integers(2, self.n_ccid, self.n_csid)
+        self.ccid = np.where(ids >= 2, self.csid_to_ccid[self.csid], 0)
+        # each category sells a Zipf-distributed pool of 12 brands
+        pools = np.stack([rng.choice(np.arange(2, self.n_brands), 12, replace=False) for _ in range(self.n_ccid)])
+        brand_p = 1.0 / np.arange(1, 13)
+        rank = rng.choice(12, n_items, p=brand_p / brand_p.sum())
+        self.brand = np.where(ids >= 2, pools[self.ccid, rank], 0)
         cat_price = np.exp(rng.normal(3.5, 1.0, self.n_csid))
-        self.price = cat_price[self.csid] * np.exp(rng.normal(0.0, 0.35, n_items))
+        self.price = cat_price[self.csid] * np.exp(rng.normal(0.0, 0.5, n_items))
+        self.log_price = np.log(self.price)
+        self.peak_hour = rng.uniform(8.0, 22.0, self.n_ccid)
         # 30 % of the items are launched during the period, the rest exist from day 0
         self.launch = np.where(rng.random(n_items) < 0.3, rng.integers(1, n_days + 1, n_items), -rng.integers(5, 200, n_items))
-        base = 1.0 / np.arange(1, n_items + 1) ** 0.9
+        base = 1.0 / (np.arange(1, n_items + 1) + 10.0) ** 0.9  # Zipf-Mandelbrot: no single item dominates
         self.base_pop = rng.permutation(base)
         self.base_pop[:2] = 0.0
         self.by_csid = [np.nonzero(self.csid == c)[0] for c in range(self.n_csid)]
@@ -102,43 +118,55 @@ class _Catalog:
     def popularity(self, day: int, drift: np.ndarray) -> np.ndarray:
         age = day - self.launch
         alive = age >= 0
-        fresh = 1.0 + 4.0 * np.exp(-np.maximum(age, 0) / 2.0) * (self.launch > 0)
+        fresh = 1.0 + 2.0 * np.exp(-np.maximum(age, 0) / 2.0) * (self.launch > 0)
         p = self.base_pop * drift * fresh * alive
         return p / p.sum()
 
+    def hour_appeal(self, hour: float) -> np.ndarray:
+        """Per sub-category: how much its category appeals at ``hour`` (peaks at the category's peak hour)."""
+        return 1.0 + 0.9 * np.cos(2 * np.pi * (hour - self.peak_hour[self.csid_to_ccid]) / 24.0)
 
-def _sessions_for_day(rng: np.random.Generator, cat: _Catalog, day: int, n_sessions: int, pop: np.ndarray) -> list[list[int]]:
+
+def _sessions_for_day(rng: np.random.Generator, cat: _Catalog, n_sessions: int,
+                      pop: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    """Item sequences and the start hour of each session."""
     sessions = []
+    hours = np.clip(rng.normal(15.0, 4.5, n_sessions), 0.0, 23.9)
     csid_pop = np.bincount(cat.csid, weights=pop, minlength=cat.n_csid)
-    csid_pop /= csid_pop.sum()
-    for _ in range(n_sessions):
+    for hour in hours:
         length = int(min(MAX_LEN, 2 + rng.geometric(0.22) - 1))
-        home = int(rng.choice(cat.n_csid, p=csid_pop))
+        home_p = csid_pop * cat.hour_appeal(hour)
+        home = int(rng.choice(cat.n_csid, p=home_p / home_p.sum()))
         home_items = cat.by_csid[home]
-        home_p = pop[home_items] / pop[home_items].sum()
-        s = [int(rng.choice(home_items, p=home_p))]
+        home_pop = pop[home_items]
+        # sessions land anywhere in the sub-category (search, ads, links), popular items or not
+        landing = home_pop ** 0.3
+        s = [int(rng.choice(home_items, p=landing / landing.sum()))]
+        price_fit = home_pop * np.exp(-np.abs(cat.log_price[home_items] - cat.log_price[s[0]]) / 0.3)
         while len(s) < length:
             cur = s[-1]
             u = rng.random()
-            if u < 0.6:
+            if u < 0.3:
                 nxt = int(rng.choice(cat.successors[cur], p=cat.succ_p[cur]))
             elif u < 0.9:
-                nxt = int(rng.choice(home_items, p=home_p))
+                w = price_fit * np.where(cat.brand[home_items] == cat.brand[cur], 4.0, 1.0)
+                w = w * np.where(np.isin(home_items, s), 0.15, 1.0)  # revisits happen, but less often
+                nxt = int(rng.choice(home_items, p=w / w.sum()))
             else:
                 nxt = int(rng.choice(cat.n, p=pop))
             if nxt != cur and pop[nxt] > 0:
                 s.append(nxt)
         sessions.append(s)
-    return sessions
+    return sessions, hours
 
 
-def _features(rng: np.random.Generator, cat: _Catalog, day: int, sessions: list[list[int]], price_stats) -> dict[str, list]:
+def _features(rng: np.random.Generator, cat: _Catalog, day: int, sessions: list[list[int]], hours: np.ndarray,
+              price_stats) -> dict[str, list]:
     cols: dict[str, list] = {c: [] for c in (ITEM, CCID, CSID, BRAND, *CONTINUOUS_COLUMNS, TIME_COLUMN)}
     mu, sd, cat_avg = price_stats
     day_start = DAY0 + (day - 1) * 86400
-    for s in sessions:
+    for s, hour in zip(sessions, hours):
         items = np.asarray(s)
-        hour = np.clip(rng.normal(14.0, 4.5), 0.0, 23.5)
         t = day_start + hour * 3600 + np.cumsum(np.r_[0.0, rng.exponential(70.0, len(s) - 1)])
         h = (t - DAY0) % 86400 / 3600.0
         wd = ((t - DAY0) // 86400 + 1) % 7 + 1  # 2019-10-01 was a Tuesday
@@ -162,12 +190,13 @@ def _table(cols: dict[str, list], rows: np.ndarray, first_id: int) -> pa.Table:
     arrays = {"session_id": pa.array(np.arange(first_id, first_id + rows.size), pa.int64())}
     arrays["session_start_ts"] = pa.array([int(cols[TIME_COLUMN][r][0]) for r in rows], pa.int64())
     for name, values in cols.items():
-        vtype = pa.int64() if name in (ITEM, CCID, CSID, BRAND) else pa.float32()
+        # unix seconds need float64: float32 would round them to 128 s
+        vtype = pa.int64() if name in (ITEM, CCID, CSID, BRAND) else pa.float64() if name == TIME_COLUMN else pa.float32()
         arrays[name] = pa.array([values[r] for r in rows], pa.list_(vtype))
     return pa.table(arrays)
 
 
-def generate_sample(out_dir: str | Path, n_days: int = 6, sessions_per_day: int = 4000, n_items: int = 3000,
+def generate_sample(out_dir: str | Path, n_days: int = 6, sessions_per_day: int = 4000, n_items: int = 4500,
                     seed: int = 2021) -> Schema:
     """Write the sample data set to ``out_dir`` (replaced atomically) and return its schema."""
     out_dir = Path(out_dir)
@@ -183,8 +212,8 @@ def generate_sample(out_dir: str | Path, n_days: int = 6, sessions_per_day: int 
     next_id = 1
     for day in range(1, n_days + 1):
         drift = drift * np.exp(rng.normal(0.0, 0.15, n_items))
-        sessions = _sessions_for_day(rng, cat, day, sessions_per_day, cat.popularity(day, drift))
-        cols = _features(rng, cat, day, sessions, price_stats)
+        sessions, hours = _sessions_for_day(rng, cat, sessions_per_day, cat.popularity(day, drift))
+        cols = _features(rng, cat, day, sessions, hours, price_stats)
         order = rng.permutation(len(sessions))
         n_train, n_valid = int(0.8 * len(order)), int(0.1 * len(order))
         splits = {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test": order[n_train + n_valid:]}
