@@ -262,4 +262,5 @@ def test_paper_side_information_variants_run_on_the_sample_data(tiny_data, tmp_p
     assert 0.0 <= res.metric("ndcg_at_20") <= 1.0
     if variant == "elementwise":  # with SSE: the same seed gives the same metrics
         metrics = {k: v for k, v in res.aot.items() if "/next-item/" in k}
-        assert {k: run(tmp_path / "b").aot[k] for k in metrics} == metrics
+        again = run(tmp_path / "b").aot
+        assert {k: again[k] for k in metrics} == metrics
