@@ -30,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 MASKING = {"xlnet": ["--attn_type", "bi", "--mlm", "--mlm_probability", "0.1"], "gpt2": [], "transfoxl": []}
 
@@ -95,12 +97,6 @@ def mean_over_seeds(rows: list[dict[str, float]]) -> dict[str, float]:
         "ndcg20_std": statistics.stdev(r["ndcg20"] for r in rows) if len(rows) > 1 else 0.0}
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--anchors", type=Path, default=Path(os.environ.get("T4R_ANCHORS", ROOT.parent / "shared" / "anchors")))
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (data / "rees46_schema_synth.pbtxt").is_file():
         data.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, str(a.anchors / "make_synth_t4r.py"), str(data)], check=True)
-    print(f"machine: {machine()}; data: {data}; d_model {a.d_model}, 2 layers, batch {a.train_bs}, {a.epochs} epochs, "
+    print(f"machine: {describe()}; data: {data}; d_model {a.d_model}, 2 layers, batch {a.train_bs}, {a.epochs} epochs, "
           f"windows 1..{a.final}, seeds {a.seeds}")
     if not have_ref:
         print(f"reference environment not found ({venv_python}): comparison skipped, sessrec figures only "

@@ -15,12 +15,12 @@ REES46 values (``--params paper``) or the original defaults (``--params default`
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
 import torch
 
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
 from sessrec.baselines import BASELINES
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", choices=("paper", "default"), default="paper")
     ap.add_argument("--eval-batch-size", type=int, default=512)
     args = ap.parse_args(argv)
-    print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads; shared with other jobs: timings are indicative")
+    print(f"machine: {describe()}, numpy {np.__version__}; shared with other jobs: timings are indicative")
     print(f"{'method':>6} {'sessions':>8} {'items':>6} {'window':>6} {'in store':>8} {'fit s':>7} {'eval n':>6} "
           f"{'eval s':>7} {'eval sess/s':>11} {'HR@20':>6}")
     for size in args.sizes:

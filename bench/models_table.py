@@ -15,13 +15,11 @@ Training sessions/s depend on what else runs on the machine: compare them within
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
 
-import torch
-
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
 from sessrec.cli import add_config_arguments
 from sessrec.config import ExperimentConfig
 from sessrec.experiment import run_experiment
@@ -81,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-1], file=sys.stderr, flush=True)  # progress
         if ndcg <= pop_ndcg:
             failures.append(label)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, python {sys.version.split()[0]}; total {time.perf_counter() - started:.0f} s\n")
+    print(f"machine: {describe()}; total {time.perf_counter() - started:.0f} s\n")
     print("| model | flags | NDCG@20 AOT | HR@20 AOT | most-popular NDCG@20 | most-popular HR@20 | train sessions/s | wall s |")
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))

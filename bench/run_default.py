@@ -8,14 +8,11 @@ resident memory of this process. Run: ``python bench/run_default.py [--model gpt
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
-import sys
 import tempfile
 import time
 
-import torch
-
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
 from sessrec.cli import add_config_arguments, config_from_args
 from sessrec.experiment import run_experiment
 
@@ -36,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     train_sps = sum(x["train_samples_per_second"] for x in w) / len(w)
     eval_sps = sum(x["metrics"]["eval_samples_per_second"] for x in w) / len(w)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, python {sys.version.split()[0]}")
+    print(f"machine: {describe()}")
     print(f"model: {cfg.model_type} ({cfg.task}), d_model {cfg.d_model}, {cfg.n_layer} layers, batch {cfg.per_device_train_batch_size}")
     print(f"wall time        {wall:8.1f} s for {len(w)} windows")
     print(f"train sessions/s {train_sps:8.0f}")

@@ -3,8 +3,9 @@
 Runs the incremental protocol once per variant (same seed, same config: the ``sessrec run``
 defaults unless flags say otherwise) and prints a Markdown table of the AOT metrics. Run:
 
-    PYTHONPATH=src python bench/side_info_table.py                    # the default short config
-    PYTHONPATH=src python bench/side_info_table.py --num-train-epochs 2 --variants item-id concat
+    python bench/side_info_table.py                       # the default short config, the default seed
+    python bench/side_info_table.py --seeds 1 2 3         # mean ± std over seeds
+    python bench/side_info_table.py --num-train-epochs 2 --variants item-id concat
 
 Any ``sessrec run`` flag is accepted and applies to every variant.
 """
@@ -12,6 +13,7 @@ Any ``sessrec run`` flag is accepted and applies to every variant.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -40,31 +42,41 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--seeds", nargs="+", type=int, help="one run per seed and variant (default: the config's seed)")
     add_config_arguments(ap)
     args = ap.parse_args(argv)
     rows = []
     for name in args.variants:
-        cfg = config_from_args(args).update(VARIANTS[name], source=f"variant {name}")
-        cfg.quiet = True
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg.output_dir = tmp
-            start = time.perf_counter()
-            res = run_experiment(cfg, printer=lambda *_: None)
-            rows.append((name, res, time.perf_counter() - start))
-        print(f"{name}: NDCG@20 AOT {res.metric('ndcg_at_20'):.4f} ({rows[-1][2]:.0f} s)", flush=True)
-    base = next((r.metric("ndcg_at_20") for n, r, _ in rows if n == "item-id"), None)
-    pop = rows[0][1].pop_aot.get("eval_/next-item/ndcg_at_20")
-    print()
-    print("| variant | flags | NDCG@20 | HR@20 | MRR@20 | vs item-id | wall s |")
+        runs = []
+        for seed in args.seeds or [config_from_args(args).seed]:
+            cfg = config_from_args(args).update({**VARIANTS[name], "seed": seed}, source=f"variant {name}")
+            cfg.quiet = True
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg.output_dir = tmp
+                start = time.perf_counter()
+                res = run_experiment(cfg, printer=lambda *_: None)
+                runs.append((res, time.perf_counter() - start))
+            print(f"{name} seed {seed}: NDCG@20 AOT {res.metric('ndcg_at_20'):.4f} ({runs[-1][1]:.0f} s)", flush=True)
+        rows.append((name, runs))
+    n = len(rows[0][1])
+
+    def mean(runs, metric: str) -> str:
+        values = [r.metric(metric) for r, _ in runs]
+        return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if n > 1 else "")
+
+    base = next((statistics.mean(r.metric("ndcg_at_20") for r, _ in runs) for name, runs in rows if name == "item-id"), None)
+    print(f"\n{n} seed(s): mean" + (" ± std over seeds" if n > 1 else ""))
+    print("| variant | flags | NDCG@20 | HR@20 | MRR@20 | NDCG@20 vs item-id | wall s per run |")
     print("|---|---|---|---|---|---|---|")
-    for name, res, wall in rows:
-        ndcg = res.metric("ndcg_at_20")
+    for name, runs in rows:
+        ndcg = statistics.mean(r.metric("ndcg_at_20") for r, _ in runs)
         rel = "" if base is None or name == "item-id" else f"{100 * (ndcg / base - 1):+.1f} %"
-        print(f"| {name} | `{flags(VARIANTS[name])}` | {ndcg:.4f} | {res.metric('recall_at_20'):.4f} | "
-              f"{res.metric('mrr_at_20'):.4f} | {rel} | {wall:.0f} |")
-    if pop is not None:
-        print(f"| most-popular | | {pop:.4f} | {rows[0][1].pop_aot['eval_/next-item/recall_at_20']:.4f} | "
-              f"{rows[0][1].pop_aot['eval_/next-item/mrr_at_20']:.4f} | | |")
+        print(f"| {name} | `{flags(VARIANTS[name])}` | {mean(runs, 'ndcg_at_20')} | {mean(runs, 'recall_at_20')} | "
+              f"{mean(runs, 'mrr_at_20')} | {rel} | {statistics.mean(w for _, w in runs):.0f} |")
+    pop = rows[0][1][0][0].pop_aot
+    if pop:
+        print(f"| most-popular | | {pop['eval_/next-item/ndcg_at_20']:.4f} | {pop['eval_/next-item/recall_at_20']:.4f} | "
+              f"{pop['eval_/next-item/mrr_at_20']:.4f} | | |")
 
 
 if __name__ == "__main__":
