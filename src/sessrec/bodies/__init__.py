@@ -65,6 +65,12 @@ def model_options(cfg: ExperimentConfig, defaults: dict) -> dict:
     return {**defaults, **cfg.model_config}
 
 
+def check_heads(cfg: ExperimentConfig) -> None:
+    """Multi-head attention splits ``d_model`` into ``n_head`` equal parts."""
+    if cfg.d_model % cfg.n_head:
+        raise SessrecError(f"{cfg.model_type} needs d_model divisible by n_head (got d_model={cfg.d_model}, n_head={cfg.n_head})")
+
+
 def build_body(cfg: ExperimentConfig) -> nn.Module:
     if cfg.model_type not in BODIES:
         raise SessrecError(f"unknown model_type '{cfg.model_type}' (choose from {', '.join(sorted(BODIES))}, "

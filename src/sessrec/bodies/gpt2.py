@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from sessrec.bodies import model_options, register
+from sessrec.bodies import check_heads, model_options, register
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
@@ -90,8 +90,7 @@ class GPT2(nn.Module):
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
         opts = model_options(cfg, {"n_inner": 4 * cfg.d_model})
-        if cfg.d_model % cfg.n_head:
-            raise SessrecError(f"gpt2 needs d_model divisible by n_head (got d_model={cfg.d_model}, n_head={cfg.n_head})")
+        check_heads(cfg)
         self.wpe = nn.Embedding(cfg.session_seq_length_max + 1, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.h = nn.ModuleList(Block(cfg, int(opts["n_inner"])) for _ in range(cfg.n_layer))

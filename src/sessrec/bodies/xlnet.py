@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from sessrec.bodies import model_options, register
+from sessrec.bodies import check_heads, model_options, register
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
-from sessrec.errors import SessrecError
 
 
 def _neg(dtype: torch.dtype) -> float:
@@ -134,8 +133,7 @@ class XLNet(nn.Module):
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
         opts = model_options(cfg, {"d_inner": 4 * cfg.d_model})
-        if cfg.d_model % cfg.n_head:
-            raise SessrecError(f"xlnet needs d_model divisible by n_head (got d_model={cfg.d_model}, n_head={cfg.n_head})")
+        check_heads(cfg)
         self.d_model = cfg.d_model
         self.mask_emb = nn.Parameter(torch.empty(1, 1, cfg.d_model))
         self.layer = nn.ModuleList(Layer(cfg, int(opts["d_inner"])) for _ in range(cfg.n_layer))
