@@ -62,3 +62,22 @@ def test_sampled_softmax_by_hand(monkeypatch):
     z1 = torch.tensor([0.0, 1.0]) - q([1, 3])
     expected = (-torch.log_softmax(z0, 0)[0] - torch.log_softmax(z1, 0)[0]) / 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_reused_logits_buffer_gives_the_same_loss_and_gradients_each_time():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(50, 8, generator=g, requires_grad=True)
+    b = torch.randn(50, generator=g, requires_grad=True)
+    targets = torch.randint(0, 50, (12,), generator=g)
+    results = []
+    for n in (12, 12, 5, 12):  # the buffer is reused, also after a smaller batch
+        x = torch.randn(12, 8, generator=torch.Generator().manual_seed(1))[:n].requires_grad_()
+        with torch.no_grad():  # a forward pass without backward hands the buffer back too
+            full_cross_entropy(x, w, b, targets[:n])
+        loss = full_cross_entropy(x, w, b, targets[:n], label_smoothing=0.1)
+        loss.backward()
+        expected = F.cross_entropy(x.detach() @ w.detach().t() + b.detach(), targets[:n], label_smoothing=0.1)
+        assert torch.allclose(loss, expected, atol=1e-6)
+        results.append((n, loss.item(), x.grad.clone()))
+        w.grad = b.grad = None
+    assert results[0][1] == results[1][1] == results[3][1] and torch.equal(results[0][2], results[3][2])

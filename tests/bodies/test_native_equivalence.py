@@ -6,7 +6,7 @@ import transformers
 
 from sessrec.bodies.gpt2 import GPT2
 from sessrec.bodies.hf import NO_TOKENS, hf_config
-from sessrec.bodies.packing import Packing
+from sessrec.bodies.packing import BUCKET, Packing
 from sessrec.bodies.xlnet import XLNet
 from sessrec.config import ExperimentConfig
 
@@ -78,5 +78,15 @@ def test_packing_round_trip():
     pad = torch.tensor([[True, True, False], [True, False, False]])
     p = Packing(pad)
     x = torch.arange(6.0).view(2, 3, 1)
-    assert p.pack(x).flatten().tolist() == [0.0, 1.0, 3.0]
+    # the real positions, then copies of a padded one up to a whole bucket (here the 6 positions)
+    assert p.pack(x).flatten().tolist() == [0.0, 1.0, 3.0, 2.0, 2.0, 2.0]
     assert p.unpack(p.pack(x)).flatten().tolist() == [0.0, 1.0, 0.0, 3.0, 0.0, 0.0]
+
+
+def test_packed_sizes_come_in_buckets():
+    pad = torch.zeros(8, 20, dtype=torch.bool)
+    pad[:, :9] = True  # 72 real positions of 160
+    p = Packing(pad)
+    assert p.pack(torch.ones(8, 20, 4)).shape == (2 * BUCKET, 4)
+    pad[:] = True  # no padding: nothing to add
+    assert Packing(pad).pack(torch.ones(8, 20, 4)).shape == (160, 4)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import transformers
 from torch import nn
 
 from sessrec.bodies import register
@@ -49,6 +48,8 @@ class EncoderBody(nn.Module):
 @register("bert")
 def build_bert(cfg: ExperimentConfig) -> nn.Module:
     """BERT (Devlin et al., 2019)."""
+    import transformers  # imported when used: +70 MB resident for every run otherwise
+
     config = hf_config(transformers.BertConfig, encoder_values(cfg), cfg.model_config, "bert", SIZES)
     return EncoderBody(transformers.BertModel(config, add_pooling_layer=False))
 
@@ -62,6 +63,8 @@ def build_albert(cfg: ExperimentConfig) -> nn.Module:
     if not 1 <= groups <= cfg.n_layer:
         raise SessrecError(f"num_hidden_groups must be -1 or between 1 and n_layer={cfg.n_layer} (got {cfg.num_hidden_groups})")
     values = dict(encoder_values(cfg), embedding_size=cfg.d_model, num_hidden_groups=groups, inner_group_num=cfg.inner_group_num)
+    import transformers  # imported when used: +70 MB resident for every run otherwise
+
     config = hf_config(transformers.AlbertConfig, values, cfg.model_config, "albert", SIZES)
     return EncoderBody(transformers.AlbertModel(config, add_pooling_layer=False))
 
@@ -70,5 +73,7 @@ def build_albert(cfg: ExperimentConfig) -> nn.Module:
 def build_electra(cfg: ExperimentConfig) -> nn.Module:
     """ELECTRA (Clark et al., 2020), the discriminator architecture (the RTD objective adds the rest)."""
     values = dict(encoder_values(cfg), embedding_size=cfg.d_model)
+    import transformers  # imported when used: +70 MB resident for every run otherwise
+
     config = hf_config(transformers.ElectraConfig, values, cfg.model_config, "electra", SIZES)
     return EncoderBody(transformers.ElectraModel(config))

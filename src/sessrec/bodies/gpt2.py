@@ -16,9 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.activations import ACT2FN
 
-from sessrec.bodies import check_heads, model_options, register
+from sessrec.bodies import activation_fn, check_heads, model_options, register
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
@@ -60,7 +59,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = Conv1D(d, d_inner)
         self.c_proj = Conv1D(d_inner, d)
-        self.act = ACT2FN[activation]
+        self.act = activation_fn(activation)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.activations import ACT2FN
 
-from sessrec.bodies import check_heads, model_options, register
+from sessrec.bodies import activation_fn, check_heads, model_options, register
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
 
@@ -108,7 +107,7 @@ class FeedForward(nn.Module):
         self.layer_1 = nn.Linear(d_model, d_inner)
         self.layer_2 = nn.Linear(d_inner, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.activation_function = ACT2FN[activation]
+        self.activation_function = activation_fn(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.dropout(self.activation_function(self.layer_1(x)))

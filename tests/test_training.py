@@ -1,0 +1,28 @@
+import pytest
+import torch
+import transformers
+
+from sessrec.training import lr_factor
+
+TRANSFORMERS = {
+    "constant": lambda opt, w, t: transformers.get_constant_schedule_with_warmup(opt, w),
+    "linear": lambda opt, w, t: transformers.get_linear_schedule_with_warmup(opt, w, t),
+    "cosine": lambda opt, w, t: transformers.get_cosine_schedule_with_warmup(opt, w, t, num_cycles=1.5),
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(TRANSFORMERS))
+@pytest.mark.parametrize("warmup", [0, 7])
+def test_lr_factor_equals_the_transformers_schedules(schedule, warmup):
+    total = 40
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    ref = TRANSFORMERS[schedule](opt, warmup, total)
+    for step in range(total + 3):
+        assert lr_factor(schedule, step, warmup, total, 1.5) == pytest.approx(ref.lr_lambdas[0](step), abs=1e-12), step
+
+
+def test_lr_factor_hand_computed():
+    assert lr_factor("linear", 2, 4, 10) == 0.5  # warm-up: 2 / 4
+    assert lr_factor("linear", 7, 4, 10) == 0.5  # (10 - 7) / (10 - 4)
+    assert lr_factor("cosine", 7, 4, 10, 0.5) == pytest.approx(0.5)  # half way: cos(pi / 2) = 0
+    assert lr_factor("constant", 9, 4, 10) == 1.0
