@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                 for name, r in rows:
                     lines.append(f"| {model} | {'on' if side else 'off'} | {name} | {r['train_sps']:.0f} | {r['eval_sps']:.0f} | "
                                  f"{r['rss_mb']:.0f} | {r['ndcg20']:.4f} ± {r['ndcg20_std']:.4f} |")
-                print(lines[-1], flush=True)
+                    print(lines[-1], flush=True)
     print("\n".join(lines))
     if ratios:
         print("\n| model | side info | train speed | eval speed | peak RSS | NDCG@20 difference |\n|---|---|---|---|---|---|")

@@ -163,3 +163,22 @@ def test_every_transformer_command_builds_its_model(paths, tmp_path):
         built.add((cfg.model_type, cfg.task))
     assert {("gpt2", "clm"), ("xlnet", "clm"), ("xlnet", "mlm"), ("xlnet", "plm"), ("xlnet", "rtd"), ("electra", "rtd"),
             ("transfoxl", "clm"), ("albert", "mlm"), ("gru", "clm")} <= built, built
+
+
+def _one_command_per_pair() -> list:
+    seen, out = set(), []
+    for cmd in TRANSFORMER_COMMANDS:
+        cfg, _, _ = transf_exp_main.parse_args(cmd.rewritten(Path("d"), Path("c"), Path("o")))
+        if (cfg.model_type, cfg.task) not in seen:
+            seen.add((cfg.model_type, cfg.task))
+            out.append(cmd)
+    return out
+
+
+@pytest.mark.parametrize("cmd", _one_command_per_pair(), ids=lambda c: f"{c.dataset}:{c.title}")
+def test_each_architecture_and_objective_runs_to_completion(paths, tmp_path, cmd):
+    data, configs = paths
+    out = tmp_path / "run"
+    assert transf_exp_main.main(cmd.rewritten(data, configs, out) + FAST + ["--simulated_inference", "False"]) == 0
+    rows = _rows(out)
+    assert [r["index"] for r in rows] == ["2", "3"] and all(0.0 <= float(r["eval_/next-item/ndcg_at_20"]) <= 1.0 for r in rows)
