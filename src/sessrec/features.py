@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -39,8 +40,23 @@ from sessrec.schema import FeatureSpec, Schema
 log = logging.getLogger(__name__)
 
 
+# Activations from torch itself, under their transformers names (and ``identity``): the native
+# bodies then import no transformers (+70 MB resident, +1.3 s at start-up, measured).
+TORCH_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU, "gelu_new": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU, "tanh": nn.Tanh,
+    "silu": nn.SiLU, "swish": nn.SiLU, "sigmoid": nn.Sigmoid, "linear": nn.Identity, "identity": nn.Identity,
+}
+
+
 def activation(name: str) -> nn.Module:
-    return {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "identity": nn.Identity}[name]()
+    """The activation ``name`` (``tf_out_activation``, or a ``hidden_act`` of transformers' ``ACT2FN``)."""
+    if name in TORCH_ACTIVATIONS:
+        return TORCH_ACTIVATIONS[name]()
+    from transformers.activations import ACT2FN
+
+    if name not in ACT2FN:
+        raise SessrecError(f"unknown activation '{name}' (choose from {', '.join(sorted(set(ACT2FN) | set(TORCH_ACTIVATIONS)))})")
+    return ACT2FN[name]
 
 
 def side_embedding_dim(cardinality: int, multiplier: float) -> int:

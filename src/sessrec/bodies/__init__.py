@@ -65,25 +65,6 @@ def model_options(cfg: ExperimentConfig, defaults: dict) -> dict:
     return {**defaults, **cfg.model_config}
 
 
-# The activations of the paper's models from torch itself, so that the native bodies do not import
-# transformers (+70 MB resident and +1.3 s at start-up, measured); other names: transformers' ACT2FN.
-TORCH_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "gelu": nn.GELU, "gelu_new": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU, "tanh": nn.Tanh,
-    "silu": nn.SiLU, "swish": nn.SiLU, "sigmoid": nn.Sigmoid, "linear": nn.Identity,
-}
-
-
-def activation_fn(name: str) -> nn.Module:
-    """The feed-forward activation ``hidden_act`` names (``transformers``' names)."""
-    if name in TORCH_ACTIVATIONS:
-        return TORCH_ACTIVATIONS[name]()
-    from transformers.activations import ACT2FN
-
-    if name not in ACT2FN:
-        raise SessrecError(f"hidden_act: unknown activation '{name}' (choose from {', '.join(sorted(ACT2FN))})")
-    return ACT2FN[name]
-
-
 def check_heads(cfg: ExperimentConfig) -> None:
     """Multi-head attention splits ``d_model`` into ``n_head`` equal parts."""
     if cfg.d_model % cfg.n_head:

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sessrec.bodies import activation_fn, check_heads, model_options, register
+from sessrec.bodies import check_heads, model_options, register
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
+from sessrec.features import activation
 
 
 class Conv1D(nn.Module):
@@ -55,11 +56,11 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, d: int, d_inner: int, activation: str, dropout: float):
+    def __init__(self, d: int, d_inner: int, hidden_act: str, dropout: float):
         super().__init__()
         self.c_fc = Conv1D(d, d_inner)
         self.c_proj = Conv1D(d_inner, d)
-        self.act = activation_fn(activation)
+        self.act = activation(hidden_act)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

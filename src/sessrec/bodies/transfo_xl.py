@@ -29,9 +29,10 @@ import math
 import torch
 from torch import nn
 
-from sessrec.bodies import activation_fn, model_options, register
+from sessrec.bodies import model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
+from sessrec.features import activation
 
 OPTIONS = {"d_inner": None, "segment_len": 0, "mem_len": None, "pre_lnorm": False, "dropatt": 0.0}
 
@@ -84,7 +85,7 @@ class RelativeMultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_inner: int, act: str, dropout: float, eps: float, pre_lnorm: bool):
         super().__init__()
-        self.core = nn.Sequential(nn.Linear(d_model, d_inner), activation_fn(act), nn.Dropout(dropout),
+        self.core = nn.Sequential(nn.Linear(d_model, d_inner), activation(act), nn.Dropout(dropout),
                                   nn.Linear(d_inner, d_model), nn.Dropout(dropout))
         self.norm = nn.LayerNorm(d_model, eps=eps)
         self.pre_lnorm = pre_lnorm

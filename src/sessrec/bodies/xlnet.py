@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sessrec.bodies import activation_fn, check_heads, model_options, register
+from sessrec.bodies import check_heads, model_options, register
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
+from sessrec.features import activation
 
 
 def _neg(dtype: torch.dtype) -> float:
@@ -101,13 +102,13 @@ def _rel_shift(x: torch.Tensor, klen: int) -> torch.Tensor:
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d_model: int, d_inner: int, activation: str, dropout: float, eps: float):
+    def __init__(self, d_model: int, d_inner: int, hidden_act: str, dropout: float, eps: float):
         super().__init__()
         self.layer_norm = nn.LayerNorm(d_model, eps=eps)
         self.layer_1 = nn.Linear(d_model, d_inner)
         self.layer_2 = nn.Linear(d_inner, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.activation_function = activation_fn(activation)
+        self.activation_function = activation(hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.dropout(self.activation_function(self.layer_1(x)))
