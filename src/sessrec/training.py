@@ -19,6 +19,7 @@ from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
 from sessrec.evaluation import to_device
 from sessrec.model import SessionModel
+from sessrec.optim import FusedAdamW
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,11 @@ def lr_factor(schedule: str, step: int, warmup: int, total_steps: int, cycles: f
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
-def make_scheduler(cfg: ExperimentConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def window_lr(cfg: ExperimentConfig, step: int, total_steps: int) -> float:
+    """The learning rate at ``step`` of a window of ``total_steps`` (the schedule restarts each window)."""
     warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total_steps))
     cycles = cfg.learning_rate_num_cosine_cycles_by_epoch * cfg.num_train_epochs
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg.schedule, step, warmup, total_steps, cycles))
+    return cfg.learning_rate * lr_factor(cfg.schedule, step, warmup, total_steps, cycles)
 
 
 class NeuralLearner:
@@ -100,11 +102,9 @@ class NeuralLearner:
         seed_everything(cfg.seed)
         self.model = SessionModel(schema, cfg).to(self.device)
         self.input_names = self.model.input_names
-        self.optimizer = torch.optim.AdamW(
-            decay_groups(self.model, cfg.weight_decay), lr=cfg.learning_rate,
-            betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon,
-            fused=self.device.type in ("cpu", "cuda"),  # one kernel for all parameters: 7x faster on CPU (measured)
-        )
+        # one fused kernel for all parameters: 7x faster on CPU than the per-tensor loop (measured)
+        self.optimizer = FusedAdamW(decay_groups(self.model, cfg.weight_decay), lr=cfg.learning_rate,
+                                    betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and masking
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -141,7 +141,7 @@ class NeuralLearner:
         if n_batches(len(data), cfg.per_device_train_batch_size, cfg.dataloader_drop_last) == 0:
             log.warning("window %d: fewer sessions (%d) than one batch with drop_last; nothing to train", window, len(data))
             return {"train_steps": 0.0}
-        scheduler = make_scheduler(cfg, self.optimizer, total)
+        self._set_lr(window_lr(cfg, 0, total))
         self.model.train()
         losses: list[float] = []
         n_seen, step = 0, 0
@@ -155,10 +155,10 @@ class NeuralLearner:
                 step += 1
                 self.global_step += 1
                 n_seen += int(batch[data.item_key].shape[0])
-                scheduler.step()
+                self._set_lr(window_lr(cfg, step, total))
                 if cfg.logging_steps > 0 and self.global_step % cfg.logging_steps == 0:
                     self.history.append({"step": self.global_step, "window": window, "loss": loss,
-                                         "lr": scheduler.get_last_lr()[0]})
+                                         "lr": self.optimizer.param_groups[0]["lr"]})
                 bar.update(1)
                 if step % 10 == 0 or step == total:
                     elapsed = time.perf_counter() - start
@@ -169,6 +169,10 @@ class NeuralLearner:
         runtime = time.perf_counter() - start
         return {"train_loss": float(np.mean(losses)), "train_runtime": runtime,
                 "train_samples_per_second": n_seen / max(runtime, 1e-9), "train_steps": float(step)}
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _train_step(self, batch: Batch) -> float:
         self.optimizer.zero_grad(set_to_none=True)
