@@ -6,6 +6,7 @@ import transformers
 
 from sessrec.bodies.gpt2 import GPT2
 from sessrec.bodies.hf import NO_TOKENS, hf_config
+from sessrec.bodies import packing
 from sessrec.bodies.packing import BUCKET, Packing
 from sessrec.bodies.xlnet import XLNet
 from sessrec.config import ExperimentConfig
@@ -90,3 +91,46 @@ def test_packed_sizes_come_in_buckets():
     assert p.pack(torch.ones(8, 20, 4)).shape == (2 * BUCKET, 4)
     pad[:] = True  # no padding: nothing to add
     assert Packing(pad).pack(torch.ones(8, 20, 4)).shape == (160, 4)
+
+
+def _ragged(batch: int, length: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, length + 1, (batch,), generator=g)
+    lengths[:3] = torch.tensor([length, 1, 2])
+    return torch.randn(batch, length, D, generator=g), torch.arange(length) < lengths[:, None]
+
+
+def test_attention_groups_round_trip(monkeypatch):
+    monkeypatch.setattr(packing, "GROUP", 4)
+    x, pad = _ragged(11, 6, 3)
+    pad[5, :2] = False  # a left-padded session spans the whole window
+    p = Packing(pad, group=True)
+    spans = [int(g.padding_mask.shape[1]) for g in p.groups]
+    assert len(p.groups) == 3 and spans == sorted(spans) and spans[-1] == 6
+    assert sorted(torch.cat([g.rows for g in p.groups]).tolist()) == list(range(11))
+    packed = p.pack(x)
+    for g, part in zip(p.groups, p.to_groups(packed)):
+        expected = (x * pad[..., None])[g.rows, :g.length]
+        assert torch.equal(part, expected)
+    assert torch.equal(p.from_groups(p.to_groups(packed))[:p.n_real], packed[:p.n_real])
+
+
+@pytest.mark.parametrize("model", ["xlnet-bi", "xlnet-causal", "gpt2"])
+def test_attention_groups_give_the_same_outputs_and_gradients(model, monkeypatch):
+    """Sessions attend in groups of similar length: the same values as one padded batch."""
+    torch.manual_seed(0)
+    body = GPT2(_cfg()) if model == "gpt2" else XLNet(_cfg())
+    x, pad = _ragged(37, 9, 4)
+    causal = model != "xlnet-bi"
+    results = []
+    for group in (1000, 5):  # 1000: one group (the whole batch); 5: eight groups
+        monkeypatch.setattr(packing, "GROUP", group)
+        body.zero_grad()
+        xi = x.clone().requires_grad_()
+        out = body(xi, pad, causal=causal)
+        (out[pad] * torch.linspace(-1, 1, D)).sum().backward()
+        results.append((out, xi.grad, [p.grad.clone() for p in body.parameters() if p.grad is not None]))
+    (one, gx1, gp1), (grouped, gx2, gp2) = results
+    assert torch.allclose(one, grouped, atol=1e-5) and (grouped[~pad] == 0).all()
+    assert torch.allclose(gx1, gx2, atol=1e-5)
+    assert len(gp1) == len(gp2) and all(torch.allclose(a, b, atol=1e-4) for a, b in zip(gp1, gp2))

@@ -6,7 +6,8 @@ moves between the two; ``tests/bodies/test_gpt2.py`` checks they give the same h
 Why our own: the projections, feed-forward layers and LayerNorms run on the real (non-padded)
 positions only (:mod:`.packing`), which ``transformers`` cannot do; sessions are mostly padding,
 so this is several times less work (``bench/`` and the README's speed section show it).
-Attention is PyTorch's ``scaled_dot_product_attention`` with a causal + padding mask.
+Attention is PyTorch's ``scaled_dot_product_attention`` with a causal + padding mask, per group
+of sessions of similar length (:mod:`.packing`).
 """
 
 from __future__ import annotations
@@ -45,14 +46,16 @@ class Attention(nn.Module):
         self.attn_dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, packing: Packing, mask: torch.Tensor) -> torch.Tensor:
-        B, L = packing.shape
-        qkv = packing.unpack(self.c_attn(x)).view(B, L, 3, self.n_head, self.d_head)
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))
+    def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor]) -> torch.Tensor:
+        """``x``: packed ``[T, d]``; ``masks``: the additive mask of each of ``packing``'s attention groups."""
         p = self.attn_dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        out = packing.pack(out.transpose(1, 2).reshape(B, L, -1))
-        return self.resid_dropout(self.c_proj(out))
+        outs = []
+        for qkv, mask in zip(packing.to_groups(self.c_attn(x)), masks):
+            n, L = qkv.shape[:2]
+            q, k, v = (t.transpose(1, 2) for t in qkv.view(n, L, 3, self.n_head, self.d_head).unbind(2))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            outs.append(out.transpose(1, 2).reshape(n, L, -1))
+        return self.resid_dropout(self.c_proj(packing.from_groups(outs)))
 
 
 class MLP(nn.Module):
@@ -76,8 +79,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.mlp = MLP(d, d_inner, cfg.hidden_act, cfg.dropout)
 
-    def forward(self, x: torch.Tensor, packing: Packing, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), packing, mask)
+    def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor]) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), packing, masks)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -105,13 +108,16 @@ class GPT2(nn.Module):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True, **kwargs) -> torch.Tensor:
         if not causal:
             raise SessrecError("gpt2 is a causal model: use it with task clm")
-        B, L, _ = x.shape
-        allowed = padding_mask[:, None, None, :] & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min)
-        packing = Packing(padding_mask)
+        L = x.shape[1]
+        packing = Packing(padding_mask, group=True)
+        masks = []
+        for group in packing.groups:
+            n = group.length
+            allowed = group.padding_mask[:, None, None, :] & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+            masks.append(torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min))
         h = self.drop(packing.pack(x + self.wpe.weight[:L]))
         for block in self.h:
-            h = block(h, packing, mask)
+            h = block(h, packing, masks)
         return packing.unpack(self.ln_f(h))
 
 

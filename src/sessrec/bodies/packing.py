@@ -3,7 +3,13 @@
 Sessions are short (REES46 averages 5.5 items of a 20-item window), so most positions of a padded
 batch are padding. Projections, feed-forward layers and LayerNorms act on each position alone:
 running them on the ``T`` real positions (``[T, d]``) instead of all ``B * L`` gives the same
-values for the real positions at a fraction of the cost. Attention still sees the padded layout.
+values for the real positions at a fraction of the cost.
+
+Attention needs a ``[n, L, ...]`` layout. It gets one per *group*: the sessions of the batch sorted
+by span (last real position + 1) and cut into groups of ``GROUP`` sessions, each padded only to its
+longest span. Positions keep their index and the cut-off columns are padding that every query
+masks anyway, so each session's attention output is unchanged, on far fewer padded positions
+(20-item windows of ~6-item sessions: a third of the scores; measured in ``bench/compare_t4r.py``).
 
 ``T`` is rounded up to a multiple of ``BUCKET`` rows (copies of a padded position, dropped again by
 ``unpack``): with the exact ``T`` every batch allocates tensors of new sizes, and glibc's heap
@@ -16,16 +22,30 @@ from __future__ import annotations
 import torch
 
 BUCKET = 64
+GROUP = 64  # sessions per attention group (32 and 128 were slower, measured)
+
+
+class AttentionGroup:
+    """Sessions ``rows`` of the batch, laid out ``[len(rows), length]``; ``padding_mask`` is theirs."""
+
+    def __init__(self, rows: torch.Tensor, length: int, padding_mask: torch.Tensor, gather: torch.Tensor | None):
+        self.rows, self.length, self.padding_mask = rows, length, padding_mask
+        self.gather = gather  # packed row (or the zero row T') of each position; None: the whole batch, unpacked
 
 
 class Packing:
     """Where the real positions of a ``[B, L]`` padding mask are, to gather and scatter them."""
 
-    def __init__(self, padding_mask: torch.Tensor):
+    def __init__(self, padding_mask: torch.Tensor, group: bool = False):
+        """``group``: lay attention out in length groups (:meth:`to_groups`); else one group, the whole batch."""
         self.shape = tuple(padding_mask.shape)
+        self.padding_mask = padding_mask
         flat = padding_mask.reshape(-1)
         index = flat.nonzero().squeeze(1)
         self.n_real = index.numel()
+        self.scatter: torch.Tensor | None = None
+        whole = AttentionGroup(torch.arange(self.shape[0], device=flat.device), self.shape[1], padding_mask, None)
+        self.groups = [whole]
         if torch.jit.is_tracing() or torch.compiler.is_compiling():  # exported graphs: sizes are symbolic
             self.index = index
             return
@@ -33,10 +53,47 @@ class Packing:
         if size > self.n_real:  # then there is a padded position to repeat
             index = torch.cat([index, (~flat).nonzero()[0].expand(size - self.n_real)])
         self.index = index
+        if group and self.shape[0] >= 2 * GROUP:
+            self._group()
+
+    def _group(self) -> None:
+        B, L = self.shape
+        device = self.index.device
+        span = (self.padding_mask * torch.arange(1, L + 1, device=device)).amax(1)
+        order = span.argsort(stable=True)
+        spans = span[order].tolist()
+        slot = torch.full((B * L,), self.index.numel(), dtype=torch.long, device=device)  # the zero row
+        slot[self.index[:self.n_real]] = torch.arange(self.n_real, device=device)
+        slot = slot.view(B, L)
+        grouped = torch.zeros(B * L, dtype=torch.long, device=device)  # flat position → row of the grouped layout
+        self.groups, offset = [], 0
+        for start in range(0, B, GROUP):
+            rows = order[start:start + GROUP]
+            length = max(1, int(spans[min(start + GROUP, B) - 1]))
+            n = rows.numel() * length
+            grouped[(rows[:, None] * L + torch.arange(length, device=device)).reshape(-1)] = torch.arange(
+                offset, offset + n, device=device)
+            self.groups.append(AttentionGroup(rows, length, self.padding_mask[rows, :length],
+                                              slot[rows, :length].reshape(-1)))
+            offset += n
+        self.scatter = grouped[self.index]  # filler rows read any position: they are dropped later
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, L, *rest]`` → ``[T', *rest]``: the real positions, then ``T' - T`` filler rows."""
         return x.reshape(-1, *x.shape[2:]).index_select(0, self.index)
+
+    def to_groups(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[T', *rest]`` → one ``[len(rows), length, *rest]`` per group, zeros at padded positions."""
+        if self.scatter is None:
+            return [self.unpack(x)]
+        x = torch.cat([x, x.new_zeros(1, *x.shape[1:])])
+        return [x.index_select(0, g.gather).view(g.rows.numel(), g.length, *x.shape[1:]) for g in self.groups]
+
+    def from_groups(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """Inverse of :meth:`to_groups`: ``[T', *rest]``."""
+        if self.scatter is None:
+            return self.pack(xs[0])
+        return torch.cat([x.reshape(-1, *x.shape[2:]) for x in xs]).index_select(0, self.scatter)
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """``[T', *rest]`` → ``[B, L, *rest]`` with zeros at the padded positions."""

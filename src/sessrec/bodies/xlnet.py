@@ -8,7 +8,8 @@ checks that both give the same hidden states. Why our own: ``transformers`` runs
 sequence-first with einsum contractions, projects the relative position encodings once per
 sequence of the batch, and builds its masks as float tensors every call; here the layout is
 batch-first, the position keys are projected once per batch and attention goes through PyTorch's
-``scaled_dot_product_attention`` with the position scores as its additive mask. ``bench/`` shows
+``scaled_dot_product_attention`` with the position scores as its additive mask, per group of
+sessions of similar length (:mod:`.packing`). ``bench/`` shows
 the difference (see the README's speed section). Projections, feed-forward layers and LayerNorms
 of the content stream run on the real (non-padded) positions only (:mod:`.packing`); padded
 positions come out as zeros. What is not carried over: memories
@@ -52,12 +53,6 @@ class RelativeAttention(nn.Module):
         B, L, _ = x.shape
         return (x @ w.flatten(1)).view(B, L, self.n_head, self.d_head).transpose(1, 2)
 
-    def _content_heads(self, h: torch.Tensor, packing: Packing) -> tuple[torch.Tensor, ...]:
-        """q, k, v ``[B, n_head, L, d_head]`` of the packed content stream ``h [T, d_model]`` (zeros at padding)."""
-        qkv = h @ torch.cat([self.q.flatten(1), self.k.flatten(1), self.v.flatten(1)], dim=1)
-        qkv = packing.unpack(qkv).view(*packing.shape, 3, self.n_head, self.d_head)
-        return tuple(t.transpose(1, 2) for t in qkv.unbind(2))
-
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Relative attention of queries ``q [B, n, Lq, dh]`` over keys ``[B, n, L, dh]``; ``mask`` is additive ``[B|1, 1, Lq, L]``."""
         L = k.shape[2]
@@ -71,13 +66,19 @@ class RelativeAttention(nn.Module):
         """Output projection, residual and LayerNorm; ``attn`` is ``[..., n_head * d_head]`` like ``residual``."""
         return self.layer_norm(self.dropout(attn @ self.o.flatten(1).t()) + residual)
 
-    def forward(self, h: torch.Tensor, g: torch.Tensor | None, packing: Packing, mask_h: torch.Tensor,
-                mask_g: torch.Tensor | None, pos: torch.Tensor,
+    def forward(self, h: torch.Tensor, g: torch.Tensor | None, packing: Packing, masks_h: list[torch.Tensor],
+                mask_g: torch.Tensor | None, positions: list[torch.Tensor],
                 target_mapping: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``h``: packed content stream ``[T, d_model]``; ``g``: query stream ``[B, M, d_model]`` or None."""
-        q, k, v = self._content_heads(h, packing)
-        k_r = (pos @ self.r.flatten(1)).view(pos.shape[0], self.n_head, self.d_head).transpose(0, 1)  # [n, 2L, dh]
-        out_h = self._post(h, packing.pack(_merge_heads(self._attend(q, k, v, k_r, mask_h))))
+        """``h``: packed content stream ``[T, d_model]``; ``g``: query stream ``[B, M, d_model]`` or None
+        (then ``packing`` has a single group). ``masks_h`` and ``positions``: one per attention group."""
+        qkv = h @ torch.cat([self.q.flatten(1), self.k.flatten(1), self.v.flatten(1)], dim=1)
+        outs = []
+        for x, mask, pos in zip(packing.to_groups(qkv), masks_h, positions):
+            n, L = x.shape[:2]
+            q, k, v = (t.transpose(1, 2) for t in x.view(n, L, 3, self.n_head, self.d_head).unbind(2))
+            k_r = (pos @ self.r.flatten(1)).view(pos.shape[0], self.n_head, self.d_head).transpose(0, 1)  # [n, 2L, dh]
+            outs.append(_merge_heads(self._attend(q, k, v, k_r, mask)))
+        out_h = self._post(h, packing.from_groups(outs))
         if g is None:
             return out_h, None
         q_g = self._heads(g, self.q)  # [B, n, M, dh]
@@ -162,25 +163,28 @@ class XLNet(nn.Module):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = False,
                 perm_mask: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None) -> torch.Tensor:
-        B, L, _ = x.shape
-        blocked = ~padding_mask[:, None, :].expand(B, L, L)  # [B, query, key]: padded keys are hidden
-        if causal and perm_mask is None:
-            blocked = blocked | torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
-        if perm_mask is not None:
-            blocked = blocked | (perm_mask > 0)
-        eye = torch.eye(L, dtype=torch.bool, device=x.device)
+        B = x.shape[0]
+        packing = Packing(padding_mask, group=perm_mask is None and target_mapping is None)
         zero, neg = torch.zeros((), dtype=x.dtype, device=x.device), _neg(x.dtype)
-        mask_h = torch.where(blocked & ~eye, neg, zero)[:, None]  # the content stream always sees itself
+        masks_h, positions, blocked = [], [], None
+        for group in packing.groups:  # one group (the whole batch) with perm_mask or target_mapping
+            L = group.length
+            blocked = ~group.padding_mask[:, None, :].expand(-1, L, L)  # [n, query, key]: padded keys are hidden
+            if causal and perm_mask is None:
+                blocked = blocked | torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
+            if perm_mask is not None:
+                blocked = blocked | (perm_mask > 0)
+            eye = torch.eye(L, dtype=torch.bool, device=x.device)
+            masks_h.append(torch.where(blocked & ~eye, neg, zero)[:, None])  # the content stream always sees itself
+            positions.append(self.dropout(self._positions(L, x.device, x.dtype)))
         h = self.dropout(x)
         g = mask_g = None
         if target_mapping is not None:  # two-stream attention (permutation LM)
             mask_g = torch.where(blocked, neg, zero)[:, None]
             g = self.dropout(self.mask_emb.to(x.dtype).expand(B, target_mapping.shape[1], -1))
-        pos = self.dropout(self._positions(L, x.device, x.dtype))
-        packing = Packing(padding_mask)
         h = packing.pack(h)
         for layer in self.layer:
-            h, g = layer.rel_attn(h, g, packing, mask_h, mask_g, pos, target_mapping)
+            h, g = layer.rel_attn(h, g, packing, masks_h, mask_g, positions, target_mapping)
             if g is not None:
                 g = layer.ff(g)
             h = layer.ff(h)
