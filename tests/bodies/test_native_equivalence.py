@@ -4,9 +4,9 @@ import pytest
 import torch
 import transformers
 
+from sessrec.bodies import packing
 from sessrec.bodies.gpt2 import GPT2
 from sessrec.bodies.hf import NO_TOKENS, hf_config
-from sessrec.bodies import packing
 from sessrec.bodies.packing import BUCKET, Packing
 from sessrec.bodies.xlnet import XLNet
 from sessrec.config import ExperimentConfig
