@@ -158,7 +158,8 @@ class Recommender:
         input's non-list columns (e.g. a session id) plus ``item_ids`` and ``scores`` lists; returns the row count."""
         input_path = Path(input_path)
         try:
-            table = pq.read_table(input_path)
+            with pq.ParquetFile(input_path) as f:  # lighter than pq.read_table (see data/loader.py)
+                table = f.read()
         except (OSError, pa.ArrowInvalid) as e:
             raise SessrecError(f"cannot read parquet file {input_path}: {e}") from None
         missing = [n for n in self.input_names if n not in table.column_names]

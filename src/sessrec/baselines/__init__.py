@@ -6,17 +6,24 @@ experiment config and the schema; hyper-parameters come from ``cfg.baseline_para
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
-from sessrec.baselines.gru4rec import build as build_gru4rec
-from sessrec.baselines.pop import MostPopular
-from sessrec.baselines.stan import build_stan, build_vstan
-from sessrec.baselines.vsknn import build as build_vsknn
+
+def _lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported when first called: a Transformer run need not load the kNN code and SciPy."""
+
+    def build(*args, **kwargs):
+        return getattr(importlib.import_module(f"sessrec.baselines.{module}"), name)(*args, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
 
 BASELINES: dict[str, Callable] = {
-    "pop": MostPopular,
-    "vsknn": build_vsknn,
-    "stan": build_stan,
-    "vstan": build_vstan,
-    "gru4rec": build_gru4rec,
+    "pop": _lazy("pop", "MostPopular"),
+    "vsknn": _lazy("vsknn", "build"),
+    "stan": _lazy("stan", "build_stan"),
+    "vstan": _lazy("stan", "build_vstan"),
+    "gru4rec": _lazy("gru4rec", "build"),
 }
