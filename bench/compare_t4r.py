@@ -2,7 +2,9 @@
 
 Runs the reference through the shared anchor script (``run_t4r.sh``, which runs the unmodified
 paper-repro example) and sessrec through ``python -m t4r_paper_repro.transf_exp_main`` with the
-**same command line** the anchor script builds, each under ``/usr/bin/time -v`` for its peak RSS,
+**same command line** the anchor script builds, plus ``--compat t4r-23.12`` so that both train the
+same model (the released library ignores ``--tf_out_activation`` and has no output bias or output
+projection; ``--compat recsys2021`` runs the paper's code instead), each under ``/usr/bin/time -v`` for its peak RSS,
 on the same synthetic REES46-layout data (``make_synth_t4r.py``). Prints, per model and side
 information setting: training sessions/s, evaluation sessions/s, peak RSS, NDCG@20 AOT (mean
 over seeds) and the ratios.
@@ -81,7 +83,8 @@ def run_reference(model: str, side: bool, seed: int, a: argparse.Namespace, work
 
 def run_sessrec(model: str, side: bool, seed: int, a: argparse.Namespace, data: Path, tmp: Path) -> dict[str, float]:
     out = tmp / f"sessrec_{model}_{int(side)}_{seed}"
-    cmd = [sys.executable, "-m", "t4r_paper_repro.transf_exp_main", *example_args(model, data, out, a, side, seed)]
+    cmd = [sys.executable, "-m", "t4r_paper_repro.transf_exp_main", *example_args(model, data, out, a, side, seed),
+           "--compat", a.compat]
     rc, rss = timed(cmd, {**os.environ, "WANDB_MODE": "disabled"}, tmp / f"{out.name}.log")
     if rc != 0:
         raise SystemExit(f"sessrec run failed (exit {rc}); see {tmp / f'{out.name}.log'}")
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--final", type=int, default=5)
     ap.add_argument("--train-bs", type=int, default=256)
     ap.add_argument("--eval-bs", type=int, default=200)
+    ap.add_argument("--compat", default="t4r-23.12", choices=["t4r-23.12", "recsys2021"],
+                    help="sessrec's model: the released library's (same model as the reference) or the paper's code")
     a = ap.parse_args(argv)
 
     venv_python = Path(os.environ.get("T4R_VENV", a.work / "t4r-venv")) / "bin" / "python"
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         data.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, str(a.anchors / "make_synth_t4r.py"), str(data)], check=True)
     print(f"machine: {describe()}; data: {data}; d_model {a.d_model}, 2 layers, batch {a.train_bs}, {a.epochs} epochs, "
-          f"windows 1..{a.final}, seeds {a.seeds}")
+          f"windows 1..{a.final}, seeds {a.seeds}, sessrec --compat {a.compat}")
     if not have_ref:
         print(f"reference environment not found ({venv_python}): comparison skipped, sessrec figures only "
               f"(build it with: T4R_WORK={a.work} bash {a.anchors / 'run_t4r.sh'})")

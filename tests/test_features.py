@@ -161,6 +161,18 @@ def test_input_projection_applies_dropout_then_layer_norm():
     assert torch.allclose(mlp(x), torch.tanh(mlp.proj[0](x)))
 
 
+def test_compat_t4r_library_input_side(caplog):
+    """compat t4r-23.12: ReLU input projection whatever tf_out_activation says; raw scalars skip the featurewise LayerNorm."""
+    with caplog.at_level(logging.WARNING):
+        fe = FeatureEmbedding(SCHEMA, cfg(layer_norm_featurewise=True, compat="t4r-23.12")).eval()
+    assert "carry no information" not in caplog.text
+    b = make_batch()
+    assert torch.equal(fe(b)[..., 12], b["price"])  # the raw value, not a LayerNorm constant
+    mlp = InputProjection(13, cfg(tf_out_activation="tanh", compat="t4r-23.12")).eval()
+    x = torch.randn(2, 3, 13)
+    assert torch.equal(mlp(x), torch.relu(mlp.proj[0](x)))
+
+
 def test_sse_swaps_real_values_within_the_batch_during_training_only():
     torch.manual_seed(0)
     fe = FeatureEmbedding(SCHEMA, cfg(stochastic_shared_embeddings_replacement_prob=0.3)).train()

@@ -32,6 +32,9 @@ ALIASES = {
 }
 
 
+COMPAT = ("recsys2021", "t4r-23.12")
+
+
 def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
@@ -72,6 +75,10 @@ class ExperimentConfig:
     item_embedding_dim: int | None = _f(None, "item-id embedding size; default: d_model")
     mf_constrained_embeddings: bool = _f(True, "tie the output layer to the item embedding table (with an output bias)")
     tf_out_activation: str = _f("tanh", "activation after the input projection and the output projection: tanh, relu, gelu, identity")
+    compat: str = _f("recsys2021", "where the paper's code and the released Transformers4Rec library differ, which to follow: "
+                     "recsys2021 (the paper's code: tf_out_activation projections in and out, output bias) or t4r-23.12 "
+                     "(the library: ReLU input projection, tied output without bias or projection, featurewise LayerNorm "
+                     "skips raw scalars; tf_out_activation unused)")
     inp_merge: str = _f("mlp", "input projection to d_model: mlp (Linear + activation) or identity")
     softmax_temperature: float = _f(1.0, "logits are divided by this")
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy")
@@ -149,6 +156,11 @@ class ExperimentConfig:
         return self.learning_rate_schedule.removesuffix("_with_warmup")
 
     @property
+    def t4r_library(self) -> bool:
+        """Follow the released Transformers4Rec library (23.12) where it differs from the paper's code."""
+        return self.compat == "t4r-23.12"
+
+    @property
     def item_dim(self) -> int:
         return self.item_embedding_dim or self.d_model
 
@@ -192,6 +204,7 @@ class ExperimentConfig:
         _choice("learning_rate_schedule", self.schedule, SCHEDULES)
         _choice("tf_out_activation", self.tf_out_activation, ACTIVATIONS)
         _choice("inp_merge", self.inp_merge, ("mlp", "identity"))
+        _choice("compat", self.compat, COMPAT)
         _choice("input_features_aggregation", self.input_features_aggregation, AGGREGATIONS)
         _choice("loss_type", self.loss_type, ("cross_entropy",))
         if self.attn_type is not None:

@@ -17,7 +17,7 @@ library, where they differ:
   ``item ⊙ (1 + Σ others)``; ``concat``: the item id first, then the other features in schema order;
 * ``layer_norm_featurewise``: a LayerNorm on each feature's representation, after the steps above,
   also on 1-dim raw scalars (as the original: the scalar then collapses to a learned constant, and a
-  warning says so);
+  warning says so; with ``compat t4r-23.12`` raw scalars skip it, as in the released library);
 * ``stochastic_shared_embeddings_replacement_prob`` (SSE): during training only, each non-padded
   categorical input value (item id included) is replaced with probability p by another non-padded
   value of the same feature drawn from the batch. Only the inputs change, never the labels.
@@ -137,7 +137,8 @@ class FeatureEmbedding(nn.Module):
                 raw_scalars.append(f.name)
             self.names.append(f.name)
             self.is_categorical.append(f.is_categorical)
-            self.encoders.append(nn.Sequential(encoder, nn.LayerNorm(size) if norm else nn.Identity()))
+            scalar_norm = norm and not (cfg.t4r_library and isinstance(encoder, nn.Identity))
+            self.encoders.append(nn.Sequential(encoder, nn.LayerNorm(size) if scalar_norm else nn.Identity()))
             sizes.append(size)
         self.output_dim = cfg.item_dim if self.elementwise else sum(sizes)
         # SSE draws from its own generator, seeded from torch's global RNG (which the training loop
@@ -166,7 +167,7 @@ class FeatureEmbedding(nn.Module):
         if self.elementwise and not self.names:
             log.warning("input_features_aggregation %s has no effect with the item id as the only input feature",
                         cfg.input_features_aggregation)
-        if cfg.layer_norm_featurewise and raw_scalars:
+        if cfg.layer_norm_featurewise and raw_scalars and not cfg.t4r_library:
             log.warning(
                 "layer_norm_featurewise on raw scalar features (%s): LayerNorm over one value outputs a learned constant, "
                 "so these features carry no information (as in the original); set numeric_features_project_to_embedding_dim > 0 "
@@ -210,6 +211,8 @@ class FeatureEmbedding(nn.Module):
 class InputProjection(nn.Module):
     """``inp_merge``: ``mlp`` = activation(Linear(LayerNorm?(dropout(x)))), ``identity`` = LayerNorm?(dropout(x)).
 
+    The activation is ``tf_out_activation``, or ReLU with ``compat t4r-23.12`` (the library's ``MLPBlock``).
+
     The original's order: input dropout on the aggregated features, then the optional LayerNorm over
     all features (``layer_norm_all_features``), then the projection to ``d_model``. (The original
     skipped dropout and LayerNorm with ``identity``; here they apply whatever ``inp_merge`` is.)
@@ -226,7 +229,8 @@ class InputProjection(nn.Module):
                 )
             self.proj: nn.Module = nn.Identity()
         else:
-            self.proj = nn.Sequential(nn.Linear(input_dim, cfg.d_model), activation(cfg.tf_out_activation))
+            act = "relu" if cfg.t4r_library else cfg.tf_out_activation
+            self.proj = nn.Sequential(nn.Linear(input_dim, cfg.d_model), activation(act))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.norm(self.dropout(x)))

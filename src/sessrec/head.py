@@ -2,12 +2,17 @@
 
 With ``mf_constrained_embeddings`` the output layer is the item embedding table (matrix
 factorisation scoring) plus a per-item bias, after ``activation(Linear(d_model → item_dim))``;
-otherwise a free ``Linear(d_model → n_items)`` after ``activation(Linear(d_model → d_model))``.
+otherwise a free ``Linear(d_model → n_items)`` after ``activation(Linear(d_model → d_model))``
+(the paper's code; ``activation`` is ``tf_out_activation``). With ``compat t4r-23.12``, as the
+released library: no bias, and no projection (a plain ``Linear`` only when ``d_model`` differs from
+the item dim).
 The catalog is item ids ``1..n_items-1``: id 0 is padding and never scored, so column ``j`` of
 the logits is item ``j + 1``.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -17,16 +22,27 @@ from sessrec.config import ExperimentConfig
 from sessrec.features import activation
 from sessrec.losses import full_cross_entropy, sampled_softmax_loss
 
+log = logging.getLogger(__name__)
+
 
 class NextItemHead(nn.Module):
     def __init__(self, cfg: ExperimentConfig, n_items: int, item_table: nn.Embedding):
         super().__init__()
         self.tied = cfg.mf_constrained_embeddings
         out_dim = cfg.item_dim if self.tied else cfg.d_model
-        self.proj = nn.Sequential(nn.Linear(cfg.d_model, out_dim), activation(cfg.tf_out_activation))
+        if cfg.t4r_library and cfg.tf_out_activation != "tanh" and cfg.task != "rtd":
+            log.warning("tf_out_activation %s has no effect with compat t4r-23.12 (ReLU input projection, no output activation)",
+                        cfg.tf_out_activation)
+        if cfg.t4r_library:
+            self.proj: nn.Module = nn.Identity() if out_dim == cfg.d_model else nn.Linear(cfg.d_model, out_dim)
+        else:
+            self.proj = nn.Sequential(nn.Linear(cfg.d_model, out_dim), activation(cfg.tf_out_activation))
         self.item_table = item_table if self.tied else None
         self.weight = None if self.tied else nn.Parameter(torch.empty(n_items - 1, out_dim).normal_(0.0, cfg.initializer_range))
-        self.bias = nn.Parameter(torch.zeros(n_items - 1))
+        if cfg.t4r_library:  # a constant zero: the same state-dict keys either way
+            self.register_buffer("bias", torch.zeros(n_items - 1))
+        else:
+            self.bias = nn.Parameter(torch.zeros(n_items - 1))
         self.temperature = cfg.softmax_temperature
         self.label_smoothing = cfg.label_smoothing
         self.sampled_negatives = cfg.sampled_softmax_max_n_samples if cfg.sampled_softmax else 0

@@ -86,6 +86,7 @@ ARGS: list[Arg] = [
     _a("num_hidden_groups", int, 1, MODEL),
     _a("inner_group_num", int, 1, MODEL),
     _a("tf_out_activation", str, "tanh", MODEL),
+    _a("compat", str, "recsys2021", MODEL),  # sessrec's own: the paper's code or the released library where they differ
     _a("inp_merge", str, "mlp", MODEL),
     _a("mf_constrained_embeddings", bool, False, MODEL),
     _a("item_embedding_dim", int, None, MODEL),
@@ -286,6 +287,9 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
             notes.append("--fp16: no CUDA device here, training in float32")
         else:
             fields["fp16"] = True
+    if values["compat"] == "t4r-23.12" and "tf_out_activation" in given and fields["task"] != "rtd":
+        notes.append(f"--tf_out_activation {values['tf_out_activation']}: no effect with --compat t4r-23.12 "
+                     "(the released library ignores it: ReLU input projection, no output activation)")
     for flag in ("do_train", "do_eval"):
         if flag in given and not values[flag]:
             raise SessrecError(f"--{flag} False: this script always trains on window t and evaluates on window t+1")

@@ -245,3 +245,15 @@ def test_baseline_parameters_must_match_the_model_type():
     cfg, notes = parse_baseline(["--output_dir", "o", "--model_type", "pop", "--d_model", "64", "--fp16"])
     assert cfg.d_model == 256 and not cfg.fp16  # neural-model options are reported, not applied
     assert "no effect on the baselines (options of the neural models): --d_model --fp16" in notes
+
+
+def test_compat_selects_the_released_library_and_notes_the_unused_activation():
+    cmd = next(c for c in COMMANDS if not c.is_baseline and "--model_type gpt2" in " ".join(c.argv))
+    argv = cmd.rewritten(ROOT, FEATURE_CONFIGS, OUT)
+    cfg, notes, _ = parse_transformer(argv)
+    assert cfg.compat == "recsys2021" and not any("--compat" in n for n in notes)
+    cfg, notes, _ = parse_transformer([*argv, "--compat", "t4r-23.12"])
+    assert cfg.t4r_library
+    assert any(n.startswith("--tf_out_activation tanh: no effect with --compat t4r-23.12") for n in notes)
+    with pytest.raises(SessrecError, match="compat must be one of"):
+        parse_transformer([*argv, "--compat", "t4r"])
