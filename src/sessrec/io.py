@@ -1,11 +1,25 @@
-"""Atomic file writes: results and checkpoints are never left half-written."""
+"""File I/O: atomic writes (results and checkpoints are never left half-written), and parquet reads."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One parquet file (all columns, or ``columns``). Through ``ParquetFile``, not ``pq.read_table``:
+    that imports ``pyarrow.dataset`` and pandas (+48 MB resident memory, measured)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        return f.read(columns=None if columns is None else list(columns))
 
 
 def _umask() -> int:

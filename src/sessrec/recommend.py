@@ -18,7 +18,7 @@ import torch
 
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes
+from sessrec.io import atomic_write_bytes, read_parquet
 from sessrec.learners import Learner, build_learner
 from sessrec.schema import Schema
 
@@ -158,8 +158,7 @@ class Recommender:
         input's non-list columns (e.g. a session id) plus ``item_ids`` and ``scores`` lists; returns the row count."""
         input_path = Path(input_path)
         try:
-            with pq.ParquetFile(input_path) as f:  # lighter than pq.read_table (see data/loader.py)
-                table = f.read()
+            table = read_parquet(input_path)
         except (OSError, pa.ArrowInvalid) as e:
             raise SessrecError(f"cannot read parquet file {input_path}: {e}") from None
         missing = [n for n in self.input_names if n not in table.column_names]

@@ -388,6 +388,8 @@ def infer_schema(files: Sequence[str | Path], item_id: str | None = None) -> Sch
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from sessrec.io import read_parquet
+
     if not files:
         raise SessrecError("cannot infer a schema: no parquet files found")
     pq_schema = pq.read_schema(files[0])
@@ -408,8 +410,7 @@ def infer_schema(files: Sequence[str | Path], item_id: str | None = None) -> Sch
         )
     maxima = dict.fromkeys((n for n, t in list_cols.items() if t == "int"), 0)
     for path in files:
-        with pq.ParquetFile(path) as f:  # lighter than pq.read_table (see data/loader.py)
-            table = f.read(columns=list(maxima))
+        table = read_parquet(path, list(maxima))
         for name in maxima:
             m = pc.max(pc.list_flatten(table.column(name))).as_py()
             maxima[name] = max(maxima[name], m or 0)

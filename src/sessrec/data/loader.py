@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from sessrec.errors import SessrecError
+from sessrec.io import read_parquet
 from sessrec.schema import FeatureSpec, Schema
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ def load_sessions(path: str | Path, schema: Schema, max_len: int, features: Sequ
     missing = [f.name for f in feats if f.name not in available]
     if missing:
         raise SessrecError(f"{where}: column(s) {', '.join(missing)} of the schema are missing from the parquet file")
-    with pq.ParquetFile(path) as pf:  # not pq.read_table: it imports pyarrow.dataset and pandas (+48 MB resident)
-        table = pf.read(columns=[f.name for f in feats])
+    table = read_parquet(path, [f.name for f in feats])
     if table.num_rows == 0:
         raise SessrecError(f"{where}: the file has no sessions")
 
