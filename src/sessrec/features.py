@@ -133,12 +133,13 @@ class FeatureEmbedding(nn.Module):
             if f.is_item_id:
                 continue
             encoder, size = self._side_encoder(f, cfg)
-            if isinstance(encoder, nn.Identity):
+            raw = isinstance(encoder, nn.Identity)
+            if raw:
                 raw_scalars.append(f.name)
             self.names.append(f.name)
             self.is_categorical.append(f.is_categorical)
-            scalar_norm = norm and not (cfg.t4r_library and isinstance(encoder, nn.Identity))
-            self.encoders.append(nn.Sequential(encoder, nn.LayerNorm(size) if scalar_norm else nn.Identity()))
+            normed = norm and not (raw and cfg.t4r_library)  # the library skips LayerNorm on raw scalars
+            self.encoders.append(nn.Sequential(encoder, nn.LayerNorm(size) if normed else nn.Identity()))
             sizes.append(size)
         self.output_dim = cfg.item_dim if self.elementwise else sum(sizes)
         # SSE draws from its own generator, seeded from torch's global RNG (which the training loop
