@@ -43,6 +43,7 @@ class NextItemHead(nn.Module):
             self.register_buffer("bias", torch.zeros(n_items - 1))
         else:
             self.bias = nn.Parameter(torch.zeros(n_items - 1))
+        self.has_bias = not cfg.t4r_library
         self.temperature = cfg.softmax_temperature
         self.label_smoothing = cfg.label_smoothing
         self.sampled_negatives = cfg.sampled_softmax_max_n_samples if cfg.sampled_softmax else 0
@@ -52,9 +53,14 @@ class NextItemHead(nn.Module):
         """``[n_items - 1, dim]`` output embeddings of items 1..n_items-1."""
         return self.item_table.weight[1:] if self.tied else self.weight
 
+    @property
+    def logit_bias(self) -> torch.Tensor | None:
+        """The per-item bias, None without one (adding zeros is a pass over the ``[N, n_items]`` logits)."""
+        return self.bias if self.has_bias else None
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, n_items - 1]`` for hidden states ``[N, d_model]``."""
-        return F.linear(self.proj(hidden), self.output_weight, self.bias) / self.temperature
+        return F.linear(self.proj(hidden), self.output_weight, self.logit_bias) / self.temperature
 
     def loss(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting ``items`` (ids >= 1) from ``hidden``.
@@ -66,4 +72,4 @@ class NextItemHead(nn.Module):
         if self.training and self.sampled_negatives:
             return sampled_softmax_loss(x, self.output_weight, self.bias, items - 1, self.sampled_negatives,
                                         self.label_smoothing, self.temperature)
-        return full_cross_entropy(x, self.output_weight, self.bias, items - 1, self.label_smoothing, self.temperature)
+        return full_cross_entropy(x, self.output_weight, self.logit_bias, items - 1, self.label_smoothing, self.temperature)

@@ -6,8 +6,8 @@ moves between the two; ``tests/bodies/test_gpt2.py`` checks they give the same h
 Why our own: the projections, feed-forward layers and LayerNorms run on the real (non-padded)
 positions only (:mod:`.packing`), which ``transformers`` cannot do; sessions are mostly padding,
 so this is several times less work (``bench/`` and the README's speed section show it).
-Attention is PyTorch's ``scaled_dot_product_attention`` with a causal + padding mask, per group
-of sessions of similar length (:mod:`.packing`).
+Attention (:mod:`.attention`) takes a causal + padding mask, per group of sessions of similar
+length (:mod:`.packing`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sessrec.bodies import check_heads, model_options, register
+from sessrec.bodies.attention import attention
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
@@ -53,7 +53,7 @@ class Attention(nn.Module):
         for qkv, mask in zip(packing.to_groups(self.c_attn(x)), masks):
             n, L = qkv.shape[:2]
             q, k, v = (t.transpose(1, 2) for t in qkv.view(n, L, 3, self.n_head, self.d_head).unbind(2))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            out = attention(q, k, v, mask, p)
             outs.append(out.transpose(1, 2).reshape(n, L, -1))
         return self.resid_dropout(self.c_proj(packing.from_groups(outs)))
 
@@ -111,9 +111,10 @@ class GPT2(nn.Module):
         L = x.shape[1]
         packing = Packing(padding_mask, group=True)
         masks = []
+        causal_mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
         for group in packing.groups:
             n = group.length
-            allowed = group.padding_mask[:, None, None, :] & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+            allowed = group.padding_mask[:, None, None, :] & causal_mask[:n, :n]
             masks.append(torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min))
         h = self.drop(packing.pack(x + self.wpe.weight[:L]))
         for block in self.h:

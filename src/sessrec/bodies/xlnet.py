@@ -7,9 +7,9 @@ post-LayerNorm blocks), so a state dict moves between the two and ``tests/bodies
 checks that both give the same hidden states. Why our own: ``transformers`` runs XLNet
 sequence-first with einsum contractions, projects the relative position encodings once per
 sequence of the batch, and builds its masks as float tensors every call; here the layout is
-batch-first, the position keys are projected once per batch and attention goes through PyTorch's
-``scaled_dot_product_attention`` with the position scores as its additive mask, per group of
-sessions of similar length (:mod:`.packing`). ``bench/`` shows
+batch-first, the position keys are projected once per batch and attention (:mod:`.attention`)
+takes the position scores as its additive mask, per group of sessions of similar length
+(:mod:`.packing`). ``bench/`` shows
 the difference (see the README's speed section). Projections, feed-forward layers and LayerNorms
 of the content stream run on the real (non-padded) positions only (:mod:`.packing`); padded
 positions come out as zeros. What is not carried over: memories
@@ -19,10 +19,10 @@ positions come out as zeros. What is not carried over: memories
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sessrec.bodies import check_heads, model_options, register
+from sessrec.bodies.attention import attention
 from sessrec.bodies.packing import Packing
 from sessrec.config import ExperimentConfig
 from sessrec.features import activation
@@ -59,8 +59,7 @@ class RelativeAttention(nn.Module):
         bd = (q + self.r_r_bias[:, None]) @ k_r.transpose(-1, -2)  # [B, n, Lq, 2L]
         bd = _rel_shift(bd, L)
         p = self.dropout.p if self.training else 0.0
-        return F.scaled_dot_product_attention(q + self.r_w_bias[:, None], k, v, attn_mask=bd * self.scale + mask,
-                                              dropout_p=p, scale=self.scale)
+        return attention(q + self.r_w_bias[:, None], k, v, bd * self.scale + mask, p, self.scale)
 
     def _post(self, residual: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         """Output projection, residual and LayerNorm; ``attn`` is ``[..., n_head * d_head]`` like ``residual``."""
