@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, split_last_item
 from sessrec.learners import Learner
@@ -47,12 +46,17 @@ def evaluate(learner: Learner, data: SessionTensors, batch_size: int, top_ks: Se
             targets = all_targets[lo:lo + batch_size].to(scores.device) - 1  # column j scores item j + 1
             acc.update(scores, targets)
             if learner.scores_are_logits:
-                acc.update_loss(float(F.cross_entropy(scores.float(), targets, reduction="sum")), int(targets.numel()))
+                acc.update_loss(float(cross_entropy_sum(scores.float(), targets)), int(targets.numel()))
     runtime = time.perf_counter() - start
     res = acc.result()
     res.update(n_sessions=float(acc.count), runtime=runtime, samples_per_second=acc.count / max(runtime, 1e-9),
                steps_per_second=steps / max(runtime, 1e-9))
     return res
+
+
+def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits, targets, reduction="sum")`` without writing the ``[B, C]`` log-softmax."""
+    return (torch.logsumexp(logits, dim=1) - logits.gather(1, targets.view(-1, 1)).squeeze(1)).sum()
 
 
 def next_item_examples(batch: Batch, item_key: str, last_item_only: bool = True) -> tuple[Batch, torch.Tensor]:

@@ -60,7 +60,8 @@ class NextItemHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, n_items - 1]`` for hidden states ``[N, d_model]``."""
-        return F.linear(self.proj(hidden), self.output_weight, self.logit_bias) / self.temperature
+        logits = F.linear(self.proj(hidden), self.output_weight, self.logit_bias)
+        return logits if self.temperature == 1.0 else logits / self.temperature
 
     def loss(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting ``items`` (ids >= 1) from ``hidden``.
