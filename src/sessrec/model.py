@@ -49,8 +49,17 @@ class SessionModel(nn.Module):
         packed = {name: packing.pack(batch[name]) for name in self.features.input_names}
         return packing.unpack(self.merge(self.features(packed)))
 
-    def encode(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool, **kwargs) -> torch.Tensor:
-        return self.body(x, padding_mask, causal=causal, **kwargs)
+    def encode(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool, outputs: torch.Tensor | None = None,
+               **kwargs) -> torch.Tensor:
+        """Hidden states ``[B, L, d_model]``; with ``outputs`` (flat positions ``b * L + l``) only theirs,
+        ``[n, d_model]``: bodies that can (``selects_outputs``) then run their last layer's position-wise
+        part on those positions alone (a masked-LM step predicts a tenth of them, evaluation one per session)."""
+        if outputs is None:
+            return self.body(x, padding_mask, causal=causal, **kwargs)
+        if getattr(self.body, "selects_outputs", False):
+            return self.body(x, padding_mask, causal=causal, outputs=outputs, **kwargs)
+        h = self.body(x, padding_mask, causal=causal, **kwargs)
+        return h.reshape(-1, h.shape[-1]).index_select(0, outputs)
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.objective.loss(self, batch, generator)

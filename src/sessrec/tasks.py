@@ -72,6 +72,16 @@ def at_least_one(masked: torch.Tensor, real: torch.Tensor, generator: torch.Gene
     return masked
 
 
+def flat_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Flat positions ``b * L + l`` of the True entries of a ``[B, L]`` mask, in the order of ``h[mask]``."""
+    return mask.reshape(-1).nonzero().squeeze(1)
+
+
+def row_positions(cols: torch.Tensor, length: int) -> torch.Tensor:
+    """Flat position of column ``cols[b]`` (negative: from the end, as in indexing) of each row ``b``."""
+    return torch.arange(cols.shape[0], device=cols.device) * length + cols % length
+
+
 def make_room_for_next(prefix: Batch, item_key: str) -> tuple[Batch, torch.Tensor]:
     """Free the position after each session's last item (dropping the first item of full sessions).
 
@@ -113,7 +123,6 @@ class CausalLM(nn.Module):
 
     def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         items = batch[model.item_key]
-        h = model.encode(model.embed(batch), items != 0, causal=True)
         labels = items[:, 1:]
         valid = labels != 0
         if self.last_only:
@@ -121,13 +130,13 @@ class CausalLM(nn.Module):
             valid = torch.zeros_like(valid)
             has = last >= 0
             valid[has.nonzero().squeeze(1), last[has]] = True
-        return model.head.loss(h[:, :-1][valid], labels[valid])
+        h = model.encode(model.embed(batch), items != 0, causal=True, outputs=flat_positions(F.pad(valid, (0, 1))))
+        return model.head.loss(h, labels[valid])
 
     def next_item_hidden(self, model, prefix: Batch) -> torch.Tensor:
         items = prefix[model.item_key]
-        h = model.encode(model.embed(prefix), items != 0, causal=True)
         last = (items != 0).sum(1) - 1
-        return h[torch.arange(items.shape[0], device=items.device), last]
+        return model.encode(model.embed(prefix), items != 0, causal=True, outputs=row_positions(last, items.shape[1]))
 
 
 class MaskedLM(nn.Module):
@@ -146,8 +155,8 @@ class MaskedLM(nn.Module):
     def loss(self, model, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         items = batch[model.item_key]
         masked = mlm_mask(items, self.probability, generator)
-        h = model.encode(self.mask_inputs(model.embed(batch), masked), items != 0, causal=False)
-        return model.head.loss(h[masked], items[masked])
+        h = model.encode(self.mask_inputs(model.embed(batch), masked), items != 0, causal=False, outputs=flat_positions(masked))
+        return model.head.loss(h, items[masked])
 
     def next_item_inputs(self, model, prefix: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs with a [MASK] after each session's last item, their padding mask, the [MASK] positions)."""
@@ -162,8 +171,7 @@ class MaskedLM(nn.Module):
 
     def next_item_hidden(self, model, prefix: Batch) -> torch.Tensor:
         x, real, slot = self.next_item_inputs(model, prefix)
-        h = model.encode(x, real, causal=False)
-        return h[torch.arange(x.shape[0], device=x.device), slot]
+        return model.encode(x, real, causal=False, outputs=row_positions(slot, x.shape[1]))
 
 
 def plm_targets(items: torch.Tensor, probability: float, max_span: int, permute_all: bool,

@@ -134,3 +134,32 @@ def test_attention_groups_give_the_same_outputs_and_gradients(model, monkeypatch
     assert torch.allclose(one, grouped, atol=1e-5) and (grouped[~pad] == 0).all()
     assert torch.allclose(gx1, gx2, atol=1e-5)
     assert len(gp1) == len(gp2) and all(torch.allclose(a, b, atol=1e-4) for a, b in zip(gp1, gp2))
+
+
+@pytest.mark.parametrize("group", [1000, 5])
+@pytest.mark.parametrize("model", ["xlnet-bi", "xlnet-causal", "gpt2"])
+def test_selected_outputs_equal_the_full_outputs_at_those_positions(model, group, monkeypatch):
+    """``outputs``: the last layer runs on the wanted positions only; same values and gradients as
+    indexing the full output (a padded position included: zeros, as in the full output)."""
+    monkeypatch.setattr(packing, "GROUP", group)
+    torch.manual_seed(0)
+    body = GPT2(_cfg()) if model == "gpt2" else XLNet(_cfg())
+    x, pad = _ragged(37, 9, 4)
+    causal = model != "xlnet-bi"
+    real, padded = pad.reshape(-1).nonzero().squeeze(1), (~pad).reshape(-1).nonzero().squeeze(1)
+    wanted = torch.cat([real[::7], padded[3:4]])  # some real positions of many sessions, then a padded one
+    weight = torch.linspace(-1, 1, D)
+    results = []
+    for select in (False, True):
+        body.zero_grad()
+        xi = x.clone().requires_grad_()
+        if select:
+            out = body(xi, pad, causal=causal, outputs=wanted)
+        else:
+            out = body(xi, pad, causal=causal).reshape(-1, D)[wanted]
+        (out * weight).sum().backward()
+        results.append((out, xi.grad, [p.grad.clone() for p in body.parameters() if p.grad is not None]))
+    (full, gx1, gp1), (sel, gx2, gp2) = results
+    assert sel.shape == (len(wanted), D) and torch.allclose(full, sel, atol=1e-5) and (sel[-1] == 0).all()
+    assert torch.allclose(gx1, gx2, atol=1e-5)
+    assert len(gp1) == len(gp2) and all(torch.allclose(a, b, atol=1e-4) for a, b in zip(gp1, gp2))

@@ -46,8 +46,9 @@ class Attention(nn.Module):
         self.attn_dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor]) -> torch.Tensor:
-        """``x``: packed ``[T, d]``; ``masks``: the additive mask of each of ``packing``'s attention groups."""
+    def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: packed ``[T, d]``; ``masks``: the additive mask of each of ``packing``'s attention groups;
+        ``rows``: the packed rows whose output is wanted (None: all)."""
         p = self.attn_dropout if self.training else 0.0
         outs = []
         for qkv, mask in zip(packing.to_groups(self.c_attn(x)), masks):
@@ -55,7 +56,8 @@ class Attention(nn.Module):
             q, k, v = (t.transpose(1, 2) for t in qkv.view(n, L, 3, self.n_head, self.d_head).unbind(2))
             out = attention(q, k, v, mask, p)
             outs.append(out.transpose(1, 2).reshape(n, L, -1))
-        return self.resid_dropout(self.c_proj(packing.from_groups(outs)))
+        out = packing.from_groups(outs)
+        return self.resid_dropout(self.c_proj(out if rows is None else out[rows]))
 
 
 class MLP(nn.Module):
@@ -79,8 +81,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.mlp = MLP(d, d_inner, cfg.hidden_act, cfg.dropout)
 
-    def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor]) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), packing, masks)
+    def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
+        x = (x if rows is None else x[rows]) + self.attn(self.ln_1(x), packing, masks, rows)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -89,6 +91,7 @@ class GPT2(nn.Module):
 
     supports_causal = True
     supports_bidirectional = False
+    selects_outputs = True
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
@@ -105,7 +108,10 @@ class GPT2(nn.Module):
             elif name.endswith(("c_attn.weight", "c_fc.weight", "wpe.weight")):
                 nn.init.normal_(p, 0.0, std)
 
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True,
+                outputs: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """``[B, L, d]`` hidden states, or with ``outputs`` (flat positions ``b * L + l``) theirs only,
+        ``[n, d]``: the last block then projects and feeds forward those positions alone."""
         if not causal:
             raise SessrecError("gpt2 is a causal model: use it with task clm")
         L = x.shape[1]
@@ -117,9 +123,10 @@ class GPT2(nn.Module):
             allowed = group.padding_mask[:, None, None, :] & causal_mask[:n, :n]
             masks.append(torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min))
         h = self.drop(packing.pack(x + self.wpe.weight[:L]))
-        for block in self.h:
-            h = block(h, packing, masks)
-        return packing.unpack(self.ln_f(h))
+        rows, real = packing.rows_of(outputs) if outputs is not None else (None, None)
+        for i, block in enumerate(self.h):
+            h = block(h, packing, masks, rows if i == len(self.h) - 1 else None)
+        return packing.unpack(self.ln_f(h)) if outputs is None else self.ln_f(h) * real
 
 
 register("gpt2")(GPT2)

@@ -78,6 +78,12 @@ class Packing:
             offset += n
         self.scatter = grouped[self.index]  # filler rows read any position: they are dropped later
 
+    def rows_of(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(packed rows, ``[n, 1]`` 1/0 real or padded) of flat positions ``b * L + l``: a padded position
+        gets some row, to be multiplied by its 0 (the unpacked layout has zeros there)."""
+        flat = self.padding_mask.reshape(-1)
+        return (flat.cumsum(0) - 1).clamp(min=0)[positions], flat[positions, None]
+
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, L, *rest]`` → ``[T', *rest]``: the real positions, then ``T' - T`` filler rows."""
         return x.reshape(-1, *x.shape[2:]).index_select(0, self.index)

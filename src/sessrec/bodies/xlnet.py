@@ -66,10 +66,11 @@ class RelativeAttention(nn.Module):
         return self.layer_norm(self.dropout(attn @ self.o.flatten(1).t()) + residual)
 
     def forward(self, h: torch.Tensor, g: torch.Tensor | None, packing: Packing, masks_h: list[torch.Tensor],
-                mask_g: torch.Tensor | None, positions: list[torch.Tensor],
-                target_mapping: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                mask_g: torch.Tensor | None, positions: list[torch.Tensor], target_mapping: torch.Tensor | None,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``h``: packed content stream ``[T, d_model]``; ``g``: query stream ``[B, M, d_model]`` or None
-        (then ``packing`` has a single group). ``masks_h`` and ``positions``: one per attention group."""
+        (then ``packing`` has a single group). ``masks_h`` and ``positions``: one per attention group.
+        ``rows``: the packed rows of ``h`` whose output is wanted (None: all)."""
         qkv = h @ torch.cat([self.q.flatten(1), self.k.flatten(1), self.v.flatten(1)], dim=1)
         outs = []
         for x, mask, pos in zip(packing.to_groups(qkv), masks_h, positions):
@@ -77,7 +78,8 @@ class RelativeAttention(nn.Module):
             q, k, v = (t.transpose(1, 2) for t in x.view(n, L, 3, self.n_head, self.d_head).unbind(2))
             k_r = (pos @ self.r.flatten(1)).view(pos.shape[0], self.n_head, self.d_head).transpose(0, 1)  # [n, 2L, dh]
             outs.append(_merge_heads(self._attend(q, k, v, k_r, mask)))
-        out_h = self._post(h, packing.from_groups(outs))
+        attn = packing.from_groups(outs)
+        out_h = self._post(h, attn) if rows is None else self._post(h[rows], attn[rows])
         if g is None:
             return out_h, None
         q_g = self._heads(g, self.q)  # [B, n, M, dh]
@@ -129,6 +131,7 @@ class XLNet(nn.Module):
     supports_causal = True
     supports_bidirectional = True
     supports_permutation = True
+    selects_outputs = True
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
@@ -161,7 +164,13 @@ class XLNet(nn.Module):
         return torch.cat([torch.sin(seq), torch.cos(seq)], dim=-1).to(dtype)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = False,
-                perm_mask: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None) -> torch.Tensor:
+                perm_mask: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None,
+                outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, L, d]`` hidden states (the query stream's ``[B, M, d]`` with ``target_mapping``), or with
+        ``outputs`` (flat positions ``b * L + l``) theirs only, ``[n, d]``: the last layer then projects,
+        normalises and feeds forward those positions alone."""
+        if outputs is not None and target_mapping is not None:
+            raise ValueError("outputs selects content-stream positions; with target_mapping the query stream is returned")
         B = x.shape[0]
         packing = Packing(padding_mask, group=perm_mask is None and target_mapping is None)
         zero, neg = torch.zeros((), dtype=x.dtype, device=x.device), _neg(x.dtype)
@@ -182,12 +191,16 @@ class XLNet(nn.Module):
             mask_g = torch.where(blocked, neg, zero)[:, None]
             g = self.dropout(self.mask_emb.to(x.dtype).expand(B, target_mapping.shape[1], -1))
         h = packing.pack(h)
-        for layer in self.layer:
-            h, g = layer.rel_attn(h, g, packing, masks_h, mask_g, positions, target_mapping)
+        rows, real = packing.rows_of(outputs) if outputs is not None else (None, None)
+        for i, layer in enumerate(self.layer):
+            h, g = layer.rel_attn(h, g, packing, masks_h, mask_g, positions, target_mapping,
+                                  rows if i == len(self.layer) - 1 else None)
             if g is not None:
                 g = layer.ff(g)
             h = layer.ff(h)
-        return self.dropout(g if g is not None else packing.unpack(h))
+        if g is not None:
+            return self.dropout(g)
+        return self.dropout(packing.unpack(h) if outputs is None else h * real)
 
 
 register("xlnet")(XLNet)
