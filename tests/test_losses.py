@@ -83,3 +83,17 @@ def test_reused_logits_buffer_gives_the_same_loss_and_gradients_each_time():
         results.append((n, loss.item(), x.grad.clone()))
         w.grad = b.grad = None
     assert results[0][1] == results[1][1] == results[3][1] and torch.equal(results[0][2], results[3][2])
+
+
+def test_fused_cross_entropy_when_the_target_probability_underflows():
+    """Logits 200 apart: the target's softmax probability is 0 in float32, its loss ~200 (not inf)."""
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    w = torch.tensor([[200.0, 0.0], [0.0, 0.0], [0.0, 200.0], [1.0, 1.0]], requires_grad=True)
+    t = torch.tensor([1, 1, 3])  # row 0: loss 200; row 1: loss log 2 + ...; row 2: loss ~398
+    for smoothing in (0.0, 0.5):
+        got = full_cross_entropy(x, w, None, t, smoothing)
+        ref = F.cross_entropy(x.double() @ w.double().t(), t, label_smoothing=smoothing)
+        assert torch.isfinite(got) and got.item() == pytest.approx(ref.item(), rel=1e-6)
+        gx, gw = torch.autograd.grad(got, (x, w))
+        rx, rw = torch.autograd.grad(ref, (x, w))
+        assert torch.allclose(gx, rx, atol=1e-6) and torch.allclose(gw, rw, atol=1e-6)

@@ -57,13 +57,14 @@ def _chunk_size(n_rows: int, n_items: int) -> int:
 class _LinearCrossEntropy(torch.autograd.Function):
     """Cross-entropy of ``(x @ weight.T + bias) * inv_temp`` fused with its gradient.
 
-    One chunk (small catalogs): the exponentials computed for the log-sum-exp are kept for the
-    backward pass. Several chunks (large catalogs): only a running log-sum-exp is kept, and each
-    chunk's logits are recomputed in the backward pass. The logits are the one ``[N, C]`` tensor:
-    the temperature, the label-smoothing terms and the softmax normalisation act on ``[N]``,
-    ``[C]`` or ``[C, d]`` factors instead (each pass over ``[N, C]`` costs as much as a tenth of
-    the matrix product on a 2-core CPU, measured), so the forward pass makes four passes over the
-    logits besides its product (max, subtract, exp, sum) and the backward pass none besides its two.
+    One chunk (small catalogs): the softmax, written over the logits by one fused kernel, is kept
+    for the backward pass, and each row's log-sum-exp is read off its target's probability
+    (``lse = z_t - log p_t``; recomputed for the rare rows where ``p_t`` nearly underflows).
+    Several chunks (large catalogs): only a running log-sum-exp is kept, and each chunk's logits
+    are recomputed in the backward pass. The logits are the one ``[N, C]`` tensor: the temperature
+    and the label-smoothing terms act on ``[N]``, ``[C]`` or ``[C, d]`` factors instead (each pass
+    over ``[N, C]`` costs as much as a tenth of the matrix product on a 2-core CPU, measured), so
+    each direction makes one pass over the logits besides its matrix products.
     """
 
     @staticmethod
@@ -72,30 +73,30 @@ class _LinearCrossEntropy(torch.autograd.Function):
         bs = None if bias is None else bias.float() * inv_temp
         n, c = xs.shape[0], weight.shape[0]
         chunk = _chunk_size(n, c)
-        lse = torch.full((n,), float("-inf"), device=x.device)
-        exps = total = ctx.workspace = None
-        for start in range(0, c, chunk):
-            end = start + chunk
-            if chunk == c:
-                ctx.workspace = _take_workspace(n * c, x.device)
-                z = _logits(xs, weight, bs, out=ctx.workspace[:n * c].view(n, c))
-            else:
-                z = _logits(xs, weight[start:end], None if bs is None else bs[start:end])
-            m = z.amax(dim=1, keepdim=True)
-            exps = z.sub_(m).exp_()  # in place: the logits are not needed any more
-            total = exps.sum(dim=1)
-            lse = torch.logaddexp(lse, m.squeeze(1) + total.log())
         target_logit = (xs * weight[targets].float()).sum(1)
         if bs is not None:
             target_logit += bs[targets]
+        probs = ctx.workspace = None
+        if chunk == c:
+            ctx.workspace = _take_workspace(n * c, x.device)
+            probs = _logits(xs, weight, bs, out=ctx.workspace[:n * c].view(n, c))
+            torch.ops.aten._softmax.out(probs, 1, False, out=probs)  # in place: the logits are not needed any more
+            p_target = probs.gather(1, targets[:, None]).squeeze(1)
+            lse = target_logit - p_target.log()
+            tiny = p_target < 1e-30  # log of a (nearly) underflowed float: recompute those rows
+            if tiny.any():
+                lse[tiny] = torch.logsumexp(_logits(xs[tiny], weight, bs), dim=1)
+        else:
+            lse = torch.full((n,), float("-inf"), device=x.device)
+            for start in range(0, c, chunk):
+                z = _logits(xs, weight[start:start + chunk], None if bs is None else bs[start:start + chunk])
+                lse = torch.logaddexp(lse, torch.logsumexp(z, dim=1))
         if smoothing:  # the mean logit of each row, from the column sums of weight and bias
             mean_logit = xs @ weight.float().sum(0) / c + (0.0 if bs is None else bs.mean())
             loss = (1.0 - smoothing) * (lse - target_logit) + smoothing * (lse - mean_logit)
         else:
             loss = lse - target_logit
-        if chunk != c:
-            exps = total = None
-        ctx.save_for_backward(x, weight, bias, targets, lse, exps, total)
+        ctx.save_for_backward(x, weight, bias, targets, lse, probs)
         ctx.smoothing, ctx.inv_temp, ctx.chunk = smoothing, inv_temp, chunk
         if ctx.workspace is not None and not any(ctx.needs_input_grad):
             _give_workspace(ctx.workspace)  # no backward pass will use it
@@ -103,36 +104,35 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, bias, targets, lse, exps, total = ctx.saved_tensors
+        x, weight, bias, targets, lse, probs = ctx.saved_tensors
         s, inv_temp, chunk = ctx.smoothing, ctx.inv_temp, ctx.chunk
         x32 = x.float()
         n, c = x32.shape[0], weight.shape[0]
-        # d loss / d z_ij = scale * (softmax_ij - (1 - s) [j == t_i] - s / c), with softmax = exps / total
+        # d loss / d z_ij = scale * (softmax_ij - (1 - s) [j == t_i] - s / c)
         scale = grad.float() * inv_temp / n
-        if total is None:  # chunks: the recomputed exps are normalised already
-            total = torch.ones(n, device=x.device)
-        row_scale = scale / total
-        xs = x32 * row_scale[:, None]
         gx = torch.zeros_like(x32)
         gw = torch.empty(weight.shape, device=weight.device, dtype=torch.float32)
         need_gb = bias is not None and ctx.needs_input_grad[2]
         gb = torch.empty(bias.shape, device=bias.device, dtype=torch.float32) if need_gb else None
         rows = torch.arange(n, device=x.device)
+        xs = x32 * scale
         for start in range(0, c, chunk):
             end = min(start + chunk, c)
             w = weight[start:end].float()
-            if exps is not None:
-                g = exps
+            if probs is not None:
+                g = probs
             else:
                 bs = None if bias is None else bias[start:end].float() * inv_temp
                 g = _logits(x32 * inv_temp, w, bs).sub_(lse[:, None]).exp_()
             inside = (targets >= start) & (targets < end)
-            g[rows[inside], targets[inside] - start] -= (1.0 - s) * total[inside]
+            g[rows[inside], targets[inside] - start] -= 1.0 - s
             gx.addmm_(g, w)
             torch.mm(g.t(), xs, out=gw[start:end])
             if need_gb:
-                torch.mv(g.t(), row_scale, out=gb[start:end])
-        gx.mul_(row_scale[:, None])
+                torch.sum(g, 0, out=gb[start:end])
+        gx.mul_(scale)
+        if need_gb:
+            gb.mul_(scale)
         if s:  # the uniform part s / c of the smoothed target: rank-one terms
             gx -= scale * s / c * weight.float().sum(0)
             gw -= scale * s / c * x32.sum(0)
