@@ -93,6 +93,15 @@ def test_packed_sizes_come_in_buckets():
     assert Packing(pad).pack(torch.ones(8, 20, 4)).shape == (160, 4)
 
 
+def test_selected_rows_come_in_buckets():
+    """Selected outputs of varying counts would fragment the heap like exact packed sizes do."""
+    pad = torch.zeros(8, 20, dtype=torch.bool)
+    pad[:, :9] = True
+    rows, real = Packing(pad).rows_of(torch.tensor([0, 8, 20, 42, 19]))  # 19 is padding
+    assert rows.shape == (BUCKET,) and real.shape == (BUCKET, 1)
+    assert rows[:5].tolist() == [0, 8, 9, 9 + 9 + 2, 8] and real[:5, 0].tolist() == [True, True, True, True, False]
+
+
 def _ragged(batch: int, length: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(1, length + 1, (batch,), generator=g)

@@ -126,7 +126,7 @@ class GPT2(nn.Module):
         rows, real = packing.rows_of(outputs) if outputs is not None else (None, None)
         for i, block in enumerate(self.h):
             h = block(h, packing, masks, rows if i == len(self.h) - 1 else None)
-        return packing.unpack(self.ln_f(h)) if outputs is None else self.ln_f(h) * real
+        return packing.unpack(self.ln_f(h)) if outputs is None else (self.ln_f(h) * real)[:outputs.numel()]
 
 
 register("gpt2")(GPT2)

@@ -79,9 +79,13 @@ class Packing:
         self.scatter = grouped[self.index]  # filler rows read any position: they are dropped later
 
     def rows_of(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(packed rows, ``[n, 1]`` 1/0 real or padded) of flat positions ``b * L + l``: a padded position
-        gets some row, to be multiplied by its 0 (the unpacked layout has zeros there)."""
+        """(packed rows, ``[n', 1]`` 1/0 real or padded) of flat positions ``b * L + l``; a padded position
+        gets some row, to be multiplied by its 0 (the unpacked layout has zeros there). Like ``T'``,
+        ``n'`` is ``n`` rounded up to ``BUCKET`` (copies of the first row): the caller keeps ``[:n]``."""
         flat = self.padding_mask.reshape(-1)
+        n = positions.numel()
+        if n and not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            positions = torch.cat([positions, positions[:1].expand(-(-n // BUCKET) * BUCKET - n)])
         return (flat.cumsum(0) - 1).clamp(min=0)[positions], flat[positions, None]
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:

@@ -200,7 +200,7 @@ class XLNet(nn.Module):
             h = layer.ff(h)
         if g is not None:
             return self.dropout(g)
-        return self.dropout(packing.unpack(h) if outputs is None else h * real)
+        return self.dropout(packing.unpack(h) if outputs is None else (h * real)[:outputs.numel()])
 
 
 register("xlnet")(XLNet)
