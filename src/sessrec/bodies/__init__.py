@@ -3,7 +3,8 @@
 A body maps ``inputs_embeds [B, L, d_model]`` and a padding mask ``[B, L]`` (True = real item)
 to hidden states ``[B, L, d_model]``. ``causal=True`` asks that position i sees only positions
 <= i. Each body class says what it can do with ``supports_causal`` / ``supports_bidirectional``
-(the objective checks it before training starts). Adding an architecture is one file with a
+(the objective checks it before training starts); with ``selects_outputs`` it also takes
+``outputs`` (flat positions) and returns only their hidden states (see ``SessionModel.encode``). Adding an architecture is one file with a
 builder registered here.
 
 Names: ``xlnet``, ``gpt2``, ``bert``, ``albert``, ``electra``, ``transfoxl``, ``gru``, ``lstm``,
