@@ -43,7 +43,6 @@ class NextItemHead(nn.Module):
             self.register_buffer("bias", torch.zeros(n_items - 1))
         else:
             self.bias = nn.Parameter(torch.zeros(n_items - 1))
-        self.has_bias = not cfg.t4r_library
         self.temperature = cfg.softmax_temperature
         self.label_smoothing = cfg.label_smoothing
         self.sampled_negatives = cfg.sampled_softmax_max_n_samples if cfg.sampled_softmax else 0
@@ -56,7 +55,7 @@ class NextItemHead(nn.Module):
     @property
     def logit_bias(self) -> torch.Tensor | None:
         """The per-item bias, None without one (adding zeros is a pass over the ``[N, n_items]`` logits)."""
-        return self.bias if self.has_bias else None
+        return self.bias if isinstance(self.bias, nn.Parameter) else None
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, n_items - 1]`` for hidden states ``[N, d_model]``."""

@@ -91,12 +91,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, c, chunk):
                 z = _logits(xs, weight[start:start + chunk], None if bs is None else bs[start:start + chunk])
                 lse = torch.logaddexp(lse, torch.logsumexp(z, dim=1))
-        if smoothing:  # the mean logit of each row, from the column sums of weight and bias
-            mean_logit = xs @ weight.float().sum(0) / c + (0.0 if bs is None else bs.mean())
+        w_sum = weight.float().sum(0) if smoothing else None  # column sums: the smoothing terms, here and backward
+        if smoothing:  # the mean logit of each row
+            mean_logit = xs @ w_sum / c + (0.0 if bs is None else bs.mean())
             loss = (1.0 - smoothing) * (lse - target_logit) + smoothing * (lse - mean_logit)
         else:
             loss = lse - target_logit
-        ctx.save_for_backward(x, weight, bias, targets, lse, probs)
+        ctx.save_for_backward(x, weight, bias, targets, lse, probs, w_sum)
         ctx.smoothing, ctx.inv_temp, ctx.chunk = smoothing, inv_temp, chunk
         if ctx.workspace is not None and not any(ctx.needs_input_grad):
             _give_workspace(ctx.workspace)  # no backward pass will use it
@@ -104,7 +105,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, bias, targets, lse, probs = ctx.saved_tensors
+        x, weight, bias, targets, lse, probs, w_sum = ctx.saved_tensors
         s, inv_temp, chunk = ctx.smoothing, ctx.inv_temp, ctx.chunk
         x32 = x.float()
         n, c = x32.shape[0], weight.shape[0]
@@ -116,6 +117,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         gb = torch.empty(bias.shape, device=bias.device, dtype=torch.float32) if need_gb else None
         rows = torch.arange(n, device=x.device)
         xs = x32 * scale
+        xt = x32 * inv_temp if probs is None else None  # chunks: their logits are recomputed
         for start in range(0, c, chunk):
             end = min(start + chunk, c)
             w = weight[start:end].float()
@@ -123,7 +125,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 g = probs
             else:
                 bs = None if bias is None else bias[start:end].float() * inv_temp
-                g = _logits(x32 * inv_temp, w, bs).sub_(lse[:, None]).exp_()
+                g = _logits(xt, w, bs).sub_(lse[:, None]).exp_()
             inside = (targets >= start) & (targets < end)
             g[rows[inside], targets[inside] - start] -= 1.0 - s
             gx.addmm_(g, w)
@@ -134,7 +136,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if need_gb:
             gb.mul_(scale)
         if s:  # the uniform part s / c of the smoothed target: rank-one terms
-            gx -= scale * s / c * weight.float().sum(0)
+            gx -= scale * s / c * w_sum
             gw -= scale * s / c * x32.sum(0)
             if need_gb:
                 gb -= scale * s * n / c
