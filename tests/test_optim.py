@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from sessrec.optim import FusedAdamW
+from sessrec.optim import FusedAdamW, clip_grad_norm_
 
 
 def _model_and_groups(seed: int = 0):
@@ -89,3 +89,32 @@ def test_training_does_not_import_dynamo():
             "o.load_state_dict(o.state_dict()); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("ratio", [0.5, 2.0])  # max_norm below the gradients' norm (clipped), above (untouched)
+def test_clip_grad_norm_equals_torch(ratio):
+    def model_with_grads():
+        model, _ = _model_and_groups()
+        x = torch.randn(8, 5, generator=torch.Generator().manual_seed(2))
+        torch.nn.functional.mse_loss(model(x), torch.ones(8, 3)).backward()
+        return model
+
+    before = [p.grad.clone() for p in model_with_grads().parameters()]
+    norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in before]))
+    results = []
+    for clip in (torch.nn.utils.clip_grad_norm_, clip_grad_norm_):
+        model = model_with_grads()
+        total = clip(model.parameters(), float(norm) * ratio)
+        results.append((total, [p.grad for p in model.parameters()]))
+    (t_torch, g_torch), (t_ours, g_ours) = results
+    assert torch.equal(t_torch, t_ours)
+    assert all(torch.equal(a, b) for a, b in zip(g_torch, g_ours))
+    assert torch.allclose(torch.linalg.vector_norm(torch.cat([g.flatten() for g in g_ours])), min(norm, norm * ratio))
+    assert all(torch.equal(a, b) for a, b in zip(before, g_ours)) == (ratio > 1)
+
+
+def test_clip_grad_norm_nan_spreads_like_torch():
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.tensor([1.0, float("nan"), 2.0])
+    clip_grad_norm_([p], 1.0)
+    assert p.grad.isnan().all()

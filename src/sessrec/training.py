@@ -19,7 +19,7 @@ from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
 from sessrec.evaluation import to_device
 from sessrec.model import SessionModel
-from sessrec.optim import FusedAdamW
+from sessrec.optim import FusedAdamW, clip_grad_norm_
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class NeuralLearner:
         self.scaler.scale(loss).backward()
         if self.cfg.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+            clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss.detach())
