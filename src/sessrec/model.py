@@ -38,16 +38,17 @@ class SessionModel(nn.Module):
     def input_names(self) -> list[str]:
         return self.features.input_names
 
-    def embed(self, batch: Batch) -> torch.Tensor:
-        """``[B, L, d_model]`` interaction representations; zeros at the padded positions.
+    def embed(self, batch: Batch, packing: Packing | None = None) -> torch.Tensor:
+        """``[B, L, d_model]`` interaction representations; zeros at the padded positions. With ``packing``
+        (of the batch's real items) its packed rows ``[T', d_model]`` instead.
 
         Every step up to ``d_model`` acts on each interaction alone, so it runs on the real ones
         only (sessions are mostly padding: a quarter of the time of a training step, measured).
         """
-        real = batch[self.item_key] != 0
-        packing = Packing(real)
-        packed = {name: packing.pack(batch[name]) for name in self.features.input_names}
-        return packing.unpack(self.merge(self.features(packed)))
+        own = packing or Packing(batch[self.item_key] != 0)
+        packed = {name: own.pack(batch[name]) for name in self.features.input_names}
+        x = self.merge(self.features(packed))
+        return x if packing is not None else own.unpack(x)
 
     def encode(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool, outputs: torch.Tensor | None = None,
                **kwargs) -> torch.Tensor:
@@ -60,6 +61,15 @@ class SessionModel(nn.Module):
             return self.body(x, padding_mask, causal=causal, outputs=outputs, **kwargs)
         h = self.body(x, padding_mask, causal=causal, **kwargs)
         return h.reshape(-1, h.shape[-1]).index_select(0, outputs)
+
+    def embed_encode(self, batch: Batch, causal: bool, outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """``encode(embed(batch))`` of a batch as it is; a body that takes packed rows (``takes_packed``)
+        gets the embedding's as they are, without the unpack and pack between the two."""
+        real = batch[self.item_key] != 0
+        if not getattr(self.body, "takes_packed", False):
+            return self.encode(self.embed(batch), real, causal, outputs)
+        packing = Packing(real, group=True)
+        return self.encode(self.embed(batch, packing), real, causal, outputs, packing=packing)
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.objective.loss(self, batch, generator)

@@ -130,13 +130,13 @@ class CausalLM(nn.Module):
             valid = torch.zeros_like(valid)
             has = last >= 0
             valid[has.nonzero().squeeze(1), last[has]] = True
-        h = model.encode(model.embed(batch), items != 0, causal=True, outputs=flat_positions(F.pad(valid, (0, 1))))
+        h = model.embed_encode(batch, causal=True, outputs=flat_positions(F.pad(valid, (0, 1))))
         return model.head.loss(h, labels[valid])
 
     def next_item_hidden(self, model, prefix: Batch) -> torch.Tensor:
         items = prefix[model.item_key]
         last = (items != 0).sum(1) - 1
-        return model.encode(model.embed(prefix), items != 0, causal=True, outputs=row_positions(last, items.shape[1]))
+        return model.embed_encode(prefix, causal=True, outputs=row_positions(last, items.shape[1]))
 
 
 class MaskedLM(nn.Module):

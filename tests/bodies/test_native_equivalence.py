@@ -124,6 +124,49 @@ def test_attention_groups_round_trip(monkeypatch):
     assert torch.equal(p.from_groups(p.to_groups(packed))[:p.n_real], packed[:p.n_real])
 
 
+@pytest.mark.parametrize("group", [1000, 4])
+def test_head_groups_round_trip(group, monkeypatch):
+    """Split-major groups: split s of session i's position l is the packed row's s-th slice."""
+    monkeypatch.setattr(packing, "GROUP", group)
+    x, pad = _ragged(11, 6, 3)
+    pad[5, :2] = False  # a left-padded session
+    p = Packing(pad, group=True)
+    packed = p.pack(x)
+    parts = p.to_head_groups(packed, 4)
+    assert len(parts) == len(p.groups) == (1 if group == 1000 else 3)
+    for g, part in zip(p.groups, parts):
+        n, length = g.rows.numel(), g.padding_mask.shape[1]
+        got = part.view(4, n, length, D // 4).permute(1, 2, 0, 3).reshape(n, length, D)
+        mask = g.padding_mask
+        assert torch.equal(got[mask], x[g.rows, :length][mask])
+    assert torch.equal(p.from_head_groups(parts)[:p.n_real], packed[:p.n_real])
+
+
+@pytest.mark.parametrize("select", [False, True])
+def test_gpt2_takes_packed_rows(select, monkeypatch):
+    """Packed input (``packing``): the values and gradients of the ``[B, L, d]`` input."""
+    monkeypatch.setattr(packing, "GROUP", 5)
+    torch.manual_seed(0)
+    body = GPT2(_cfg())
+    x, pad = _ragged(37, 9, 4)
+    outputs = pad.reshape(-1).nonzero().squeeze(1)[::3] if select else None
+    results = []
+    for packed in (False, True):
+        body.zero_grad()
+        xi = (x * pad[..., None]).requires_grad_()
+        if packed:
+            p = Packing(pad, group=True)
+            out = body(p.pack(xi), pad, outputs=outputs, packing=p)
+        else:
+            out = body(xi, pad, outputs=outputs)
+        (out * torch.linspace(-1, 1, D)).sum().backward()
+        results.append((out, xi.grad, [q.grad.clone() for q in body.parameters()]))
+    (ref, gx1, gp1), (got, gx2, gp2) = results
+    assert torch.allclose(ref, got, atol=1e-5)
+    assert torch.allclose(gx1[pad], gx2[pad], atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(gp1, gp2))
+
+
 @pytest.mark.parametrize("model", ["xlnet-bi", "xlnet-causal", "gpt2"])
 def test_attention_groups_give_the_same_outputs_and_gradients(model, monkeypatch):
     """Sessions attend in groups of similar length: the same values as one padded batch."""

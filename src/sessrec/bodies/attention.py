@@ -18,7 +18,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
               scale: float | None = None) -> torch.Tensor:
     """``q [..., Lq, dh]``, ``k``/``v`` ``[..., L, dh]``, additive ``mask`` broadcastable to ``[..., Lq, L]``."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    weights = torch.softmax((q @ k.transpose(-1, -2)) * scale + mask, dim=-1)
+    weights = torch.softmax(torch.add(mask, q @ k.transpose(-1, -2), alpha=scale), dim=-1)
     if dropout_p:
         weights = F.dropout(weights, dropout_p)
     return weights @ v

@@ -47,16 +47,14 @@ class Attention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, packing: Packing, masks: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
-        """``x``: packed ``[T, d]``; ``masks``: the additive mask of each of ``packing``'s attention groups;
-        ``rows``: the packed rows whose output is wanted (None: all)."""
+        """``x``: packed ``[T, d]``; ``masks``: the additive ``[n, L, L]`` mask of each of ``packing``'s attention
+        groups (``n`` sessions of ``L`` positions); ``rows``: the packed rows whose output is wanted (None: all)."""
         p = self.attn_dropout if self.training else 0.0
         outs = []
-        for qkv, mask in zip(packing.to_groups(self.c_attn(x)), masks):
-            n, L = qkv.shape[:2]
-            q, k, v = (t.transpose(1, 2) for t in qkv.view(n, L, 3, self.n_head, self.d_head).unbind(2))
-            out = attention(q, k, v, mask, p)
-            outs.append(out.transpose(1, 2).reshape(n, L, -1))
-        out = packing.from_groups(outs)
+        for qkv, mask in zip(packing.to_head_groups(self.c_attn(x), 3 * self.n_head), masks):
+            q, k, v = qkv.view(3, self.n_head, *mask.shape[:2], self.d_head).unbind(0)  # [n_head, n, L, d_head] each
+            outs.append(attention(q, k, v, mask, p).view(self.n_head, -1, self.d_head))
+        out = packing.from_head_groups(outs)
         return self.resid_dropout(self.c_proj(out if rows is None else out[rows]))
 
 
@@ -92,6 +90,7 @@ class GPT2(nn.Module):
     supports_causal = True
     supports_bidirectional = False
     selects_outputs = True
+    takes_packed = True
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
@@ -109,20 +108,25 @@ class GPT2(nn.Module):
                 nn.init.normal_(p, 0.0, std)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True,
-                outputs: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+                outputs: torch.Tensor | None = None, packing: Packing | None = None, **kwargs) -> torch.Tensor:
         """``[B, L, d]`` hidden states, or with ``outputs`` (flat positions ``b * L + l``) theirs only,
-        ``[n, d]``: the last block then projects and feeds forward those positions alone."""
+        ``[n, d]``: the last block then projects and feeds forward those positions alone. ``x`` is
+        ``[B, L, d]``, or with ``packing`` (``group=True``, of ``padding_mask``) its packed rows."""
         if not causal:
             raise SessrecError("gpt2 is a causal model: use it with task clm")
-        L = x.shape[1]
-        packing = Packing(padding_mask, group=True)
+        L = padding_mask.shape[1]
+        if packing is None:
+            packing = Packing(padding_mask, group=True)
+            h = packing.pack(x + self.wpe.weight[:L])
+        else:
+            h = x + self.wpe.weight.index_select(0, packing.index % L)
         masks = []
         causal_mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
         for group in packing.groups:
             n = group.length
-            allowed = group.padding_mask[:, None, None, :] & causal_mask[:n, :n]
+            allowed = group.padding_mask[:, None, :] & causal_mask[:n, :n]  # [sessions, n, n]
             masks.append(torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min))
-        h = self.drop(packing.pack(x + self.wpe.weight[:L]))
+        h = self.drop(h)
         rows, real = packing.rows_of(outputs) if outputs is not None else (None, None)
         for i, block in enumerate(self.h):
             h = block(h, packing, masks, rows if i == len(self.h) - 1 else None)
