@@ -4,8 +4,10 @@ A body maps ``inputs_embeds [B, L, d_model]`` and a padding mask ``[B, L]`` (Tru
 to hidden states ``[B, L, d_model]``. ``causal=True`` asks that position i sees only positions
 <= i. Each body class says what it can do with ``supports_causal`` / ``supports_bidirectional``
 (the objective checks it before training starts); with ``selects_outputs`` it also takes
-``outputs`` (flat positions) and returns only their hidden states (see ``SessionModel.encode``). Adding an architecture is one file with a
-builder registered here.
+``outputs`` (flat positions) and returns only their hidden states (see ``SessionModel.encode``);
+with ``takes_packed`` it also takes ``packing`` (a grouped :class:`.packing.Packing` of the mask)
+and then inputs as that packing's rows ``[T', d_model]`` (see ``SessionModel.embed_encode``).
+Adding an architecture is one file with a builder registered here.
 
 Names: ``xlnet``, ``gpt2``, ``bert``, ``albert``, ``electra``, ``transfoxl``, ``gru``, ``lstm``,
 and ``hf:<ModelClass>`` for any ``transformers`` model class that accepts ``inputs_embeds``
