@@ -84,11 +84,15 @@ class Packing:
         """(packed rows, ``[n', 1]`` 1/0 real or padded) of flat positions ``b * L + l``; a padded position
         gets some row, to be multiplied by its 0 (the unpacked layout has zeros there). Like ``T'``,
         ``n'`` is ``n`` rounded up to ``BUCKET`` (copies of the first row): the caller keeps ``[:n]``."""
-        flat = self.padding_mask.reshape(-1)
         n = positions.numel()
         if n and not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             positions = torch.cat([positions, positions[:1].expand(-(-n // BUCKET) * BUCKET - n)])
-        return (flat.cumsum(0) - 1).clamp(min=0)[positions], flat[positions, None]
+        return self._row_of_position[positions], self.padding_mask.reshape(-1)[positions, None]
+
+    @cached_property
+    def _row_of_position(self) -> torch.Tensor:
+        """The packed row of each flat position; a padded position gets the real row before it (or 0)."""
+        return (self.padding_mask.reshape(-1).cumsum(0) - 1).clamp(min=0)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, L, *rest]`` → ``[T', *rest]``: the real positions, then ``T' - T`` filler rows."""
@@ -119,9 +123,7 @@ class Packing:
         """:attr:`_gather` where a padded position reads a packed row instead of a zero row (attention masks
         it out anyway), and each packed row's position in the groups' layout."""
         if self.scatter is None:  # one group: the whole batch, flat positions
-            slot = torch.zeros(self.shape[0] * self.shape[1], dtype=torch.long, device=self.index.device)
-            slot[self.index[:self.n_real]] = torch.arange(self.n_real, device=slot.device)
-            return slot, [slot.numel()], self.index
+            return self._row_of_position, [self._row_of_position.numel()], self.index
         index, sizes = self._gather
         return index.clamp(max=self.index.numel() - 1), sizes, self.scatter
 
