@@ -1,4 +1,5 @@
 import csv
+import os
 import subprocess
 import sys
 
@@ -58,9 +59,11 @@ def test_bad_window_range_and_schema(tiny_data, tmp_path, capsys):
     assert "no feature is tagged 'item_id'" in capsys.readouterr().err
 
 
-def test_sample_data_command(tmp_path):
+def test_sample_data_command(tmp_path, monkeypatch):
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     out = tmp_path / "sample"
     assert main(["sample-data", str(out)]) == 0
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"  # main ran setup_process
     assert (out / "schema.pbtxt").is_file() and (out / "0006" / "test.parquet").is_file()
     assert main(["sample-data", str(out)]) == 2  # refuses to overwrite
 
@@ -82,3 +85,16 @@ def test_boolean_flags():
 def test_baseline_params_need_a_baseline(tiny_data, tmp_path, capsys):
     assert main(["run", "--data-path", str(tiny_data), "--baseline-params", "{k: 5}", "-o", str(tmp_path / "x")]) == 2
     assert "baseline_params is for the baselines" in capsys.readouterr().err
+
+
+def test_command_lines_give_pyarrow_the_c_allocator(monkeypatch):
+    """setup_process (both command lines call it first) makes pyarrow allocate through malloc, unless
+    the user chose a pool; checked in a fresh interpreter, where pyarrow reads the choice."""
+    code = ("from sessrec.cli import setup_process; setup_process(); import pyarrow as pa; "
+            "print(pa.default_memory_pool().backend_name)")
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "system"
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "jemalloc"

@@ -26,3 +26,23 @@ def test_lr_factor_hand_computed():
     assert lr_factor("linear", 7, 4, 10) == 0.5  # (10 - 7) / (10 - 4)
     assert lr_factor("cosine", 7, 4, 10, 0.5) == pytest.approx(0.5)  # half way: cos(pi / 2) = 0
     assert lr_factor("constant", 9, 4, 10) == 1.0
+
+
+def test_fit_window_hands_the_logits_buffer_back(tiny_data, tmp_path, monkeypatch):
+    """The loss keeps its logits buffer from step to step, and gives it up after the window, for
+    evaluation to use the memory."""
+    import sessrec.losses as L
+    from sessrec.data.loader import load_sessions
+    from sessrec.experiment import resolve_data
+    from sessrec.learners import build_learner
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tiny_data, tmp_path)
+    data_path, schema = resolve_data(cfg)
+    learner = build_learner(cfg, schema)
+    data = load_sessions(data_path / "0001" / "train.parquet", schema, cfg.session_seq_length_max)
+    taken = []
+    take = L._take_workspace
+    monkeypatch.setattr(L, "_take_workspace", lambda numel, device: taken.append(numel) or take(numel, device))
+    learner.fit_window(data, 1)
+    assert taken and not L._WORKSPACE

@@ -210,6 +210,13 @@ def setup_logging(verbose: bool = False) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def setup_process() -> None:
+    """Process-wide settings of the command lines, made before pyarrow allocates: its buffers come
+    from the C allocator, not its default mimalloc pool, which keeps the pages of freed tables (a
+    training run peaked 10-17 MB higher, measured). An ``ARROW_DEFAULT_MEMORY_POOL`` already set wins."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def run_guarded(prog: str, command: Callable[[], int]) -> int:
     """Run a command: a :class:`SessrecError` is printed on one line (exit 2), Ctrl-C exits 130."""
     try:
@@ -225,6 +232,7 @@ def run_guarded(prog: str, command: Callable[[], int]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_process()
     setup_logging(args.verbose)
     return run_guarded("sessrec", lambda: args.func(args))
 

@@ -48,6 +48,11 @@ def _give_workspace(buf: torch.Tensor) -> None:
         _WORKSPACE[buf.device] = buf
 
 
+def release_workspace() -> None:
+    """Drop the logits buffers kept between training steps, for evaluation to use their memory."""
+    _WORKSPACE.clear()
+
+
 def _chunk_size(n_rows: int, n_items: int) -> int:
     if n_rows * n_items <= FULL_LOGITS_LIMIT:
         return n_items

@@ -81,9 +81,11 @@ def test_rees46_xlnet_mlm_writes_the_original_outputs(paths, tmp_path, capsys):
     assert " " in records[0]["datetime"] and "T" not in records[0]["datetime"]  # str(datetime), as DLLogger
 
 
-def test_g1_gpt2_clm(paths, tmp_path, capsys):
+def test_g1_gpt2_clm(paths, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     out = tmp_path / "gpt2"
     assert transf_exp_main.main(_argv("GPT-2 (CLM)", "g1_news", paths, out)) == 0
+    assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"  # the entry point ran sessrec.cli.setup_process
     captured = capsys.readouterr()
     assert "gpt2-clm on" in captured.out and "simulated inference: recall@10" in captured.out
     assert captured.err.count("t4r_paper_repro.transf_exp_main: --fp16: no CUDA device here, training in float32") == 1
