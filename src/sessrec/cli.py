@@ -210,11 +210,13 @@ def setup_logging(verbose: bool = False) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-def setup_process() -> None:
+def setup_process(verbose: bool = False) -> None:
     """Process-wide settings of the command lines, made before pyarrow allocates: its buffers come
     from the C allocator, not its default mimalloc pool, which keeps the pages of freed tables (a
-    training run peaked 10-17 MB higher, measured). An ``ARROW_DEFAULT_MEMORY_POOL`` already set wins."""
+    training run peaked 10-17 MB higher, measured; an ``ARROW_DEFAULT_MEMORY_POOL`` already set
+    wins; a pool set from Python would not reach arrow's C++ readers); then sessrec's logging."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    setup_logging(verbose)
 
 
 def run_guarded(prog: str, command: Callable[[], int]) -> int:
@@ -232,8 +234,7 @@ def run_guarded(prog: str, command: Callable[[], int]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_process()
-    setup_logging(args.verbose)
+    setup_process(args.verbose)
     return run_guarded("sessrec", lambda: args.func(args))
 
 

@@ -17,10 +17,9 @@ from collections.abc import Callable
 
 def entry_point(prog: str, run: Callable[[list[str]], int], argv: list[str] | None) -> int:
     """Run a script's ``run(argv)`` with sessrec's logging; errors become one line on stderr (exit 2)."""
-    from sessrec.cli import run_guarded, setup_logging, setup_process
+    from sessrec.cli import run_guarded, setup_process
 
     setup_process()
-    setup_logging()
     return run_guarded(prog, lambda: run(sys.argv[1:] if argv is None else argv))
 
 
