@@ -70,8 +70,20 @@ def _yaml_mapping(text: str) -> dict:
     return value
 
 
-def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """Defaults (with ``--resume``: the interrupted run's config), then the ``--config`` YAML file, then the flags."""
+def given_keys(args: argparse.Namespace) -> set[str]:
+    """Config keys the user set: flags and the ``--config`` file's keys (not the preset's)."""
+    names = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    keys = {k for k in vars(args) if k in names}
+    if getattr(args, "config", None):
+        from sessrec.config import ALIASES
+
+        keys |= {ALIASES.get(k, k).replace("-", "_") for k in load_yaml(args.config)}
+    return keys
+
+
+def config_from_args(args: argparse.Namespace, with_preset: bool = True) -> ExperimentConfig:
+    """Defaults (with ``--resume``: the interrupted run's config), then ``--preset``, then the
+    ``--config`` YAML file, then the flags."""
     names = {f.name for f in dataclasses.fields(ExperimentConfig)}
     flags = {k: v for k, v in vars(args).items() if k in names}
     cfg = ExperimentConfig()
@@ -84,16 +96,68 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         folder = find_checkpoint(run_dir) if run_dir.is_dir() else None
         if folder is not None:
             cfg = ExperimentConfig.from_yaml(folder / "config.yaml")
+    if with_preset and getattr(args, "preset", None):
+        from sessrec.presets import load_preset
+
+        cfg.update(load_preset(args.preset), source=f"preset {args.preset}")
     if getattr(args, "config", None):
         cfg.update(load_yaml(args.config), source=args.config)
     return cfg.update(flags, source="command line")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.list_presets:
+        from sessrec.presets import describe, list_presets
+
+        for name in list_presets():
+            print(f"{name:<32} {describe(name)}")
+        return 0
+    cfg = config_from_args(args)
+    if args.seeds:
+        from sessrec.multiseed import run_seeds
+        from sessrec.outputs import default_output_dir
+
+        run_seeds(cfg, args.seeds, cfg.output_dir or default_output_dir(cfg))
+        return 0
     from sessrec.experiment import run_experiment
 
-    run_experiment(config_from_args(args))
+    run_experiment(cfg)
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from sessrec.tuning.study import TuneOptions, tune
+
+    cfg = config_from_args(args, with_preset=False)
+    label = cfg.model_type if cfg.model_type in _baselines() else f"{cfg.model_type}-{cfg.task}"
+    out = Path(cfg.output_dir or f"runs/tune-{label}")
+    opts = TuneOptions(output_dir=out, trials=args.trials, timeout=args.timeout, tune_windows=args.tune_windows,
+                       prune=args.prune, storage=args.storage, study_name=args.study_name, n_jobs=args.n_jobs,
+                       space_file=args.space, final_seeds=args.final_seeds, metric=args.metric,
+                       warm_start=args.warm_start, preset=args.preset)
+    if args.print_space:
+        from sessrec.tuning.study import plan_study
+
+        print(plan_study(cfg, given_keys(args), opts, printer=lambda *_: None).space.to_yaml(), end="")
+        return 0
+    tune(cfg, given_keys(args), opts)
+    return 0
+
+
+def _baselines() -> set[str]:
+    from sessrec.baselines import BASELINES
+
+    return set(BASELINES)
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``2h`` or ``1.5d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90, 30m or 2h (got {text!r})") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -157,8 +221,42 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="incremental training and evaluation over time windows",
                          description="Train on window t, evaluate on window t+1, for every window; print per-window metrics and averages over time.")
     run.add_argument("--config", metavar="YAML", help="YAML file of config keys (flags override it)")
+    run.add_argument("--preset", metavar="NAME", help="start from the paper's best configuration of a group, e.g. "
+                     "rees46/xlnet-mlm (--config and flags override it; --list-presets lists them)")
+    run.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                     help="run once per seed into OUTPUT_DIR/seed-N, then write OUTPUT_DIR/summary.md (mean ± std)")
     add_config_arguments(run)
     run.set_defaults(func=cmd_run)
+
+    tune = sub.add_parser("tune", help="tune an algorithm's hyper-parameters on the validation split (Optuna)",
+                          description="The paper's tuning protocol: Bayesian optimisation (Optuna TPE, seeded) of "
+                                      "NDCG@20 averaged over the validation split of the first half of the windows, "
+                                      "the paper's search space for the algorithm (or --space), then optionally the "
+                                      "best configuration on the test split of all windows with several seeds. Any "
+                                      "'sessrec run' flag fixes that key (it is then not tuned). Running the same "
+                                      "command again continues the study.")
+    tune.add_argument("--config", metavar="YAML", help="YAML file of fixed config keys (flags override it)")
+    tune.add_argument("--preset", metavar="NAME", help="start from a preset: its values are the base and the first trial")
+    tune.add_argument("--trials", type=int, default=20, help="finished trials the study should have (default: 20)")
+    tune.add_argument("--timeout", type=_duration, metavar="DURATION", help="stop starting trials after this long (90s, 30m, 2h)")
+    tune.add_argument("--tune-windows", type=int, metavar="N",
+                      help="windows used while tuning, from the first (default: half of them, as in the paper)")
+    tune.add_argument("--no-prune", dest="prune", action="store_false",
+                      help="run every trial to the end (default: a median pruner stops poor trials after a window)")
+    tune.add_argument("--storage", metavar="URL", help="Optuna database URL (default: sqlite:///OUTPUT_DIR/study.db); "
+                      "several sessrec tune processes given one URL share the study")
+    tune.add_argument("--study-name", metavar="NAME", help="default: the algorithm, e.g. xlnet-mlm")
+    tune.add_argument("--n-jobs", type=int, default=1, help="local worker processes (default: 1)")
+    tune.add_argument("--space", metavar="YAML", help="search space file (replaces the paper's space; see --print-space)")
+    tune.add_argument("--print-space", action="store_true", help="print the search space as YAML and exit")
+    tune.add_argument("--final-seeds", type=int, default=0, metavar="N",
+                      help="then run the best configuration on the test split of all windows with N seeds")
+    tune.add_argument("--metric", default="ndcg_at_20", help="objective on validation (default: ndcg_at_20)")
+    tune.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                      help="do not start with the untuned configuration and the paper's best one")
+    add_config_arguments(tune)
+    tune.set_defaults(func=cmd_tune)
 
     report = sub.add_parser("report", help="table, significance tests and plots of one or more runs",
                             description="Averages over time per run in the layout of the paper's Table 2 (runs that differ "

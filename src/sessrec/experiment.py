@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,14 @@ def training_windows(cfg: ExperimentConfig, t: int) -> list[int]:
     return list(range(first, t + 1))
 
 
-def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
+def run_experiment(cfg: ExperimentConfig, printer=print,
+                   on_window: Callable[[int, dict[str, float]], None] | None = None) -> ExperimentResult:
     """Run the protocol described by ``cfg`` and write the result files; returns the metrics.
 
     After each window a checkpoint is saved (``save_checkpoints``); with ``resume`` the run in
     ``output_dir`` continues from its newest one and ends with the results of an uninterrupted run.
+    ``on_window(evaluated window, averages over time so far)`` is called after each window (the
+    tuner reports to its pruner there; an exception it raises stops the run).
     """
     cfg = copy.deepcopy(cfg).validate()
     loggers = Loggers.from_config(cfg)
@@ -196,6 +200,8 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
             save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
                             {"evaluated_window": t + 1, **writer.state()})
         printer(_row(t + 1, metrics, info, cfg.top_ks))
+        if on_window is not None:
+            on_window(t + 1, _mean(eval_rows))
     aot = _mean(eval_rows)
     pop_aot = _mean(pop_rows)
     elapsed = writer.elapsed_seconds()

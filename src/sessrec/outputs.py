@@ -30,6 +30,17 @@ from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_text
 
 
+def default_output_dir(cfg: ExperimentConfig) -> Path:
+    """A new folder under ``runs/``: ``runs/<date-time>-<model>-<task>`` (``-2``, ``-3`` ... if taken)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}-{n}"
+    return out
+
+
 def prepare_output_dir(cfg: ExperimentConfig) -> Path:
     """Create the output folder; refuse a non-empty one unless ``overwrite_output_dir`` or ``resume``."""
     if cfg.resume:
@@ -37,15 +48,7 @@ def prepare_output_dir(cfg: ExperimentConfig) -> Path:
         if not out.is_dir():
             raise SessrecError(f"cannot resume: output folder {out} does not exist")
         return out
-    if cfg.output_dir:
-        out = Path(cfg.output_dir)
-    else:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}"
-        n = 1
-        while out.exists():
-            n += 1
-            out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}-{n}"
+    out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
     if out.exists() and not out.is_dir():
         raise SessrecError(f"output path {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite_output_dir:

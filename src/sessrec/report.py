@@ -471,10 +471,36 @@ class Report:
     files: list[Path]
 
 
+def expand_folders(folders: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(run folders, tuning folders) of the given folders: a run folder is itself; a ``sessrec run
+    --seeds`` folder gives its ``seed-N`` runs; a ``sessrec tune`` folder gives its final runs (if
+    any) and its tuning history."""
+    from sessrec.multiseed import seed_dirs
+
+    runs: list[Path] = []
+    tunes: list[Path] = []
+    for p in map(Path, folders):
+        if not p.is_dir():
+            raise SessrecError(f"run folder not found: {p}")
+        if (p / "tune.json").is_file():
+            tunes.append(p)
+            runs += seed_dirs(p / "final")
+        elif any((p / name).is_file() for name in ("results.json", "config.yaml", "eval_train_results.csv")):
+            runs.append(p)
+        elif seed_dirs(p):
+            runs += seed_dirs(p)
+        else:
+            raise SessrecError(f"{p} is not a run folder (no results.json, config.yaml or eval_train_results.csv), "
+                               "a 'sessrec run --seeds' folder (seed-N/) or a 'sessrec tune' folder (tune.json)")
+    return runs, tunes
+
+
 def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool = True) -> Report:
-    """Read the runs, write ``report.md``, ``report.csv``, ``comparisons.csv``, ``per_window.csv`` and the PNGs."""
+    """Read the runs, write ``report.md``, ``report.html``, ``report.csv``, ``comparisons.csv``,
+    ``per_window.csv`` and the PNGs."""
+    paths, tunes = expand_folders(run_dirs)
     runs, seen = [], set()
-    for p in map(Path, run_dirs):
+    for p in paths:
         if p.resolve() not in seen:  # the same folder given twice is one run
             seen.add(p.resolve())
             runs.append(load_run(p))
@@ -496,4 +522,9 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     labels = {r.path: g.label + (f" seed {r.seed}" if len(g.runs) > 1 else "") for g in groups if not g.is_pop_reference for r in g.runs}
     if plot_loss(runs, labels, out / "training_loss.png"):
         files.append(out / "training_loss.png")
+    from sessrec.report_html import render_html
+
+    html = render_html(runs, groups, comparisons, significantly_best(groups, comparisons), [f for f in files if f.suffix == ".png"], tunes)
+    atomic_write_text(out / "report.html", html)
+    files.insert(1, out / "report.html")
     return Report(groups, comparisons, markdown, files)

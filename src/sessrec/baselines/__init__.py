@@ -27,3 +27,19 @@ BASELINES: dict[str, Callable] = {
     "vstan": _lazy("stan", "build_vstan"),
     "gru4rec": _lazy("gru4rec", "build"),
 }
+
+# The typed hyper-parameters of each baseline that has some (module, dataclass).
+_PARAMS = {"vsknn": ("vsknn", "VSKNNParams"), "stan": ("stan", "STANParams"), "vstan": ("stan", "VSTANParams"),
+           "gru4rec": ("gru4rec", "GRU4RecParams")}
+
+
+def parse_baseline_params(model: str, values: dict) -> object:
+    """``values`` checked as ``model``'s parameters (one-line errors naming the parameter), without
+    building the baseline; the tuner checks a search space with it."""
+    from sessrec.baselines.params import parse_params
+    from sessrec.errors import SessrecError
+
+    if model not in _PARAMS:
+        raise SessrecError(f"baseline '{model}' takes no baseline_params")
+    module, name = _PARAMS[model]
+    return parse_params(getattr(importlib.import_module(f"sessrec.baselines.{module}"), name), values, model)

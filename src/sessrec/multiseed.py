@@ -1,0 +1,113 @@
+"""One configuration, several seeds: ``OUT/seed-100/``, ``OUT/seed-101/``, ... and a summary.
+
+The paper reports each algorithm as the mean over 5 runs of its best configuration with different
+seeds. :func:`run_seeds` runs them one after the other (a finished seed is read back, not run
+again, and an interrupted one resumes from its checkpoint), then writes ``OUT/summary.json`` and
+``OUT/summary.md``: every averaged-over-time metric as mean ± sample standard deviation over the
+seeds, next to the most-popular ranking of the same windows. ``sessrec report OUT`` makes the
+paper's table (with significance marks) from such a folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+from sessrec.io import atomic_write_text
+
+SEED_PREFIX = "seed-"
+
+
+def seed_dirs(folder: str | Path) -> list[Path]:
+    """The ``seed-N`` run folders of a multi-seed output, by seed."""
+    found = [p for p in Path(folder).glob(SEED_PREFIX + "*") if p.is_dir() and p.name[len(SEED_PREFIX):].lstrip("-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(SEED_PREFIX):]))
+
+
+def _finished(run_dir: Path) -> dict[str, Any] | None:
+    """``results.json`` of a finished run folder, else None."""
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return results if "total_seconds" in results else None
+
+
+def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, printer: Callable[[str], None] = print,
+              runner: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Run ``cfg`` once per seed into ``out_dir/seed-N`` and write the summary; returns it."""
+    if not seeds:
+        raise SessrecError("--seeds needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise SessrecError(f"--seeds lists a seed twice: {' '.join(map(str, seeds))}")
+    if runner is None:
+        from sessrec.experiment import run_experiment as runner
+    out = Path(out_dir)
+    rows: list[dict[str, Any]] = []
+    for i, seed in enumerate(seeds, 1):
+        run_dir = out / f"{SEED_PREFIX}{seed}"
+        done = _finished(run_dir) if run_dir.is_dir() else None
+        if done is not None and done["config"].get("seed") == seed and not cfg.overwrite_output_dir:
+            printer(f"seed {seed} ({i}/{len(seeds)}): finished earlier, read from {run_dir}")
+        else:
+            one = copy.deepcopy(cfg)
+            one.seed, one.output_dir = seed, str(run_dir)
+            # an interrupted seed continues from its checkpoint; a fresh folder starts
+            one.resume = run_dir.is_dir() and any(run_dir.glob("checkpoint-*"))
+            if not one.resume and run_dir.is_dir() and any(run_dir.iterdir()):
+                one.overwrite_output_dir = True  # a seed that stopped before its first checkpoint starts again
+            printer(f"seed {seed} ({i}/{len(seeds)}): {'resuming' if one.resume else 'running'} into {run_dir}")
+            runner(one, printer=printer)
+            done = _finished(run_dir)
+            if done is None:
+                raise SessrecError(f"seed {seed}: the run in {run_dir} did not finish")
+        rows.append({"seed": seed, "output_dir": str(run_dir), "aot": done["aot"], "pop_aot": done.get("pop_aot", {})})
+    summary = summarize(rows)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.md", render_summary(summary, cfg.top_ks))
+    printer(render_summary(summary, cfg.top_ks))
+    return summary
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of every AOT metric all seeds have."""
+    def stats(key: str) -> dict[str, dict[str, float]]:
+        dicts = [r[key] for r in rows if r[key]]
+        if len(dicts) != len(rows):
+            return {}
+        common = set(dicts[0]).intersection(*dicts[1:])
+        return {k: dict(zip(("mean", "std"), mean_std([d[k] for d in dicts]))) for k in sorted(common)
+                if all(isinstance(d[k], (int, float)) for d in dicts)}
+
+    return {"seeds": [r["seed"] for r in rows], "runs": rows, "aot": stats("aot"), "pop_aot": stats("pop_aot")}
+
+
+def render_summary(summary: dict[str, Any], top_ks: Sequence[int]) -> str:
+    """A Markdown table: NDCG, HR and MRR at each cut-off, mean ± std over the seeds."""
+    names = [f"ndcg_at_{k}" for k in top_ks] + [f"recall_at_{k}" for k in top_ks] + [f"mrr_at_{max(top_ks)}"]
+    heads = [n.replace("ndcg_at_", "NDCG@").replace("recall_at_", "HR@").replace("mrr_at_", "MRR@") for n in names]
+    lines = [f"AOT over {len(summary['seeds'])} seeds ({' '.join(map(str, summary['seeds']))}): mean ± std", "",
+             "| | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+    for label, key in (("model", "aot"), ("most popular", "pop_aot")):
+        stats = summary[key]
+        if stats:
+            cells = []
+            for n in names:
+                s = stats.get(f"eval_/next-item/{n}")
+                cells.append("-" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

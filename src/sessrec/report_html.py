@@ -1,0 +1,125 @@
+"""``report.html``: the report as one self-contained page (no scripts, no files beside it).
+
+The table of :mod:`sessrec.report` with its significance marks, the pairwise tests, the per-window
+and training-loss plots, and, for each ``sessrec tune`` folder given, the tuning history: study,
+objective, trials by state, time per trial, the best values and the best trials. Images are
+embedded as data URIs, so the page can be mailed or attached as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+color:#1a1a1a;background:#fff;padding:0 1rem}
+h1{font-size:1.6rem;border-bottom:3px solid #2b6cb0;padding-bottom:.3rem}h2{font-size:1.25rem;margin-top:2rem;color:#2b6cb0}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #cbd5e0;padding:.3rem .6rem}
+th{background:#edf2f7;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.best{background:#c6f6d5;font-weight:600}tr.pop td{color:#4a5568;font-style:italic}
+img{max-width:100%;border:1px solid #e2e8f0;margin:.5rem 0}.note{color:#4a5568;font-size:.85rem}
+code{background:#edf2f7;padding:0 .2rem}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _table(head: list[str], rows: list[list[tuple[str, str]]], row_classes: list[str] | None = None) -> str:
+    """``rows`` of (text, css class) cells."""
+    out = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        out.append(f"<tr{cls}>" + "".join(f'<td class="{c}">{_e(t)}</td>' if c else f"<td>{_e(t)}</td>" for t, c in row) + "</tr>")
+    return "".join(out) + "</tbody></table>"
+
+
+def render_html(runs: list, groups: list, comparisons: list, best: set, images: list[Path], tunes: list[Path]) -> str:
+    """The page, as a string."""
+    from sessrec.report import ALPHA, METRICS, PLOTTED, _cell, _num, _windows_cell, metric_name
+
+    several = len({g.dataset for g in groups}) > 1
+    parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>sessrec report</title>",
+             f"<style>{_CSS}</style></head><body><h1>sessrec report</h1>"]
+    if runs:
+        parts.append("<h2>Results (averages over time)</h2>")
+        head = ["Algorithm"] + (["Data"] if several else []) + ["Runs", "Windows"] + [metric_name(m) for m in METRICS]
+        rows = []
+        for g in groups:
+            aot = g.aot()
+            row = [(g.label, "")] + ([(g.dataset, "")] if several else []) + [(str(len(g.runs)), "num"), (_windows_cell(g), "num")]
+            for m in METRICS:
+                star = (g.dataset, g.label, m) in best
+                row.append((_cell(aot.get(m, []), star), "num best" if star else "num"))
+            rows.append(row)
+        parts.append(_table(head, rows, ["pop" if g.is_pop_reference else "" for g in groups]))
+        parts.append("<p class=\"note\">Averages over time (the unweighted mean over evaluated windows); with several "
+                     "seeds, mean ± standard deviation over the seeds. <b>*</b> (green): significantly better than every "
+                     f"other row on the same data (paired t-test over evaluated windows, Bonferroni-corrected, p &lt; {ALPHA}).</p>")
+        shown = [c for c in comparisons if c.metric in PLOTTED]
+        if shown:
+            parts.append("<h2>Pairwise tests</h2>")
+            head = (["Data"] if several else []) + ["Metric", "A", "B", "mean A − B", "t", "p", "p (Bonferroni)", "windows"]
+            rows = [([(c.dataset, "")] if several else []) + [(metric_name(c.metric), ""), (c.a, ""), (c.b, ""),
+                                                             (f"{c.mean_diff:+.4f}", "num"), (_num(c.t, ".2f"), "num"),
+                                                             (_num(c.p, ".3g"), "num"),
+                                                             (_num(c.p_bonferroni, ".3g"), "best num" if c.p_bonferroni < ALPHA else "num"),
+                                                             (str(c.n_windows), "num")] for c in shown]
+            parts.append(_table(head, rows))
+        parts.append("<h2>Per window</h2>" + "".join(_img(p) for p in images))
+        parts.append("<h2>Runs</h2><ul>" + "".join(f"<li><code>{_e(r.path)}</code>: {_e(r.status)}</li>" for r in runs) + "</ul>")
+    for folder in tunes:
+        parts.append(_tuning_section(folder))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _tuning_section(folder: Path) -> str:
+    summary = json.loads((folder / "tune.json").read_text())
+    parts = [f"<h2>Tuning: {_e(summary.get('study'))} ({_e(folder)})</h2>"]
+    counts = ", ".join(f"{n} {state}" for state, n in summary.get("trials", {}).items() if n)
+    secs = summary.get("seconds_per_trial", {})
+    facts = [("objective", summary.get("objective")), ("data", (summary.get("data") or {}).get("path")),
+             ("trials", counts), ("storage", summary.get("storage")),
+             ("seconds per trial", ", ".join(f"{k} {v:.1f}" for k, v in secs.items() if isinstance(v, (int, float)))),
+             ("most popular on the same windows", _fmt(summary.get("most_popular_value")))]
+    parts.append(_table(["", ""], [[(k, ""), (str(v), "")] for k, v in facts if v not in (None, "")]))
+    best = summary.get("best")
+    if best:
+        parts.append(f"<p>Best trial <b>#{_e(best['number'])}</b>: {_e(_fmt(best['value']))} on validation.</p>")
+        parts.append(_table(["parameter", "best value"], [[(k, ""), (_fmt(v), "num")] for k, v in best["params"].items()]))
+    for name in ("optimization_history.png", "param_importances.png"):
+        if (folder / name).is_file():
+            parts.append(_img(folder / name))
+    trials = _top_trials(folder / "trials.csv")
+    if trials:
+        parts.append("<p>Best finished trials:</p>" + _table(list(trials[0]), [[(str(v), "") for v in t.values()] for t in trials]))
+    return "".join(parts)
+
+
+def _top_trials(path: Path, n: int = 10) -> list[dict[str, str]]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("value")]
+    rows.sort(key=lambda r: -float(r["value"]))
+    return rows[:n]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.4g}"
+    return "" if v is None else str(v)

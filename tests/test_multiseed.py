@@ -1,0 +1,50 @@
+"""sessrec run --seeds: one folder per seed, a mean ± std summary, finished seeds not run again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sessrec.cli import main
+from sessrec.errors import SessrecError
+from sessrec.multiseed import mean_std, run_seeds, seed_dirs
+from tests.conftest import tiny_config
+
+
+def test_mean_std_is_the_sample_standard_deviation():
+    assert mean_std([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, 1.2909944487358056))
+    assert mean_std([0.3]) == (0.3, 0.0)
+
+
+def test_run_seeds(tiny_data, tmp_path):
+    out = tmp_path / "multi"
+    lines: list[str] = []
+    summary = run_seeds(tiny_config(tiny_data, out), [3, 1], out, printer=lines.append)
+    assert [p.name for p in seed_dirs(out)] == ["seed-1", "seed-3"]
+    ndcg = [json.loads((out / f"seed-{s}" / "results.json").read_text())["aot"]["eval_/next-item/ndcg_at_20"] for s in (3, 1)]
+    assert ndcg[0] != ndcg[1]  # the seed reaches the run
+    stats = summary["aot"]["eval_/next-item/ndcg_at_20"]
+    assert stats["mean"] == pytest.approx(sum(ndcg) / 2) and stats["std"] == pytest.approx(abs(ndcg[0] - ndcg[1]) / 2 ** 0.5)
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [3, 1]
+    table = (out / "summary.md").read_text()
+    assert "AOT over 2 seeds (3 1)" in table and f"{stats['mean']:.4f} ± {stats['std']:.4f}" in table
+    assert "| most popular |" in table
+    # run again: the finished seeds are read back, not trained again
+    lines.clear()
+    again = run_seeds(tiny_config(tiny_data, out), [3, 1], out, printer=lines.append)
+    assert again["aot"] == summary["aot"] and sum("finished earlier" in line for line in lines) == 2
+
+
+def test_a_seed_listed_twice_is_an_error(tiny_data, tmp_path):
+    with pytest.raises(SessrecError, match="lists a seed twice"):
+        run_seeds(tiny_config(tiny_data, tmp_path), [1, 1], tmp_path)
+
+
+def test_cli_seeds_then_report(tiny_data, tmp_path, capsys):
+    out = tmp_path / "multi"
+    assert main(["run", "--data-path", str(tiny_data), "-o", str(out), "--d-model", "16", "--n-layer", "1",
+                 "--max-steps", "2", "--quiet", "--seeds", "10", "11"]) == 0
+    assert "AOT over 2 seeds (10 11)" in capsys.readouterr().out
+    assert main(["report", str(out), "-o", str(tmp_path / "rep")]) == 0
+    assert "seed-10" in (tmp_path / "rep" / "report.md").read_text()

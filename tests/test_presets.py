@@ -1,0 +1,47 @@
+"""Presets: the paper's best configurations, generated from the published command lines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessrec.cli import main
+from sessrec.errors import SessrecError
+from sessrec.presets import list_presets, load_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_presets_match_the_published_command_lines():
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_presets.py"), "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_group_has_a_preset():
+    names = list_presets()
+    assert len(names) == 65
+    assert {"rees46/xlnet-mlm", "yoochoose/gru4rec-swt", "g1/xlnet-mlm-concat-sohe", "adressa/albert-mlm"} <= set(names)
+    mlm = load_preset("rees46/xlnet-mlm")
+    assert (mlm["d_model"], mlm["n_layer"], mlm["n_head"], mlm["mlm_probability"]) == (192, 3, 16, 0.3)
+    assert load_preset("rees46/vsknn")["baseline_params"]["k"] == 600
+
+
+def test_unknown_preset_names_the_closest(tmp_path):
+    with pytest.raises(SessrecError, match="did you mean rees46/xlnet-mlm"):
+        load_preset("rees46/xlnet-mlmm")
+
+
+def test_run_with_a_preset_flags_override_it(tiny_data, tmp_path, capsys):
+    assert main(["run", "--list-presets"]) == 0
+    assert "rees46/xlnet-mlm" in capsys.readouterr().out
+    out = tmp_path / "run"
+    assert main(["run", "--preset", "rees46/gpt2-clm", "--data-path", str(tiny_data), "-o", str(out), "--d-model", "16",
+                 "--max-steps", "2", "--final-time-window-index", "3", "--quiet"]) == 0
+    import yaml
+
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["model_type"] == "gpt2" and cfg["task"] == "clm" and cfg["d_model"] == 16  # the flag wins
+    assert cfg["label_smoothing"] == 0.9 and cfg["eval_on_test_set"] is True  # from the preset

@@ -1,0 +1,227 @@
+"""sessrec tune end to end on tiny data: outputs, continuation, kill -9, refusals, workers, final seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sessrec.cli import main
+from sessrec.config import ExperimentConfig
+from sessrec.data.sample import generate_sample
+
+TINY = ["--d-model", "16", "--n-layer", "1", "--max-steps", "3", "--per-device-train-batch-size", "32",
+        "--eval-steps-on-train-set", "0", "--quiet"]
+
+
+def tune(data: Path, out: Path, *extra: str) -> int:
+    return main(["tune", "--data-path", str(data), "-o", str(out), "--model", "gpt2", "--task", "clm", *TINY, *extra])
+
+
+def load(out: Path, name: str = "gpt2-clm") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_tune_writes_its_outputs_and_best_yaml_runs(tiny_data, tmp_path, capsys):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "4", "--tune-windows", "3") == 0
+    printed = capsys.readouterr().out
+    assert printed.count("trial ") >= 4 and "[untuned configuration]" in printed and "[preset rees46/gpt2-clm]" in printed
+    for name in ("best.yaml", "trials.csv", "tune.json", "optimization_history.png", "param_importances.png", "study.db"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["trials"]["complete"] + summary["trials"]["pruned"] == 4
+    assert summary["data"]["windows"] == [1, 3] and "validation" in summary["objective"]
+    study = load(out)
+    best = study.best_trial
+    assert summary["best"]["number"] == best.number and summary["best"]["value"] == pytest.approx(best.value)
+    # the trial's own results agree with the study's value
+    trial_results = json.loads((out / "trials" / f"trial-{best.number:04d}" / "results.json").read_text())
+    assert trial_results["aot"]["eval_/next-item/ndcg_at_20"] == pytest.approx(best.value)
+    assert trial_results["config"]["eval_on_test_set"] is False and trial_results["config"]["final_time_window_index"] == 3
+    # best.yaml: the user's config plus the best values, on test, all windows
+    cfg = ExperimentConfig.from_yaml(out / "best.yaml")
+    assert cfg.eval_on_test_set and cfg.final_time_window_index is None and cfg.d_model == 16
+    for key, value in best.params.items():
+        assert getattr(cfg, key) == pytest.approx(value), key
+    assert cfg.num_train_epochs == 10  # the paper's fixed setting (max_steps decides here)
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(study.trials) and rows[0].startswith("number,state,value")
+    assert main(["run", "--config", str(out / "best.yaml"), "-o", str(tmp_path / "best-run"), "--final-time-window-index", "3"]) == 0
+
+
+def test_the_same_command_continues_the_study(tiny_data, tmp_path):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "2", "--no-prune") == 0
+    first = [t.params for t in load(out).trials]
+    assert tune(tiny_data, out, "--trials", "4", "--no-prune") == 0
+    trials = load(out).trials
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert [t.params for t in trials[:2]] == first
+    # the warm starts were queued once; the continued study drew new values
+    assert sum("start" in t.user_attrs for t in trials) == 2
+    assert trials[2].params != trials[3].params
+    assert tune(tiny_data, out, "--trials", "4", "--no-prune") == 0  # already there: nothing to run
+    assert len(load(out).trials) == 4
+
+
+def test_test_files_are_never_read_while_tuning(tiny_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    for test_file in data.glob("*/test.parquet"):
+        test_file.write_bytes(b"not a parquet file")
+    assert tune(data, tmp_path / "tune", "--trials", "2", "--tune-windows", "4") == 0
+    study = load(tmp_path / "tune")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    # the final runs are on test: they do read it, and say so
+    assert tune(data, tmp_path / "tune", "--trials", "2", "--tune-windows", "4", "--final-seeds", "1") == 2
+
+
+def test_a_study_made_for_other_data_or_settings_is_refused_untouched(tiny_data, tmp_path, capsys):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "1") == 0
+    before = digest(out / "study.db")
+    other = tmp_path / "other"
+    generate_sample(other, n_days=4, sessions_per_day=250, n_items=200, seed=8)
+    capsys.readouterr()
+    assert tune(other, out, "--trials", "1") == 2
+    err = capsys.readouterr().err.strip()
+    assert "was made for another data set" in err and len(err.splitlines()) == 1
+    assert tune(tiny_data, out, "--trials", "1", "--dropout", "0.3") == 2
+    assert "fixed configuration (dropout: 0.1 -> 0.3)" in capsys.readouterr().err
+    assert main(["tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "xlnet", "--task", "mlm", *TINY,
+                 "--trials", "1", "--study-name", "gpt2-clm"]) == 2
+    assert "algorithm (gpt2-clm, not xlnet-mlm)" in capsys.readouterr().err
+    assert digest(out / "study.db") == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--storage", "sqlite:////no/such/folder/study.db"], "cannot open the study storage sqlite:////no/such/folder/study.db"),
+    (["--storage", "postgresql://me:secret@127.0.0.1:1/db"], "cannot open the study storage postgresql://me:***@127.0.0.1:1/db"),
+    (["--tune-windows", "9"], "--tune-windows must be between 2 and 4"),
+    (["--metric", "ndcg_at_50"], "50 is not among --top-ks"),
+    (["--trials", "0"], "--trials must be >= 1"),
+])
+def test_bad_tuning_options_are_one_line_errors(tiny_data, tmp_path, capsys, args, message):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "secret" not in err
+    assert not (out / "study.db").exists()
+
+
+def test_a_bad_space_file_stops_before_anything_is_written(tiny_data, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {type: log_uniform, low: 1.0e-2, high: 1.0e-4}\n")
+    assert tune(tiny_data, tmp_path / "tune", "--space", str(space)) == 2
+    assert "empty range" in capsys.readouterr().err
+    space.write_text("d_model: {type: int, low: 16, high: 32, step: 16}\n")
+    assert tune(tiny_data, tmp_path / "tune", "--space", str(space)) == 2  # --d-model is fixed by a flag
+    assert "'d_model' is both fixed" not in (err := capsys.readouterr().err) and "d_model is both fixed" in err
+    assert not (tmp_path / "tune").exists()
+
+
+def test_a_space_file_replaces_the_default_space(tiny_data, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {type: log_uniform, low: 1.0e-3, high: 1.0e-2}\n"
+                     "dropout: {type: categorical, choices: [0.0, 0.2]}\n")
+    assert tune(tiny_data, tmp_path / "tune", "--space", str(space), "--trials", "3") == 0
+    for t in load(tmp_path / "tune").trials:
+        assert set(t.params) == {"learning_rate", "dropout"}
+        assert 1e-3 <= t.params["learning_rate"] <= 1e-2 and t.params["dropout"] in (0.0, 0.2)
+    capsys.readouterr()
+    assert main(["tune", "--data-path", str(tiny_data), "--model", "xlnet", "--task", "plm", "--d-model", "64",
+                 "--print-space"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert "d_model" not in printed and printed["plm_max_span_length"] == {"type": "int", "low": 2, "high": 6, "step": 1}
+
+
+def test_pruned_trials_stop_before_their_last_window(tiny_data, tmp_path):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "10", "--tune-windows", "4", "--no-warm-start") == 0
+    study = load(out)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    for t in pruned:
+        assert t.user_attrs["pruned_after_window"] < 4
+        assert not (out / "trials" / f"trial-{t.number:04d}" / "eval_results_avg_over_time.txt").exists()
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in complete)
+    # a complete trial's reports are its running average over the windows
+    t = complete[0]
+    windows = json.loads((out / "trials" / f"trial-{t.number:04d}" / "results.json").read_text())["windows"]
+    ndcg = [w["metrics"]["eval_/next-item/ndcg_at_20"] for w in windows]
+    assert t.intermediate_values[2] == pytest.approx(sum(ndcg[:2]) / 2)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 130)])
+def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_data, tmp_path, sig, code):
+    out = tmp_path / "tune"
+    cmd = [sys.executable, "-m", "sessrec.cli", "tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "gpt2",
+           "--task", "clm", *TINY, "--no-prune", "--trials", "4", "--tune-windows", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = None
+    deadline = time.time() + 120
+    while time.time() < deadline and killed is None:
+        time.sleep(0.2)
+        if not (out / "study.db").exists():
+            continue
+        try:
+            trials = load(out).trials
+        except Exception:  # the study is being created
+            continue
+        running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+        if any(t.state == TrialState.COMPLETE for t in trials) and running:
+            os.kill(proc.pid, sig)
+            killed = running[0]
+    assert proc.wait(timeout=60) == code
+    assert killed is not None, "the tuning process never had a running trial after a complete one"
+    assert tune(tiny_data, out, "--no-prune", "--trials", "4", "--tune-windows", "4") == 0
+    trials = load(out).trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    lost = trials[killed.number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["interrupted"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == TrialState.COMPLETE
+
+
+def test_workers_share_one_study(tiny_data, tmp_path):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "4", "--n-jobs", "2", "--no-prune") == 0
+    trials = load(out).trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 4
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # no duplicate draws
+
+
+def test_final_seeds_run_the_best_configuration_on_test(tiny_data, tmp_path):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "2", "--final-seeds", "2", "--seed", "5") == 0
+    summary = json.loads((out / "final" / "summary.json").read_text())
+    assert summary["seeds"] == [5, 6]
+    for seed in (5, 6):
+        results = json.loads((out / "final" / f"seed-{seed}" / "results.json").read_text())
+        assert results["config"]["eval_on_test_set"] is True and results["config"]["seed"] == seed
+        assert results["config"]["final_time_window_index"] == 4
+    ndcg = [json.loads((out / "final" / f"seed-{s}" / "results.json").read_text())["aot"]["eval_/next-item/ndcg_at_20"]
+            for s in (5, 6)]
+    assert summary["aot"]["eval_/next-item/ndcg_at_20"]["mean"] == pytest.approx(sum(ndcg) / 2)
+    # the report reads the tune folder: final runs and the tuning history
+    assert main(["report", str(out), "-o", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Tuning: gpt2-clm" in page and "GPT-2 (CLM)" in page and page.count("data:image/png;base64,") >= 3
