@@ -32,8 +32,8 @@ from sessrec.evaluation import evaluate, prefixed
 from sessrec.learners import Learner, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
+from sessrec.runtime import seed_everything
 from sessrec.schema import Schema, infer_schema, load_schema
-from sessrec.training import seed_everything
 
 log = logging.getLogger(__name__)
 
