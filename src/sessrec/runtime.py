@@ -1,4 +1,5 @@
-"""Process-level helpers every layer may use: the device, seeding, moving batches, one-time warnings.
+"""Process-level helpers every layer may use: the device, seeding, moving batches, one-time
+warnings, and private PyTorch operations with their public fallback.
 
 The lowest module of the package after :mod:`sessrec.errors`: training, evaluation and the
 baselines all need these, so they live below all of them (no module here imports a model).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,3 +48,24 @@ def resolve_device(name: str) -> torch.device:
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """Every tensor of a batch on ``device`` (asynchronous copies where the source is pinned)."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+_unusable: set[str] = set()
+
+
+def private_op(name: str, resolve: Callable[[], Callable], public: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``resolve()(*args, **kwargs)``, a private PyTorch operation (faster than the public ones, but
+    free to change or vanish in any release); where it is missing or raises (other than running out
+    of memory), ``public(*args, **kwargs)`` instead, for the rest of the process, with one warning.
+    ``public`` must compute the same result with public operations."""
+    if name not in _unusable:
+        try:
+            return resolve()(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except (AttributeError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+            _unusable.add(name)
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+            warn_once(f"{name} is not usable with torch {torch.__version__} ({reason}); "
+                      "using public PyTorch operations instead (same results, slower)")
+    return public(*args, **kwargs)
