@@ -193,6 +193,7 @@ BAD_INPUT = {
     "missing data path or window folder": [(lambda d: shutil.rmtree(d), [], ["data path not found"]),
                                            (lambda d: shutil.rmtree(d / "0004"), [], ["0004"])],
     "empty file": [(lambda d: pq.write_table(pq.read_table(d / LAST).slice(0, 0), d / LAST), [], [LAST, "(window 4)", "no sessions"])],
+    "not readable parquet": [(lambda d: (d / LAST).write_bytes(b"PAR1 not parquet"), [], [LAST, "(window 4)", "cannot read"])],
     "without an `item_id` feature": [(lambda d: (d / "schema.pbtxt").write_text((d / "schema.pbtxt").read_text().replace(
         'tag: "item_id"', 'tag: "list"')), [], ["item_id"])],
     "schema column missing": [(lambda d: pq.write_table(pq.read_table(d / LAST).drop_columns([CAT]), d / LAST), [],
