@@ -1,3 +1,4 @@
+import argparse
 import csv
 import os
 import subprocess
@@ -5,7 +6,7 @@ import sys
 
 import pytest
 
-from sessrec.cli import main
+from sessrec.cli import Parser, build_parser, main
 
 
 def test_run_writes_the_original_output_files(tiny_data, tmp_path, capsys):
@@ -98,3 +99,41 @@ def test_command_lines_give_pyarrow_the_c_allocator(monkeypatch):
     monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "jemalloc"
+
+
+def _all_parsers(parser):
+    """The parser and every sub-command parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_no_parser_accepts_abbreviated_flags():
+    parsers = list(_all_parsers(build_parser()))
+    names = {p.prog for p in parsers}
+    assert {"sessrec run", "sessrec report", "sessrec recommend", "sessrec export", "sessrec sample-data",
+            "sessrec prepare", "sessrec prepare rees46", "sessrec prepare events"} <= names
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+    # a sub-command added later inherits it
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sub.add_parser("later").allow_abbrev is False
+    with pytest.raises(ValueError, match="abbreviated"):
+        Parser(allow_abbrev=True)
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["run", "--d-mod", "8"], "--d-mod"),
+    (["run", "--learning-r", "0.1"], "--learning-r"),
+    (["report", "r", "--no-p"], "--no-p"),
+    (["recommend", "--model-dir", "m", "--ite", "1"], "--ite"),
+    (["export", "--model-dir", "m", "--format", "onnx", "--out", "x"], "--out"),
+    (["prepare", "events", "--input", "x.csv", "--item-col", "i", "--time-col", "t", "--output", "o", "--time-z", "UTC"],
+     "--time-z"),
+])
+def test_abbreviated_flags_are_errors(argv, flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert f"unrecognized arguments: {flag}" in capsys.readouterr().err

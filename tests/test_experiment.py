@@ -62,3 +62,72 @@ def test_training_windows_modes(tiny_data, tmp_path):
     assert training_windows(cfg, 5) == [1, 2, 3, 4, 5]
     cfg.training_time_window_size = 2
     assert training_windows(cfg, 5) == [4, 5]
+
+
+# Bad data in the LAST window: found before the output folder is made and before any training.
+def _corrupt(table, kind):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = "sess_pid_seq"
+    if kind == "item id out of range":  # row 5's items: one id past the catalog
+        items = table.column(col).to_pylist()
+        items[5] = items[5][:-1] + [200]
+        return table.set_column(table.schema.get_field_index(col), col, pa.array(items, pa.list_(pa.int64()))), 5, col
+    if kind == "NaN":
+        col = "sess_price_log_norm_seq"
+        prices = table.column(col).to_pylist()
+        prices[7][0] = float("nan")
+        return table.set_column(table.schema.get_field_index(col), col, pa.array(prices, pa.list_(pa.float32()))), 7, col
+    if kind == "missing column":
+        col = "sess_csid_seq"
+        return table.drop_columns([col]), None, col
+    if kind == "wrong type":  # categorical ids written as floats
+        col = "sess_ccid_seq"
+        floats = pc.cast(table.column(col), pa.list_(pa.float64()))
+        return table.set_column(table.schema.get_field_index(col), col, floats), None, col
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["item id out of range", "NaN", "missing column", "wrong type"])
+def test_bad_data_in_the_last_window_stops_before_anything_is_written(tiny_data, tmp_path, kind, capsys):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from sessrec.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    bad_file = data / "0004" / "valid.parquet"
+    table, row, column = _corrupt(pq.read_table(bad_file), kind)
+    pq.write_table(table, bad_file)
+    args = ["run", "--data-path", str(data), "--final-time-window-index", "4", "--d-model", "16", "--n-layer", "1",
+            "--n-head", "2", "--max-steps", "2", "--quiet", "--use-side-information-features"]
+    out = tmp_path / "out"
+    assert main([*args, "-o", str(out)]) == 2
+    assert not out.exists()
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert len(err) == 1 and err[0].startswith("sessrec: error: "), err
+    assert str(bad_file) in err[0] and "(window 4)" in err[0]
+    assert f"'{column}'" in err[0] or f"column(s) {column} of the schema are missing" in err[0]
+    if row is not None:
+        assert f"row {row}:" in err[0]
+    # an existing output folder is left as it was, even with --overwrite-output-dir
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert main([*args, "-o", str(out), "--overwrite-output-dir"]) == 2
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "precious"
+
+
+def test_data_files_are_those_the_run_reads(tiny_data, tmp_path):
+    from sessrec.experiment import data_files
+
+    def names(**kw):
+        cfg = tiny_config(tiny_data, tmp_path, **kw)
+        return [(w, f"{p.parent.name}/{p.name}") for w, p in data_files(cfg, tiny_data, cfg.start_time_window_index, 4)]
+
+    assert names() == [(1, "0001/train.parquet"), (2, "0002/train.parquet"), (3, "0003/train.parquet"),
+                       (2, "0002/valid.parquet"), (3, "0003/valid.parquet"), (4, "0004/valid.parquet")]
+    assert names(eval_on_test_set=True, start_time_window_index=2)[-1] == (4, "0004/test.parquet")
+    assert [w for w, _ in names(start_time_window_index=3, no_incremental_training=True, training_time_window_size=0)] == [1, 2, 3, 4]

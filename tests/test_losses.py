@@ -97,3 +97,27 @@ def test_fused_cross_entropy_when_the_target_probability_underflows():
         gx, gw = torch.autograd.grad(got, (x, w))
         rx, rw = torch.autograd.grad(ref, (x, w))
         assert torch.allclose(gx, rx, atol=1e-6) and torch.allclose(gw, rw, atol=1e-6)
+
+
+def test_public_softmax_fallback_gives_the_same_loss_and_gradients(monkeypatch):
+    """Where the private ``aten._softmax.out`` is missing or fails, public operations give the same results."""
+    from sessrec import runtime
+    from sessrec.losses import softmax_
+
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(6, 50, generator=g) * 5
+    x = torch.randn(9, 4, generator=g, requires_grad=True)
+    w = torch.randn(40, 4, generator=g, requires_grad=True)
+    t = torch.randint(0, 40, (9,), generator=g)
+
+    def loss_and_grads():
+        loss = full_cross_entropy(x, w, None, t, 0.2, 0.8)
+        return (loss, *torch.autograd.grad(loss, (x, w)))
+
+    private = softmax_(z.clone()), loss_and_grads()
+    monkeypatch.setattr(runtime, "_unusable", {"torch.ops.aten._softmax.out"})  # as after a failure
+    public = softmax_(z.clone()), loss_and_grads()
+    assert torch.allclose(public[0], torch.softmax(z, 1), rtol=1e-6, atol=1e-7)
+    assert torch.allclose(public[0], private[0], rtol=1e-6, atol=1e-7)
+    for a, b in zip(public[1], private[1]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -118,3 +118,56 @@ def test_clip_grad_norm_nan_spreads_like_torch():
     p.grad = torch.tensor([1.0, float("nan"), 2.0])
     clip_grad_norm_([p], 1.0)
     assert p.grad.isnan().all()
+
+
+@pytest.mark.parametrize("how", ["missing", "raises"])
+def test_public_fallback_gives_the_same_updates(monkeypatch, how):
+    """Where a private kernel is missing or fails, public per-tensor operations make the same update."""
+    from sessrec import runtime
+
+    fused_model, fused_groups = _model_and_groups()
+    fused = FusedAdamW(fused_groups, lr=0.01, betas=(0.8, 0.99), eps=1e-7)
+    _train(fused_model, fused, 6)
+    ref_model, ref_groups = _model_and_groups()
+    _train(ref_model, torch.optim.AdamW(ref_groups, lr=0.01, betas=(0.8, 0.99), eps=1e-7, foreach=False), 6)
+
+    monkeypatch.setattr(runtime, "_unusable", set())
+    for name in ("_fused_adamw_", "_foreach_add_"):
+        if how == "missing":
+            monkeypatch.delattr(torch, name)
+        else:
+            monkeypatch.setattr(torch, name, lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no kernel")))
+    public_model, public_groups = _model_and_groups()
+    public = FusedAdamW(public_groups, lr=0.01, betas=(0.8, 0.99), eps=1e-7)
+    _train(public_model, public, 6)
+    assert runtime._unusable == {"torch._fused_adamw_", "torch._foreach_add_"}
+    initial = _model_and_groups()[0].parameters()
+    for a, b, c, a0 in zip(public_model.parameters(), fused_model.parameters(), ref_model.parameters(), initial):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7) and torch.allclose(a, c, rtol=1e-6, atol=1e-7)
+        assert not torch.allclose(a, a0)  # it did train
+    mine, theirs = public.state_dict()["state"], fused.state_dict()["state"]
+    for i in mine:
+        assert torch.equal(mine[i]["step"], theirs[i]["step"])
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert torch.allclose(mine[i][k], theirs[i][k], rtol=1e-5, atol=1e-8), (i, k)  # float32 rounding
+
+
+def test_clip_grad_norm_public_fallback(monkeypatch):
+    from sessrec import runtime
+
+    def grads():
+        model, _ = _model_and_groups()
+        torch.nn.functional.mse_loss(model(torch.randn(8, 5, generator=torch.Generator().manual_seed(2))),
+                                     torch.ones(8, 3)).backward()
+        return list(model.parameters())
+
+    expected = grads()
+    expected_total = torch.nn.utils.clip_grad_norm_(expected, 0.1)
+    monkeypatch.setattr(runtime, "_unusable", set())
+    monkeypatch.delattr(torch, "_foreach_norm")
+    monkeypatch.delattr(torch, "_foreach_mul_")
+    got = grads()
+    total = clip_grad_norm_(got, 0.1)
+    assert runtime._unusable == {"torch._foreach_norm", "torch._foreach_mul_"}
+    assert torch.allclose(total, expected_total, rtol=1e-6)
+    assert all(torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-9) for a, b in zip(got, expected))

@@ -29,6 +29,18 @@ from sessrec.errors import SessrecError
 FLAG_ALIASES = {"model_type": ["--model"], "features_schema_path": ["--schema"], "output_dir": ["-o"]}
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser that refuses abbreviated flags: ``--d-mod`` is an error, not ``--d-model``
+    (an abbreviation silently changes meaning the day a longer flag is added), as in the paper's
+    front end. ``add_subparsers`` makes sub-command parsers of the parent's class, so every
+    sub-command, including those added later, refuses them too."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.pop("allow_abbrev", False):
+            raise ValueError("sessrec's command lines never accept abbreviated flags")
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per config field, ``--d-model`` (and ``--d_model``); unset flags stay unset."""
     hints = typing.get_type_hints(ExperimentConfig)
@@ -214,7 +226,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sessrec", description="Session-based recommendation with Transformers, evaluated incrementally over time.")
+    parser = Parser(prog="sessrec", description="Session-based recommendation with Transformers, evaluated incrementally over time.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

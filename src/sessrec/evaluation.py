@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, split_last_item
-from sessrec.learners import Learner
 from sessrec.metrics import MetricAccumulator
 
 
-def evaluate(learner: Learner, data: SessionTensors, batch_size: int, top_ks: Sequence[int],
+class Scorer(Protocol):
+    """What evaluation needs of a model or baseline: the scoring half of :class:`sessrec.learners.Learner`."""
+
+    scores_are_logits: bool  # True: scores are logits (an evaluation loss is reported)
+
+    def score(self, prefix: Batch) -> torch.Tensor:
+        """``[B, n_items - 1]`` scores (column j = item j + 1) of the item following each prefix."""
+        ...
+
+
+def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Sequence[int],
              max_batches: int | None = None, each_n_batches: int = 1, last_item_only: bool = True) -> dict[str, float]:
     """Predict the last item (or, with ``last_item_only=False``, every item after the first) of
     every session of >= 2 items from the items before it.
@@ -87,6 +97,3 @@ def prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
             out[f"{prefix}_/next-item/{k}"] = v
     return out
 
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +27,15 @@ from sessrec.checkpoint import (
     set_rng_state,
 )
 from sessrec.config import ExperimentConfig
-from sessrec.data.loader import SessionTensors, load_sessions
+from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import resolve_window_range, window_file
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.learners import Learner, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
-from sessrec.schema import Schema, infer_schema, load_schema
-from sessrec.training import seed_everything
+from sessrec.runtime import seed_everything
+from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,26 @@ def training_windows(cfg: ExperimentConfig, t: int) -> list[int]:
     return list(range(first, t + 1))
 
 
+def data_files(cfg: ExperimentConfig, data_path: Path, start: int, final: int) -> list[tuple[int, Path]]:
+    """Every (window, file) a run reads: the training split of each window it trains on, and the
+    evaluated split (valid, or test with ``eval_on_test_set``) of each window it evaluates."""
+    pad = cfg.time_window_folder_pad_digits
+    split = "test" if cfg.eval_on_test_set else "valid"
+    train = sorted({w for t in range(start, final) for w in training_windows(cfg, t)})
+    return ([(w, window_file(data_path, w, "train", pad)) for w in train]
+            + [(t, window_file(data_path, t, split, pad)) for t in range(start + 1, final + 1)])
+
+
+def check_data(files: list[tuple[int, Path]], schema: Schema, features: list[FeatureSpec]) -> None:
+    """The loader's checks on every file, one column at a time, before the run writes or trains
+    anything: bad data in the last window fails at once, not after the training of the others."""
+    began = time.perf_counter()
+    for window, path in files:
+        check_sessions(path, schema, features, window=window)
+    log.info("data checked: %d files of windows %d..%d in %.2f s", len(files), min(w for w, _ in files),
+             max(w for w, _ in files), time.perf_counter() - began)
+
+
 def run_experiment(cfg: ExperimentConfig, printer=print,
                    on_window: Callable[[int, dict[str, float]], None] | None = None) -> ExperimentResult:
     """Run the protocol described by ``cfg`` and write the result files; returns the metrics.
@@ -108,11 +129,12 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     cfg.final_time_window_index = final
     split = "test" if cfg.eval_on_test_set else "valid"
     pad = cfg.time_window_folder_pad_digits
-    first_train = min(training_windows(cfg, start))
-    for t in range(first_train, final):
-        window_file(data_path, t, "train", pad)
-    for t in range(start + 1, final + 1):
-        window_file(data_path, t, split, pad)
+    seed_everything(cfg.seed)
+    learner = build_learner(cfg, schema)
+    pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
+    names = set(learner.input_names) | (set(pop.input_names) if pop else set())
+    specs = [f for f in schema.features if f.name in names]
+    check_data(data_files(cfg, data_path, start, final), schema, specs)  # before anything is written
 
     out_dir = prepare_output_dir(cfg)
     resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
@@ -121,17 +143,15 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
                           resuming=resume_from is not None)
     loggers.start(cfg, out_dir)
 
-    def new_learner() -> Learner:
-        made = build_learner(cfg, schema)
+    def with_history(made: Learner) -> Learner:
         if hasattr(made, "history"):
             made.history = writer.history_sink(also=loggers.log_history)
         return made
 
-    seed_everything(cfg.seed)
-    learner = new_learner()
-    pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
-    names = set(learner.input_names) | (set(pop.input_names) if pop else set())
-    specs = [f for f in schema.features if f.name in names]
+    def new_learner() -> Learner:
+        return with_history(build_learner(cfg, schema))
+
+    learner = with_history(learner)
 
     def load(t: int, which: str) -> SessionTensors:
         return load_sessions(window_file(data_path, t, which, pad), schema, cfg.session_seq_length_max, specs, window=t)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import torch
-
 from sessrec.config import ExperimentConfig
-from sessrec.data.loader import Batch, SessionTensors
+from sessrec.data.loader import SessionTensors
 from sessrec.errors import SessrecError
+from sessrec.evaluation import Scorer
 from sessrec.schema import Schema
 
 
-class Learner(Protocol):
+class Learner(Scorer, Protocol):
     """Trained window by window; scores the item following each session prefix.
 
     Optional parts, looked up with ``hasattr`` by the experiment loop:
@@ -33,14 +32,9 @@ class Learner(Protocol):
     """
 
     input_names: list[str]  # features it reads
-    scores_are_logits: bool  # True: scores are logits (an evaluation loss is reported)
 
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
         """Train on one window's sessions; returns statistics such as loss and sessions/s."""
-        ...
-
-    def score(self, prefix: Batch) -> torch.Tensor:
-        """``[B, n_items - 1]`` scores (column j = item j + 1) of the item following each prefix."""
         ...
 
 

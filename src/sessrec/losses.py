@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from sessrec.runtime import private_op
+
 FULL_LOGITS_LIMIT = 2**25  # elements (128 MB of float32); above it the logits are computed in chunks
 CHUNK_ELEMENTS = 2**24
 
@@ -51,6 +53,18 @@ def _give_workspace(buf: torch.Tensor) -> None:
 def release_workspace() -> None:
     """Drop the logits buffers kept between training steps, for evaluation to use their memory."""
     _WORKSPACE.clear()
+
+
+def softmax_(z: torch.Tensor) -> torch.Tensor:
+    """Row softmax of a 2-d tensor, written over it. One fused kernel, ``aten._softmax.out`` (private);
+    where it is missing or fails, the same in public in-place operations (three passes)."""
+    return private_op("torch.ops.aten._softmax.out", lambda: torch.ops.aten._softmax.out, _softmax_public,
+                      z, 1, False, out=z)
+
+
+def _softmax_public(z: torch.Tensor, dim: int, half_to_float: bool, out: torch.Tensor) -> torch.Tensor:
+    z.sub_(z.amax(dim, keepdim=True)).exp_()
+    return z.div_(z.sum(dim, keepdim=True))
 
 
 def _chunk_size(n_rows: int, n_items: int) -> int:
@@ -85,7 +99,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         if chunk == c:
             ctx.workspace = _take_workspace(n * c, x.device)
             probs = _logits(xs, weight, bs, out=ctx.workspace[:n * c].view(n, c))
-            torch.ops.aten._softmax.out(probs, 1, False, out=probs)  # in place: the logits are not needed any more
+            softmax_(probs)  # in place: the logits are not needed any more
             p_target = probs.gather(1, targets[:, None]).squeeze(1)
             lse = target_logit - p_target.log()
             tiny = p_target < 1e-30  # log of a (nearly) underflowed float: recompute those rows

@@ -5,14 +5,21 @@ updates are bit for bit the same (tested), but it is not a ``torch.optim.Optimiz
 ``Optimizer`` method imports ``torch._dynamo`` on first use, which costs +72 MB resident memory
 and 1.6 s of start-up on CPU (measured) in a job that never compiles anything. Its
 :meth:`state_dict` has ``torch.optim``'s layout, so checkpoints load in either.
+
+The private kernels used here (``torch._fused_adamw_``, ``torch._foreach_*``) are not part of
+PyTorch's public API: where one is missing or fails, the same update is made with public
+per-tensor operations (``torch.optim.AdamW``'s single-tensor formulas; tested equal).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+
+from sessrec.runtime import private_op
 
 
 class FusedAdamW:
@@ -53,12 +60,12 @@ class FusedAdamW:
                                      "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
             states = [self.state[p] for p in params]
             steps = [s["step"] for s in states]
-            torch._foreach_add_(steps, 1)
+            private_op("torch._foreach_add_", lambda: torch._foreach_add_, _add_each, steps, 1)
             beta1, beta2 = g["betas"]
-            torch._fused_adamw_(
-                params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                [], steps, lr=g["lr"], beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"],
-                amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
+            private_op("torch._fused_adamw_", lambda: torch._fused_adamw_, _adamw_public,
+                       params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                       [], steps, lr=g["lr"], beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"],
+                       amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
 
     def state_dict(self) -> dict[str, Any]:
         """``torch.optim``'s layout: state keyed by the parameter's index over all groups."""
@@ -94,8 +101,39 @@ def clip_grad_norm_(params: Iterable[torch.Tensor], max_norm: float) -> torch.Te
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    norms = private_op("torch._foreach_norm", lambda: torch._foreach_norm, _norm_each, grads, 2.0)
+    total = torch.linalg.vector_norm(torch.stack(norms), 2.0)
     coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
     if coef.device.type != "cpu" or not coef.item() >= 1.0:  # NaN scales too, as in torch; no host sync on a GPU
-        torch._foreach_mul_(grads, coef)
+        private_op("torch._foreach_mul_", lambda: torch._foreach_mul_, _mul_each, grads, coef)
     return total
+
+
+# The public equivalents of the private kernels above.
+
+def _add_each(tensors: list[torch.Tensor], value: float) -> None:
+    for t in tensors:
+        t.add_(value)
+
+
+def _mul_each(tensors: list[torch.Tensor], factor: torch.Tensor) -> None:
+    for t in tensors:
+        t.mul_(factor)
+
+
+def _norm_each(tensors: list[torch.Tensor], ord: float) -> list[torch.Tensor]:
+    return [torch.linalg.vector_norm(t, ord) for t in tensors]
+
+
+def _adamw_public(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+                  exp_avg_sqs: list[torch.Tensor], max_exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], *,
+                  lr: float, beta1: float, beta2: float, weight_decay: float, eps: float, **_: Any) -> None:
+    """``torch._fused_adamw_``'s update (no amsgrad, no gradient scale) as ``torch.optim.AdamW``
+    makes it per tensor; ``steps`` already counts this step."""
+    for p, grad, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        t = float(step)
+        p.mul_(1 - lr * weight_decay)
+        m.lerp_(grad, 1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+        p.addcdiv_(m, denom, value=-lr / (1 - beta1**t))

@@ -35,6 +35,7 @@ import numpy as np
 
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text
+from sessrec.report_html import Table, render_html
 
 # (metric, k) columns of the table; HR@k is the original's recall@k (one relevant item per session).
 METRICS: list[tuple[str, int]] = [("ndcg", 10), ("ndcg", 20), ("recall", 10), ("recall", 20), ("mrr", 20)]
@@ -350,32 +351,53 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
     return rows
 
 
+TABLE_NOTE = ("Values are averages over time (AOT: the unweighted mean over evaluated windows); with several seeds, "
+              "mean ± standard deviation over the seeds. `*`: significantly better than every other row on the same "
+              f"data (paired t-test over evaluated windows, Bonferroni-corrected, p < {ALPHA}).")
+
+
+def results_table(groups: list[Group], comparisons: list[Comparison]) -> Table:
+    """The paper's Table 2 layout: one row per algorithm, AOT per metric, ``*`` where significantly best."""
+    best = significantly_best(groups, comparisons)
+    several = len({g.dataset for g in groups}) > 1
+    head = ["Algorithm"] + (["Data"] if several else []) + ["Runs", "Windows"] + [metric_name(m) for m in METRICS]
+    first_metric = len(head) - len(METRICS)
+    table = Table(head, [], numeric=set(range(first_metric - 2, len(head))))
+    for i, g in enumerate(groups):
+        aot = g.aot()
+        cells = [g.label] + ([g.dataset] if several else []) + [str(len(g.runs)), _windows_cell(g)]
+        for j, m in enumerate(METRICS):
+            star = (g.dataset, g.label, m) in best
+            cells.append(_cell(aot.get(m, []), star))
+            if star:
+                table.marked.add((i, first_metric + j))
+        table.rows.append(cells)
+        if g.is_pop_reference:
+            table.muted_rows.add(i)
+    return table
+
+
+def comparisons_table(groups: list[Group], comparisons: list[Comparison]) -> Table:
+    """The pairwise tests of the plotted metrics; Bonferroni-significant p-values marked."""
+    several = len({g.dataset for g in groups}) > 1
+    head = ["Data"] * several + ["Metric", "A", "B", "mean A − B", "t", "p", "p (Bonferroni)", "windows"]
+    table = Table(head, [], numeric=set(range(3 + several, len(head))))
+    for i, c in enumerate(c for c in comparisons if c.metric in PLOTTED):
+        table.rows.append([c.dataset] * several + [metric_name(c.metric), c.a, c.b, f"{c.mean_diff:+.4f}", _num(c.t, ".2f"),
+                                                  _num(c.p, ".3g"), _num(c.p_bonferroni, ".3g"), str(c.n_windows)])
+        if c.p_bonferroni < ALPHA:
+            table.marked.add((i, len(head) - 2))
+    return table
+
+
 def render_markdown(groups: list[Group], comparisons: list[Comparison]) -> str:
     """The table (with ``*`` marks) and the pairwise tests, as Markdown."""
-    best = significantly_best(groups, comparisons)
-    several_datasets = len({g.dataset for g in groups}) > 1
-    head = ["Algorithm"] + (["Data"] if several_datasets else []) + ["Runs", "Windows"] + [metric_name(m) for m in METRICS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---"] * several_datasets + ["---:"] * (len(head) - 1 - several_datasets)) + "|"]
-    for g in groups:
-        aot = g.aot()
-        cells = [g.label] + ([g.dataset] if several_datasets else []) + [str(len(g.runs)), _windows_cell(g)]
-        cells += [_cell(aot.get(m, []), (g.dataset, g.label, m) in best) for m in METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Values are averages over time (AOT: the unweighted mean over evaluated windows); with several "
-              "seeds, mean ± standard deviation over the seeds. `*`: significantly better than every other row "
-              f"on the same data (paired t-test over evaluated windows, Bonferroni-corrected, p < {ALPHA})."]
-    shown = [c for c in comparisons if c.metric in PLOTTED]
-    if shown:
+    lines = results_table(groups, comparisons).markdown() + ["", TABLE_NOTE]
+    tests = comparisons_table(groups, comparisons)
+    if tests.rows:
         lines += ["", f"Paired t-tests over evaluated windows ({', '.join(metric_name(m) for m in PLOTTED)}; "
-                  "all metrics in comparisons.csv):", "",
-                  "| " + " | ".join(["Data"] * several_datasets + ["Metric", "A", "B", "mean A − B", "t", "p",
-                                                                     "p (Bonferroni)", "windows"]) + " |",
-                  "|" + "|".join(["---"] * (3 + several_datasets) + ["---:"] * 5) + "|"]
-        for c in shown:
-            cells = [c.dataset] * several_datasets + [metric_name(c.metric), c.a, c.b, f"{c.mean_diff:+.4f}",
-                                                      _num(c.t, ".2f"), _num(c.p, ".3g"), _num(c.p_bonferroni, ".3g"), str(c.n_windows)]
-            lines.append("| " + " | ".join(cells) + " |")
-        if any(c.n_windows < 2 for c in shown):
+                  "all metrics in comparisons.csv):", "", *tests.markdown()]
+        if any(c.n_windows < 2 for c in comparisons if c.metric in PLOTTED):
             lines += ["", "A t-test needs at least 2 shared windows: n/a where there is only one."]
     return "\n".join(lines) + "\n"
 
@@ -522,9 +544,8 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     labels = {r.path: g.label + (f" seed {r.seed}" if len(g.runs) > 1 else "") for g in groups if not g.is_pop_reference for r in g.runs}
     if plot_loss(runs, labels, out / "training_loss.png"):
         files.append(out / "training_loss.png")
-    from sessrec.report_html import render_html
-
-    html = render_html(runs, groups, comparisons, significantly_best(groups, comparisons), [f for f in files if f.suffix == ".png"], tunes)
+    html = render_html(results_table(groups, comparisons) if runs else None, comparisons_table(groups, comparisons),
+                       TABLE_NOTE, [(str(r.path), r.status) for r in runs], [f for f in files if f.suffix == ".png"], tunes)
     atomic_write_text(out / "report.html", html)
     files.insert(1, out / "report.html")
     return Report(groups, comparisons, markdown, files)

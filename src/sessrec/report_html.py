@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,49 +37,48 @@ def _img(path: Path) -> str:
     return f'<img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def _table(head: list[str], rows: list[list[tuple[str, str]]], row_classes: list[str] | None = None) -> str:
-    """``rows`` of (text, css class) cells."""
-    out = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
-    for i, row in enumerate(rows):
-        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        out.append(f"<tr{cls}>" + "".join(f'<td class="{c}">{_e(t)}</td>' if c else f"<td>{_e(t)}</td>" for t, c in row) + "</tr>")
+@dataclass
+class Table:
+    """Cells of a table as text, shared by the Markdown and the HTML renderings. ``marked`` holds
+    the (row, column) of cells to highlight (a significant result); ``numeric`` the right-aligned columns."""
+
+    head: list[str]
+    rows: list[list[str]]
+    numeric: set[int] = field(default_factory=set)
+    marked: set[tuple[int, int]] = field(default_factory=set)
+    muted_rows: set[int] = field(default_factory=set)
+
+    def markdown(self) -> list[str]:
+        align = ["---:" if i in self.numeric else "---" for i in range(len(self.head))]
+        return ["| " + " | ".join(self.head) + " |", "|" + "|".join(align) + "|"] + ["| " + " | ".join(r) + " |" for r in self.rows]
+
+
+def _table(table: Table) -> str:
+    """A :class:`Table` as HTML."""
+    out = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in table.head) + "</tr></thead><tbody>"]
+    for i, row in enumerate(table.rows):
+        cls = ' class="pop"' if i in table.muted_rows else ""
+        cells = []
+        for j, text in enumerate(row):
+            classes = " ".join(c for c, on in (("num", j in table.numeric), ("best", (i, j) in table.marked)) if on)
+            cells.append(f'<td class="{classes}">{_e(text)}</td>' if classes else f"<td>{_e(text)}</td>")
+        out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     return "".join(out) + "</tbody></table>"
 
 
-def render_html(runs: list, groups: list, comparisons: list, best: set, images: list[Path], tunes: list[Path]) -> str:
-    """The page, as a string."""
-    from sessrec.report import ALPHA, METRICS, PLOTTED, _cell, _num, _windows_cell, metric_name
-
-    several = len({g.dataset for g in groups}) > 1
+def render_html(results: Table | None, tests: Table, note: str, runs: list[tuple[str, str]], images: list[Path],
+                tunes: list[Path]) -> str:
+    """The page, as a string: the results and tests tables, the note
+    under the results, the runs with their status, the plots, and each tuning folder's history."""
     parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>sessrec report</title>",
              f"<style>{_CSS}</style></head><body><h1>sessrec report</h1>"]
-    if runs:
-        parts.append("<h2>Results (averages over time)</h2>")
-        head = ["Algorithm"] + (["Data"] if several else []) + ["Runs", "Windows"] + [metric_name(m) for m in METRICS]
-        rows = []
-        for g in groups:
-            aot = g.aot()
-            row = [(g.label, "")] + ([(g.dataset, "")] if several else []) + [(str(len(g.runs)), "num"), (_windows_cell(g), "num")]
-            for m in METRICS:
-                star = (g.dataset, g.label, m) in best
-                row.append((_cell(aot.get(m, []), star), "num best" if star else "num"))
-            rows.append(row)
-        parts.append(_table(head, rows, ["pop" if g.is_pop_reference else "" for g in groups]))
-        parts.append("<p class=\"note\">Averages over time (the unweighted mean over evaluated windows); with several "
-                     "seeds, mean ± standard deviation over the seeds. <b>*</b> (green): significantly better than every "
-                     f"other row on the same data (paired t-test over evaluated windows, Bonferroni-corrected, p &lt; {ALPHA}).</p>")
-        shown = [c for c in comparisons if c.metric in PLOTTED]
-        if shown:
-            parts.append("<h2>Pairwise tests</h2>")
-            head = (["Data"] if several else []) + ["Metric", "A", "B", "mean A − B", "t", "p", "p (Bonferroni)", "windows"]
-            rows = [([(c.dataset, "")] if several else []) + [(metric_name(c.metric), ""), (c.a, ""), (c.b, ""),
-                                                             (f"{c.mean_diff:+.4f}", "num"), (_num(c.t, ".2f"), "num"),
-                                                             (_num(c.p, ".3g"), "num"),
-                                                             (_num(c.p_bonferroni, ".3g"), "best num" if c.p_bonferroni < ALPHA else "num"),
-                                                             (str(c.n_windows), "num")] for c in shown]
-            parts.append(_table(head, rows))
+    if results is not None:
+        parts.append("<h2>Results (averages over time)</h2>" + _table(results))
+        parts.append(f'<p class="note">{_e(note).replace("`*`", "<b>*</b> (green)")}</p>')
+        if tests.rows:
+            parts.append("<h2>Pairwise tests</h2>" + _table(tests))
         parts.append("<h2>Per window</h2>" + "".join(_img(p) for p in images))
-        parts.append("<h2>Runs</h2><ul>" + "".join(f"<li><code>{_e(r.path)}</code>: {_e(r.status)}</li>" for r in runs) + "</ul>")
+        parts.append("<h2>Runs</h2><ul>" + "".join(f"<li><code>{_e(path)}</code>: {_e(status)}</li>" for path, status in runs) + "</ul>")
     for folder in tunes:
         parts.append(_tuning_section(folder))
     parts.append("</body></html>")
@@ -94,17 +94,17 @@ def _tuning_section(folder: Path) -> str:
              ("trials", counts), ("storage", summary.get("storage")),
              ("seconds per trial", ", ".join(f"{k} {v:.1f}" for k, v in secs.items() if isinstance(v, (int, float)))),
              ("most popular on the same windows", _fmt(summary.get("most_popular_value")))]
-    parts.append(_table(["", ""], [[(k, ""), (str(v), "")] for k, v in facts if v not in (None, "")]))
+    parts.append(_table(Table(["", ""], [[k, str(v)] for k, v in facts if v not in (None, "")])))
     best = summary.get("best")
     if best:
         parts.append(f"<p>Best trial <b>#{_e(best['number'])}</b>: {_e(_fmt(best['value']))} on validation.</p>")
-        parts.append(_table(["parameter", "best value"], [[(k, ""), (_fmt(v), "num")] for k, v in best["params"].items()]))
+        parts.append(_table(Table(["parameter", "best value"], [[k, _fmt(v)] for k, v in best["params"].items()], numeric={1})))
     for name in ("optimization_history.png", "param_importances.png"):
         if (folder / name).is_file():
             parts.append(_img(folder / name))
     trials = _top_trials(folder / "trials.csv")
     if trials:
-        parts.append("<p>Best finished trials:</p>" + _table(list(trials[0]), [[(str(v), "") for v in t.values()] for t in trials]))
+        parts.append("<p>Best finished trials:</p>" + _table(Table(list(trials[0]), [list(t.values()) for t in trials])))
     return "".join(parts)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import time
 from typing import Any
 
@@ -17,38 +16,13 @@ from tqdm.auto import tqdm
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
-from sessrec.evaluation import to_device
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
 from sessrec.optim import FusedAdamW, clip_grad_norm_
+from sessrec.runtime import resolve_device, seed_everything, to_device, warn_once
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        from sessrec.errors import SessrecError
-
-        raise SessrecError(f"device '{name}' requested but CUDA is not available; use --device cpu")
-    return torch.device(name)
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -116,7 +90,7 @@ class NeuralLearner:
         if self.cfg.fp16:
             if self.device.type == "cuda":
                 return torch.float16
-            _warn_once(f"fp16 needs a CUDA device; training in float32 on {self.device}")
+            warn_once(f"fp16 needs a CUDA device; training in float32 on {self.device}")
         if self.cfg.bf16:
             return torch.bfloat16
         return None

@@ -2,7 +2,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from sessrec.data.loader import SessionTensors, iterate_batches, load_sessions, split_last_item
+from sessrec.data.loader import (
+    SessionTensors,
+    check_sessions,
+    iterate_batches,
+    load_sessions,
+    split_last_item,
+)
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, FeatureSpec, Schema
 from tests.conftest import write_sessions
@@ -45,26 +51,49 @@ def test_pads_right_and_keeps_first_items(tmp_path):
     ({"item": [1, 2]}, r"column 'item' must be a list column"),
     ({"item": [[1, 2, 3], []]}, r"row 1: session has no items"),
 ])
-def test_bad_input_is_named(tmp_path, cols, match):
+@pytest.mark.parametrize("read", ["load", "check"])
+def test_bad_input_is_named(tmp_path, cols, match, read):
+    """The same checks, the same message, whether the file is loaded or only checked (before a run)."""
     path = _write(tmp_path, **cols)
     with pytest.raises(SessrecError, match=match) as e:
-        load_sessions(path, SCHEMA, max_len=20, window=3)
+        if read == "load":
+            load_sessions(path, SCHEMA, max_len=20, window=3)
+        else:
+            check_sessions(path, SCHEMA, window=3)
     assert "train.parquet" in str(e.value) and "window 3" in str(e.value)
 
 
-def test_missing_column_and_empty_file(tmp_path):
+def test_check_reads_what_load_reads(tmp_path):
+    path = _write(tmp_path, price=[[0.1, float("nan"), 0.3], [1.0, 2.0]])
+    assert check_sessions(path, SCHEMA, features=[SCHEMA["cat"]]) == 2  # the NaN is in a feature not read
+    assert len(load_sessions(path, SCHEMA, max_len=5, features=[SCHEMA["cat"]])) == 2
+    with pytest.raises(SessrecError, match="non-finite"):
+        check_sessions(path, SCHEMA)
+
+
+@pytest.mark.parametrize("read", [lambda path, **kw: load_sessions(path, SCHEMA, max_len=20, **kw),
+                                  lambda path, **kw: check_sessions(path, SCHEMA, **kw)], ids=["load", "check"])
+def test_missing_column_and_empty_file(tmp_path, read):
     path = write_sessions(tmp_path / "a.parquet", {"item": [[1, 2]], "cat": [[1, 1]]})
     with pytest.raises(SessrecError, match=r"a.parquet \(window 2\): column\(s\) price of the schema are missing"):
-        load_sessions(path, SCHEMA, max_len=20, window=2)
+        read(path, window=2)
     # only the features asked for are needed: an item-id-only model reads the same file fine
     assert load_sessions(path, SCHEMA, max_len=20, features=[SCHEMA["item"], SCHEMA["cat"]]).items.tolist() == [[1, 2] + [0] * 18]
     empty = write_sessions(tmp_path / "b.parquet", {"item": [], "cat": [], "price": []},
                            {"item": pa.list_(pa.int64()), "cat": pa.list_(pa.int64()), "price": pa.list_(pa.float32())})
     with pytest.raises(SessrecError, match="no sessions"):
-        load_sessions(empty, SCHEMA, max_len=20)
+        read(empty)
     with pytest.raises(SessrecError, match="cannot read parquet"):
         (tmp_path / "c.parquet").write_text("not parquet")
-        load_sessions(tmp_path / "c.parquet", SCHEMA, max_len=20)
+        read(tmp_path / "c.parquet")
+    # a file whose footer reads but whose data pages are damaged: one line too, not pyarrow's traceback
+    good = _write(tmp_path / "d")
+    raw = bytearray(good.read_bytes())
+    raw[4:40] = b"\xff" * 36
+    (tmp_path / "e.parquet").write_bytes(bytes(raw))
+    with pytest.raises(SessrecError, match=r"cannot read parquet file .*e.parquet \(window 5\)") as e:
+        read(tmp_path / "e.parquet", window=5)
+    assert "\n" not in str(e.value)
 
 
 def test_batches_cover_everything_once():

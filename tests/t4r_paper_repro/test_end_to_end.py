@@ -185,3 +185,28 @@ def test_each_architecture_and_objective_runs_to_completion(paths, tmp_path, cmd
     assert transf_exp_main.main(cmd.rewritten(data, configs, out) + FAST + ["--simulated_inference", "False"]) == 0
     rows = _rows(out)
     assert [r["index"] for r in rows] == ["2", "3"] and all(0.0 <= float(r["eval_/next-item/ndcg_at_20"]) <= 1.0 for r in rows)
+
+
+def test_bad_data_in_the_last_window_stops_the_paper_command_before_anything_is_written(tiny_data, tmp_path, capsys):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    bad = data / "0004" / "test.parquet"
+    table = pq.read_table(bad)
+    items = table.column("sess_pid_seq").to_pylist()
+    items[3][0] = 0  # padding id inside a session
+    pq.write_table(table.set_column(table.schema.get_field_index("sess_pid_seq"), "sess_pid_seq",
+                                    pa.array(items, pa.list_(pa.int64()))), bad)
+    out = tmp_path / "out"
+    argv = ["--output_dir", str(out), "--data_path", str(data), "--model_type", "xlnet", "--mlm", "--d_model", "16",
+            "--n_head", "2", "--n_layer", "1", "--max_steps", "2", "--final_time_window_index", "4", "--eval_on_test_set",
+            "--disable_tqdm", "--report_to", "none"]
+    assert transf_exp_main.main(argv) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"t4r_paper_repro.transf_exp_main: error: {bad} (window 4): row 3: item id 0 in 'sess_pid_seq' "
+                   "is reserved for padding")

@@ -53,8 +53,8 @@ from sessrec.baselines.sessions import time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors
 from sessrec.errors import SessrecError
+from sessrec.runtime import resolve_device, seed_everything
 from sessrec.schema import Schema
-from sessrec.training import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 

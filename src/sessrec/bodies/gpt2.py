@@ -17,9 +17,9 @@ import math
 import torch
 from torch import nn
 
-from sessrec.bodies import check_heads, model_options, register
 from sessrec.bodies.attention import attention
 from sessrec.bodies.packing import Packing
+from sessrec.bodies.registry import check_heads, model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.features import activation

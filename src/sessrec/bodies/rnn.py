@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sessrec.bodies import register
+from sessrec.bodies.registry import register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from sessrec.bodies import model_options, register
+from sessrec.bodies.registry import model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.features import activation

@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sessrec.bodies import check_heads, model_options, register
 from sessrec.bodies.attention import attention
 from sessrec.bodies.packing import Packing
+from sessrec.bodies.registry import check_heads, model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.features import activation
 

@@ -64,39 +64,80 @@ class SessionTensors:
 def load_sessions(path: str | Path, schema: Schema, max_len: int, features: Sequence[FeatureSpec] | None = None,
                   window: int | None = None) -> SessionTensors:
     """Read ``features`` (default: all schema features) of one parquet file into padded tensors."""
+    path, where, feats = _open(path, schema, features, window)
+    table = _read(path, [f.name for f in feats], where)
+    item = schema.item_id
+    offsets, values = _checked_column(table, item, where, schema)
+    lengths = np.diff(offsets)
+    out: Batch = {item.name: _pad(values, offsets, max_len)}
+    for f in feats:
+        if f is not item:
+            f_offsets, f_values = _checked_column(table, f, where, schema, lengths)
+            out[f.name] = _pad(f_values, f_offsets, max_len)
+    return SessionTensors(out, item.name, str(path))
+
+
+def check_sessions(path: str | Path, schema: Schema, features: Sequence[FeatureSpec] | None = None,
+                   window: int | None = None) -> int:
+    """Every check :func:`load_sessions` makes, without building tensors, so that bad data in any
+    window stops a run before it writes or trains anything. One column is read at a time (memory:
+    one column plus the sessions' lengths). Returns the number of sessions."""
+    path, where, feats = _open(path, schema, features, window)
+    item = schema.item_id
+    lengths = None
+    for f in [item] + [f for f in feats if f is not item]:
+        offsets, _ = _checked_column(_read(path, [f.name], where), f, where, schema, lengths)
+        if lengths is None:
+            lengths = np.diff(offsets)
+    return int(lengths.size)
+
+
+def _open(path: str | Path, schema: Schema, features: Sequence[FeatureSpec] | None,
+          window: int | None) -> tuple[Path, str, list[FeatureSpec]]:
+    """(path, how errors name the file, the features to read with the item id first) once the file's
+    footer says it has sessions and every column asked for."""
     path = Path(path)
     where = f"{path}" + (f" (window {window})" if window is not None else "")
     feats = list(features) if features is not None else list(schema.features)
     if schema.item_id not in feats:
         feats.insert(0, schema.item_id)
     try:
-        available = set(pq.read_schema(path).names)
+        with pq.ParquetFile(path) as f:
+            available, n_rows = set(f.schema_arrow.names), f.metadata.num_rows
     except (OSError, pa.ArrowInvalid) as e:
-        raise SessrecError(f"cannot read parquet file {where}: {e}") from None
+        raise SessrecError(f"cannot read parquet file {where}: {_one_line(e)}") from None
     missing = [f.name for f in feats if f.name not in available]
     if missing:
         raise SessrecError(f"{where}: column(s) {', '.join(missing)} of the schema are missing from the parquet file")
-    table = read_parquet(path, [f.name for f in feats])
-    if table.num_rows == 0:
+    if n_rows == 0:
         raise SessrecError(f"{where}: the file has no sessions")
+    return path, where, feats
 
-    item = schema.item_id
-    offsets, values = _list_column(table, item, where)
+
+def _read(path: Path, columns: list[str], where: str) -> pa.Table:
+    try:
+        return read_parquet(path, columns)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise SessrecError(f"cannot read parquet file {where}: {_one_line(e)}") from None
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())  # pyarrow's messages can span lines
+
+
+def _checked_column(table: pa.Table, f: FeatureSpec, where: str, schema: Schema,
+                    item_lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, flat values) of one list column once it passed every check: the item id's (no
+    ``item_lengths``), or another feature's, whose lists must be as long as the item id's."""
+    offsets, values = _list_column(table, f, where)
+    if item_lengths is None:
+        return offsets, _check_items(values, np.diff(offsets), f, where, schema.n_items, offsets)
     lengths = np.diff(offsets)
-    out: Batch = {item.name: _check_items(values, lengths, item, where, schema.n_items, offsets, max_len)}
-    for f in feats:
-        if f is item:
-            continue
-        f_offsets, f_values = _list_column(table, f, where)
-        f_lengths = np.diff(f_offsets)
-        bad = np.nonzero(f_lengths != lengths)[0]
-        if bad.size:
-            r = int(bad[0])
-            raise SessrecError(
-                f"{where}: row {r}: list column '{f.name}' has {f_lengths[r]} values but '{item.name}' has {lengths[r]}"
-            )
-        out[f.name] = _pad(_check_values(f_values, f, where, offsets), offsets, max_len)
-    return SessionTensors(out, item.name, str(path))
+    bad = np.nonzero(lengths != item_lengths)[0]
+    if bad.size:
+        r = int(bad[0])
+        raise SessrecError(f"{where}: row {r}: list column '{f.name}' has {lengths[r]} values but '{schema.item_id.name}' has {item_lengths[r]}")
+    return offsets, _check_values(values, f, where, offsets)
 
 
 def _list_column(table: pa.Table, f: FeatureSpec, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +175,7 @@ def _row_of(offsets: np.ndarray, flat_pos: int) -> int:
 
 
 def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, where: str, n_items: int,
-                 offsets: np.ndarray, max_len: int) -> torch.Tensor:
+                 offsets: np.ndarray) -> np.ndarray:
     values = values.astype(np.int64, copy=False)
     empty = np.nonzero(lengths == 0)[0]
     if empty.size:
@@ -151,7 +192,7 @@ def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, whe
                 f"{where}: row {_row_of(offsets, pos)}: item id {hi} in '{item.name}' is >= the schema cardinality {n_items} "
                 f"(int_domain max {n_items - 1}); fix the schema's int_domain max"
             )
-    return _pad(values, offsets, max_len)
+    return values
 
 
 def _check_values(values: np.ndarray, f: FeatureSpec, where: str, offsets: np.ndarray) -> np.ndarray:

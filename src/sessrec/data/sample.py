@@ -246,7 +246,7 @@ def copy_sample(out_dir: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Regenerate the synthetic sample data set.")
+    ap = argparse.ArgumentParser(description="Regenerate the synthetic sample data set.", allow_abbrev=False)
     ap.add_argument("out_dir")
     for k, v in DEFAULTS.items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=v)

@@ -5,3 +5,5 @@ splits, schema, statistics), ``raw.py`` the reading and checking of raw files, `
 engineered features; one module per data set says how its raw files are read and which features
 it writes; ``cli.py`` holds the flags.
 """
+
+DEFAULT_SESSION_GAP_MS = 30 * 60_000  # --session-gap: the paper's 30 minutes of inactivity

@@ -11,6 +11,7 @@ import importlib
 import re
 from pathlib import Path
 
+from sessrec.datasets import DEFAULT_SESSION_GAP_MS
 from sessrec.errors import SessrecError
 
 # name -> (help, defaults of the shared flags)
@@ -71,7 +72,7 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--input", "-i", required=True, help="folder of per-day JSON-lines files (three_month/)")
         p.add_argument("--days", type=int, default=16,
                        help="read the first N day files in name order; 0 = all (default: %(default)s, as the paper)")
-        p.add_argument("--session-gap", type=parse_duration, default=parse_duration("30m"), metavar="DURATION",
+        p.add_argument("--session-gap", type=parse_duration, default=DEFAULT_SESSION_GAP_MS, metavar="DURATION",
                        help="inactivity that ends a user's session (default: 30m)")
         p.add_argument("--rare-category-count", type=int, default=100,
                        help="side-feature values seen fewer times map to id 1 (unknown) (default: %(default)s)")

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from sessrec.datasets.cli import parse_duration
+from sessrec.datasets import DEFAULT_SESSION_GAP_MS
 from sessrec.datasets.features import DAY_MS, hour_weekday, mean_std, standardize
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
 from sessrec.datasets.raw import (
@@ -176,7 +176,7 @@ def run(args, opts: Options) -> PrepareResult:
     if opts.repeats == "user" and not args.user_col:
         raise SessrecError("--repeats user needs --user-col")
     if not args.session_col:
-        opts.session_gap_ms = args.session_gap or parse_duration("30m")
+        opts.session_gap_ms = args.session_gap or DEFAULT_SESSION_GAP_MS
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
                    tuple(args.continuous_cols), args.time_unit, args.time_format)

@@ -1,0 +1,71 @@
+"""Process-level helpers every layer may use: the device, seeding, moving batches, one-time
+warnings, and private PyTorch operations with their public fallback.
+
+The lowest module of the package after :mod:`sessrec.errors`: training, evaluation and the
+baselines all need these, so they live below all of them (no module here imports a model).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from sessrec.errors import SessrecError
+
+log = logging.getLogger(__name__)
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Log ``message`` as a warning the first time it is given in this process."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; CUDA without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SessrecError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Every tensor of a batch on ``device`` (asynchronous copies where the source is pinned)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+_unusable: set[str] = set()
+
+
+def private_op(name: str, resolve: Callable[[], Callable], public: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``resolve()(*args, **kwargs)``, a private PyTorch operation (faster than the public ones, but
+    free to change or vanish in any release); where it is missing or raises (other than running out
+    of memory), ``public(*args, **kwargs)`` instead, for the rest of the process, with one warning.
+    ``public`` must compute the same result with public operations."""
+    if name not in _unusable:
+        try:
+            return resolve()(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except (AttributeError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+            _unusable.add(name)
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+            warn_once(f"{name} is not usable with torch {torch.__version__} ({reason}); "
+                      "using public PyTorch operations instead (same results, slower)")
+    return public(*args, **kwargs)
