@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, read_parquet
 from sessrec.learners import Learner, build_learner
 from sessrec.schema import Schema
+
+log = logging.getLogger(__name__)
 
 SessionLike = Sequence[int] | Mapping[str, Sequence[float]]
 
@@ -109,6 +112,9 @@ class Recommender:
 
         path = Path(path)
         cfg, schema, meta = read_checkpoint(path)
+        if "in_window" in meta:
+            log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
+                        "on that window", path, meta["in_window"]["window"], meta["in_window"]["where"])
         if not meta["learners"].get("model"):
             raise SessrecError(f"checkpoint {path} holds no model: model_type '{cfg.model_type}' has no state_dict() "
                                "to save (see sessrec.learners.Learner)")
