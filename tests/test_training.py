@@ -60,16 +60,18 @@ def _window(tiny_data, tmp_path, **kw):
     return cfg, schema, load_sessions(data_path / "0001" / "train.parquet", schema, cfg.session_seq_length_max)
 
 
-@pytest.mark.parametrize("stop_after", [0, 5, 8, 11])
-def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, monkeypatch, stop_after):
+@pytest.mark.parametrize("stop_after,sse", [(0, 0.0), (5, 0.0), (8, 0.0), (11, 0.3)])
+def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, monkeypatch, stop_after, sse):
     """Stopped after ``stop_after`` steps (0: before the first; 8: at the end of the first epoch),
-    saved, loaded into a new learner: the window ends as if never stopped (weights, mean loss)."""
+    saved, loaded into a new learner: the window ends as if never stopped (weights, mean loss),
+    also with SSE drawing from the model's own generator."""
     import sessrec.training as T
     from sessrec.checkpoint import read_state, rng_state, set_rng_state, write_state
     from sessrec.learners import build_learner
     from sessrec.stopping import StopRequested
 
-    cfg, schema, data = _window(tiny_data, tmp_path, max_steps=-1, num_train_epochs=2)  # 8 batches an epoch, 16 steps
+    cfg, schema, data = _window(tiny_data, tmp_path, max_steps=-1, num_train_epochs=2,  # 8 batches an epoch, 16 steps
+                                stochastic_shared_embeddings_replacement_prob=sse)
     straight = build_learner(cfg, schema)
     expected = straight.fit_window(data, 1)
     assert expected["train_steps"] == 16

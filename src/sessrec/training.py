@@ -242,12 +242,13 @@ class NeuralLearner:
         return float(loss.detach())
 
     def state_dict(self) -> dict[str, Any]:
-        """Weights under ``"model"``; optimizer, AMP scaler, shuffling/masking generator and step count
-        besides, and the :class:`WindowProgress` when stopped inside a window. The LR schedule
+        """Weights under ``"model"``; optimizer, AMP scaler, shuffling/masking generator, the model's
+        own generators (SSE) and step count besides, and the :class:`WindowProgress` when stopped
+        inside a window. The LR schedule
         restarts each window and is a function of the step, so it has no state of its own."""
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
-                 "global_step": self.global_step}
+                 "model_generators": self.model.generator_states(), "global_step": self.global_step}
         if self.progress is not None:
             state["window_progress"] = self.progress.state()
         return state
@@ -259,6 +260,7 @@ class NeuralLearner:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
             self.generator.set_state(state["generator"])
+            self.model.set_generator_states(state.get("model_generators", {}))  # not in format-1 checkpoints
             self.global_step = int(state["global_step"])
             progress = state.get("window_progress")
             self.progress = None if progress is None else WindowProgress.from_state(progress)
