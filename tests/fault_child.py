@@ -1,6 +1,7 @@
 """Run the ``sessrec`` command line in a child process with one fault set up, for the fault tests.
 
-``python tests/fault_child.py ARGS`` is ``sessrec ARGS`` with, chosen by environment variables:
+``python tests/fault_child.py ARGS`` is ``sessrec ARGS`` (with ``FRONT_END=paper``:
+``python -m t4r_paper_repro.transf_exp_main ARGS``) with, chosen by environment variables:
 
 * ``PAUSE_AT_STEP=N``: before training step N + 1 (counted over the run), touch ``$MARK`` and wait
   (a minute at most) until a signal asks the run to stop, so the test can send one mid-window;
@@ -142,7 +143,10 @@ def _install_faults() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.remove(str(Path(__file__).parent))  # tests/t4r_paper_repro/ must not hide the package
     _install_faults()
-    from sessrec.cli import main
-
+    if os.environ.get("FRONT_END") == "paper":
+        from t4r_paper_repro.transf_exp_main import main
+    else:
+        from sessrec.cli import main
     sys.exit(main(sys.argv[1:]))
