@@ -224,4 +224,5 @@ def test_no_checkpoint_verifies_one_line_and_nothing_touched(tiny_data, tmp_path
         assert main([command[0], "--model-dir", str(out / "checkpoint-last"), *command[1:]]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"sessrec: error: checkpoint {out}/checkpoint-last is damaged: model.safetensors has 100 bytes, ")
+        assert "load another checkpoint of the run" in err
         assert err.count("\n") == 1

@@ -60,8 +60,11 @@ def _window(tiny_data, tmp_path, **kw):
     return cfg, schema, load_sessions(data_path / "0001" / "train.parquet", schema, cfg.session_seq_length_max)
 
 
-@pytest.mark.parametrize("stop_after,sse", [(0, 0.0), (5, 0.0), (8, 0.0), (11, 0.3)])
-def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, monkeypatch, stop_after, sse):
+@pytest.mark.parametrize("stop_after,kw", [(0, {}), (5, {}), (8, {}),
+                                           (11, {"stochastic_shared_embeddings_replacement_prob": 0.3}),
+                                           (5, {"model_type": "gpt2", "task": "clm"}), (5, {"task": "plm"}),
+                                           (5, {"model_type": "electra", "task": "rtd"}), (5, {"model_type": "transfoxl", "task": "clm"})])
+def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, monkeypatch, stop_after, kw):
     """Stopped after ``stop_after`` steps (0: before the first; 8: at the end of the first epoch),
     saved, loaded into a new learner: the window ends as if never stopped (weights, mean loss),
     also with SSE drawing from the model's own generator."""
@@ -70,8 +73,7 @@ def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, m
     from sessrec.learners import build_learner
     from sessrec.stopping import StopRequested
 
-    cfg, schema, data = _window(tiny_data, tmp_path, max_steps=-1, num_train_epochs=2,  # 8 batches an epoch, 16 steps
-                                stochastic_shared_embeddings_replacement_prob=sse)
+    cfg, schema, data = _window(tiny_data, tmp_path, max_steps=-1, num_train_epochs=2, **kw)  # 8 batches an epoch, 16 steps
     straight = build_learner(cfg, schema)
     expected = straight.fit_window(data, 1)
     assert expected["train_steps"] == 16

@@ -100,7 +100,10 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     """Run the protocol described by ``cfg`` and write the result files; returns the metrics.
 
     After each window a checkpoint is saved (``save_checkpoints``); with ``resume`` the run in
-    ``output_dir`` continues from its newest one and ends with the results of an uninterrupted run.
+    ``output_dir`` continues from its newest one that verifies and ends with the results of an
+    uninterrupted run. While it runs, the output folder is locked (:mod:`sessrec.runlock`), and
+    SIGTERM / SIGINT stop it at the next safe point with a checkpoint, raising
+    :class:`sessrec.stopping.RunInterrupted` (README "Faults").
     """
     cfg = copy.deepcopy(cfg).validate()
     loggers = Loggers.from_config(cfg)

@@ -50,7 +50,8 @@ def stop_requested() -> int | None:
 def stop_on_signals() -> Iterator[None]:
     """Within this block SIGTERM and SIGINT request a stop (see the module docstring) instead of
     ending the process. Only in the main thread (the only one Python delivers signals to), and a
-    signal the process was started ignoring (``nohup``, background jobs) stays ignored."""
+    signal the process was started ignoring (SIGINT for a job started with ``&`` from a script)
+    stays ignored."""
     global _requested
     if threading.current_thread() is not threading.main_thread():
         yield
