@@ -6,6 +6,7 @@
 * ``PAUSE_AT_STEP=N``: before training step N + 1 (counted over the run), touch ``$MARK`` and wait
   (a minute at most) until a signal asks the run to stop, so the test can send one mid-window;
 * ``PAUSE_IN_EVAL=1``: the same at the first scoring call of an evaluation;
+* ``PAUSE_AT_LOAD=N``: the same at the N-th window file the run loads (any learner);
 * ``PAUSE_IN_SAVE=1``: once a stop is requested, the checkpoint save touches ``$MARK.save`` and
   waits for a second signal;
 * ``FULL_DISK_AT=checkpoint:N`` (or ``results:N``): from the checkpoint of window N (the results
@@ -105,6 +106,16 @@ def _install_faults() -> None:
             return score(self, prefix)
 
         NeuralLearner.score = paused_score
+    if "PAUSE_AT_LOAD" in os.environ:
+        load, calls = sessrec.experiment.load_sessions, []
+
+        def paused_load(*args, **kw):
+            calls.append(True)
+            if len(calls) == int(os.environ["PAUSE_AT_LOAD"]):
+                _wait_for_stop(mark)
+            return load(*args, **kw)
+
+        sessrec.experiment.load_sessions = paused_load
     if "PAUSE_IN_SAVE" in os.environ:
         write_state = sessrec.checkpoint.write_state
 

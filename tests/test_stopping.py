@@ -65,6 +65,21 @@ def test_a_second_signal_during_the_save_stops_at_once_and_keeps_the_last_checkp
     _resume_and_compare(out, straight_run)
 
 
+def test_a_learner_without_state_dict_stops_at_the_end_of_the_window(tiny_data, tmp_path):
+    """V-SkNN cannot save its state: a stop asked while window 2 loads waits for the window's checkpoint."""
+    args = ["run", "--data-path", str(tiny_data), "--model", "vsknn", "--final-time-window-index", "4", "--quiet"]
+    straight, out, mark = tmp_path / "straight", tmp_path / "run", tmp_path / "mark"
+    assert main([*args, "-o", str(straight)]) == 0
+    child = start_child([*args, "-o", str(out)], PAUSE_AT_LOAD="3", MARK=str(mark))  # 3rd file: window 2's train.parquet
+    wait_for(mark, child)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.splitlines()[-1].startswith(f"sessrec: stopped by SIGTERM at the end of window 2; checkpoint saved in {out}/checkpoint-0002;")
+    assert [r["index"] for r in metric_rows(out)] == ["2", "3"]
+    _resume_and_compare(out, straight)
+
+
 def test_stop_on_signals_sets_a_flag_then_raises_and_restores_the_handlers():
     before = signal.getsignal(signal.SIGTERM)
     with stop_on_signals():
