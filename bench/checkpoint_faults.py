@@ -2,7 +2,7 @@
 checkpoint of a realistic size, and the per-step checks (stop requested? loss finite?).
 
     python bench/checkpoint_faults.py                  # 50,000 items, d_model 256, XLNet-MLM (~166 MB)
-    python bench/checkpoint_faults.py --items 390000   # a REES46-sized catalog
+    python bench/checkpoint_faults.py --items 200000 --d-model 448 --steps 1   # a ~1 GB checkpoint
 
 Prints the checkpoint's size, the time to save it (manifest included) and the time the manifest
 took within it, the time to verify it before loading, and the per-step checks against a step.
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="training steps timed")
     args = ap.parse_args(argv)
 
     import torch
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     batch = {"item": torch.randint(1, args.items, (64, 20), generator=torch.Generator().manual_seed(0))}
     learner._train_step(batch)  # optimizer moments exist, as after a window
     start = time.perf_counter()
-    for _ in range(3):
+    for _ in range(args.steps):
         loss = learner._train_step(batch)
-    step = (time.perf_counter() - start) / 3
+    step = (time.perf_counter() - start) / args.steps
 
     with tempfile.TemporaryDirectory() as tmp:
         saves, hashes, verifies = [], [], []
