@@ -20,7 +20,7 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_lives(tiny_d
     try:
         wait_for(mark, first)
         host = socket.gethostname()
-        for second, verb in ((["--overwrite-output-dir"], "write into"), (["--resume"], "resume")):
+        for second, verb in (([], "write into"), (["--overwrite-output-dir"], "write into"), (["--resume"], "resume")):
             assert main([*args, *second]) == 2
             err = capsys.readouterr().err
             assert err.count("\n") == 1

@@ -78,14 +78,12 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     cfg = ExperimentConfig()
     if flags.get("resume"):
         from sessrec.checkpoint import latest_good_checkpoint
-        from sessrec.runlock import holder, is_locked
+        from sessrec.runlock import check_free
 
         if not flags.get("output_dir"):
             raise SessrecError("--resume needs --output-dir: the folder of the run to continue")
         run_dir = Path(flags["output_dir"])
-        if is_locked(run_dir):
-            raise SessrecError(f"cannot resume {run_dir}: another run is using it ({holder(run_dir)}); "
-                               "wait for it to end, or stop it")
+        check_free(run_dir, "resume")  # before its checkpoints are read: the run may be replacing them
         folder = latest_good_checkpoint(run_dir, only=["config.yaml"])[0] if run_dir.is_dir() else None
         if folder is not None:
             cfg = ExperimentConfig.from_yaml(folder / "config.yaml")

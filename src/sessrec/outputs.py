@@ -34,7 +34,7 @@ from typing import Any
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_text, writing
-from sessrec.runlock import LOCK_NAME, RunLock, is_locked
+from sessrec.runlock import LOCK_NAME, RunLock, check_free
 
 
 def prepare_output_dir(cfg: ExperimentConfig) -> tuple[Path, RunLock]:
@@ -56,8 +56,10 @@ def prepare_output_dir(cfg: ExperimentConfig) -> tuple[Path, RunLock]:
             out = Path("runs") / f"{stamp}-{cfg.model_type}-{cfg.task}-{n}"
     if out.exists() and not out.is_dir():
         raise SessrecError(f"output path {out} exists and is not a folder")
-    if out.is_dir() and not cfg.overwrite_output_dir and not is_locked(out) and any(p.name != LOCK_NAME for p in out.iterdir()):
-        raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
+    if out.is_dir() and not cfg.overwrite_output_dir:
+        check_free(out, "write into")  # a running run's folder is not empty either: say which run holds it
+        if any(p.name != LOCK_NAME for p in out.iterdir()):
+            raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
     return out, RunLock.acquire(out)

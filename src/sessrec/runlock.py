@@ -47,8 +47,7 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise SessrecError(f"cannot {what} {folder}: another run is using it ({holder(folder)}); "
-                               "wait for it to end, stop it, or choose another --output-dir") from None
+            raise _in_use(folder, what) from None
         except OSError:  # a file system without flock: go on unlocked, as where fcntl does not exist
             os.close(fd)
             return cls(folder, None)
@@ -68,6 +67,18 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def check_free(folder: str | Path, what: str) -> None:
+    """Raise the error :meth:`RunLock.acquire` would if a run holds ``folder`` now, without taking
+    the lock or creating its file (for a check before anything is written)."""
+    if is_locked(folder):
+        raise _in_use(Path(folder), what)
+
+
+def _in_use(folder: Path, what: str) -> SessrecError:
+    return SessrecError(f"cannot {what} {folder}: another run is using it ({holder(folder)}); "
+                        "wait for it to end, stop it, or choose another --output-dir")
 
 
 def holder(folder: str | Path) -> str:
