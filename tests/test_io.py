@@ -1,12 +1,8 @@
 import errno
 import os
-import resource
-import signal
 
 import pytest
-import torch
 
-from sessrec.checkpoint import write_state
 from sessrec.config import ExperimentConfig
 from sessrec.io import WriteError, atomic_write_text, writing
 from sessrec.outputs import OutputWriter
@@ -49,15 +45,3 @@ def test_a_failed_history_append_is_cut_back_off(tmp_path, monkeypatch):
         writer.append_history([{"step": 2, "loss": 1.5}])
     assert (tmp_path / "history.jsonl").read_bytes() == before
 
-
-def test_a_file_size_limit_in_the_safetensors_writer_is_a_write_error(tmp_path):
-    """safetensors reports I/O errors as text; they become the same one-line error (real EFBIG, ulimit -f)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
-    try:
-        with pytest.raises(WriteError, match=r"model.safetensors: File too large \[EFBIG\]"):
-            write_state(tmp_path / "model.safetensors", {"w": torch.zeros(1000)})
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
