@@ -45,3 +45,18 @@ def write_sessions(path: Path, columns: dict[str, list], types: dict[str, pa.Dat
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(arrays), path)
     return path
+
+
+# The fault tests' run: 3 windows of 6 steps, every step logged (history.jsonl shows where a run stopped).
+FAULT_ARGS = ["--d-model", "16", "--n-layer", "1", "--n-head", "2", "--max-steps", "6", "--logging-steps", "1",
+              "--final-time-window-index", "4", "--eval-steps-on-train-set", "1", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def straight_run(tiny_data, tmp_path_factory) -> Path:
+    """``sessrec run`` of FAULT_ARGS, uninterrupted: what a run that met a fault and resumed must equal."""
+    from sessrec.cli import main
+
+    out = tmp_path_factory.mktemp("straight") / "run"
+    assert main(["run", "--data-path", str(tiny_data), *FAULT_ARGS, "-o", str(out)]) == 0
+    return out

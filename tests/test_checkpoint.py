@@ -10,11 +10,25 @@ import pytest
 import torch
 
 from sessrec.baselines import BASELINES
-from sessrec.checkpoint import find_checkpoint, read_state, rng_state, set_rng_state, write_state
+from sessrec.baselines.pop import MostPopular
+from sessrec.checkpoint import (
+    DamagedCheckpoint,
+    find_checkpoint,
+    latest_good_checkpoint,
+    read_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    verify_checkpoint,
+    write_state,
+)
 from sessrec.cli import main
+from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.experiment import run_experiment
-from tests.conftest import tiny_config
+from tests.conftest import FAULT_ARGS, tiny_config
+from tests.fault_child import metric_rows, train_history
+from tests.test_recommend import SCHEMA
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TIMING = ("runtime", "per_second")
@@ -138,3 +152,77 @@ def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_dat
     with pytest.raises(SessrecError, match="no checkpoint in"):
         run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="pop", resume=True), **quiet)
     assert main(["run", "--resume", "--quiet"]) == 2  # needs --output-dir
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != ".lock"}
+
+
+def test_verify_checkpoint_names_a_truncated_changed_or_missing_file(tmp_path):
+    folder = save_checkpoint(tmp_path, 1, ExperimentConfig(model_type="pop"), SCHEMA, {"model": MostPopular(None, SCHEMA)}, {})
+    verify_checkpoint(folder)
+    size = (folder / "model.safetensors").stat().st_size
+    os.truncate(folder / "model.safetensors", size - 10)  # also checkpoint-last's: the same file (hard link)
+    with pytest.raises(DamagedCheckpoint, match=rf"checkpoint-last is damaged: model.safetensors has {size - 10:,} bytes, "
+                                                 rf"{size:,} when it was saved \(truncated or overwritten\)"):
+        verify_checkpoint(tmp_path / "checkpoint-last")
+    folder = save_checkpoint(tmp_path, 2, ExperimentConfig(model_type="pop"), SCHEMA, {"model": MostPopular(None, SCHEMA)}, {})
+    _flip_a_byte(folder / "rng.safetensors")
+    with pytest.raises(DamagedCheckpoint, match=r"rng.safetensors has changed since it was saved \(its SHA-256 differs"):
+        verify_checkpoint(folder)
+    verify_checkpoint(folder, only=["config.yaml"])  # checks only what it is asked to
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(DamagedCheckpoint, match="manifest.json is unreadable"):
+        verify_checkpoint(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(DamagedCheckpoint, match="manifest.json is missing"):
+        verify_checkpoint(folder)
+    meta = json.loads((folder / "experiment.json").read_text())
+    (folder / "experiment.json").write_text(json.dumps({**meta, "format_version": 1}))
+    verify_checkpoint(folder)  # written before manifests existed: cannot be checked, still loads
+
+
+def _fault_run(tiny_data, out, *extra):
+    return main(["run", "--data-path", str(tiny_data), *FAULT_ARGS, "-o", str(out), *extra])
+
+
+def test_resume_falls_back_to_the_newest_checkpoint_that_verifies(tiny_data, tmp_path, straight_run, caplog):
+    out = tmp_path / "run"
+    assert _fault_run(tiny_data, out, "--final-time-window-index", "3", "--keep-checkpoints", "2") == 0
+    _flip_a_byte(out / "checkpoint-0002" / "model_state.safetensors")  # checkpoint-last's too
+    assert main(["run", "--resume", "-o", str(out), "--final-time-window-index", "4", "--quiet"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"checkpoint {out}/checkpoint-last is damaged: model_state.safetensors has changed since it was saved" in warnings[0]
+    assert "moved it to checkpoint-last.damaged and resuming from the older checkpoint-0001" in warnings[0]
+    assert "checkpoint-0002 is damaged" in warnings[1]
+    assert metric_rows(out) == metric_rows(straight_run)  # windows 3 and 4 computed again from window 1's state
+    assert train_history(out) == train_history(straight_run)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0002", "checkpoint-0002.damaged", "checkpoint-0003",
+                                                                "checkpoint-last", "checkpoint-last.damaged"]
+    assert latest_good_checkpoint(out) == (out / "checkpoint-last", [])
+
+
+def test_no_checkpoint_verifies_one_line_and_nothing_touched(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _fault_run(tiny_data, out, "--final-time-window-index", "3") == 0
+    os.truncate(out / "checkpoint-last" / "model.safetensors", 100)
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["run", "--resume", "-o", str(out), "--final-time-window-index", "4", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"sessrec: error: cannot resume {out}: checkpoint {out}/checkpoint-last "
+                                                   "is damaged: model.safetensors has 100 bytes")
+    assert "(and 1 older checkpoint(s) too)" in err and "start the run again with --overwrite-output-dir" in err
+    assert _files(out) == before  # results, history and checkpoints untouched
+    for command in (["recommend", "--items", "1,2"], ["export", "--format", "torchscript", "--output", str(tmp_path / "m.pt")]):
+        assert main([command[0], "--model-dir", str(out / "checkpoint-last"), *command[1:]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sessrec: error: checkpoint {out}/checkpoint-last is damaged: model.safetensors has 100 bytes, ")
+        assert "load another checkpoint of the run" in err
+        assert err.count("\n") == 1

@@ -2,9 +2,13 @@ import json
 
 import pytest
 
+from sessrec.checkpoint import latest_good_checkpoint
+from sessrec.cli import main
 from sessrec.errors import SessrecError
 from sessrec.experiment import run_experiment, training_windows
-from tests.conftest import tiny_config
+from sessrec.recommend import Recommender
+from tests.conftest import FAULT_ARGS, tiny_config
+from tests.fault_child import leftovers, metric_rows, start_child, train_history
 
 
 def test_same_seed_same_metrics(tiny_data, tmp_path):
@@ -131,3 +135,27 @@ def test_data_files_are_those_the_run_reads(tiny_data, tmp_path):
                        (2, "0002/valid.parquet"), (3, "0003/valid.parquet"), (4, "0004/valid.parquet")]
     assert names(eval_on_test_set=True, start_time_window_index=2)[-1] == (4, "0004/test.parquet")
     assert [w for w, _ in names(start_time_window_index=3, no_incremental_training=True, training_time_window_size=0)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("where,failed,evaluated", [("checkpoint:2", ".checkpoint-0002.tmp/model.safetensors", [2, 3]),
+                                                     ("results:3", "history.jsonl", [2])])
+def test_a_full_disk_stops_the_run_with_one_line_and_resume_continues(tiny_data, tmp_path, straight_run, where, failed, evaluated):
+    """From the checkpoint of window 2 (the results of window 3) on, no file can grow: the run stops,
+    says where and why, leaves no temporary file, keeps the last checkpoint; --resume then finishes it."""
+    out = tmp_path / "run"
+    child = start_child(["run", "--data-path", str(tiny_data), *FAULT_ARGS, "-o", str(out)], FULL_DISK_AT=where)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 2, err
+    assert err.splitlines()[-1] == (f"sessrec: error: cannot write {out}/{failed}: File too large [EFBIG]; the result "
+                                    "files and the newest checkpoint (checkpoint-last) are intact: free some space, then "
+                                    f"continue with `sessrec run --resume --output-dir {out}`")
+    assert "Traceback" not in err
+    assert leftovers(out) == []
+    assert latest_good_checkpoint(out) == (out / "checkpoint-last", [])
+    assert json.loads((out / "checkpoint-last" / "experiment.json").read_text())["trained_window"] == 1
+    Recommender.load(out / "checkpoint-last")
+    assert [int(r["index"]) for r in metric_rows(out)] == evaluated
+    assert [w["index"] for w in json.loads((out / "results.json").read_text())["windows"]] == evaluated
+    assert main(["run", "--resume", "-o", str(out), "--quiet"]) == 0
+    assert metric_rows(out) == metric_rows(straight_run)
+    assert train_history(out) == train_history(straight_run)

@@ -17,7 +17,8 @@ PACKAGES = ("sessrec", "t4r_paper_repro")
 # run writes (checkpoint, outputs, loggers) sit below the experiment loop because the loop calls
 # their writers, and the readers of finished runs (report, recommend, export) sit above it.
 STACK: list[tuple[str, set[str]]] = [
-    ("foundation", {"sessrec.errors", "sessrec.io", "sessrec.runtime", "sessrec.config", "sessrec.presets"}),
+    ("foundation", {"sessrec.errors", "sessrec.io", "sessrec.runtime", "sessrec.stopping", "sessrec.runlock",
+                    "sessrec.config", "sessrec.presets"}),
     ("schema", {"sessrec.schema"}),
     ("data", {"sessrec.data"}),
     ("features", {"sessrec.features"}),

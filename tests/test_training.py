@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 import transformers
@@ -46,3 +48,68 @@ def test_fit_window_hands_the_logits_buffer_back(tiny_data, tmp_path, monkeypatc
     monkeypatch.setattr(L, "_take_workspace", lambda numel, device: taken.append(numel) or take(numel, device))
     learner.fit_window(data, 1)
     assert taken and not L._WORKSPACE
+
+
+def _window(tiny_data, tmp_path, **kw):
+    from sessrec.data.loader import load_sessions
+    from sessrec.experiment import resolve_data
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tiny_data, tmp_path, **kw)
+    data_path, schema = resolve_data(cfg)
+    return cfg, schema, load_sessions(data_path / "0001" / "train.parquet", schema, cfg.session_seq_length_max)
+
+
+@pytest.mark.parametrize("stop_after,kw", [(0, {}), (5, {}), (8, {}),
+                                           (11, {"stochastic_shared_embeddings_replacement_prob": 0.3}),
+                                           (5, {"model_type": "gpt2", "task": "clm"}), (5, {"task": "plm"}),
+                                           (5, {"model_type": "electra", "task": "rtd"}), (5, {"model_type": "transfoxl", "task": "clm"})])
+def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, monkeypatch, stop_after, kw):
+    """Stopped after ``stop_after`` steps (0: before the first; 8: at the end of the first epoch),
+    saved, loaded into a new learner: the window ends as if never stopped (weights, mean loss),
+    also with SSE drawing from the model's own generator."""
+    import sessrec.training as T
+    from sessrec.checkpoint import read_state, rng_state, set_rng_state, write_state
+    from sessrec.learners import build_learner
+    from sessrec.stopping import StopRequested
+
+    cfg, schema, data = _window(tiny_data, tmp_path, max_steps=-1, num_train_epochs=2, **kw)  # 8 batches an epoch, 16 steps
+    straight = build_learner(cfg, schema)
+    expected = straight.fit_window(data, 1)
+    assert expected["train_steps"] == 16
+
+    stopped = build_learner(cfg, schema)
+    calls = iter(range(1000))  # stop_requested() is asked once before each step
+    monkeypatch.setattr(T, "stop_requested", lambda: 15 if next(calls) == stop_after else None)
+    with pytest.raises(StopRequested, match=f"after step {stop_after} of 16"):
+        stopped.fit_window(data, 1)
+    write_state(tmp_path / "state.safetensors", stopped.state_dict())
+    rng = rng_state()  # dropout draws from the global generator
+
+    monkeypatch.setattr(T, "stop_requested", lambda: None)
+    resumed = build_learner(cfg, schema)
+    resumed.load_state_dict(read_state(tmp_path / "state.safetensors"))
+    set_rng_state(rng)
+    got = resumed.fit_window(data, 1)
+    assert got["train_loss"] == expected["train_loss"] and got["train_steps"] == 16
+    assert resumed.global_step == straight.global_step == 16 and resumed.progress is None
+    for name, weight in straight.model.state_dict().items():
+        assert torch.equal(weight, resumed.model.state_dict()[name]), name
+
+
+def test_a_non_finite_loss_stops_the_run_naming_window_and_step(tiny_data, tmp_path, capsys):
+    """learning_rate 1e10: the first step of window 1 is finite, its update is not; the loss of the
+    next step, the first of window 2, is NaN. Window 1's results and checkpoint stay."""
+    from sessrec.checkpoint import latest_good_checkpoint
+    from sessrec.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "--data-path", str(tiny_data), "--d-model", "16", "--n-layer", "1", "--n-head", "2", "--max-steps", "1",
+                 "--learning-rate", "1e10", "--final-time-window-index", "4", "--quiet", "-o", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == ("sessrec: error: the training loss is nan in window 2 at step 1 of 1 (global step 2): lower the learning "
+                   "rate (learning_rate 1e+10) or clip gradients (max_grad_norm), and check the inputs for extreme values\n")
+    assert latest_good_checkpoint(out) == (out / "checkpoint-last", [])
+    assert json.loads((out / "checkpoint-last" / "experiment.json").read_text())["trained_window"] == 1
+    assert [w["index"] for w in json.loads((out / "results.json").read_text())["windows"]] == [2]

@@ -12,21 +12,26 @@
 * ``rng.safetensors``: the global RNG states (torch CPU and CUDA, numpy, python ``random``)
 * ``experiment.json``: the window index, the per-window results so far, the size of
   ``history.jsonl`` at that point (a resumed run cuts off what a crashed window appended)
+* ``manifest.json``: the size and SHA-256 of every other file, checked before a checkpoint is
+  used, so that a truncated or altered file is named instead of loaded
 
 ``RUN_DIR/checkpoint-last/`` is the newest one (hard links to the same files, so no extra disk).
-A checkpoint is written to a temporary folder and renamed into place, so a crash never leaves a
-half-written one. Loading never unpickles: tensors come from safetensors, everything else from
-JSON and YAML.
+A run stopped by a signal saves its state inside a window there only (``experiment.json`` then
+has ``in_window``); numbered checkpoints are always window boundaries. A checkpoint is written to
+a temporary folder and renamed into place, so a crash never leaves a half-written one. Loading
+never unpickles: tensors come from safetensors, everything else from JSON and YAML.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import random
+import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +41,25 @@ import torch
 
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
-from sessrec.io import _umask, atomic_replace_dir
+from sessrec.io import _umask, atomic_replace_dir, writing
 from sessrec.schema import Schema, load_schema
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifest.json, and checkpoints inside a window
 LAST = "checkpoint-last"
+MANIFEST = "manifest.json"
+DAMAGED = ".damaged"  # suffix of the checkpoints a resumed run set aside
+_NUMBERED = re.compile(r"checkpoint-\d+")
 _TREE_KEY = "sessrec_tree"  # safetensors metadata entry holding the JSON skeleton of a state
+
+
+class DamagedCheckpoint(SessrecError):
+    """A file of a checkpoint is missing, unreadable, or differs from what its manifest recorded."""
+
+    def __init__(self, folder: Path, file: str, problem: str):
+        super().__init__(f"checkpoint {folder} is damaged: {file} {problem}")
+        self.folder, self.file, self.problem = folder, file, problem
 
 
 def checkpoint_name(window: int) -> str:
@@ -95,8 +111,15 @@ def write_state(path: Path, tree: Mapping[str, Any]) -> None:
         raise SessrecError(f"cannot checkpoint {where or 'state'}: unsupported type {type(x).__name__}")
 
     skeleton = encode(dict(tree), "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(tensors, str(path), metadata={_TREE_KEY: json.dumps(skeleton)})
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            safetensors.torch.save_file(tensors, str(path), metadata={_TREE_KEY: json.dumps(skeleton)})
+        except safetensors.SafetensorError as e:
+            code = re.search(r"\(os error (\d+)\)", str(e))  # the Rust writer's I/O errors come as text only
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1]))) from None
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -184,50 +207,67 @@ def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: S
     """Write ``checkpoint-<window>`` and ``checkpoint-last`` atomically; prune old numbered ones.
 
     ``learners`` maps a file name (``model``, ``pop``) to a learner; ``experiment`` is the JSON-safe
-    state of the loop. Returns the folder of the newest checkpoint.
+    state of the loop. With
+    ``in_window`` in ``experiment`` (a run stopped inside window ``window + 1``) only
+    ``checkpoint-last`` is written. On any error nothing half-written is left and the previous
+    checkpoint is untouched. Returns the folder of the newest checkpoint.
     """
     tmp = run_dir / f".{checkpoint_name(window)}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    saved = {name: save_learner(tmp, name, lrn) for name, lrn in learners.items() if lrn is not None}
-    write_state(tmp / "rng.safetensors", rng_state())
-    (tmp / "config.yaml").write_text(cfg.to_yaml())
-    (tmp / "schema.pbtxt").write_text(schema.to_pbtxt() + "\n")
-    meta = {"format_version": FORMAT_VERSION, "trained_window": window, "learners": saved, **experiment}
-    (tmp / "experiment.json").write_text(json.dumps(meta, indent=1))
-    _fsync_files(tmp)
-    if cfg.keep_checkpoints == 0:
-        atomic_replace_dir(tmp, run_dir / LAST)
-        return run_dir / LAST
-    numbered = run_dir / checkpoint_name(window)
-    atomic_replace_dir(tmp, numbered)
     last_tmp = run_dir / f".{LAST}.tmp"
-    if last_tmp.exists():
-        shutil.rmtree(last_tmp)
-    _link_copy(numbered, last_tmp)
-    atomic_replace_dir(last_tmp, run_dir / LAST)
-    if cfg.keep_checkpoints > 0:
-        for old in sorted(_numbered(run_dir))[: -cfg.keep_checkpoints]:
-            shutil.rmtree(run_dir / checkpoint_name(old))
+    try:
+        with writing(tmp):
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        saved = {name: save_learner(tmp, name, lrn) for name, lrn in learners.items() if lrn is not None}
+        write_state(tmp / "rng.safetensors", rng_state())
+        _write_text(tmp / "config.yaml", cfg.to_yaml())
+        _write_text(tmp / "schema.pbtxt", schema.to_pbtxt() + "\n")
+        meta = {"format_version": FORMAT_VERSION, "trained_window": window, "learners": saved, **experiment}
+        _write_text(tmp / "experiment.json", json.dumps(meta, indent=1))
+        _write_manifest(tmp)
+        _fsync_files(tmp)
+        if cfg.keep_checkpoints == 0 or "in_window" in experiment:
+            atomic_replace_dir(tmp, run_dir / LAST)
+            return run_dir / LAST
+        numbered = run_dir / checkpoint_name(window)
+        atomic_replace_dir(tmp, numbered)
+        with writing(last_tmp):
+            if last_tmp.exists():
+                shutil.rmtree(last_tmp)
+            _link_copy(numbered, last_tmp)
+        atomic_replace_dir(last_tmp, run_dir / LAST)
+        if cfg.keep_checkpoints > 0:
+            for old in sorted(_numbered(run_dir))[: -cfg.keep_checkpoints]:
+                shutil.rmtree(run_dir / checkpoint_name(old))
+    except BaseException:  # a full disk, a second signal: leave no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(last_tmp, ignore_errors=True)
+        raise
     log.debug("saved checkpoint %s", numbered)
     return numbered
 
 
 def _numbered(run_dir: Path) -> list[int]:
-    return [int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-[0-9]*") if p.is_dir() and p.name.split("-")[1].isdigit()]
+    return [int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*") if _NUMBERED.fullmatch(p.name) and p.is_dir()]
+
+
+def _write_text(path: Path, text: str) -> None:
+    with writing(path):
+        path.write_text(text)
 
 
 def _fsync_files(folder: Path) -> None:
     """Flush every file to disk, with the permissions of the other result files (safetensors makes them 0600)."""
     mode = 0o666 & ~_umask()
     for p in folder.iterdir():
-        os.chmod(p, mode)
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with writing(p):
+            os.chmod(p, mode)
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _link_copy(src: Path, dst: Path) -> None:
@@ -240,10 +280,56 @@ def _link_copy(src: Path, dst: Path) -> None:
             shutil.copy2(p, dst / p.name)
 
 
+# ---- verification --------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(folder.iterdir())}
+    _write_text(folder / MANIFEST, json.dumps({"files": files}, indent=1))
+
+
+def verify_checkpoint(folder: Path, only: Iterable[str] | None = None) -> None:
+    """Check every file of a checkpoint (or those named in ``only``) against the size and SHA-256
+    in its manifest; raise :class:`DamagedCheckpoint` naming the first that differs. A checkpoint
+    of format 1 (before manifests) cannot be checked and passes."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        try:
+            version = json.loads((folder / "experiment.json").read_text()).get("format_version", 0)
+        except (OSError, ValueError, AttributeError):
+            raise DamagedCheckpoint(folder, "experiment.json", "is missing or unreadable") from None
+        if version >= 2:
+            raise DamagedCheckpoint(folder, MANIFEST, "is missing")
+        log.info("checkpoint %s predates manifests: its files are not verified", folder)
+        return
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+        wanted = {name: (int(f["bytes"]), str(f["sha256"])) for name, f in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise DamagedCheckpoint(folder, MANIFEST, "is unreadable") from None
+    names = wanted if only is None else [n for n in only if n in wanted]
+    for name in names:
+        size, digest = wanted[name]
+        path = folder / name
+        if not path.is_file():
+            raise DamagedCheckpoint(folder, name, "is missing")
+        actual = path.stat().st_size
+        if actual != size:
+            raise DamagedCheckpoint(folder, name, f"has {actual:,} bytes, {size:,} when it was saved (truncated or overwritten)")
+        if file_sha256(path) != digest:
+            raise DamagedCheckpoint(folder, name, "has changed since it was saved (its SHA-256 differs from the manifest's)")
+
+
 def remove_checkpoints(run_dir: Path, stale_only: bool = False) -> None:
     """Delete the checkpoints of an earlier run in this folder (a fresh run over it), or with
     ``stale_only`` just the half-written folders a crash left behind."""
-    patterns = [".checkpoint-*.tmp"] + ([] if stale_only else ["checkpoint-*", ".checkpoint-*.old"])
+    patterns = [".checkpoint-*.tmp"] + ([] if stale_only else ["checkpoint-*", ".checkpoint-*.old", f".checkpoint-*{DAMAGED}"])
     for pattern in patterns:
         for p in run_dir.glob(pattern):
             if p.is_dir():
@@ -270,31 +356,62 @@ def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[s
     return out
 
 
-def find_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run (``checkpoint-last``, a numbered one, or the copy an
-    interrupted replacement left as ``.checkpoint-last.old``), or None."""
-    best: tuple[int, Path] | None = None
-    candidates = [run_dir / LAST, run_dir / f".{LAST}.old", *run_dir.glob("checkpoint-[0-9]*")]
-    for folder in candidates:
-        meta = folder / "experiment.json"
-        if not meta.is_file():
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """The checkpoints of a run, newest first (``checkpoint-last``, the copy an interrupted
+    replacement left as ``.checkpoint-last.old``, the numbered ones). One whose ``experiment.json``
+    cannot be read comes first: it is damaged, and verifying it says how."""
+    ranked = []
+    for i, folder in enumerate([run_dir / LAST, run_dir / f".{LAST}.old",
+                                *sorted(p for p in run_dir.glob("checkpoint-*") if _NUMBERED.fullmatch(p.name))]):
+        if not folder.is_dir():
             continue
         try:
-            window = int(json.loads(meta.read_text())["trained_window"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring unreadable checkpoint %s", folder)
-            continue
-        if best is None or window > best[0]:
-            best = (window, folder)
-    return best[1] if best else None
+            meta = json.loads((folder / "experiment.json").read_text())
+            position = (int(meta["trained_window"]), int("in_window" in meta))
+        except (OSError, ValueError, KeyError, TypeError):
+            position = (1 << 62, 0)
+        ranked.append((position, -i, folder))
+    return [folder for *_, folder in sorted(ranked, reverse=True)]
 
 
-def read_checkpoint(folder: Path) -> tuple[ExperimentConfig, Schema, dict[str, Any]]:
-    """(config, schema, ``experiment.json``) of a checkpoint folder, with a clear error if it is not one."""
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint of a run, not verified (see :func:`latest_good_checkpoint`), or None."""
+    folders = checkpoint_folders(run_dir)
+    return folders[0] if folders else None
+
+
+def latest_good_checkpoint(run_dir: Path, only: Iterable[str] | None = None) -> tuple[Path | None, list[DamagedCheckpoint]]:
+    """The newest checkpoint of a run that passes :func:`verify_checkpoint` (or None), and the
+    damaged ones newer than it, newest first."""
+    damaged = []
+    for folder in checkpoint_folders(run_dir):
+        try:
+            verify_checkpoint(folder, only)
+            return folder, damaged
+        except DamagedCheckpoint as e:
+            damaged.append(e)
+    return None, damaged
+
+
+def set_aside(folder: Path) -> Path:
+    """Rename a damaged checkpoint to ``NAME.damaged`` (replacing an older one), out of a resumed run's way."""
+    target = folder.with_name(folder.name + DAMAGED)
+    with writing(target):
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(folder, target)
+    return target
+
+
+def read_checkpoint(folder: Path, verify: bool = True) -> tuple[ExperimentConfig, Schema, dict[str, Any]]:
+    """(config, schema, ``experiment.json``) of a checkpoint folder, with a clear error if it is not
+    one or (with ``verify``) if it is damaged."""
     folder = Path(folder)
     if not (folder / "config.yaml").is_file() or not (folder / "experiment.json").is_file():
         hint = f"; did you mean {folder / LAST}?" if (folder / LAST).is_dir() else ""
         raise SessrecError(f"{folder} is not a sessrec checkpoint (no config.yaml / experiment.json){hint}")
+    if verify:
+        verify_checkpoint(folder)
     meta = json.loads((folder / "experiment.json").read_text())
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise SessrecError(f"checkpoint {folder} was written by a newer sessrec (format {meta['format_version']})")

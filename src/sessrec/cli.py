@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sessrec.config import ExperimentConfig, base_type, field_help, load_yaml
 from sessrec.errors import SessrecError
+from sessrec.stopping import RunInterrupted
 
 # Short spellings of a few flags (the long ones, with dashes or underscores, always work).
 FLAG_ALIASES = {"model_type": ["--model"], "features_schema_path": ["--schema"], "output_dir": ["-o"]}
@@ -100,12 +101,14 @@ def config_from_args(args: argparse.Namespace, with_preset: bool = True) -> Expe
     flags = {k: v for k, v in vars(args).items() if k in names}
     cfg = ExperimentConfig()
     if flags.get("resume"):
-        from sessrec.checkpoint import find_checkpoint
+        from sessrec.checkpoint import latest_good_checkpoint
+        from sessrec.runlock import check_free
 
         if not flags.get("output_dir"):
             raise SessrecError("--resume needs --output-dir: the folder of the run to continue")
         run_dir = Path(flags["output_dir"])
-        folder = find_checkpoint(run_dir) if run_dir.is_dir() else None
+        check_free(run_dir, "resume")  # before its checkpoints are read: the run may be replacing them
+        folder = latest_good_checkpoint(run_dir, only=["config.yaml"])[0] if run_dir.is_dir() else None
         if folder is not None:
             cfg = ExperimentConfig.from_yaml(folder / "config.yaml")
     if with_preset and getattr(args, "preset", None):
@@ -330,12 +333,17 @@ def setup_process(verbose: bool = False) -> None:
 
 
 def run_guarded(prog: str, command: Callable[[], int]) -> int:
-    """Run a command: a :class:`SessrecError` is printed on one line (exit 2), Ctrl-C exits 130."""
+    """Run a command: a :class:`SessrecError` is printed on one line (exit 2); a run stopped by
+    SIGTERM or SIGINT says what it saved and exits 128 + the signal number (143, 130); Ctrl-C
+    anywhere else exits 130."""
     try:
         return command()
     except SessrecError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except RunInterrupted as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

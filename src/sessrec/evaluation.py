@@ -16,6 +16,7 @@ import torch
 
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, split_last_item
 from sessrec.metrics import MetricAccumulator
+from sessrec.stopping import StopRequested, stop_requested
 
 
 class Scorer(Protocol):
@@ -29,7 +30,8 @@ class Scorer(Protocol):
 
 
 def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Sequence[int],
-             max_batches: int | None = None, each_n_batches: int = 1, last_item_only: bool = True) -> dict[str, float]:
+             max_batches: int | None = None, each_n_batches: int = 1, last_item_only: bool = True,
+             interruptible: bool = False) -> dict[str, float]:
     """Predict the last item (or, with ``last_item_only=False``, every item after the first) of
     every session of >= 2 items from the items before it.
 
@@ -37,7 +39,9 @@ def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Seq
     that score with logits), plus ``n_sessions`` (the number of predictions scored: sessions, or
     positions with ``last_item_only=False``), ``runtime``, ``samples_per_second`` and
     ``steps_per_second`` (model calls).
-    ``max_batches`` and ``each_n_batches`` count batches of ``batch_size`` sessions.
+    ``max_batches`` and ``each_n_batches`` count batches of ``batch_size`` sessions. With
+    ``interruptible``, a requested stop (:mod:`sessrec.stopping`) raises :class:`StopRequested`
+    between batches.
     """
     data = data.min_length(2)
     acc = MetricAccumulator(top_ks)
@@ -48,6 +52,8 @@ def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Seq
             break
         if b % each_n_batches:
             continue
+        if interruptible and stop_requested() is not None:
+            raise StopRequested("during evaluation")
         prefixes, all_targets = next_item_examples(batch, data.item_key, last_item_only)
         for lo in range(0, len(all_targets), batch_size):
             steps += 1

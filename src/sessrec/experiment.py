@@ -7,10 +7,11 @@ t + 1 over the full catalog, and the averages over time (AOT) weight every windo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ from sessrec.baselines.pop import MostPopular
 from sessrec.checkpoint import (
     config_differences,
     find_checkpoint,
+    latest_good_checkpoint,
     load_learner_state,
     read_checkpoint,
     read_state,
     remove_checkpoints,
     save_checkpoint,
+    set_aside,
     set_rng_state,
 )
 from sessrec.config import ExperimentConfig
@@ -31,11 +34,14 @@ from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import resolve_window_range, window_file
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate, prefixed
+from sessrec.io import WriteError
 from sessrec.learners import Learner, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
+from sessrec.runlock import RunLock
 from sessrec.runtime import seed_everything
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
+from sessrec.stopping import RunInterrupted, StopRequested, signal_name, stop_on_signals, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +122,10 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     """Run the protocol described by ``cfg`` and write the result files; returns the metrics.
 
     After each window a checkpoint is saved (``save_checkpoints``); with ``resume`` the run in
-    ``output_dir`` continues from its newest one and ends with the results of an uninterrupted run.
+    ``output_dir`` continues from its newest one that verifies and ends with the results of an
+    uninterrupted run. While it runs, the output folder is locked (:mod:`sessrec.runlock`), and
+    SIGTERM / SIGINT stop it at the next safe point with a checkpoint, raising
+    :class:`sessrec.stopping.RunInterrupted` (README "Faults").
     ``on_window(evaluated window, averages over time so far)`` is called after each window (the
     tuner reports to its pruner there; an exception it raises stops the run).
     """
@@ -136,97 +145,117 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     specs = [f for f in schema.features if f.name in names]
     check_data(data_files(cfg, data_path, start, final), schema, specs)  # before anything is written
 
-    out_dir = prepare_output_dir(cfg)
-    resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
-    remove_checkpoints(out_dir, stale_only=cfg.resume)
-    writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items},
-                          resuming=resume_from is not None)
-    loggers.start(cfg, out_dir)
+    out_dir, lock = prepare_output_dir(cfg)
+    with _run_guard(out_dir, lock):
+        resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
+        remove_checkpoints(out_dir, stale_only=cfg.resume)
+        writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items},
+                              resuming=resume_from is not None)
+        loggers.start(cfg, out_dir)
 
-    def with_history(made: Learner) -> Learner:
-        if hasattr(made, "history"):
-            made.history = writer.history_sink(also=loggers.log_history)
-        return made
+        def with_history(made: Learner) -> Learner:
+            if hasattr(made, "history"):
+                made.history = writer.history_sink(also=loggers.log_history)
+            return made
 
-    def new_learner() -> Learner:
-        return with_history(build_learner(cfg, schema))
+        def new_learner() -> Learner:
+            return with_history(build_learner(cfg, schema))
 
-    learner = with_history(learner)
+        learner = with_history(learner)
 
-    def load(t: int, which: str) -> SessionTensors:
-        return load_sessions(window_file(data_path, t, which, pad), schema, cfg.session_seq_length_max, specs, window=t)
+        def load(t: int, which: str) -> SessionTensors:
+            return load_sessions(window_file(data_path, t, which, pad), schema, cfg.session_seq_length_max, specs, window=t)
 
-    def train_data(t: int) -> SessionTensors:
-        return SessionTensors.concat([load(w, "train") for w in training_windows(cfg, t)])
+        def train_data(t: int) -> SessionTensors:
+            return SessionTensors.concat([load(w, "train") for w in training_windows(cfg, t)])
 
-    def pop_data(t: int, train: SessionTensors) -> SessionTensors:
-        return train if not cfg.no_incremental_training else load(t, "train")
+        def pop_data(t: int, train: SessionTensors) -> SessionTensors:
+            return train if not cfg.no_incremental_training else load(t, "train")
 
-    n_params = getattr(learner, "n_parameters", None)
-    printer(f"sessrec: {run_label(cfg)} on {data_path} | windows {start}..{final} | eval on {split} | "
-            f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
-    first = start
-    if resume_from is not None:
-        folder, meta = resume_from
-        first = meta["trained_window"] + 1
-        printer(f"resuming from {folder} (trained through window {first - 1})")
-        saved = meta["learners"]
-        for name, lrn in (("model", learner), ("pop", pop)):
-            if lrn is not None and saved.get(name):
-                lrn.load_state_dict(load_learner_state(folder, name))
-        # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
-        # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
-        refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")
-        for t in range(start, first) if refit_model or refit_pop else ():
+        n_params = getattr(learner, "n_parameters", None)
+        printer(f"sessrec: {run_label(cfg)} on {data_path} | windows {start}..{final} | eval on {split} | "
+                f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
+        first, in_window = start, None
+        if resume_from is not None:
+            folder, meta = resume_from
+            first, in_window = meta["trained_window"] + 1, meta.get("in_window")
+            inside = f", and window {first} {in_window['where']}" if in_window else ""
+            printer(f"resuming from {folder} (trained through window {first - 1}{inside})")
+            saved = meta["learners"]
+            for name, lrn in (("model", learner), ("pop", pop)):
+                if lrn is not None and saved.get(name):
+                    lrn.load_state_dict(load_learner_state(folder, name))
+            # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
+            # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
+            refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")
+            for t in range(start, first) if refit_model or refit_pop else ():
+                train = train_data(t)
+                if refit_model:
+                    if cfg.no_incremental_training and t > start:
+                        learner = new_learner()
+                    log.info("refitting %s on window %d (it has no state_dict to checkpoint)", cfg.model_type, t)
+                    learner.fit_window(train, t)
+                if refit_pop:
+                    pop.fit_window(pop_data(t, train), t)
+            writer.restore(meta)
+            set_rng_state(read_state(folder / "rng.safetensors"))
+        printer(_header(cfg.top_ks))
+        last_only = cfg.eval_on_last_item_seq_only
+        for w in writer.windows:
+            printer(_row(w["index"], w["metrics"], w, cfg.top_ks))
+        eval_rows = [w["metrics"] for w in writer.windows]
+        pop_rows = [w["pop"] for w in writer.windows if "pop" in w]
+        # A stop inside a window is checkpointed there only if the learner can save its state (a learner
+        # without state_dict() is refitted from the window's start on resume, so it stops at the window's end).
+        inside_ok = hasattr(learner, "state_dict")
+        for t in range(first, final):
+            windows = training_windows(cfg, t)
             train = train_data(t)
-            if refit_model:
-                if cfg.no_incremental_training and t > start:
-                    learner = new_learner()
-                log.info("refitting %s on window %d (it has no state_dict to checkpoint)", cfg.model_type, t)
-                learner.fit_window(train, t)
-            if refit_pop:
+            continuing = in_window is not None and t == first
+            if cfg.no_incremental_training and t > start and not continuing:
+                learner = new_learner()
+            fit = in_window["fit"] if continuing else None
+            try:
+                if fit is None:
+                    fit = learner.fit_window(train, t)
+                eval_data = load(t + 1, split)
+                metrics = prefixed(evaluate(learner, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                            each_n_batches=cfg.compute_metrics_each_n_steps, last_item_only=last_only,
+                                            interruptible=inside_ok), "eval")
+                if cfg.eval_steps_on_train_set > 0:
+                    metrics.update(prefixed(evaluate(learner, train, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                                     max_batches=cfg.eval_steps_on_train_set, last_item_only=last_only,
+                                                     interruptible=inside_ok), "train"))
+            except StopRequested as stop:
+                where = "after training, during evaluation" if fit is not None else str(stop)
+                state = {"evaluated_window": t, "in_window": {"window": t, "where": where, "fit": fit}, **writer.state()}
+                saved_to = save_checkpoint(out_dir, t - 1, cfg, schema, {"model": learner, "pop": pop},
+                                           state) if cfg.save_checkpoints else None
+                raise _interrupted(out_dir, f"in window {t} {where}", saved_to) from None
+            info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
+                                    "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
+            if pop is not None:
                 pop.fit_window(pop_data(t, train), t)
-        writer.restore(meta)
-        set_rng_state(read_state(folder / "rng.safetensors"))
-    printer(_header(cfg.top_ks))
-    last_only = cfg.eval_on_last_item_seq_only
-    for w in writer.windows:
-        printer(_row(w["index"], w["metrics"], w, cfg.top_ks))
-    eval_rows = [w["metrics"] for w in writer.windows]
-    pop_rows = [w["pop"] for w in writer.windows if "pop" in w]
-    for t in range(first, final):
-        windows = training_windows(cfg, t)
-        train = train_data(t)
-        if cfg.no_incremental_training and t > start:
-            learner = new_learner()
-        fit = learner.fit_window(train, t)
-        eval_data = load(t + 1, split)
-        metrics = prefixed(evaluate(learner, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
-                                    each_n_batches=cfg.compute_metrics_each_n_steps, last_item_only=last_only), "eval")
-        if cfg.eval_steps_on_train_set > 0:
-            metrics.update(prefixed(evaluate(learner, train, cfg.per_device_eval_batch_size, cfg.top_ks,
-                                             max_batches=cfg.eval_steps_on_train_set, last_item_only=last_only), "train"))
-        info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
-                                "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
-        if pop is not None:
-            pop.fit_window(pop_data(t, train), t)
-            info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
-                                            last_item_only=last_only), "eval")
-            pop_rows.append(info["pop"])
-        writer.add_window(t + 1, metrics, info)
-        loggers.log_window(t + 1, metrics, info)
-        eval_rows.append(metrics)
-        if cfg.save_checkpoints:
-            save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
-                            {"evaluated_window": t + 1, **writer.state()})
-        printer(_row(t + 1, metrics, info, cfg.top_ks))
-        if on_window is not None:
-            on_window(t + 1, _mean(eval_rows))
-    aot = _mean(eval_rows)
-    pop_aot = _mean(pop_rows)
-    elapsed = writer.elapsed_seconds()
-    writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
-    loggers.finish(aot)
+                info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                                last_item_only=last_only), "eval")
+                pop_rows.append(info["pop"])
+            writer.add_window(t + 1, metrics, info)
+            loggers.log_window(t + 1, metrics, info)
+            eval_rows.append(metrics)
+            saved_to = None
+            if cfg.save_checkpoints:
+                saved_to = save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
+                                           {"evaluated_window": t + 1, **writer.state()})
+            printer(_row(t + 1, metrics, info, cfg.top_ks))
+            if stop_requested() is not None and t + 1 < final:
+                raise _interrupted(out_dir, f"at the end of window {t}", saved_to)
+            if on_window is not None:
+                on_window(t + 1, _mean(eval_rows))
+        aot = _mean(eval_rows)
+        pop_aot = _mean(pop_rows)
+        elapsed = writer.elapsed_seconds()
+        writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
+        loggers.finish(aot)
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
     if pop_aot:
@@ -236,14 +265,44 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     return ExperimentResult(out_dir, writer.windows, aot, pop_aot, learner)
 
 
+@contextlib.contextmanager
+def _run_guard(out_dir: Path, lock: RunLock) -> Iterator[None]:
+    """A run's lifetime: its folder locked, SIGTERM/SIGINT turned into a stop at the next safe point,
+    and a failed write (a full disk) said with what is intact and how to go on."""
+    try:
+        with lock, stop_on_signals():
+            yield
+    except WriteError as e:
+        folder = find_checkpoint(out_dir)
+        then = (f"continue with `sessrec run --resume --output-dir {out_dir}`" if folder is not None else
+                "then run it again with --overwrite-output-dir")
+        cure = "free some space" if e.disk_full else "fix that"
+        kept = f"the result files and the newest checkpoint ({folder.name}) are intact" if folder else "the result files are intact"
+        raise SessrecError(f"{e}; {kept}: {cure}, then {then}") from None
+
+
+def _interrupted(out_dir: Path, where: str, saved_to: Path | None) -> RunInterrupted:
+    signum = stop_requested()
+    how = (f"checkpoint saved in {saved_to}; continue with `sessrec run --resume --output-dir {out_dir}`" if saved_to else
+           "no checkpoint saved (save_checkpoints is off): this run cannot be continued")
+    return RunInterrupted(signum, f"stopped by {signal_name(signum)} {where}; {how}")
+
+
 def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -> tuple[Path, dict[str, Any]]:
-    """The newest checkpoint of ``out_dir`` and its ``experiment.json``, once the config and schema
-    are checked to be those of the interrupted run."""
-    folder = find_checkpoint(out_dir)
+    """The newest checkpoint of ``out_dir`` that verifies, and its ``experiment.json``, once the
+    config and schema are checked to be those of the interrupted run. Damaged checkpoints newer
+    than it are named in a warning and set aside (the run continues from the older state)."""
+    folder, damaged = latest_good_checkpoint(out_dir)
+    if folder is None and damaged:
+        newest = damaged[0]
+        more = f" (and {len(damaged) - 1} older checkpoint(s) too)" if len(damaged) > 1 else ""
+        raise SessrecError(f"cannot resume {out_dir}: {newest}{more}; restore that file from a copy if you have one, "
+                           "else start the run again with --overwrite-output-dir (--keep-checkpoints N keeps older "
+                           "checkpoints to fall back on)")
     if folder is None:
         raise SessrecError(f"cannot resume: no checkpoint in {out_dir} (the run stopped before its first window "
                            "ended, or ran with --no-save-checkpoints); start it again with --overwrite-output-dir")
-    saved_cfg, saved_schema, meta = read_checkpoint(folder)
+    saved_cfg, saved_schema, meta = read_checkpoint(folder, verify=False)
     diffs = config_differences(saved_cfg, cfg)
     if diffs:
         raise SessrecError(f"cannot resume {out_dir} with a different config ({'; '.join(diffs)}); "
@@ -253,6 +312,11 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
     if meta["trained_window"] >= cfg.final_time_window_index:
         raise SessrecError(f"cannot resume: the checkpoint is past final_time_window_index {cfg.final_time_window_index} "
                            f"(trained through window {meta['trained_window']})")
+    for bad in damaged:
+        if bad.folder.exists():
+            moved = set_aside(bad.folder)
+            log.warning("%s; moved it to %s and resuming from the older %s (the results after it are computed again)",
+                        bad, moved.name, folder.name)
     return folder, meta
 
 

@@ -1,13 +1,18 @@
-"""File I/O: atomic writes (results and checkpoints are never left half-written), and parquet reads."""
+"""File I/O: atomic writes (results and checkpoints are never left half-written), write errors
+said in one line, and parquet reads."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sessrec.errors import SessrecError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -22,6 +27,29 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.T
         return f.read(columns=None if columns is None else list(columns))
 
 
+# the disk is full, a quota or a file-size limit (ulimit -f) is reached: freeing space is the cure
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class WriteError(SessrecError):
+    """A file could not be written (disk full, quota, permissions, ...): the path and the cause in one line."""
+
+    def __init__(self, path: str | Path, cause: OSError):
+        code = errno.errorcode.get(cause.errno or 0, "")
+        super().__init__(f"cannot write {path}: {cause.strerror or cause}" + (f" [{code}]" if code else ""))
+        self.path = Path(path)
+        self.disk_full = cause.errno in DISK_FULL
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into a :class:`WriteError` naming it."""
+    try:
+        yield
+    except OSError as e:
+        raise WriteError(path, e) from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -31,18 +59,19 @@ def _umask() -> int:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -50,13 +79,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_replace_dir(tmp_dir: str | Path, final_dir: str | Path) -> None:
-    """Move a fully written ``tmp_dir`` to ``final_dir``, replacing an older copy."""
+    """Move a fully written ``tmp_dir`` to ``final_dir``, replacing an older copy. Between the two
+    renames the older copy is ``.NAME.old``; one left by an interrupted call is put back first."""
     tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
     old = final_dir.with_name(f".{final_dir.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final_dir.exists():
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    if old.exists():
-        shutil.rmtree(old)
+    with writing(final_dir):
+        if old.exists():
+            if final_dir.exists():
+                shutil.rmtree(old)
+            else:
+                os.replace(old, final_dir)
+        if final_dir.exists():
+            os.replace(final_dir, old)
+        os.replace(tmp_dir, final_dir)
+        if old.exists():
+            shutil.rmtree(old)

@@ -29,6 +29,13 @@ class Learner(Scorer, Protocol):
       A learner without these methods still works with ``--resume``: the resumed run rebuilds it
       and refits it on the earlier windows' training data (slower, and exact as long as its
       training is deterministic given the seeded global RNGs); it cannot be loaded for serving.
+    * Stopping inside a window (SIGTERM, SIGINT; :mod:`sessrec.stopping`): a learner with
+      ``state_dict()`` may raise :class:`sessrec.stopping.StopRequested` between two training steps
+      once ``stop_requested()`` says so, if its ``state_dict()`` then holds what makes a later
+      ``fit_window`` on the same window (after ``load_state_dict``) continue exactly, as
+      :class:`sessrec.training.NeuralLearner` does. The evaluation of such a learner may also be
+      stopped between batches, so ``score`` must draw no random numbers. Other learners run to
+      the end of the window, where the run then stops.
     """
 
     input_names: list[str]  # features it reads

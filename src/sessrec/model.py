@@ -74,6 +74,16 @@ class SessionModel(nn.Module):
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.objective.loss(self, batch, generator)
 
+    def generator_states(self) -> dict[str, torch.Tensor]:
+        """The states of the model's own random generators (SSE's): training state, not weights,
+        saved so that a resumed run draws the numbers an uninterrupted one would."""
+        sse = self.features.sse_generator
+        return {} if sse is None else {"sse": sse.get_state()}
+
+    def set_generator_states(self, states: dict[str, torch.Tensor]) -> None:
+        if "sse" in states:
+            self.features.sse_generator.set_state(states["sse"])
+
     def next_item_scores(self, prefix: Batch) -> torch.Tensor:
         """Logits ``[B, n_items - 1]`` (column j = item j + 1) for the item following each session."""
         return self.head(self.objective.next_item_hidden(self, prefix))

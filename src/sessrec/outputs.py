@@ -1,7 +1,8 @@
 """Result files of a run, with the names, formats and metric keys of the original script.
 
-Every file is rewritten atomically after each window, so a crash never leaves a half-written
-file and analysis scripts written for Transformers4Rec keep working:
+Every file but ``history.jsonl`` is rewritten atomically after each window (a temporary file,
+then a rename), so a crash never leaves a half-written one, and analysis scripts written for
+Transformers4Rec keep working:
 
 * ``eval_train_results.csv``: one row per evaluated window (``index`` = window), all metrics
 * ``eval_results_over_time.txt`` / ``train_results_over_time.txt``: per-window ``key = value`` blocks
@@ -10,7 +11,11 @@ file and analysis scripts written for Transformers4Rec keep working:
 * ``results.json``: resolved config, per-window metrics with session counts, AOT, pop baseline
 * ``config.yaml``: the resolved config, reusable with ``sessrec run --config``
 * ``history.jsonl``: training loss and per-window metrics, appended as the run goes
-  (``{"type": "train", "step", "window", "loss", "lr"}`` and ``{"type": "window", "index", "metrics", ...}``)
+  (``{"type": "train", "step", "window", "loss", "lr"}`` and ``{"type": "window", "index", "metrics", ...}``);
+  an append that fails is cut back off, a process killed in the middle of one can leave a
+  half-written last line (``sessrec report`` skips it; ``--resume`` cuts the file back to its
+  checkpoint)
+* ``.lock``: held by the run while it writes here (:mod:`sessrec.runlock`)
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,7 +33,8 @@ from typing import Any
 
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_text
+from sessrec.io import atomic_write_text, writing
+from sessrec.runlock import LOCK_NAME, RunLock, check_free
 
 
 def default_output_dir(cfg: ExperimentConfig) -> Path:
@@ -41,20 +48,24 @@ def default_output_dir(cfg: ExperimentConfig) -> Path:
     return out
 
 
-def prepare_output_dir(cfg: ExperimentConfig) -> Path:
-    """Create the output folder; refuse a non-empty one unless ``overwrite_output_dir`` or ``resume``."""
+def prepare_output_dir(cfg: ExperimentConfig) -> tuple[Path, RunLock]:
+    """Create and lock the output folder; refuse a non-empty one unless ``overwrite_output_dir`` or
+    ``resume``, and one another run is writing into."""
     if cfg.resume:
         out = Path(cfg.output_dir)
         if not out.is_dir():
             raise SessrecError(f"cannot resume: output folder {out} does not exist")
-        return out
+        return out, RunLock.acquire(out, "resume")
     out = Path(cfg.output_dir) if cfg.output_dir else default_output_dir(cfg)
     if out.exists() and not out.is_dir():
         raise SessrecError(f"output path {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite_output_dir:
-        raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    if out.is_dir() and not cfg.overwrite_output_dir:
+        check_free(out, "write into")  # a running run's folder is not empty either: say which run holds it
+        if any(p.name != LOCK_NAME for p in out.iterdir()):
+            raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    return out, RunLock.acquire(out)
 
 
 def _fmt(v: Any) -> str:
@@ -83,23 +94,33 @@ class OutputWriter:
         self.extra = extra or {}
         self._log_lines: list[str] = []
         self._dllog("PARAMETER", {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool, type(None)))})
-        atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
-        history = out_dir / "history.jsonl"
         if resuming:
-            history.touch()  # cut back to the checkpoint by restore()
-        else:
-            history.write_text("")
+            return  # restore() rewrites every file, and cuts history.jsonl back to the checkpoint
+        atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
+        with writing(out_dir / "history.jsonl"):
+            (out_dir / "history.jsonl").write_text("")
         self._write_log()
 
     # ---- history ----------------------------------------------------------------------------------
     def append_history(self, records: list[dict[str, Any]]) -> None:
-        """Append JSON lines (loss points, window results); readable while the run goes on."""
+        """Append JSON lines (loss points, window results); readable while the run goes on. An append
+        that fails (a full disk, a second signal) is cut back off, leaving whole lines only."""
         if not records:
             return
-        with open(self.out / "history.jsonl", "a") as f:
-            for r in records:
-                f.write(json.dumps(_json_safe(r)) + "\n")
-            f.flush()
+        path = self.out / "history.jsonl"
+        data = memoryview("".join(json.dumps(_json_safe(r)) + "\n" for r in records).encode())
+        with writing(path):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    while data:
+                        data = data[os.write(fd, data):]
+                except BaseException:
+                    os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
 
     def history_sink(self, also: Callable[[list[dict[str, Any]]], None] | None = None) -> HistorySink:
         """What replaces a learner's ``history`` list so its loss records reach the file (and ``also``) at once."""
@@ -124,10 +145,11 @@ class OutputWriter:
         self.start = time.time() - float(state["elapsed_seconds"])
         history = self.out / "history.jsonl"
         size = int(state["history_bytes"])
-        if history.stat().st_size < size:
-            raise SessrecError(f"cannot resume: {history} is shorter than when the checkpoint was saved")
-        with open(history, "r+b") as f:
+        if not history.is_file() or history.stat().st_size < size:
+            raise SessrecError(f"cannot resume: {history} is missing or shorter than when the checkpoint was saved")
+        with writing(history), open(history, "r+b") as f:
             f.truncate(size)
+        atomic_write_text(self.out / "config.yaml", self.cfg.to_yaml())
         self._write_all()
 
     # ---- per window -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, read_parquet
 from sessrec.learners import Learner, build_learner
 from sessrec.schema import Schema
+
+log = logging.getLogger(__name__)
 
 SessionLike = Sequence[int] | Mapping[str, Sequence[float]]
 
@@ -105,10 +108,23 @@ class Recommender:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Recommender:
         """Rebuild the learner from ``config.yaml`` and ``schema.pbtxt`` and load ``model.safetensors``."""
-        from sessrec.checkpoint import load_learner_state, read_checkpoint, rng_state, set_rng_state
+        from sessrec.checkpoint import (
+            DamagedCheckpoint,
+            load_learner_state,
+            read_checkpoint,
+            rng_state,
+            set_rng_state,
+        )
 
         path = Path(path)
-        cfg, schema, meta = read_checkpoint(path)
+        try:
+            cfg, schema, meta = read_checkpoint(path)
+        except DamagedCheckpoint as e:
+            raise SessrecError(f"{e}; load another checkpoint of the run (an older checkpoint-NNNN, kept with "
+                               "--keep-checkpoints N) or train the model again") from None
+        if "in_window" in meta:
+            log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
+                        "on that window", path, meta["in_window"]["window"], meta["in_window"]["where"])
         if not meta["learners"].get("model"):
             raise SessrecError(f"checkpoint {path} holds no model: model_type '{cfg.model_type}' has no state_dict() "
                                "to save (see sessrec.learners.Learner)")

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,13 @@ from tqdm.auto import tqdm
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
+from sessrec.errors import SessrecError
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
 from sessrec.optim import FusedAdamW, clip_grad_norm_
 from sessrec.runtime import resolve_device, seed_everything, to_device, warn_once
 from sessrec.schema import Schema
+from sessrec.stopping import StopRequested, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,30 @@ def window_lr(cfg: ExperimentConfig, step: int, total_steps: int) -> float:
     return cfg.learning_rate * lr_factor(cfg.schedule, step, warmup, total_steps, cycles)
 
 
+@dataclass
+class WindowProgress:
+    """Where training stands inside a window: with the model, optimizer and generator states, what
+    continues the window exactly after a stop between two steps."""
+
+    window: int
+    total: int  # steps of the window
+    step: int = 0  # steps done
+    order: torch.Tensor | None = None  # the current epoch's permutation (None: draw the next one first)
+    next_batch: int = 0  # the batch of ``order`` the next step trains on
+    losses: list[float] = field(default_factory=list)
+    n_seen: int = 0
+    runtime: float = 0.0  # seconds spent on the window before the stop
+
+    def state(self) -> dict[str, Any]:
+        return {"window": self.window, "total": self.total, "step": self.step, "order": self.order,
+                "next_batch": self.next_batch, "losses": torch.tensor(self.losses, dtype=torch.float64),
+                "n_seen": self.n_seen, "runtime": self.runtime}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> WindowProgress:
+        return cls(**{**state, "losses": state["losses"].tolist()})
+
+
 class NeuralLearner:
     """A :class:`SessionModel` plus its optimizer, fine-tuned on each window in turn."""
 
@@ -85,6 +112,7 @@ class NeuralLearner:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.global_step = 0
         self.history: list[dict] = []  # {"step", "window", "loss", "lr"} every logging_steps
+        self.progress: WindowProgress | None = None  # set while stopped inside a window
 
     def _amp_dtype(self) -> torch.dtype | None:
         if self.cfg.fp16:
@@ -111,40 +139,65 @@ class NeuralLearner:
         return max(1, int(math.ceil(self.cfg.num_train_epochs * per_epoch)))
 
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
+        """Train on the window; continues where a stop left it when :meth:`load_state_dict` brought
+        back a state saved inside this window. Once a stop is requested (a signal, see
+        :mod:`sessrec.stopping`) it raises :class:`StopRequested` before the next step, with
+        :meth:`state_dict` holding everything needed to continue."""
         cfg = self.cfg
         total = self.steps_for(len(data))
         if n_batches(len(data), cfg.per_device_train_batch_size, cfg.dataloader_drop_last) == 0:
             log.warning("window %d: fewer sessions (%d) than one batch with drop_last; nothing to train", window, len(data))
             return {"train_steps": 0.0}
-        self._set_lr(window_lr(cfg, 0, total))
+        p, self.progress = self.progress, None
+        if p is None or p.window != window:
+            p = WindowProgress(window, total)
+            self._set_lr(window_lr(cfg, 0, total))  # a continued window has its rate in the optimizer's state
+        elif p.total != total:
+            raise SessrecError(f"cannot continue window {window}: it has {total} training steps now, {p.total} when the "
+                               "run was stopped (did its training data change?)")
         self.model.train()
-        losses: list[float] = []
-        n_seen, step = 0, 0
         start = time.perf_counter()
-        bar = tqdm(total=total, desc=f"window {window:>4} train", unit="step", disable=cfg.quiet, leave=False, dynamic_ncols=True)
-        while step < total:
-            for batch in iterate_batches(data, cfg.per_device_train_batch_size, shuffle=True,
-                                         drop_last=cfg.dataloader_drop_last, generator=self.generator):
+        bar = tqdm(total=total, initial=p.step, desc=f"window {window:>4} train", unit="step", disable=cfg.quiet,
+                   leave=False, dynamic_ncols=True)
+        while p.step < total:
+            if p.order is None:
+                p.order, p.next_batch = torch.randperm(len(data), generator=self.generator), 0
+            for batch in iterate_batches(data, cfg.per_device_train_batch_size, drop_last=cfg.dataloader_drop_last,
+                                         order=p.order, start=p.next_batch):
+                if stop_requested() is not None:
+                    p.runtime += time.perf_counter() - start
+                    self.progress = p
+                    bar.close()
+                    raise StopRequested(f"after step {p.step} of {total}")
                 loss = self._train_step(to_device(batch, self.device))
-                losses.append(loss)
-                step += 1
+                if not math.isfinite(loss):
+                    bar.close()
+                    raise SessrecError(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
+                                       f"(global step {self.global_step + 1}): lower the learning rate (learning_rate "
+                                       f"{cfg.learning_rate:g}) or clip gradients (max_grad_norm), and check the inputs "
+                                       "for extreme values")
+                p.losses.append(loss)
+                p.next_batch += 1
+                p.step += 1
                 self.global_step += 1
-                n_seen += int(batch[data.item_key].shape[0])
-                self._set_lr(window_lr(cfg, step, total))
+                p.n_seen += int(batch[data.item_key].shape[0])
+                self._set_lr(window_lr(cfg, p.step, total))
                 if cfg.logging_steps > 0 and self.global_step % cfg.logging_steps == 0:
                     self.history.append({"step": self.global_step, "window": window, "loss": loss,
                                          "lr": self.optimizer.param_groups[0]["lr"]})
                 bar.update(1)
-                if step % 10 == 0 or step == total:
-                    elapsed = time.perf_counter() - start
-                    bar.set_postfix(loss=f"{loss:.3f}", sess_s=f"{n_seen / max(elapsed, 1e-9):.0f}")
-                if step >= total:
+                if p.step % 10 == 0 or p.step == total:
+                    elapsed = p.runtime + time.perf_counter() - start
+                    bar.set_postfix(loss=f"{loss:.3f}", sess_s=f"{p.n_seen / max(elapsed, 1e-9):.0f}")
+                if p.step >= total:
                     break
+            else:
+                p.order = None  # the epoch is done
         bar.close()
-        runtime = time.perf_counter() - start
+        runtime = p.runtime + time.perf_counter() - start
         release_workspace()  # for evaluation: GPT-2-CLM runs peaked ~20 MB lower, measured
-        return {"train_loss": float(np.mean(losses)), "train_runtime": runtime,
-                "train_samples_per_second": n_seen / max(runtime, 1e-9), "train_steps": float(step)}
+        return {"train_loss": float(np.mean(p.losses)), "train_runtime": runtime,
+                "train_samples_per_second": p.n_seen / max(runtime, 1e-9), "train_steps": float(p.step)}
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -163,11 +216,16 @@ class NeuralLearner:
         return float(loss.detach())
 
     def state_dict(self) -> dict[str, Any]:
-        """Weights under ``"model"``; optimizer, AMP scaler, shuffling/masking generator and step count
-        besides. The LR schedule restarts each window, so at a window boundary it has no state."""
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
-                "global_step": self.global_step}
+        """Weights under ``"model"``; optimizer, AMP scaler, shuffling/masking generator, the model's
+        own generators (SSE) and step count besides, and the :class:`WindowProgress` when stopped
+        inside a window. The LR schedule
+        restarts each window and is a function of the step, so it has no state of its own."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                 "model_generators": self.model.generator_states(), "global_step": self.global_step}
+        if self.progress is not None:
+            state["window_progress"] = self.progress.state()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; a state with only ``"model"`` loads the weights alone."""
@@ -176,7 +234,10 @@ class NeuralLearner:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
             self.generator.set_state(state["generator"])
+            self.model.set_generator_states(state.get("model_generators", {}))  # not in format-1 checkpoints
             self.global_step = int(state["global_step"])
+            progress = state.get("window_progress")
+            self.progress = None if progress is None else WindowProgress.from_state(progress)
 
     @torch.no_grad()
     def score(self, prefix: Batch) -> torch.Tensor:

@@ -98,8 +98,10 @@ def test_missing_column_and_empty_file(tmp_path, read):
 
 def test_batches_cover_everything_once():
     data = SessionTensors({"item": torch.arange(1, 11).view(10, 1)}, "item")
-    seen = torch.cat([b["item"] for b in iterate_batches(data, 3, shuffle=True, generator=torch.Generator().manual_seed(0))])
-    assert sorted(seen.flatten().tolist()) == list(range(1, 11))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(0))
+    seen = torch.cat([b["item"] for b in iterate_batches(data, 3, order=order)])
+    assert seen.flatten().tolist() == (order + 1).tolist()
+    assert torch.cat([b["item"] for b in iterate_batches(data, 3, order=order, start=2)]).flatten().tolist() == (order[6:] + 1).tolist()
     assert len(list(iterate_batches(data, 3, drop_last=True))) == 3
     assert len(list(iterate_batches(data, 3))) == 4
 

@@ -169,12 +169,12 @@ def test_pruned_trials_stop_before_their_last_window(tiny_data, tmp_path):
     assert t.intermediate_values[2] == pytest.approx(sum(ndcg[:2]) / 2)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 130)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143)])
 def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_data, tmp_path, sig, code):
     out = tmp_path / "tune"
     cmd = [sys.executable, "-m", "sessrec.cli", "tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "gpt2",
            "--task", "clm", *TINY, "--no-prune", "--trials", "4", "--tune-windows", "4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = None
     deadline = time.time() + 120
     while time.time() < deadline and killed is None:
@@ -190,6 +190,9 @@ def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_d
             os.kill(proc.pid, sig)
             killed = running[0]
     assert proc.wait(timeout=60) == code
+    if sig == signal.SIGTERM:
+        assert proc.stderr.read().strip().splitlines()[-1].startswith(
+            "sessrec: tuning stopped by SIGTERM: the study keeps its")
     assert killed is not None, "the tuning process never had a running trial after a complete one"
     assert tune(tiny_data, out, "--no-prune", "--trials", "4", "--tune-windows", "4") == 0
     trials = load(out).trials

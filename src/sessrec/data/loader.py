@@ -234,12 +234,12 @@ def _pad(values: np.ndarray, offsets: np.ndarray, max_len: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def iterate_batches(data: SessionTensors, batch_size: int, shuffle: bool = False, drop_last: bool = False,
-                    generator: torch.Generator | None = None) -> Iterator[Batch]:
-    """Yield batches as slices of the window tensors (a permutation first when shuffling)."""
+def iterate_batches(data: SessionTensors, batch_size: int, drop_last: bool = False, order: torch.Tensor | None = None,
+                    start: int = 0) -> Iterator[Batch]:
+    """Yield batches as slices of the window tensors, in ``order`` (a permutation of the sessions)
+    when given, from batch ``start`` on (a training epoch continued after a stop)."""
     n = len(data)
-    order = torch.randperm(n, generator=generator) if shuffle else None
-    for b in range(n_batches(n, batch_size, drop_last)):
+    for b in range(start, n_batches(n, batch_size, drop_last)):
         sl = slice(b * batch_size, min((b + 1) * batch_size, n))
         if order is None:
             yield {k: v[sl] for k, v in data.features.items()}

@@ -37,6 +37,7 @@ import yaml
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text
+from sessrec.stopping import RunInterrupted, signal_name
 from sessrec.tuning.space import (
     SearchSpace,
     apply,
@@ -492,6 +493,11 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
             _run_trials(study, plan, callbacks=[monitor])
         else:
             _run_workers(plan, study, opts.n_jobs, cfg.seed + 1000 * n_before, monitor)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM (a RunInterrupted from the trial's run, or from _interrupt)
+        signum = getattr(e, "signum", signal.SIGINT)
+        raise RunInterrupted(signum, f"tuning stopped by {signal_name(signum)}: the study keeps its {_finished(study)} "
+                                     "finished trials and queues the interrupted one again; run the same command to "
+                                     "continue") from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -516,8 +522,8 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops tuning like Ctrl-C: the running trial is queued again for the next invocation."""
-    raise KeyboardInterrupt
+    """SIGTERM between trials stops tuning like Ctrl-C (inside a trial the run's own handler stops it)."""
+    raise RunInterrupted(signum, "stopped")
 
 
 def _header(plan: Plan, study, requeued: list[int]) -> str:

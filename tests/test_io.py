@@ -1,0 +1,47 @@
+import errno
+import os
+
+import pytest
+
+from sessrec.config import ExperimentConfig
+from sessrec.io import WriteError, atomic_write_text, writing
+from sessrec.outputs import OutputWriter
+
+
+@pytest.mark.parametrize("code,full", [(errno.ENOSPC, True), (errno.EDQUOT, True), (errno.EFBIG, True), (errno.EACCES, False)])
+def test_a_failed_write_names_the_path_and_the_cause(tmp_path, code, full):
+    with pytest.raises(WriteError) as e, writing(tmp_path / "results.json"):
+        raise OSError(code, os.strerror(code))
+    assert str(e.value) == f"cannot write {tmp_path / 'results.json'}: {os.strerror(code)} [{errno.errorcode[code]}]"
+    assert e.value.disk_full is full
+
+
+def test_atomic_write_keeps_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    atomic_write_text(tmp_path / "results.json", "old")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(WriteError, match=r"results.json: No space left on device \[ENOSPC\]"):
+        atomic_write_text(tmp_path / "results.json", "new")
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert (tmp_path / "results.json").read_text() == "old"
+
+
+def test_a_failed_history_append_is_cut_back_off(tmp_path, monkeypatch):
+    writer = OutputWriter(tmp_path, ExperimentConfig())
+    writer.append_history([{"step": 1}])
+    before = (tmp_path / "history.jsonl").read_bytes()
+    write = os.write
+
+    def half_then_full(fd, data):  # the first few bytes land, then the disk is full
+        if len(data) > 5:
+            return write(fd, bytes(data[:5]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(WriteError, match="history.jsonl: No space left on device"):
+        writer.append_history([{"step": 2, "loss": 1.5}])
+    assert (tmp_path / "history.jsonl").read_bytes() == before
+

@@ -1,0 +1,103 @@
+import json
+import os
+import signal
+
+import pytest
+
+from sessrec.checkpoint import find_checkpoint, latest_good_checkpoint
+from sessrec.cli import main
+from sessrec.stopping import RunInterrupted, stop_on_signals, stop_requested
+from tests.conftest import FAULT_ARGS as ARGS
+from tests.fault_child import leftovers, metric_rows, start_child, train_history, wait_for
+
+
+def _resume_and_compare(out, straight_run):
+    assert main(["run", "--resume", "-o", str(out), "--quiet"]) == 0
+    assert metric_rows(out) == metric_rows(straight_run)
+    assert train_history(out) == train_history(straight_run)
+    assert leftovers(out) == []
+
+
+def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp_path, straight_run):
+    out, mark = tmp_path / "run", tmp_path / "mark"
+    child = start_child(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)], PAUSE_AT_STEP="8", MARK=str(mark))
+    wait_for(mark, child)  # before step 3 of window 2
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.splitlines()[-1] == (f"sessrec: stopped by SIGTERM in window 2 after step 3 of 6; checkpoint saved in "
+                                    f"{out}/checkpoint-last; continue with `sessrec run --resume --output-dir {out}`")
+    meta = json.loads((out / "checkpoint-last" / "experiment.json").read_text())
+    assert meta["trained_window"] == 1 and meta["in_window"] == {"window": 2, "where": "after step 3 of 6", "fit": None}
+    assert [x["step"] for x in train_history(out)] == list(range(1, 10))  # the current step ended before the stop
+    assert (out / "checkpoint-0001").is_dir()  # numbered checkpoints stay window boundaries
+    _resume_and_compare(out, straight_run)
+
+
+def test_sigint_during_evaluation_keeps_the_trained_window(tiny_data, tmp_path, straight_run):
+    out, mark = tmp_path / "run", tmp_path / "mark"
+    child = start_child(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)], PAUSE_IN_EVAL="1", MARK=str(mark))
+    wait_for(mark, child)  # the first evaluation, after window 1's 6 steps
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "stopped by SIGINT in window 1 after training, during evaluation; checkpoint saved" in err.splitlines()[-1]
+    meta = json.loads((out / "checkpoint-last" / "experiment.json").read_text())
+    assert meta["trained_window"] == 0 and meta["in_window"]["fit"]["train_steps"] == 6.0 and meta["windows"] == []
+    _resume_and_compare(out, straight_run)
+
+
+def test_a_second_signal_during_the_save_stops_at_once_and_keeps_the_last_checkpoint(tiny_data, tmp_path, straight_run):
+    out, mark = tmp_path / "run", tmp_path / "mark"
+    child = start_child(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)], PAUSE_AT_STEP="8",
+                        PAUSE_IN_SAVE="1", MARK=str(mark))
+    wait_for(mark, child)
+    child.send_signal(signal.SIGTERM)
+    wait_for(mark.with_suffix(".save"), child)  # writing the mid-window checkpoint
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.splitlines()[-1] == "sessrec: stopped at once by a second SIGTERM; the newest complete checkpoint is kept"
+    assert leftovers(out) == []  # the half-written checkpoint folder was removed on the way out
+    assert find_checkpoint(out) == out / "checkpoint-last"
+    assert latest_good_checkpoint(out)[0] == out / "checkpoint-last"
+    assert "in_window" not in json.loads((out / "checkpoint-last" / "experiment.json").read_text())  # window 1's
+    _resume_and_compare(out, straight_run)
+
+
+def test_a_learner_without_state_dict_stops_at_the_end_of_the_window(tiny_data, tmp_path):
+    """V-SkNN cannot save its state: a stop asked while window 2 loads waits for the window's checkpoint."""
+    args = ["run", "--data-path", str(tiny_data), "--model", "vsknn", "--final-time-window-index", "4", "--quiet"]
+    straight, out, mark = tmp_path / "straight", tmp_path / "run", tmp_path / "mark"
+    assert main([*args, "-o", str(straight)]) == 0
+    child = start_child([*args, "-o", str(out)], PAUSE_AT_LOAD="3", MARK=str(mark))  # 3rd file: window 2's train.parquet
+    wait_for(mark, child)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.splitlines()[-1].startswith(f"sessrec: stopped by SIGTERM at the end of window 2; checkpoint saved in {out}/checkpoint-0002;")
+    assert [r["index"] for r in metric_rows(out)] == ["2", "3"]
+    _resume_and_compare(out, straight)
+
+
+def test_stop_on_signals_sets_a_flag_then_raises_and_restores_the_handlers():
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals():
+        assert stop_requested() is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop_requested() == signal.SIGTERM
+        with pytest.raises(RunInterrupted) as second:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert second.value.exit_code == 143 and isinstance(second.value, KeyboardInterrupt)
+    assert stop_requested() is None and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_the_process_ignores_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for `sessrec run ... &` in a script
+    try:
+        with stop_on_signals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop_requested() is None
+    finally:
+        signal.signal(signal.SIGINT, previous)
