@@ -11,6 +11,7 @@ import torch
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.sample import generate_sample
+from sessrec.data.synthetic import write_realistic_windows
 
 DATA = Path(__file__).parent / "data"
 
@@ -23,6 +24,14 @@ def tiny_data(tmp_path_factory) -> Path:
     """4 daily windows of the sample generator, 300 sessions a day, 200 items."""
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate_sample(out, n_days=4, sessions_per_day=300, n_items=200, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def realistic_data(tmp_path_factory) -> Path:
+    """4 windows of click-log-like sessions (150, 7, 450 and 150 sessions; see ``write_realistic_windows``)."""
+    out = tmp_path_factory.mktemp("realistic") / "data"
+    write_realistic_windows(out, seed=0)
     return out
 
 
