@@ -51,3 +51,11 @@ def write_sessions(path: Path, columns: dict[str, list], types: dict[str, pa.Dat
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(arrays), path)
     return path
+
+
+def keep_first_click(path: Path) -> Path:
+    """Rewrite a window file so that every session keeps only its first interaction (list columns cut to 1)."""
+    table = pq.read_table(path)
+    columns = {c: [v[:1] if isinstance(v, list) else v for v in table.column(c).to_pylist()] for c in table.column_names}
+    pq.write_table(pa.Table.from_pydict(columns, schema=table.schema), path)
+    return path

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -30,6 +30,7 @@ from sessrec.experiment import run_experiment
 from sessrec.recommend import Recommender
 from sessrec.tasks import OBJECTIVES
 from tests.bodies.pairs import ALL_PAIRS
+from tests.conftest import keep_first_click
 from tests.test_checkpoint import KILLER, SRC, _metric_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -174,6 +175,30 @@ def test_report_of_every_run(runs, realistic_data, tmp_path, capsys):
                     and float(r["NDCG@20"]) == pytest.approx(res["aot"]["eval_/next-item/ndcg_at_20"])]
         assert matching and all(r["windows"] == "3" and r["status"] == "done" for r in matching)
     assert (tmp_path / "report" / "metrics_per_window.png").stat().st_size > 0
+
+
+def test_a_window_without_a_session_to_evaluate(realistic_data, tmp_path, capsys):
+    """Window 2's valid file holds single clicks only: its metrics are undefined (NaN), the averages
+    over time are those of windows 3 and 4, and the report counts 2 evaluated windows."""
+    data = tmp_path / "data"
+    shutil.copytree(realistic_data, data)
+    keep_first_click(data / "0002" / "valid.parquet")
+    for model in ("gpt2", "vsknn"):
+        out = tmp_path / model
+        res = run_experiment(config(data, out, model), printer=print)
+        first, rest = res.windows[0], res.windows[1:]
+        assert first["n_eval_sessions"] == 0 and first["pop"]["eval_n_sessions"] == 0
+        assert all(math.isnan(v) for k, v in first["metrics"].items() if k.startswith("eval_/"))
+        for key in ("eval_/next-item/ndcg_at_20", "eval_/next-item/recall_at_10") + (("eval_/loss",) if model == "gpt2" else ()):
+            assert res.aot[key] == pytest.approx(sum(w["metrics"][key] for w in rest) / 2)
+            assert res.pop_aot[key.replace("/loss", "/next-item/mrr_at_20")] >= 0
+        assert "NDCG@20 AOT" in capsys.readouterr().out
+        saved = json.loads((out / "results.json").read_text())
+        assert saved["windows"][0]["metrics"]["eval_/next-item/ndcg_at_20"] is None
+        assert main(["report", str(out), "-o", str(tmp_path / f"report-{model}")]) == 0
+        rows = _csv(tmp_path / f"report-{model}" / "report.csv")
+        assert [r["windows"] for r in rows] == ["2", "2"]  # the model and the most-popular comparison
+        assert float(rows[0]["NDCG@20"]) == pytest.approx(res.aot["eval_/next-item/ndcg_at_20"])
 
 
 def _csv(path: Path) -> list[dict]:

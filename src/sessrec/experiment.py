@@ -110,6 +110,12 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     for t in range(start + 1, final + 1):
         window_file(data_path, t, split, pad)
 
+    # Built before anything is written: a model the config cannot build (a task the architecture does
+    # not support, bad baseline parameters) stops the run with an error and no output folder.
+    seed_everything(cfg.seed)
+    learner = build_learner(cfg, schema)
+    pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
+
     out_dir = prepare_output_dir(cfg)
     resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
     remove_checkpoints(out_dir, stale_only=cfg.resume)
@@ -117,15 +123,15 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
                           resuming=resume_from is not None)
     loggers.start(cfg, out_dir)
 
-    def new_learner() -> Learner:
-        made = build_learner(cfg, schema)
+    def with_history(made: Learner) -> Learner:
         if hasattr(made, "history"):
             made.history = writer.history_sink(also=loggers.log_history)
         return made
 
-    seed_everything(cfg.seed)
-    learner = new_learner()
-    pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
+    def new_learner() -> Learner:
+        return with_history(build_learner(cfg, schema))
+
+    learner = with_history(learner)
     names = set(learner.input_names) | (set(pop.input_names) if pop else set())
     specs = [f for f in schema.features if f.name in names]
 
@@ -184,6 +190,9 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
                                              max_batches=cfg.eval_steps_on_train_set, last_item_only=last_only), "train"))
         info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                 "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
+        if not info["n_eval_sessions"]:
+            log.warning("window %d: no session of its %s file has 2 items or more: nothing to evaluate "
+                        "(its metrics are NaN, and it is left out of the averages over time)", t + 1, split)
         if pop is not None:
             pop.fit_window(pop_data(t, train), t)
             info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
@@ -203,7 +212,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print) -> ExperimentResult:
     loggers.finish(aot)
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
-    if pop_aot:
+    if pop_aot and aot:
         printer(f"NDCG@{k} AOT: {run_label(cfg)} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
@@ -231,11 +240,18 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Unweighted mean over windows of every metric present in all of them."""
+    """Unweighted mean over windows of every metric present in all of them. A window where nothing
+    was scored (``eval_n_sessions`` or ``train_n_sessions`` 0: no session of 2 items) has undefined
+    metrics of that prefix, and is left out of their means."""
     if not rows:
         return {}
     keys = set(rows[0]).intersection(*rows[1:])
-    return {k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
+    out = {}
+    for k in sorted(keys):
+        values = [r[k] for r in rows if r.get(f"{k.split('_', 1)[0]}_n_sessions", 1) > 0]
+        if values:
+            out[k] = sum(values) / len(values)
+    return out
 
 
 def _header(top_ks: list[int]) -> str:

@@ -59,13 +59,19 @@ def metric_name(metric: tuple[str, int]) -> str:
 
 
 def canonical_metrics(row: dict[str, Any]) -> dict[tuple[str, int], float]:
-    """``{("ndcg", 20): 0.21, ...}`` from result keys of either sessrec or the original script."""
+    """``{("ndcg", 20): 0.21, ...}`` from result keys of either sessrec or the original script; undefined
+    values (a window without a session to evaluate: null, empty or NaN) are left out."""
     out = {}
     for key, value in row.items():
         m = _METRIC_KEY.match(key)
-        if m and value not in (None, ""):
+        if m and value not in (None, "") and not math.isnan(float(value)):
             out[(m.group(1), int(m.group(2)))] = float(value)
     return out
+
+
+def _evaluated(windows: list[tuple[int, dict[tuple[str, int], float]]]) -> dict[int, dict[tuple[str, int], float]]:
+    """Window -> metrics, for the windows that have any (the others had no session to evaluate)."""
+    return {w: m for w, m in windows if m}
 
 
 @dataclass
@@ -119,8 +125,8 @@ def _load_sessrec_run(path: Path) -> Run:
         except json.JSONDecodeError as e:
             raise SessrecError(f"{path / 'results.json'}: not valid JSON ({e})") from None
         cfg = results["config"]
-        windows = {int(w["index"]): canonical_metrics(w["metrics"]) for w in results["windows"]}
-        pop = {int(w["index"]): canonical_metrics(w["pop"]) for w in results["windows"] if w.get("pop")}
+        windows = _evaluated([(int(w["index"]), canonical_metrics(w["metrics"])) for w in results["windows"]])
+        pop = _evaluated([(int(w["index"]), canonical_metrics(w["pop"])) for w in results["windows"] if w.get("pop")])
         finished = "total_seconds" in results
     else:  # still training its first window
         import yaml
@@ -149,7 +155,7 @@ def _load_original_run(path: Path) -> Run:
         rows = list(csv.DictReader(f))
     if rows and "index" not in rows[0]:
         raise SessrecError(f"{path / 'eval_train_results.csv'}: no 'index' column (the evaluated window)")
-    windows = {int(float(r["index"])): canonical_metrics(r) for r in rows}
+    windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
                seed=params.get("seed"), dataset=_dataset_name(params.get("data_path")),

@@ -137,10 +137,15 @@ class NeuralLearner:
         return max(1, int(math.ceil(self.cfg.num_train_epochs * per_epoch)))
 
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
+        """Train on the window's sessions of 2 items or more. A single click gives no target: nothing
+        precedes it (CLM), and the original's masking unmasks a session's only item (MLM/PLM/RTD)."""
         cfg = self.cfg
+        data = data.min_length(2)
         total = self.steps_for(len(data))
         if n_batches(len(data), cfg.per_device_train_batch_size, cfg.dataloader_drop_last) == 0:
-            log.warning("window %d: fewer sessions (%d) than one batch with drop_last; nothing to train", window, len(data))
+            why = (f"fewer sessions of 2 items or more ({len(data)}) than one batch with drop_last" if len(data)
+                   else "no session has 2 items or more")
+            log.warning("window %d: %s; nothing to train", window, why)
             return {"train_steps": 0.0}
         self._set_lr(window_lr(cfg, 0, total))
         self.model.train()

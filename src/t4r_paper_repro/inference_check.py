@@ -12,6 +12,7 @@ tie pessimistically, a top-10 list picks one of the tied items).
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TextIO
 
@@ -36,7 +37,7 @@ def simulated_inference_recall(learner: Learner, cfg: ExperimentConfig, window: 
         prefix, targets = split_last_item(batch, data.item_key)
         top, _ = recommend(learner, prefix, k)
         hits += int((top.cpu() == targets.view(-1, 1)).any(dim=1).sum())
-    return hits / len(data)
+    return hits / len(data) if len(data) else math.nan  # no session of 2 items: nothing to check
 
 
 def run_check(result: ExperimentResult, cfg: ExperimentConfig, out: TextIO | None = None, err: TextIO | None = None) -> float:
