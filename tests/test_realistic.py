@@ -163,6 +163,7 @@ def test_same_seed_same_metrics(model, task, side, runs, realistic_data, tmp_pat
     assert no_time(first["windows"]) == no_time(json.loads(json.dumps(again.windows)))
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # matplotlib's, when the legend of many runs did not fit
 def test_report_of_every_run(runs, realistic_data, tmp_path, capsys):
     folders = [runs(m, t, s) for m, t in ALL_PAIRS for s in (False, True)] + [runs(b) for b in sorted(BASELINES)]
     assert main(["report", *map(str, folders), "-o", str(tmp_path / "report")]) == 0

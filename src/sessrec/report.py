@@ -424,7 +424,7 @@ def plot_windows(groups: list[Group], path: Path) -> None:
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
         if axes[row][0].lines:
-            axes[row][0].legend(fontsize=8)
+            _legend(axes[row][0], axes[row][-1])
     _save(fig, path)
 
 
@@ -446,9 +446,21 @@ def plot_loss(runs: list[Run], labels: dict[Path, str], path: Path) -> bool:
     ax.set_ylabel("training loss")
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, ax)
     _save(fig, path)
     return True
+
+
+def _legend(source, beside) -> None:
+    """The legend of ``source``'s lines: inside it when short, else to the right of ``beside`` (a
+    legend of many runs does not fit over the plot)."""
+    if len(source.lines) <= 8:
+        source.legend(fontsize=8)
+        return
+    handles, labels = source.get_legend_handles_labels()
+    legend = beside.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                           ncol=math.ceil(len(handles) / 24))
+    legend.set_in_layout(False)  # tight_layout sizes the plots; savefig's tight box then takes the legend in
 
 
 def _pyplot():
@@ -463,7 +475,8 @@ def _pyplot():
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", bbox_extra_artists=fig.legends + [
+        a.get_legend() for a in fig.axes if a.get_legend() is not None])
     _pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
