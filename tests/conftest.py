@@ -11,6 +11,7 @@ import torch
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.sample import generate_sample
+from sessrec.data.synthetic import write_realistic_windows
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,6 +27,14 @@ def tiny_data(tmp_path_factory) -> Path:
     """4 daily windows of the sample generator, 300 sessions a day, 200 items."""
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate_sample(out, n_days=4, sessions_per_day=300, n_items=200, seed=7)
+    return out
+
+
+@pytest.fixture(scope="session")
+def realistic_data(tmp_path_factory) -> Path:
+    """4 windows of click-log-like sessions (150, 7, 450 and 150 sessions; see ``write_realistic_windows``)."""
+    out = tmp_path_factory.mktemp("realistic") / "data"
+    write_realistic_windows(out, seed=0)
     return out
 
 
@@ -60,3 +69,11 @@ def straight_run(tiny_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("straight") / "run"
     assert main(["run", "--data-path", str(tiny_data), *FAULT_ARGS, "-o", str(out)]) == 0
     return out
+
+
+def keep_first_click(path: Path) -> Path:
+    """Rewrite a window file so that every session keeps only its first interaction (list columns cut to 1)."""
+    table = pq.read_table(path)
+    columns = {c: [v[:1] if isinstance(v, list) else v for v in table.column(c).to_pylist()] for c in table.column_names}
+    pq.write_table(pa.Table.from_pydict(columns, schema=table.schema), path)
+    return path

@@ -35,6 +35,20 @@ def test_ties_are_pessimistic():
     assert m["recall_at_20"].item() == 0.0
 
 
+def test_a_nan_target_score_ranks_last():
+    """A diverged model scores NaN: its target must count as missed, not as rank 0 (NDCG = inf)."""
+    scores = torch.tensor([[0.5, float("nan"), 0.1], [float("nan")] * 3])
+    assert target_ranks(scores, torch.tensor([1, 0])).tolist() == [3.0, 3.0]
+    acc = MetricAccumulator([1, 2])
+    acc.update(scores, torch.tensor([1, 0]))
+    assert all(v == 0.0 for v in acc.result().values())
+
+
+def test_nothing_scored_gives_undefined_metrics():
+    assert {k: math.isnan(v) for k, v in MetricAccumulator([5]).result().items()} == \
+        {"mrr_at_5": True, "ndcg_at_5": True, "recall_at_5": True}
+
+
 def test_accumulator_means_over_examples_not_batches():
     acc = MetricAccumulator([1])
     acc.update(torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 0, 1]))  # 2 hits of 3

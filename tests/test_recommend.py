@@ -42,6 +42,17 @@ def test_top_k_and_exclude_seen():
     assert ids.tolist() == [[3, 5, 1], [2, 4, 3]]
 
 
+def test_exclude_seen_excludes_the_items_before_the_last_max_len_too(tmp_path):
+    rec = Recommender(FixedScores([1.0 - 0.1 * i for i in range(10)]), SCHEMA, max_len=3)  # item 1 scores best
+    ids, _ = rec.recommend([[1, 2, 3, 4, 5, 6], [9]], k=3, exclude_seen=True)  # the model reads 4, 5, 6
+    assert ids.tolist() == [[7, 8, 9], [1, 2, 3]]
+    sessions = write_sessions(tmp_path / "in.parquet", {"item": [[1, 2, 3, 4, 5, 6], [9]]})
+    rec.recommend_file(sessions, tmp_path / "out.parquet", k=3, exclude_seen=True)
+    assert pq.read_table(tmp_path / "out.parquet").column("item_ids").to_pylist() == [[7, 8, 9], [1, 2, 3]]
+    with pytest.raises(SessrecError, match="item id 30 is outside"):
+        rec.recommend([[30, 1, 2, 3]], exclude_seen=True)
+
+
 def test_sessions_to_batch_keeps_the_most_recent_items():
     b = sessions_to_batch([[1, 2, 3, 4, 5], {"item": [7, 8]}], "item", max_len=3)
     assert b["item"].tolist() == [[3, 4, 5], [7, 8, 0]]
@@ -141,9 +152,10 @@ def test_recommender_gives_what_the_trained_learner_gives(tmp_path):
     assert torch.equal(torch.get_rng_state(), before)  # loading leaves the caller's RNG alone
     sessions = [[3, 4, 5], [7], list(range(1, 12))]
     ids, scores = rec.recommend(sessions, k=5, exclude_seen=True)
-    want_ids, want_scores = recommend(learner, sessions_to_batch(sessions, "item", 8), 5, True, "item")
+    want_ids, want_scores = recommend(learner, sessions_to_batch(sessions, "item", 8), 5, True, "item",
+                                      seen=sessions_to_batch(sessions, "item", 11)["item"])
     assert torch.equal(ids, want_ids) and torch.allclose(scores, want_scores)
-    assert not set(ids[0].tolist()) & {3, 4, 5}
+    assert not set(ids[0].tolist()) & {3, 4, 5} and not set(ids[2].tolist()) & set(range(1, 12))
     with pytest.raises(SessrecError, match="item id 30 is outside this model's range 1..29"):
         rec.recommend([[1, 30]])
 

@@ -138,6 +138,29 @@ def test_plm_target_prediction_does_not_see_its_own_item():
     assert seen_by_later > 0  # but visible to the targets after it in the factorisation order
 
 
+@pytest.mark.parametrize("session", [[7, 9], [3, 8, 3, 5]])
+def test_plm_target_that_may_see_no_item_is_predicted_from_nothing(session):
+    """Every item a target (a 2-item session with both covered, or plm_permute_all): the first one
+    in the factorisation order may see no item. Its query stream must attend to nothing: softmax
+    over -1e30 scores (transformers' XLNet) spreads evenly over every key, its own item included."""
+    model = model_for("xlnet", "plm", n_layer=2).eval()
+    items = torch.zeros(1, 6, dtype=torch.int64)
+    items[0, :len(session)] = torch.tensor(session)
+    targets = items != 0
+    pm = plm_perm_mask(targets, torch.Generator().manual_seed(3))
+    mapping = torch.eye(6).expand(1, 6, 6)
+
+    def query_stream(it):
+        with torch.no_grad():
+            return model.encode(model.embed({"item": it}), targets, causal=False, perm_mask=pm, target_mapping=mapping)
+
+    base = query_stream(items)
+    for t in range(len(session)):
+        changed = items.clone()
+        changed[0, t] = items[0, t] % 49 + 1
+        assert torch.allclose(query_stream(changed)[0, t], base[0, t], atol=1e-5), t
+
+
 def test_plm_needs_xlnet():
     with pytest.raises(SessrecError, match="xlnet"):
         model_for("bert", "plm")

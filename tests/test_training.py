@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -113,3 +114,26 @@ def test_a_non_finite_loss_stops_the_run_naming_window_and_step(tiny_data, tmp_p
     assert latest_good_checkpoint(out) == (out / "checkpoint-last", [])
     assert json.loads((out / "checkpoint-last" / "experiment.json").read_text())["trained_window"] == 1
     assert [w["index"] for w in json.loads((out / "results.json").read_text())["windows"]] == [2]
+
+
+def test_single_click_sessions_are_left_out_of_training(caplog):
+    """A batch of single clicks has nothing to predict (CLM) and, as in the original, no masked item
+    (MLM/PLM/RTD): training on it gave a NaN loss that poisoned every weight."""
+    from sessrec.config import ExperimentConfig
+    from sessrec.data.loader import SessionTensors
+    from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema
+    from sessrec.training import NeuralLearner
+
+    schema = Schema([FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 29)])
+    items = torch.zeros(8, 4, dtype=torch.int64)
+    items[:, 0] = torch.arange(1, 9)
+    items[4:, 1] = torch.arange(9, 13)  # 4 single clicks, 4 sessions of 2 items
+    for model, task in (("gpt2", "clm"), ("xlnet", "mlm")):
+        cfg = ExperimentConfig.from_dict({"model_type": model, "task": task, "d_model": 16, "n_layer": 1, "n_head": 2,
+                                          "max_steps": 8, "per_device_train_batch_size": 1, "quiet": True})
+        learner = NeuralLearner(cfg, schema)
+        fit = learner.fit_window(SessionTensors({"item": items}, "item"), 1)
+        assert fit["train_steps"] == 8 and math.isfinite(fit["train_loss"])
+        assert all(torch.isfinite(p).all() for p in learner.model.parameters())
+        fit = learner.fit_window(SessionTensors({"item": items[:4]}, "item"), 2)
+        assert fit["train_steps"] == 0 and "window 2: no session has 2 items or more; nothing to train" in caplog.text

@@ -8,6 +8,7 @@ is made from a truncated session, exactly as :func:`sessrec.recommend.recommend`
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -38,7 +39,7 @@ def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Seq
     Returns mean metrics (``ndcg_at_k``, ``recall_at_k``, ``mrr_at_k``, and ``loss`` for models
     that score with logits), plus ``n_sessions`` (the number of predictions scored: sessions, or
     positions with ``last_item_only=False``), ``runtime``, ``samples_per_second`` and
-    ``steps_per_second`` (model calls).
+    ``steps_per_second`` (model calls). With no session to score, the metrics are NaN (undefined).
     ``max_batches`` and ``each_n_batches`` count batches of ``batch_size`` sessions. With
     ``interruptible``, a requested stop (:mod:`sessrec.stopping`) raises :class:`StopRequested`
     between batches.
@@ -65,6 +66,8 @@ def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Seq
                 acc.update_loss(float(cross_entropy_sum(scores.float(), targets)), int(targets.numel()))
     runtime = time.perf_counter() - start
     res = acc.result()
+    if learner.scores_are_logits and "loss" not in res:
+        res["loss"] = math.nan  # nothing scored: undefined, as the ranking metrics
     res.update(n_sessions=float(acc.count), runtime=runtime, samples_per_second=acc.count / max(runtime, 1e-9),
                steps_per_second=steps / max(runtime, 1e-9))
     return res

@@ -138,6 +138,8 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     cfg.final_time_window_index = final
     split = "test" if cfg.eval_on_test_set else "valid"
     pad = cfg.time_window_folder_pad_digits
+    # Built before anything is written: a model the config cannot build (a task the architecture does
+    # not support, bad baseline parameters) stops the run with an error and no output folder.
     seed_everything(cfg.seed)
     learner = build_learner(cfg, schema)
     pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
@@ -234,6 +236,9 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
                 raise _interrupted(out_dir, f"in window {t} {where}", saved_to) from None
             info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                     "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
+            if not info["n_eval_sessions"]:
+                log.warning("window %d: no session of its %s file has 2 items or more: nothing to evaluate "
+                            "(its metrics are NaN, and it is left out of the averages over time)", t + 1, split)
             if pop is not None:
                 pop.fit_window(pop_data(t, train), t)
                 info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
@@ -258,7 +263,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
         loggers.finish(aot)
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
-    if pop_aot:
+    if pop_aot and aot:
         printer(f"NDCG@{k} AOT: {run_label(cfg)} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
@@ -321,11 +326,18 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Unweighted mean over windows of every metric present in all of them."""
+    """Unweighted mean over windows of every metric present in all of them. A window where nothing
+    was scored (``eval_n_sessions`` or ``train_n_sessions`` 0: no session of 2 items) has undefined
+    metrics of that prefix, and is left out of their means."""
     if not rows:
         return {}
     keys = set(rows[0]).intersection(*rows[1:])
-    return {k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
+    out = {}
+    for k in sorted(keys):
+        values = [r[k] for r in rows if r.get(f"{k.split('_', 1)[0]}_n_sessions", 1) > 0]
+        if values:
+            out[k] = sum(values) / len(values)
+    return out
 
 
 def _header(top_ks: list[int]) -> str:

@@ -9,11 +9,13 @@ For an example whose target item is ranked ``r`` (1 = best) among every item of 
 Ties are broken pessimistically: ``r = #{items with score >= target score}``, so an item tied
 with the target counts as ranked above it, and a constant scorer gets no credit. Scores of items
 that must never be recommended (padding) are expected to be ``-inf`` already. The rank is found
-by comparing with the target's score, without sorting the catalog.
+by comparing with the target's score, without sorting the catalog. A mean over no example (an
+evaluation window without a session of 2 items) is NaN: undefined, not 0.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -22,9 +24,11 @@ METRIC_NAMES = ("ndcg", "recall", "mrr")
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """1-based pessimistic rank of ``targets[i]`` in ``scores[i]`` (shape ``[B, C]``), as float."""
+    """1-based pessimistic rank of ``targets[i]`` in ``scores[i]`` (shape ``[B, C]``), as float.
+    A NaN target score (a diverged model) ranks last."""
     target_scores = scores.gather(1, targets.view(-1, 1))
-    return (scores >= target_scores).sum(dim=1, dtype=torch.int32).to(torch.float64)  # int32: half the bytes of the default int64
+    ranks = (scores >= target_scores).sum(dim=1, dtype=torch.int32).to(torch.float64)  # int32: half the bytes of the default int64
+    return ranks.masked_fill(target_scores.view(-1).isnan(), float(scores.shape[1]))
 
 
 def metrics_from_ranks(ranks: torch.Tensor, top_ks: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -59,7 +63,9 @@ class MetricAccumulator:
         self.loss_count += n
 
     def result(self) -> dict[str, float]:
-        res = {name: (s / self.count if self.count else 0.0) for name, s in sorted(self.sums.items())}
+        """Means over the examples; NaN (undefined) for every metric when there was none."""
+        names = sorted(f"{m}_at_{k}" for k in self.top_ks for m in METRIC_NAMES)
+        res = {name: self.sums.get(name, 0.0) / self.count if self.count else math.nan for name in names}
         if self.loss_count:
             res["loss"] = self.loss_sum / self.loss_count
         return res

@@ -61,15 +61,17 @@ def sessions_to_batch(sessions: Sequence[SessionLike], item_key: str, max_len: i
 
 @torch.no_grad()
 def recommend(learner: Learner, prefix: Batch, k: int = 10, exclude_seen: bool = False,
-              item_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              item_key: str | None = None, seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` item ids and scores ``([B, k], [B, k])`` for the item following each session of ``prefix``.
 
-    With ``exclude_seen``, items already in the session are never recommended.
+    With ``exclude_seen``, items already in the session are never recommended: the items of
+    ``prefix``, or ``seen`` (``[B, *]`` item ids, 0 = padding) when ``prefix`` holds only the last
+    items of longer sessions.
     """
     scores = learner.score(prefix).float().clone()
     if exclude_seen:
         key = item_key or next(iter(prefix))
-        seen = prefix[key].to(scores.device)
+        seen = (prefix[key] if seen is None else seen).to(scores.device)
         mask = torch.zeros(scores.shape[0], scores.shape[1] + 1, dtype=torch.bool, device=scores.device)
         mask.scatter_(1, seen, True)  # column 0 (padding) absorbs the padded positions
         scores.masked_fill_(mask[:, 1:], float("-inf"))
@@ -152,10 +154,18 @@ class Recommender:
         if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
             raise SessrecError(f"this model was trained with side information ({', '.join(self.side_features)}): "
                                f"give each session as a dict with '{self.item_key}' and those features, not item ids alone")
-        return self.recommend_batch(sessions_to_batch(sessions, self.item_key, self.max_len), k, exclude_seen)
+        batch = sessions_to_batch(sessions, self.item_key, self.max_len)
+        seen = None
+        if exclude_seen:  # every item of the session, also those before the last max_len the model reads
+            items = [list(s[self.item_key]) if isinstance(s, Mapping) else list(s) for s in sessions]
+            seen = sessions_to_batch(items, self.item_key, max(map(len, items)))[self.item_key]
+        return self.recommend_batch(batch, k, exclude_seen, seen)
 
-    def recommend_batch(self, batch: Batch, k: int = 10, exclude_seen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like :meth:`recommend` for right-padded ``[N, L]`` tensors keyed by feature name, in chunks."""
+    def recommend_batch(self, batch: Batch, k: int = 10, exclude_seen: bool = False,
+                        seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`recommend` for right-padded ``[N, L]`` tensors keyed by feature name, in chunks.
+        ``seen``: the sessions' item ids ``[N, *]`` that ``exclude_seen`` excludes, when ``batch`` holds
+        only the last items of longer sessions (default: ``batch``'s items)."""
         if k < 1:
             raise SessrecError(f"k must be >= 1 (got {k})")
         missing = [n for n in self.input_names if n not in batch]
@@ -164,8 +174,12 @@ class Recommender:
         self._check_values(batch)
         batch = {n: batch[n] for n in self.input_names}
         n = batch[self.item_key].shape[0]
+        if seen is not None:
+            self._check_values({self.item_key: seen})
+        else:
+            seen = batch[self.item_key]
         parts = [recommend(self.learner, {name: v[i:i + self.batch_size] for name, v in batch.items()}, k,
-                           exclude_seen, self.item_key) for i in range(0, n, self.batch_size)]
+                           exclude_seen, self.item_key, seen[i:i + self.batch_size]) for i in range(0, n, self.batch_size)]
         return torch.cat([p[0] for p in parts]).cpu(), torch.cat([p[1] for p in parts]).cpu()
 
     def recommend_file(self, input_path: str | Path, output_path: str | Path, k: int = 10,
@@ -183,7 +197,7 @@ class Recommender:
         longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
         specs = [self.schema[n] for n in self.input_names]
         data = load_sessions(input_path, self.schema, max(longest, self.max_len), specs)
-        ids, scores = self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen)
+        ids, scores = self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen, data.items)
         keep = [c for c in table.column_names if not pa.types.is_list(table.schema.field(c).type)
                 and not pa.types.is_large_list(table.schema.field(c).type)]
         out = table.select(keep).append_column("item_ids", pa.array(ids.tolist(), pa.list_(pa.int64())))
@@ -197,7 +211,7 @@ class Recommender:
         """Ids outside a table would fail deep inside torch: say which feature and value instead."""
         for name in self.input_names:
             spec = self.schema[name]
-            if not spec.is_categorical:
+            if name not in batch or not spec.is_categorical:
                 continue
             v = batch[name]
             if v.is_floating_point():

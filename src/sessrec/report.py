@@ -60,13 +60,19 @@ def metric_name(metric: tuple[str, int]) -> str:
 
 
 def canonical_metrics(row: dict[str, Any]) -> dict[tuple[str, int], float]:
-    """``{("ndcg", 20): 0.21, ...}`` from result keys of either sessrec or the original script."""
+    """``{("ndcg", 20): 0.21, ...}`` from result keys of either sessrec or the original script; undefined
+    values (a window without a session to evaluate: null, empty or NaN) are left out."""
     out = {}
     for key, value in row.items():
         m = _METRIC_KEY.match(key)
-        if m and value not in (None, ""):
+        if m and value not in (None, "") and not math.isnan(float(value)):
             out[(m.group(1), int(m.group(2)))] = float(value)
     return out
+
+
+def _evaluated(windows: list[tuple[int, dict[tuple[str, int], float]]]) -> dict[int, dict[tuple[str, int], float]]:
+    """Window -> metrics, for the windows that have any (the others had no session to evaluate)."""
+    return {w: m for w, m in windows if m}
 
 
 @dataclass
@@ -120,8 +126,8 @@ def _load_sessrec_run(path: Path) -> Run:
         except json.JSONDecodeError as e:
             raise SessrecError(f"{path / 'results.json'}: not valid JSON ({e})") from None
         cfg = results["config"]
-        windows = {int(w["index"]): canonical_metrics(w["metrics"]) for w in results["windows"]}
-        pop = {int(w["index"]): canonical_metrics(w["pop"]) for w in results["windows"] if w.get("pop")}
+        windows = _evaluated([(int(w["index"]), canonical_metrics(w["metrics"])) for w in results["windows"]])
+        pop = _evaluated([(int(w["index"]), canonical_metrics(w["pop"])) for w in results["windows"] if w.get("pop")])
         finished = "total_seconds" in results
     else:  # still training its first window
         import yaml
@@ -150,7 +156,7 @@ def _load_original_run(path: Path) -> Run:
         rows = list(csv.DictReader(f))
     if rows and "index" not in rows[0]:
         raise SessrecError(f"{path / 'eval_train_results.csv'}: no 'index' column (the evaluated window)")
-    windows = {int(float(r["index"])): canonical_metrics(r) for r in rows}
+    windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
                seed=params.get("seed"), dataset=_dataset_name(params.get("data_path")),
@@ -440,7 +446,7 @@ def plot_windows(groups: list[Group], path: Path) -> None:
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
         if axes[row][0].lines:
-            axes[row][0].legend(fontsize=8)
+            _legend(axes[row][0], axes[row][-1])
     _save(fig, path)
 
 
@@ -462,9 +468,21 @@ def plot_loss(runs: list[Run], labels: dict[Path, str], path: Path) -> bool:
     ax.set_ylabel("training loss")
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, ax)
     _save(fig, path)
     return True
+
+
+def _legend(source, beside) -> None:
+    """The legend of ``source``'s lines: inside it when short, else to the right of ``beside`` (a
+    legend of many runs does not fit over the plot)."""
+    if len(source.lines) <= 8:
+        source.legend(fontsize=8)
+        return
+    handles, labels = source.get_legend_handles_labels()
+    legend = beside.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                           ncol=math.ceil(len(handles) / 24))
+    legend.set_in_layout(False)  # tight_layout sizes the plots; savefig's tight box then takes the legend in
 
 
 def _pyplot():
@@ -479,7 +497,8 @@ def _pyplot():
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", bbox_extra_artists=fig.legends + [
+        a.get_legend() for a in fig.axes if a.get_legend() is not None])
     _pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 

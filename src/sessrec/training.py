@@ -139,14 +139,20 @@ class NeuralLearner:
         return max(1, int(math.ceil(self.cfg.num_train_epochs * per_epoch)))
 
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
-        """Train on the window; continues where a stop left it when :meth:`load_state_dict` brought
-        back a state saved inside this window. Once a stop is requested (a signal, see
-        :mod:`sessrec.stopping`) it raises :class:`StopRequested` before the next step, with
-        :meth:`state_dict` holding everything needed to continue."""
+        """Train on the window's sessions of 2 items or more. A single click gives no target: nothing
+        precedes it (CLM), and the original's masking unmasks a session's only item (MLM/PLM/RTD).
+
+        Continues where a stop left it when :meth:`load_state_dict` brought back a state saved inside
+        this window. Once a stop is requested (a signal, see :mod:`sessrec.stopping`) it raises
+        :class:`StopRequested` before the next step, with :meth:`state_dict` holding everything
+        needed to continue."""
         cfg = self.cfg
+        data = data.min_length(2)
         total = self.steps_for(len(data))
         if n_batches(len(data), cfg.per_device_train_batch_size, cfg.dataloader_drop_last) == 0:
-            log.warning("window %d: fewer sessions (%d) than one batch with drop_last; nothing to train", window, len(data))
+            why = (f"fewer sessions of 2 items or more ({len(data)}) than one batch with drop_last" if len(data)
+                   else "no session has 2 items or more")
+            log.warning("window %d: %s; nothing to train", window, why)
             return {"train_steps": 0.0}
         p, self.progress = self.progress, None
         if p is None or p.window != window:

@@ -85,7 +85,10 @@ class RelativeAttention(nn.Module):
         q_g = self._heads(g, self.q)  # [B, n, M, dh]
         if target_mapping is not None:  # queries at the mapped positions: [B, n, L, dh]
             q_g = target_mapping.transpose(1, 2)[:, None] @ q_g
-        attn_g = self._attend(q_g, k, v, k_r, mask_g)
+        # A query that may see no key (the first target of a factorisation order in which every item is a
+        # target) is predicted from nothing: its attention is empty. Softmax over -1e30 scores, as in
+        # transformers' XLNet, would spread it evenly over every key, the query's own item included.
+        attn_g = self._attend(q_g, k, v, k_r, mask_g) * (mask_g == 0).any(-1, keepdim=True)
         if target_mapping is not None:
             attn_g = target_mapping[:, None] @ attn_g
         return out_h, self._post(g, _merge_heads(attn_g))
