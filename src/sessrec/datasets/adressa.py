@@ -22,7 +22,13 @@ from pathlib import Path
 
 import polars as pl
 
-from sessrec.datasets.features import HOUR_MS, gauss_rank_apply, gauss_rank_fit, hour_weekday
+from sessrec.datasets.features import (
+    HOUR_MS,
+    gauss_rank_apply,
+    gauss_rank_fit,
+    hour_weekday,
+    hour_weekday_rules,
+)
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
 from sessrec.datasets.raw import LINE, convert, files_in, first_line, in_input_order, json_batches, looks_like
 from sessrec.errors import SessrecError
@@ -87,6 +93,7 @@ def recipe(rare_count: int) -> Recipe:
         continuous=(Continuous("item_age_hours_norm", ("item", LIST, CONTINUOUS)),
                     *(Continuous(n, cyc, -1.0, 1.0) for n in ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos"))),
         time_name="timestamp", time_unit_ms=1, fit=fit, transform=transform, paper_stats=PAPER,
+        serving=hour_weekday_rules(TIMEZONE, True, ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")),
     )
 
 

@@ -27,7 +27,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from sessrec.datasets import DEFAULT_SESSION_GAP_MS
-from sessrec.datasets.features import DAY_MS, hour_weekday, mean_std, standardize
+from sessrec.datasets.features import (
+    DAY_MS,
+    age_days_rule,
+    hour_weekday,
+    hour_weekday_rules,
+    mean_std,
+    standardize,
+)
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
 from sessrec.datasets.raw import (
     LINE,
@@ -160,6 +167,8 @@ def recipe(cols: Columns, timezone: str) -> Recipe:
                     Continuous("item_age_days_log_norm", ("item", LIST, CONTINUOUS)),
                     *(Continuous(n, cyc, -1.0, 1.0) for n in ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos"))),
         time_name="timestamp", time_unit_ms=1000, fit=fit, transform=transform,
+        serving={**hour_weekday_rules(timezone, False, ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")),
+                 "item_age_days_log_norm": age_days_rule("age")},
     )
 
 

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import polars as pl
 
+from sessrec.data.catalog import time_rule
+
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
@@ -34,6 +36,18 @@ def hour_weekday(t_ms: str, timezone: str, fractional_hour: bool, names: tuple[s
     if fractional_hour:
         hour = hour + local.dt.minute().cast(pl.Float64) / 60.0
     return cyclic(hour, 24, names[0], names[1]) + cyclic(local.dt.weekday(), 7, names[2], names[3])
+
+
+def hour_weekday_rules(timezone: str, fractional_hour: bool, names: tuple[str, str, str, str]) -> dict[str, dict]:
+    """How serving rebuilds the features of :func:`hour_weekday` from interaction times (``Recipe.serving``)."""
+    parts = (("hour", "sin"), ("hour", "cos"), ("weekday", "sin"), ("weekday", "cos"))
+    return {name: time_rule(part, fn, timezone, fractional_hour) for name, (part, fn) in zip(names, parts)}
+
+
+def age_days_rule(stats_key: str, whole_days: bool = False) -> dict:
+    """How serving rebuilds a standardised ``log1p`` of the days since the item was first seen
+    (``Recipe.serving``); the mean and standard deviation are those the recipe's ``fit`` put under ``stats_key``."""
+    return {"from": "age", "unit_ms": DAY_MS, "whole_units": whole_days, "stats": stats_key}
 
 
 def mean_std(lf: pl.LazyFrame, expr: pl.Expr) -> tuple[float, float]:

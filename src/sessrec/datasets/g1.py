@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sessrec.datasets.features import HOUR_MS, gauss_rank_apply, gauss_rank_fit, hour_weekday
+from sessrec.datasets.features import (
+    HOUR_MS,
+    gauss_rank_apply,
+    gauss_rank_fit,
+    hour_weekday,
+    hour_weekday_rules,
+)
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
 from sessrec.datasets.raw import (
     G1_CLICK_COLUMNS,
@@ -92,6 +98,7 @@ def recipe() -> Recipe:
         continuous=(Continuous("item_age_hours_norm", ("item", LIST, CONTINUOUS)),
                     *(Continuous(n, cyc, -1.0, 1.0) for n in ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos"))),
         time_name="click_timestamp", time_unit_ms=1, fit=fit, transform=transform, paper_stats=PAPER,
+        serving=hour_weekday_rules(TIMEZONE, True, ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")),
     )
 
 

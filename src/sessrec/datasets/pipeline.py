@@ -42,6 +42,7 @@ import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
+from sessrec.data.catalog import age_rule, write_catalog
 from sessrec.data.windows import SPLITS, window_dir
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
@@ -92,6 +93,9 @@ class Recipe:
     # (events of one window with the item's first_t, statistics) -> events with the continuous columns
     transform: Callable[[pl.DataFrame, dict], pl.DataFrame]
     paper_stats: dict | None = None  # Table 1 of the paper, printed for comparison
+    # continuous feature -> how serving rebuilds it from interaction times (sessrec.datasets.features:
+    # hour_weekday_rules, age_rule); the other features come from the catalog's item table
+    serving: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,6 +175,7 @@ def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, op
         schema = build_schema(recipe, fitted, opts)
         schema.save(tmp / "schema.pbtxt")
         schema.save(tmp / "schema.json")
+        _write_catalog(tmp, recipe, fitted, schema)
         atomic_write_text(tmp / "stats.json", json.dumps(stats, indent=2) + "\n")
         atomic_write_text(tmp / "windows.csv", _windows_csv(windows))
         shutil.rmtree(work)
@@ -179,7 +184,8 @@ def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, op
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     print(format_stats(stats, recipe.paper_stats))
-    print(f"wrote {len(windows)} windows to {out} (train/valid/test.parquet each, schema.pbtxt, stats.json, windows.csv)")
+    print(f"wrote {len(windows)} windows to {out} (train/valid/test.parquet each, schema.pbtxt, stats.json, windows.csv, "
+          "catalog: original ids and item features)")
     return PrepareResult(out, schema, stats, windows)
 
 
@@ -405,6 +411,16 @@ def _windows_csv(windows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(windows)
     return buf.getvalue()
+
+
+def _write_catalog(out: Path, recipe: Recipe, fitted: Fitted, schema: Schema) -> None:
+    """Original ids ↔ ids of the item and every categorical, the item table, the serving rules."""
+    items = fitted.items.select(pl.col("item").alias("raw"), "id", pl.col("n").alias("count"), "first_t")
+    maps = {c.name: (fitted.encoders[c.name].rename({c.source: "raw"}), 1 if c.unknown_slot else None)
+            for c in recipe.categoricals}
+    rules = {name: age_rule(rule["unit_ms"], rule["whole_units"], *fitted.stats[rule["stats"]]) if rule["from"] == "age" else rule
+             for name, rule in recipe.serving.items()}
+    write_catalog(out, schema, items, maps, recipe.time_name, recipe.time_unit_ms, rules)
 
 
 # ---- statistics and schema -----------------------------------------------------------------------

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import polars as pl
 
-from sessrec.datasets.features import DAY_MS, hour_weekday, mean_std, standardize
+from sessrec.datasets.features import (
+    DAY_MS,
+    age_days_rule,
+    hour_weekday,
+    hour_weekday_rules,
+    mean_std,
+    standardize,
+)
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
 from sessrec.datasets.raw import (
     LINE,
@@ -38,6 +45,7 @@ PAPER = {"days": 31, "windows": 31, "items": 156_516, "sessions": 3_268_268, "in
          "mean_session_length": 5.49, "gini_item_popularity": 0.86}
 
 ITEM = "item"
+TIME_FEATURES = ("sess_et_hour_sin_seq", "sess_et_hour_cos_seq", "sess_et_dayofweek_sin_seq", "sess_et_dayofweek_cos_seq")
 CONVERSIONS = {
     "event_time": as_time_ms("%Y-%m-%d %H:%M:%S UTC", "2019-10-01 00:00:00 UTC"),
     "product_id": as_int(),
@@ -85,8 +93,7 @@ def transform(df: pl.DataFrame, stats: dict) -> pl.DataFrame:
         pl.when(avg > 0).then((_price() - avg) / avg).otherwise(0.0).cast(pl.Float32)
         .alias("sess_relative_price_to_avg_category_seq"),
         standardize(_recency_log_days(), *stats["recency"]).alias("sess_prod_recency_days_log_norm_seq"),
-        *hour_weekday("t", "UTC", False, ("sess_et_hour_sin_seq", "sess_et_hour_cos_seq",
-                                          "sess_et_dayofweek_sin_seq", "sess_et_dayofweek_cos_seq")),
+        *hour_weekday("t", "UTC", False, TIME_FEATURES),
     )
 
 
@@ -106,6 +113,8 @@ def recipe() -> Recipe:
                     Continuous("sess_et_dayofweek_sin_seq", cyc, -1.0, 1.0),
                     Continuous("sess_et_dayofweek_cos_seq", cyc, -1.0, 1.0)),
         time_name="sess_etime_seq", time_unit_ms=1000, fit=fit, transform=transform, paper_stats=PAPER,
+        serving={**hour_weekday_rules("UTC", False, TIME_FEATURES),
+                 "sess_prod_recency_days_log_norm_seq": age_days_rule("recency")},
     )
 
 

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import polars as pl
 
-from sessrec.datasets.features import DAY_MS, hour_weekday, mean_std, standardize
+from sessrec.datasets.features import (
+    DAY_MS,
+    age_days_rule,
+    hour_weekday,
+    hour_weekday_rules,
+    mean_std,
+    standardize,
+)
 from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
 from sessrec.datasets.raw import (
     ISO_TIME,
@@ -64,6 +71,9 @@ def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
     return in_input_order(paths, _read_file)
 
 
+TIME_FEATURES = ("timestamp_hour_sin-list", "timestamp_hour_cos-list", "timestamp_wd_sin-list", "timestamp_wd_cos-list")
+
+
 def _age_log_days() -> pl.Expr:
     return ((pl.col("t") - pl.col("first_t")) // DAY_MS).clip(lower_bound=0).cast(pl.Float64).log1p()
 
@@ -75,8 +85,7 @@ def fit(lf: pl.LazyFrame, items: pl.DataFrame) -> dict:
 def transform(df: pl.DataFrame, stats: dict) -> pl.DataFrame:
     return df.with_columns(
         standardize(_age_log_days(), *stats["age"]).alias("timestamp_age_days_norm-list"),
-        *hour_weekday("t", "UTC", False, ("timestamp_hour_sin-list", "timestamp_hour_cos-list",
-                                          "timestamp_wd_sin-list", "timestamp_wd_cos-list")),
+        *hour_weekday("t", "UTC", False, TIME_FEATURES),
     )
 
 
@@ -93,6 +102,8 @@ def recipe() -> Recipe:
                     Continuous("timestamp_wd_sin-list", cyc, -1.0, 1.0),
                     Continuous("timestamp_wd_cos-list", cyc, -1.0, 1.0)),
         time_name="timestamp-list", time_unit_ms=1000, fit=fit, transform=transform, paper_stats=PAPER,
+        serving={**hour_weekday_rules("UTC", False, TIME_FEATURES),
+                 "timestamp_age_days_norm-list": age_days_rule("age", whole_days=True)},
     )
 
 

@@ -1,0 +1,354 @@
+"""The catalog of a prepared data set: original ids ↔ model ids, and each item's latest side features.
+
+``sessrec prepare`` writes it next to the windows; a run copies it into its folder and into every
+checkpoint, so that a model folder alone answers in the ids of the raw data (``sessrec recommend``,
+``sessrec serve``):
+
+* ``catalog.json``: the files below, and how each model input feature is rebuilt at serving time
+* ``catalog-map-<feature>.parquet``: ``raw`` (the original value), ``id`` (the model's id) and
+  ``count`` (interactions in the prepared windows), for the item id and every categorical feature;
+  values encoded as "unknown" (empty, rare) have no row: they map to the feature's ``unknown_id``
+* ``catalog-items.parquet``: one row per item id: ``id``, ``raw``, ``count``, ``first_seen`` and
+  ``last_seen`` (epoch seconds), and every side feature's value at the item's latest interaction
+
+At serving time a session is its items' original ids, optionally with the interactions' times and
+per-interaction feature values. Features with a rebuild rule (hour and weekday sin/cos, item age)
+are computed from the times as ``sessrec prepare`` computed them; the others come from the request
+when it sends them, else from the item table (see README "Serving").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sessrec.data.windows import SPLITS
+from sessrec.errors import SessrecError
+from sessrec.schema import Schema
+
+FORMAT = 1
+META = "catalog.json"
+ITEMS = "catalog-items.parquet"
+ITEM_COLUMNS = ("id", "raw", "count", "first_seen", "last_seen")
+
+
+def map_file(feature: str) -> str:
+    return "catalog-map-" + re.sub(r"[^A-Za-z0-9_.-]", "_", feature) + ".parquet"
+
+
+def catalog_files(folder: str | Path) -> list[str]:
+    """Names of the catalog's files in ``folder`` (``catalog.json`` last), or ``[]`` when it has none."""
+    folder = Path(folder)
+    if not (folder / META).is_file():
+        return []
+    meta = _read_meta(folder)
+    return [*(m["file"] for m in meta["maps"].values()), meta["items"], META]
+
+
+# ---- rebuild rules: features computed from the interactions' times -------------------------------
+def time_rule(part: str, fn: str, timezone: str, fractional_hour: bool) -> dict:
+    """``sin``/``cos`` of the hour of day (period 24; ``hour + minute / 60`` when ``fractional_hour``)
+    or of the weekday (Monday = 1, period 7) in ``timezone``, as ``sessrec.datasets.features.cyclic``."""
+    return {"from": "time", "part": part, "fn": fn, "timezone": timezone, "fractional_hour": fractional_hour}
+
+
+def age_rule(unit_ms: float, whole_units: bool, mean: float, std: float) -> dict:
+    """``(log1p(max(0, time - first_seen) / unit) - mean) / std``: the item's age (in whole units when
+    ``whole_units``), standardised."""
+    return {"from": "age", "unit_ms": unit_ms, "whole_units": whole_units, "mean": mean, "std": std}
+
+
+def rebuild(rule: Mapping[str, Any], times_s: np.ndarray, first_seen_s: np.ndarray) -> np.ndarray:
+    """A rule's float32 values for interactions at ``times_s`` (epoch seconds) of items first seen at ``first_seen_s``."""
+    if rule["from"] == "time":
+        zone = ZoneInfo(rule["timezone"])
+        values = []
+        for t in times_s.tolist():
+            local = datetime.fromtimestamp(math.floor(t * 1000) / 1000, zone)  # whole milliseconds, as prepared
+            if rule["part"] == "hour":
+                values.append(local.hour + (local.minute / 60.0 if rule["fractional_hour"] else 0.0))
+            else:
+                values.append(local.isoweekday())
+        period = 24 if rule["part"] == "hour" else 7
+        angle = (np.asarray(values, dtype=np.float64) + 1e-8) / period * (2 * math.pi)
+        return (np.sin(angle) if rule["fn"] == "sin" else np.cos(angle)).astype(np.float32)
+    if rule["from"] == "age":
+        age = (times_s * 1000.0 - first_seen_s * 1000.0) / rule["unit_ms"]
+        age = np.clip(np.floor(age) if rule["whole_units"] else age, 0.0, None)
+        std = rule["std"] if rule["std"] > 0 else 1.0
+        return ((np.log1p(age) - rule["mean"]) / std).astype(np.float32)
+    raise SessrecError(f"unknown rebuild rule {rule!r} in {META}")
+
+
+# ---- writing (sessrec prepare) ---------------------------------------------------------------------
+def write_catalog(out: Path, schema: Schema, items: pl.DataFrame, maps: Mapping[str, tuple[pl.DataFrame, int | None]],
+                  time_name: str, time_unit_ms: float, rules: Mapping[str, dict]) -> None:
+    """Write the catalog of the windows already written under ``out``.
+
+    ``items``: ``raw``, ``id``, ``count``, ``first_t`` (epoch ms) of every item; ``maps``: feature →
+    (``raw``, ``id`` table, the id of unknown values or None) for every categorical side feature;
+    ``rules``: feature → rebuild rule (:func:`time_rule`, :func:`age_rule`). The item table's side
+    features and the categorical counts are read back from the written windows.
+    """
+    item = schema.item_id.name
+    side = [f.name for f in schema.features if (f.is_categorical or f.is_continuous) and not f.is_item_id]
+    latest, counts = _latest_and_counts(out, item, time_name, side, [n for n in side if n in maps])
+    unit_s = time_unit_ms / 1000.0
+    table = (items.select(pl.col("id").cast(pl.Int64), _raw(items["raw"]), pl.col("count").cast(pl.Int64),
+                          (pl.col("first_t") / 1000.0).alias("first_seen"))
+             .join(latest.rename({item: "id"}), on="id", how="left")
+             .with_columns((pl.col(time_name) * unit_s).alias("last_seen")).drop(time_name)
+             .select(*ITEM_COLUMNS, *side).sort("id"))
+    missing = table.filter(pl.col("last_seen").is_null())
+    if missing.height:
+        raise SessrecError(f"catalog: item id {missing['id'][0]} is in the id table but in no written window")
+    table.write_parquet(out / ITEMS)
+    meta_maps = {item: {"file": map_file(item), "unknown_id": None}}
+    items.select(_raw(items["raw"]), pl.col("id").cast(pl.Int64), pl.col("count").cast(pl.Int64)).sort("id") \
+        .write_parquet(out / map_file(item))
+    for name, (mapping, unknown_id) in maps.items():
+        counted = mapping.select(_raw(mapping["raw"]), pl.col("id").cast(pl.Int64)).join(counts[name], on="id", how="left")
+        counted.with_columns(pl.col("count").fill_null(0)).sort("id").write_parquet(out / map_file(name))
+        meta_maps[name] = {"file": map_file(name), "unknown_id": unknown_id}
+    meta = {"format": FORMAT, "item": item, "maps": meta_maps, "items": ITEMS, "rebuild": dict(rules),
+            "time_column": time_name}
+    (out / META).write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def _raw(values: pl.Series) -> pl.Series:
+    """Original values as integers or text (other types as text)."""
+    return values.cast(pl.Int64 if values.dtype.is_integer() else pl.String).alias("raw")
+
+
+def _latest_and_counts(out: Path, item: str, time_name: str, side: list[str],
+                       categorical: list[str]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+    """Each item's side features at its latest interaction (ties: the later one in file order), and
+    the interaction count of each categorical id, over the distinct sessions of every window."""
+    latest: pl.DataFrame | None = None
+    counts: dict[str, pl.DataFrame] = {}
+    columns = [item, time_name, *side]
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name.isdigit()):
+        files = [folder / f"{s}.parquet" for s in SPLITS if (folder / f"{s}.parquet").is_file()]
+        sessions = pl.concat([pl.read_parquet(f, columns=["session_id", *columns]) for f in files])
+        events = sessions.unique("session_id", keep="first", maintain_order=True).explode(columns).drop("session_id")
+        events = events.with_columns(pl.lit(int(folder.name)).alias("_w"), pl.int_range(pl.len()).alias("_seq"))
+        for name in categorical:
+            c = events.group_by(name).agg(pl.len().alias("count")).rename({name: "id"})
+            counts[name] = c if name not in counts else pl.concat([counts[name], c]).group_by("id").agg(pl.col("count").sum())
+        if latest is not None:
+            events = pl.concat([latest, events])
+        latest = events.sort(time_name, "_w", "_seq").group_by(item, maintain_order=True).last()
+    if latest is None:
+        raise SessrecError(f"catalog: no window folders in {out}")
+    counts = {n: c.with_columns(pl.col("id").cast(pl.Int64), pl.col("count").cast(pl.Int64)) for n, c in counts.items()}
+    return latest.drop("_w", "_seq"), counts
+
+
+# ---- reading (recommend, serve) --------------------------------------------------------------------
+def _read_meta(folder: Path) -> dict:
+    try:
+        meta = json.loads((folder / META).read_text())
+        if meta.get("format", 0) > FORMAT:
+            raise SessrecError(f"{folder / META} was written by a newer sessrec (format {meta['format']})")
+        meta["maps"], meta["items"], meta["item"]  # noqa: B018 (the keys every reader needs)
+        return meta
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SessrecError(f"cannot read the catalog {folder / META}: {e}") from None
+
+
+@dataclass
+class IdMap:
+    """Original values ↔ ids of one feature."""
+
+    name: str
+    to_id: dict[Any, int]
+    raw: list[Any]  # by id; None where no original value maps to the id
+    count: np.ndarray  # by id
+    unknown_id: int | None
+    numeric: bool  # the original values are integers
+
+    def lookup(self, value: Any) -> int | None:
+        """The id of an original value (``"42"`` and ``42`` are the same value), or None when unknown."""
+        if self.numeric:
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    return None
+            elif not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                return None
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = str(value)
+        return self.to_id.get(value)
+
+    @classmethod
+    def read(cls, path: Path, name: str, unknown_id: int | None) -> IdMap:
+        table = pq.read_table(path)
+        raw, ids, count = table.column("raw"), table.column("id").to_numpy(), table.column("count").to_numpy()
+        values = raw.to_pylist()
+        size = int(ids.max(initial=0)) + 1
+        by_id: list[Any] = [None] * size
+        counts = np.zeros(size, dtype=np.int64)
+        for v, i in zip(values, ids.tolist()):
+            by_id[i] = v
+        counts[ids] = count
+        return cls(name, dict(zip(values, ids.tolist())), by_id, counts, unknown_id, pa.types.is_integer(raw.type))
+
+
+@dataclass
+class Encoded:
+    """A session in model ids: ``ids`` of its known items (oldest first), their side ``features``
+    (each as long as ``ids``), and the original values it skipped as unknown."""
+
+    ids: np.ndarray
+    features: dict[str, np.ndarray]
+    unknown: list[Any]
+
+
+class Catalog:
+    """A catalog read back: :meth:`encode` turns a session of original ids into model inputs,
+    :meth:`decode` model ids into original ones."""
+
+    def __init__(self, folder: Path, meta: dict, maps: dict[str, IdMap], items: pa.Table):
+        self.folder, self.meta, self.maps = folder, meta, maps
+        self.item = maps[meta["item"]]
+        self.rules: dict[str, dict] = meta.get("rebuild", {})
+        size = len(self.item.raw)
+        ids = items.column("id").to_numpy()
+        self.first_seen = np.zeros(size)
+        self.first_seen[ids] = items.column("first_seen").to_numpy()
+        self.item_features: dict[str, np.ndarray] = {}
+        for name in items.column_names:
+            if name in ITEM_COLUMNS:
+                continue
+            values = items.column(name).to_numpy(zero_copy_only=False)
+            column = np.zeros(size, dtype=np.int64 if np.issubdtype(values.dtype, np.integer) else np.float32)
+            column[ids] = values
+            self.item_features[name] = column
+        self._decode = np.array(self.item.raw, dtype=object)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Catalog | None:
+        """The catalog in ``folder`` (a prepared data folder or a checkpoint), or None when it has none."""
+        folder = Path(folder)
+        if not (folder / META).is_file():
+            return None
+        meta = _read_meta(folder)
+        try:
+            maps = {name: IdMap.read(folder / m["file"], name, m.get("unknown_id")) for name, m in meta["maps"].items()}
+            items = pq.read_table(folder / meta["items"])
+        except (OSError, pa.ArrowInvalid, KeyError) as e:
+            raise SessrecError(f"cannot read the catalog in {folder}: {e}") from None
+        return cls(folder, meta, maps, items)
+
+    @property
+    def n_items(self) -> int:
+        """Items with an original id (model ids 1 .. n_items)."""
+        return sum(v is not None for v in self.item.raw)
+
+    @property
+    def numeric_ids(self) -> bool:
+        return self.item.numeric
+
+    def source(self, feature: str) -> str:
+        """Where :meth:`encode` takes a model input feature from (for ``/metadata`` and the README)."""
+        if feature == self.item.name:
+            return "the request's items (original ids)"
+        if feature in self.rules:
+            rule = self.rules[feature]
+            what = (f"{rule['part']} {rule['fn']} in {rule['timezone']}" if rule["from"] == "time" else "item age")
+            return f"rebuilt from the interaction times ({what}; the request's clock when it sends none)"
+        kind = "original values" if feature in self.maps else "model values"
+        return f"the request's features.{feature} ({kind}) if sent, else the item table (the item's latest interaction)"
+
+    def decode(self, ids: Iterable[int]) -> list[Any]:
+        """Original ids of model item ids."""
+        return self._decode[np.fromiter(ids, dtype=np.int64)].tolist()
+
+    def encode(self, items: Sequence[Any], inputs: Sequence[str], timestamps: Sequence[float] | None = None,
+               features: Mapping[str, Sequence[Any]] | None = None, strict: bool = False,
+               now: float | None = None) -> Encoded:
+        """Model inputs ``inputs`` (feature names, the item id among them) of a session of original
+        item ids. ``timestamps`` (epoch seconds, one per item; default: ``now``, the current time) feed
+        the rebuilt features; ``features`` holds per-item values sent by the client (original values
+        for categorical features, model values for continuous ones). Unknown items are skipped (an
+        error with ``strict``); a session left with no item is an error."""
+        n = len(items)
+        if timestamps is not None and len(timestamps) != n:
+            raise SessrecError(f"timestamps has {len(timestamps)} values for {n} items")
+        features = dict(features or {})
+        for name, values in features.items():
+            if name not in inputs or name == self.item.name:
+                usable = ", ".join(x for x in inputs if x != self.item.name) or "none: the model reads item ids only"
+                raise SessrecError(f"features.{name} is not a side feature of this model (its side features: {usable})")
+            if len(values) != n:
+                raise SessrecError(f"features.{name} has {len(values)} values for {n} items")
+        ids, keep, unknown = [], [], []
+        for i, raw in enumerate(items):
+            found = self.item.lookup(raw)
+            if found is None:
+                unknown.append(raw)
+            else:
+                ids.append(found)
+                keep.append(i)
+        if unknown and strict:
+            raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}"
+                               + (" ..." if len(unknown) > 5 else ""))
+        if not ids:
+            raise SessrecError("the session has no item known to the model" if n else "the session has no items")
+        id_array = np.asarray(ids, dtype=np.int64)
+        out: dict[str, np.ndarray] = {}
+        times = None
+        for name in inputs:
+            if name == self.item.name:
+                continue
+            if name in features:
+                out[name] = self._sent(name, [features[name][i] for i in keep])
+            elif name in self.rules:
+                if times is None:
+                    times = (np.full(len(ids), time.time() if now is None else now) if timestamps is None else
+                             _timestamps([timestamps[i] for i in keep]))
+                out[name] = rebuild(self.rules[name], times, self.first_seen[id_array])
+            elif name in self.item_features:
+                out[name] = self.item_features[name][id_array]
+            else:
+                raise SessrecError(f"the catalog in {self.folder} has no values of the model input feature '{name}'")
+        return Encoded(id_array, out, unknown)
+
+    def _sent(self, name: str, values: list[Any]) -> np.ndarray:
+        if name in self.maps:
+            m = self.maps[name]
+            ids = []
+            for v in values:
+                found = m.lookup(v)
+                if found is None:
+                    if m.unknown_id is None:
+                        raise SessrecError(f"features.{name}: unknown value {v!r} (this feature has no 'unknown' id)")
+                    found = m.unknown_id
+                ids.append(found)
+            return np.asarray(ids, dtype=np.int64)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+            raise SessrecError(f"features.{name} must hold finite numbers")
+        return np.asarray(values, dtype=np.float32)
+
+
+def _timestamps(values: list[Any]) -> np.ndarray:
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise SessrecError("timestamps must be numbers (epoch seconds)")
+    out = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(out).all() or (out < 0).any() or (out > 1e11).any():
+        raise SessrecError("timestamps must be epoch seconds between 1970 and the year 5000")
+    return out
