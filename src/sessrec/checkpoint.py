@@ -12,6 +12,10 @@
 * ``rng.safetensors``: the global RNG states (torch CPU and CUDA, numpy, python ``random``)
 * ``experiment.json``: the window index, the per-window results so far, the size of
   ``history.jsonl`` at that point (a resumed run cuts off what a crashed window appended)
+* ``catalog.json``, ``catalog-*.parquet``: when the data was made by ``sessrec prepare``, its
+  catalog (original ids ↔ ids, the item table; :mod:`sessrec.data.catalog`), so that the folder
+  alone serves recommendations in original ids. A run copies it once into ``RUN_DIR/catalog/``
+  when it starts and links it from there into each checkpoint
 * ``manifest.json``: the size and SHA-256 of every other file, checked before a checkpoint is
   used, so that a truncated or altered file is named instead of loaded
 
@@ -40,6 +44,7 @@ import safetensors.torch
 import torch
 
 from sessrec.config import ExperimentConfig
+from sessrec.data.catalog import catalog_files
 from sessrec.errors import SessrecError
 from sessrec.io import _umask, atomic_replace_dir, writing
 from sessrec.schema import Schema, load_schema
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: manifest.json, and checkpoints inside a window
 LAST = "checkpoint-last"
+CATALOG = "catalog"  # RUN_DIR/catalog/: the data's catalog as the run found it when it started
 MANIFEST = "manifest.json"
 DAMAGED = ".damaged"  # suffix of the checkpoints a resumed run set aside
 _NUMBERED = re.compile(r"checkpoint-\d+")
@@ -202,12 +208,34 @@ def load_learner_state(folder: Path, name: str, weights_only: bool = False) -> d
 
 
 # ---- whole checkpoints -------------------------------------------------------------------------------
+def snapshot_catalog(data_path: Path, run_dir: Path) -> list[Path]:
+    """Copy the data's catalog (if it has one) into ``RUN_DIR/catalog/``, replacing an earlier copy;
+    return its files, which :func:`save_checkpoint` puts into every checkpoint. Copied when the run
+    starts, so that a data folder prepared again during the run cannot pair its ids with this model."""
+    names = catalog_files(data_path)
+    target = run_dir / CATALOG
+    if not names:
+        if target.is_dir():
+            with writing(target):
+                shutil.rmtree(target)
+        return []
+    tmp = run_dir / f".{CATALOG}.tmp"
+    with writing(tmp):
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        for name in names:
+            shutil.copy2(data_path / name, tmp / name)
+    atomic_replace_dir(tmp, target)
+    return [target / name for name in names]
+
+
 def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: Schema,
-                    learners: Mapping[str, Any], experiment: dict[str, Any]) -> Path:
+                    learners: Mapping[str, Any], experiment: dict[str, Any], files: Iterable[Path] = ()) -> Path:
     """Write ``checkpoint-<window>`` and ``checkpoint-last`` atomically; prune old numbered ones.
 
     ``learners`` maps a file name (``model``, ``pop``) to a learner; ``experiment`` is the JSON-safe
-    state of the loop. With
+    state of the loop; ``files`` are linked (or copied) in as they are (the catalog). With
     ``in_window`` in ``experiment`` (a run stopped inside window ``window + 1``) only
     ``checkpoint-last`` is written. On any error nothing half-written is left and the previous
     checkpoint is untouched. Returns the folder of the newest checkpoint.
@@ -220,6 +248,8 @@ def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: S
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
         saved = {name: save_learner(tmp, name, lrn) for name, lrn in learners.items() if lrn is not None}
+        for f in files:
+            _link_or_copy(f, tmp / f.name)
         write_state(tmp / "rng.safetensors", rng_state())
         _write_text(tmp / "config.yaml", cfg.to_yaml())
         _write_text(tmp / "schema.pbtxt", schema.to_pbtxt() + "\n")
@@ -274,10 +304,15 @@ def _link_copy(src: Path, dst: Path) -> None:
     """``dst`` with the files of ``src``: hard links where the file system allows, copies otherwise."""
     dst.mkdir()
     for p in src.iterdir():
+        _link_or_copy(p, dst / p.name)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    with writing(dst):
         try:
-            os.link(p, dst / p.name)
+            os.link(src, dst)
         except OSError:
-            shutil.copy2(p, dst / p.name)
+            shutil.copy2(src, dst)
 
 
 # ---- verification --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from sessrec.checkpoint import (
     save_checkpoint,
     set_aside,
     set_rng_state,
+    snapshot_catalog,
 )
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
@@ -151,6 +152,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     with _run_guard(out_dir, lock):
         resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
         remove_checkpoints(out_dir, stale_only=cfg.resume)
+        catalog = snapshot_catalog(data_path, out_dir)  # original ids: copied into every checkpoint
         writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items},
                               resuming=resume_from is not None)
         loggers.start(cfg, out_dir)
@@ -232,7 +234,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
                 where = "after training, during evaluation" if fit is not None else str(stop)
                 state = {"evaluated_window": t, "in_window": {"window": t, "where": where, "fit": fit}, **writer.state()}
                 saved_to = save_checkpoint(out_dir, t - 1, cfg, schema, {"model": learner, "pop": pop},
-                                           state) if cfg.save_checkpoints else None
+                                           state, catalog) if cfg.save_checkpoints else None
                 raise _interrupted(out_dir, f"in window {t} {where}", saved_to) from None
             info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                     "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
@@ -250,7 +252,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
             saved_to = None
             if cfg.save_checkpoints:
                 saved_to = save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
-                                           {"evaluated_window": t + 1, **writer.state()})
+                                           {"evaluated_window": t + 1, **writer.state()}, catalog)
             printer(_row(t + 1, metrics, info, cfg.top_ks))
             if stop_requested() is not None and t + 1 < final:
                 raise _interrupted(out_dir, f"at the end of window {t}", saved_to)
