@@ -38,6 +38,34 @@ def realistic_data(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def catalog_data(tmp_path_factory) -> Path:
+    """The tiny sample's sessions as a raw event log (original item ids, category and brand names)
+    made into windows by ``sessrec prepare events``: a data folder with a catalog."""
+    from sessrec.cli import main
+    from sessrec.data.sample import sample_event_log
+
+    root = tmp_path_factory.mktemp("catalog")
+    generate_sample(root / "sample", n_days=4, sessions_per_day=300, n_items=200, seed=7)
+    log = sample_event_log(root / "sample", root / "events.parquet")
+    assert main(["prepare", "events", "--input", str(log), "--session-col", "session", "--item-col", "item",
+                 "--time-col", "time", "--categorical-cols", "category", "brand", "--continuous-cols", "price",
+                 "--output", str(root / "data"), "--quiet"]) == 0
+    return root / "data"
+
+
+@pytest.fixture(scope="session")
+def catalog_run(catalog_data, tmp_path_factory) -> Path:
+    """A short ``sessrec run`` with side information on ``catalog_data``, windows 1..3, every checkpoint kept."""
+    from sessrec.cli import main
+
+    out = tmp_path_factory.mktemp("catalog-run") / "run"
+    assert main(["run", "--data-path", str(catalog_data), "--output-dir", str(out), "--d-model", "16", "--n-layer", "1",
+                 "--n-head", "2", "--max-steps", "3", "--final-time-window-index", "3", "--use-side-information-features",
+                 "--keep-checkpoints", "-1", "--quiet", "--no-compare-with-pop"]) == 0
+    return out
+
+
 def tiny_config(data: Path, out: Path, **overrides) -> ExperimentConfig:
     """A config that trains a few steps per window: fast enough for unit tests."""
     values = dict(data_path=str(data), output_dir=str(out), d_model=16, n_layer=1, n_head=2, max_steps=3,

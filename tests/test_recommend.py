@@ -1,3 +1,6 @@
+import json
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -6,6 +9,7 @@ from sessrec.baselines.pop import MostPopular
 from sessrec.checkpoint import save_checkpoint
 from sessrec.cli import main
 from sessrec.config import ExperimentConfig
+from sessrec.data.catalog import catalog_files
 from sessrec.data.loader import SessionTensors, load_sessions, split_last_item
 from sessrec.data.windows import window_file
 from sessrec.errors import SessrecError
@@ -44,8 +48,8 @@ def test_top_k_and_exclude_seen():
 
 def test_exclude_seen_excludes_the_items_before_the_last_max_len_too(tmp_path):
     rec = Recommender(FixedScores([1.0 - 0.1 * i for i in range(10)]), SCHEMA, max_len=3)  # item 1 scores best
-    ids, _ = rec.recommend([[1, 2, 3, 4, 5, 6], [9]], k=3, exclude_seen=True)  # the model reads 4, 5, 6
-    assert ids.tolist() == [[7, 8, 9], [1, 2, 3]]
+    res = rec.recommend([[1, 2, 3, 4, 5, 6], [9]], k=3, exclude_seen=True)  # the model reads 4, 5, 6
+    assert res.ids == [[7, 8, 9], [1, 2, 3]] and res.unknown == [[], []]
     sessions = write_sessions(tmp_path / "in.parquet", {"item": [[1, 2, 3, 4, 5, 6], [9]]})
     rec.recommend_file(sessions, tmp_path / "out.parquet", k=3, exclude_seen=True)
     assert pq.read_table(tmp_path / "out.parquet").column("item_ids").to_pylist() == [[7, 8, 9], [1, 2, 3]]
@@ -151,11 +155,11 @@ def test_recommender_gives_what_the_trained_learner_gives(tmp_path):
     rec = Recommender.load(folder)
     assert torch.equal(torch.get_rng_state(), before)  # loading leaves the caller's RNG alone
     sessions = [[3, 4, 5], [7], list(range(1, 12))]
-    ids, scores = rec.recommend(sessions, k=5, exclude_seen=True)
+    res = rec.recommend(sessions, k=5, exclude_seen=True)
     want_ids, want_scores = recommend(learner, sessions_to_batch(sessions, "item", 8), 5, True, "item",
                                       seen=sessions_to_batch(sessions, "item", 11)["item"])
-    assert torch.equal(ids, want_ids) and torch.allclose(scores, want_scores)
-    assert not set(ids[0].tolist()) & {3, 4, 5} and not set(ids[2].tolist()) & set(range(1, 12))
+    assert res.ids == want_ids.tolist() and torch.allclose(torch.tensor(res.scores), want_scores)
+    assert not set(res.ids[0]) & {3, 4, 5} and not set(res.ids[2]) & set(range(1, 12))
     with pytest.raises(SessrecError, match="item id 30 is outside this model's range 1..29"):
         rec.recommend([[1, 30]])
 
@@ -166,14 +170,14 @@ def test_recommend_command_items_and_parquet(tmp_path, capsys):
     folder, _ = trained_checkpoint(tmp_path / "ckpt", SCHEMA, data)
     assert main(["recommend", "--model-dir", str(folder), "--items", "12,5,7", "-k", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    ids, scores = Recommender.load(folder).recommend([[12, 5, 7]], k=3)
+    ids = Recommender.load(folder).recommend([[12, 5, 7]], k=3).ids
     assert lines[0].split() == ["rank", "item_id", "score"]
-    assert [int(x.split()[1]) for x in lines[1:]] == ids[0].tolist()
+    assert [int(x.split()[1]) for x in lines[1:]] == ids[0]
     sessions = write_sessions(tmp_path / "in.parquet", {"session_id": [10, 11], "item": [[12, 5, 7], list(range(1, 15))]})
     assert main(["recommend", "--model-dir", str(folder), "--input", str(sessions), "--output", str(tmp_path / "out.parquet"), "-k", "3"]) == 0
     out = pq.read_table(tmp_path / "out.parquet").to_pydict()
-    assert out["session_id"] == [10, 11] and out["item_ids"][0] == ids[0].tolist()
-    assert out["item_ids"][1] == Recommender.load(folder).recommend([list(range(1, 15))], k=3)[0][0].tolist()  # last 8 items
+    assert out["session_id"] == [10, 11] and out["item_ids"][0] == ids[0]
+    assert out["item_ids"][1] == Recommender.load(folder).recommend([list(range(1, 15))], k=3).ids[0]  # last 8 items
     assert main(["recommend", "--model-dir", str(folder)]) == 2
     assert "either --items" in capsys.readouterr().err
 
@@ -185,8 +189,8 @@ def test_side_information_model_needs_every_feature(tmp_path, side_info, capsys,
     assert "trained with side information (sess_ccid_seq" in capsys.readouterr().err
     rec = Recommender.load(folder)
     session = {n: data.features[n][0][:3].tolist() for n in rec.input_names}
-    ids, _ = rec.recommend([session], k=4)
-    assert torch.equal(ids, recommend(learner, sessions_to_batch([session], schema.item_id.name, 8), 4)[0])
+    ids = rec.recommend([session], k=4).ids
+    assert ids == recommend(learner, sessions_to_batch([session], schema.item_id.name, 8), 4)[0].tolist()
     with pytest.raises(SessrecError, match="give each session as a dict"):
         rec.recommend([[3, 4]])
     out = tmp_path / "recs.parquet"
@@ -198,8 +202,84 @@ def test_a_saved_most_popular_model_recommends_the_top_items(tmp_path):
     pop = MostPopular(None, SCHEMA)
     pop.fit_window(SessionTensors({"item": torch.tensor([[5, 5, 5, 9], [9, 2, 0, 0]])}, "item"), 1)
     folder = save_checkpoint(tmp_path, 1, ExperimentConfig(model_type="pop"), SCHEMA, {"model": pop}, {"windows": []})
-    ids, scores = Recommender.load(folder).recommend([[5]], k=2, exclude_seen=True)
-    assert ids.tolist() == [[9, 2]] and scores.tolist() == [[2.0, 1.0]]
+    res = Recommender.load(folder).recommend([[5]], k=2, exclude_seen=True)
+    assert res.ids == [[9, 2]] and res.scores == [[2.0, 1.0]]
+
+
+# ---- original ids: a model of data made by sessrec prepare -------------------------------------------
+def _written_sessions(data, rec, n=8):
+    """The first ``n`` sessions of window 3's valid split: their rows and model inputs as written."""
+    path = data / "0003" / "valid.parquet"
+    rows = pq.read_table(path).slice(0, n).to_pylist()
+    tensors = load_sessions(path, rec.schema, rec.max_len, [rec.schema[name] for name in rec.input_names])
+    return rows, {name: tensors.features[name][:n] for name in rec.input_names}
+
+
+def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_run):
+    ckpt = catalog_run / "checkpoint-last"
+    files = catalog_files(catalog_data)
+    assert files and set(files) <= set(json.loads((ckpt / "manifest.json").read_text())["files"])
+    assert all((catalog_run / "catalog" / f).is_file() and (catalog_run / "checkpoint-0001" / f).is_file() for f in files)
+    rec = Recommender.load(ckpt)
+    assert rec.catalog is not None and rec.side_features == ["category", "brand", "price_norm", "item_age_days_log_norm",
+                                                             "hour_sin", "hour_cos", "weekday_sin", "weekday_cos"]
+    rows, written = _written_sessions(catalog_data, rec)
+    offline_ids, offline_scores = rec.recommend_batch(written, k=5)
+    # the same sessions as original ids and times: every side feature comes back from the catalog
+    sessions = [{"items": rec.catalog.decode(r["item_id"]), "timestamps": r["timestamp"]} for r in rows]
+    assert all(i >= 1_000_000 for s in sessions for i in s["items"])  # sample_event_log's original ids
+    res = rec.recommend(sessions, k=5)
+    assert res.ids == [rec.catalog.decode(row) for row in offline_ids.tolist()]
+    assert torch.allclose(torch.tensor(res.scores), offline_scores, atol=1e-5)
+    assert res.unknown == [[]] * len(rows)
+    # an unknown item is skipped and reported, or refused with strict; model ids stay available
+    with_unknown = {"items": ["nope", *sessions[0]["items"]], "timestamps": [0.0, *sessions[0]["timestamps"]]}
+    res = rec.recommend([with_unknown], k=5)
+    assert res.unknown == [["nope"]] and res.ids[0] == rec.catalog.decode(offline_ids[0].tolist())
+    with pytest.raises(SessrecError, match="session 0: 1 unknown item"):
+        rec.recommend([with_unknown], k=5, strict=True)
+    with pytest.raises(SessrecError, match="no item known to the model"):
+        rec.recommend([["nope"]])
+    internal = rec.recommend([{n: written[n][0][: len(rows[0]["item_id"])].tolist() for n in rec.input_names}], k=5,
+                             internal_ids=True)
+    assert internal.ids == offline_ids[:1].tolist()
+    # a session longer than the model reads: its last max_len items; exclude_seen excludes all of them
+    items = [i for s in sessions for i in s["items"]]
+    times = [t for s in sessions for t in s["timestamps"]]
+    assert len(items) > rec.max_len
+    long, last = ({"items": items[-n:], "timestamps": times[-n:]} for n in (len(items), rec.max_len))
+    assert rec.recommend([long], k=5).ids == rec.recommend([last], k=5).ids
+    assert not set(rec.recommend([long], k=20, exclude_seen=True).ids[0]) & set(items)
+    # without timestamps the time features use the clock: the scores of a session change with the hour, ids stay original
+    now = rec.recommend([sessions[0]["items"]], k=5)
+    assert now.unknown == [[]] and set(now.ids[0]) <= set(rec.catalog.item.raw[1:])
+
+
+def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path, capsys):
+    ckpt = catalog_run / "checkpoint-last"
+    rec = Recommender.load(ckpt)
+    rows, _ = _written_sessions(catalog_data, rec, 2)
+    items = rec.catalog.decode(rows[0]["item_id"])
+    want = rec.recommend([{"items": items, "timestamps": rows[0]["timestamp"]}], k=3, exclude_seen=True)
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", ",".join(map(str, [*items, 42])), "--timestamps",
+                 ",".join(map(str, [*rows[0]["timestamp"], 0])), "-k", "3", "--exclude-seen"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(line.split()[1]) for line in lines[1:4]] == want.ids[0]
+    assert lines[4] == "skipped 1 item(s) unknown to the model: 42"
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", "42", "--strict"]) == 2
+    assert "1 unknown item(s): '42'" in capsys.readouterr().err
+    sessions = pa.table({"session_id": [7, 8], "items": [items, [*items[:2], 42]],
+                         "timestamps": [rows[0]["timestamp"], [*rows[0]["timestamp"][:2], 0.0]]})
+    pq.write_table(sessions, tmp_path / "in.parquet")
+    assert main(["recommend", "--model-dir", str(ckpt), "--input", str(tmp_path / "in.parquet"), "--output",
+                 str(tmp_path / "out.parquet"), "-k", "3", "--exclude-seen"]) == 0
+    out = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert out["session_id"] == [7, 8] and out["item_ids"][0] == want.ids[0] and out["unknown"] == [0, 1]
+    assert main(["recommend", "--model-dir", str(ckpt), "--input", str(catalog_data / "0003" / "valid.parquet"),
+                 "--output", str(tmp_path / "x.parquet")]) == 2
+    assert "no 'items' column" in capsys.readouterr().err
+    assert main(["recommend", "--model-dir", str(ckpt), "--input", str(catalog_data / "0003" / "valid.parquet"),
+                 "--output", str(tmp_path / "x.parquet"), "--internal-ids"]) == 0
 
 
 def test_run_evaluates_every_position_for_model_and_baseline(tiny_data, tmp_path):

@@ -190,24 +190,42 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if (args.items is None) == (args.input is None):
         raise SessrecError("give either --items 12,55,7 (one session) or --input sessions.parquet")
     rec = Recommender.load(args.model_dir, device=args.device)
+    original = rec.catalog is not None and not args.internal_ids
+    if args.timestamps is not None and (args.items is None or not original):
+        raise SessrecError("--timestamps goes with --items of original ids (a model with a catalog, without --internal-ids)")
     if args.input is not None:
         if not args.output:
             raise SessrecError("--input needs --output: the parquet file to write the recommendations to")
-        n = rec.recommend_file(args.input, args.output, args.k, args.exclude_seen)
+        n = rec.recommend_file(args.input, args.output, args.k, args.exclude_seen, args.strict, args.internal_ids)
         print(f"wrote top-{args.k} recommendations for {n} sessions to {args.output}")
         return 0
-    if rec.side_features:
-        raise SessrecError(f"this model was trained with side information ({', '.join(rec.side_features)}): --items "
-                           f"gives item ids only; pass --input sessions.parquet with list columns {', '.join(rec.input_names)}")
-    try:
-        items = [int(x) for x in args.items.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise SessrecError(f"--items must be comma-separated item ids such as 12,55,7 (got '{args.items}')") from None
-    ids, scores = rec.recommend([items], args.k, args.exclude_seen)
-    print(f"{'rank':>4} {'item_id':>10} {'score':>10}")
-    for rank, (item, score) in enumerate(zip(ids[0].tolist(), scores[0].tolist()), 1):
-        print(f"{rank:>4} {item:>10} {score:>10.4f}")
+    if rec.side_features and not original:
+        raise SessrecError(f"this model was trained with side information ({', '.join(rec.side_features)}) and has no "
+                           "catalog to look them up in: --items gives item ids only; pass --input sessions.parquet with "
+                           f"list columns {', '.join(rec.input_names)}")
+    tokens = [x for x in args.items.replace(" ", "").split(",") if x]
+    if original:  # original ids may be text; the catalog matches "42" to 42 when its ids are numbers
+        session: typing.Any = {"items": tokens}
+        if args.timestamps is not None:
+            session["timestamps"] = _numbers(args.timestamps, "--timestamps", float)
+    else:
+        session = _numbers(args.items, "--items", int)
+    res = rec.recommend([session], args.k, args.exclude_seen, strict=args.strict, internal_ids=args.internal_ids)
+    width = max([10, *(len(str(i)) for i in res.ids[0])])
+    print(f"{'rank':>4} {'item_id':>{width}} {'score':>10}")
+    for rank, (item, score) in enumerate(zip(res.ids[0], res.scores[0]), 1):
+        print(f"{rank:>4} {item!s:>{width}} {score:>10.4f}")
+    if res.unknown[0]:
+        print(f"skipped {len(res.unknown[0])} item(s) unknown to the model: {', '.join(map(str, res.unknown[0]))}")
     return 0
+
+
+def _numbers(text: str, flag: str, kind: type) -> list:
+    try:
+        return [kind(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise SessrecError(f"{flag} must be comma-separated {'item ids such as 12,55,7' if kind is int else 'numbers'} "
+                           f"(got '{text}')") from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -289,11 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Top-k next items (ids and scores) for one session typed on the command line "
                                      "or for every session (row) of a parquet file.")
     rec.add_argument("--model-dir", required=True, metavar="DIR", help="a checkpoint folder, e.g. RUN_DIR/checkpoint-last")
-    rec.add_argument("--items", metavar="IDS", help="one session: comma-separated item ids, oldest first (e.g. 12,55,7)")
-    rec.add_argument("--input", metavar="PARQUET", help="sessions, one row each, with list columns of the model's input features")
+    rec.add_argument("--items", metavar="IDS", help="one session: comma-separated item ids, oldest first (e.g. 12,55,7); "
+                     "the original ids when the model has a catalog (data made by sessrec prepare)")
+    rec.add_argument("--timestamps", metavar="SECONDS", help="with --items: the items' times, comma-separated epoch "
+                     "seconds, for the features rebuilt from time (default: now)")
+    rec.add_argument("--input", metavar="PARQUET", help="sessions, one row each: a list column 'items' of original ids "
+                     "(optional 'timestamps' and side-feature list columns) with a catalog, else list columns of the "
+                     "model's input features")
     rec.add_argument("--output", metavar="PARQUET", help="with --input: where to write item_ids and scores list columns")
     rec.add_argument("-k", type=int, default=10, help="number of items (default: 10)")
     rec.add_argument("--exclude-seen", action="store_true", help="never recommend an item already in the session")
+    rec.add_argument("--strict", action="store_true", help="an item id the model does not know is an error "
+                     "(default: skipped, and the skipped ids are reported)")
+    rec.add_argument("--internal-ids", action="store_true", help="sessions and answers in the model's item ids even "
+                     "when the model has a catalog of original ids")
     rec.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     rec.set_defaults(func=cmd_recommend)
 

@@ -1,7 +1,11 @@
 """Top-k next-item recommendations from a trained learner: the code path evaluation also uses.
 
     rec = Recommender.load("runs/xlnet/checkpoint-last")
-    ids, scores = rec.recommend([[12, 55, 7], [3, 4]], k=10, exclude_seen=True)
+    recs = rec.recommend([[1004856, 1005115], [12]], k=10, exclude_seen=True)
+    recs.ids, recs.scores, recs.unknown
+
+A model trained on data made by ``sessrec prepare`` carries its catalog (:mod:`sessrec.data.catalog`):
+sessions and answers are then in the original item ids, and side features come from the catalog.
 """
 
 from __future__ import annotations
@@ -9,14 +13,18 @@ from __future__ import annotations
 import io
 import logging
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from sessrec.data.catalog import Catalog, Encoded
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, read_parquet
@@ -25,7 +33,8 @@ from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
 
-SessionLike = Sequence[int] | Mapping[str, Sequence[float]]
+SessionLike = Sequence[Any] | Mapping[str, Any]
+Scorer = Callable[[Batch], torch.Tensor]  # right-padded input features -> [batch, n_items - 1] scores
 
 
 def sessions_to_batch(sessions: Sequence[SessionLike], item_key: str, max_len: int) -> Batch:
@@ -68,16 +77,51 @@ def recommend(learner: Learner, prefix: Batch, k: int = 10, exclude_seen: bool =
     ``prefix``, or ``seen`` (``[B, *]`` item ids, 0 = padding) when ``prefix`` holds only the last
     items of longer sessions.
     """
-    scores = learner.score(prefix).float().clone()
-    if exclude_seen:
-        key = item_key or next(iter(prefix))
-        seen = (prefix[key] if seen is None else seen).to(scores.device)
+    key = item_key or next(iter(prefix))
+    return top_k(learner.score(prefix), k, (prefix[key] if seen is None else seen) if exclude_seen else None)
+
+
+def top_k(scores: torch.Tensor, k: int, seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` item ids and scores of ``[B, n_items - 1]`` scores (column j = item j + 1), never one
+    of ``seen`` (``[B, *]`` item ids, 0 = padding; a row of zeros excludes nothing)."""
+    scores = scores.float()
+    if seen is not None:
+        scores = scores.clone()
+        seen = seen.to(scores.device)
         mask = torch.zeros(scores.shape[0], scores.shape[1] + 1, dtype=torch.bool, device=scores.device)
         mask.scatter_(1, seen, True)  # column 0 (padding) absorbs the padded positions
         scores.masked_fill_(mask[:, 1:], float("-inf"))
-    k = min(k, scores.shape[1])
-    top_scores, top_cols = scores.topk(k, dim=1)
+    top_scores, top_cols = scores.topk(min(k, scores.shape[1]), dim=1)
     return top_cols + 1, top_scores
+
+
+def encoded_batch(sessions: Sequence[Encoded], item_key: str, max_len: int) -> tuple[Batch, torch.Tensor]:
+    """Right-padded ``[N, max_len]`` model inputs of encoded sessions (their last ``max_len`` items),
+    and ``[N, longest]`` of all their item ids (what ``exclude_seen`` excludes)."""
+    n = len(sessions)
+    longest = max(len(s.ids) for s in sessions)
+    seen = np.zeros((n, longest), dtype=np.int64)
+    arrays = {item_key: np.zeros((n, max_len), dtype=np.int64)}
+    for name, values in sessions[0].features.items():
+        arrays[name] = np.zeros((n, max_len), dtype=values.dtype)
+    for i, s in enumerate(sessions):
+        seen[i, : len(s.ids)] = s.ids
+        last = len(s.ids) - min(len(s.ids), max_len)
+        arrays[item_key][i, : len(s.ids) - last] = s.ids[last:]
+        for name, values in s.features.items():
+            arrays[name][i, : len(values) - last] = values[last:]
+    return {name: torch.from_numpy(a) for name, a in arrays.items()}, torch.from_numpy(seen)
+
+
+@dataclass
+class Recommendations:
+    """Top-k items per session, best first: ``ids`` (original ids when the model has a catalog, else
+    model ids), ``scores`` (the model's scores), and ``unknown``: per session, the original ids it
+    skipped because the catalog does not know them."""
+
+    ids: list[list[Any]]
+    scores: list[list[float]]
+    unknown: list[list[Any]] = field(default_factory=list)
 
 
 def keep_last(batch: Batch, item_key: str, max_len: int) -> Batch:
@@ -95,21 +139,30 @@ def keep_last(batch: Batch, item_key: str, max_len: int) -> Batch:
 class Recommender:
     """A learner loaded from a checkpoint folder (``RUN_DIR/checkpoint-last``), ready to recommend.
 
-    Sessions are item-id lists (``[12, 55, 7]``, oldest first) or, for models trained with side
-    information, ``{feature: values}`` dicts with every model input feature. Item ids are the
-    encoded ids of the training data (1 .. n_items - 1).
+    With a catalog (data made by ``sessrec prepare``), a session is a list of original item ids
+    (oldest first) or ``{"items": [...], "timestamps": [...], "features": {name: [...]}}`` (times in
+    epoch seconds and per-item feature values, both optional): side features come from the catalog.
+    Without one (or with ``internal_ids=True``), sessions are model item ids (1 .. n_items - 1):
+    id lists or, for models trained with side information, ``{feature: values}`` dicts with every
+    model input feature.
     """
 
-    def __init__(self, learner: Learner, schema: Schema, max_len: int, batch_size: int = 512):
+    def __init__(self, learner: Learner, schema: Schema, max_len: int, batch_size: int = 512,
+                 catalog: Catalog | None = None):
         self.learner = learner
         self.schema = schema
         self.item_key = schema.item_id.name
         self.max_len = max_len
         self.batch_size = batch_size
+        self.catalog = catalog
+        if catalog is not None and len(catalog.item.raw) > schema.n_items:
+            raise SessrecError(f"the catalog in {catalog.folder} has item ids up to {len(catalog.item.raw) - 1}, "
+                               f"the model only up to {schema.n_items - 1}: they come from different data")
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Recommender:
-        """Rebuild the learner from ``config.yaml`` and ``schema.pbtxt`` and load ``model.safetensors``."""
+        """Rebuild the learner from ``config.yaml`` and ``schema.pbtxt``, load ``model.safetensors``
+        and the catalog when the checkpoint has one."""
         from sessrec.checkpoint import (
             DamagedCheckpoint,
             load_learner_state,
@@ -137,7 +190,7 @@ class Recommender:
         finally:
             set_rng_state(outside)
         learner.load_state_dict(load_learner_state(path, "model", weights_only=True))
-        return cls(learner, schema, cfg.session_seq_length_max, cfg.per_device_eval_batch_size)
+        return cls(learner, schema, cfg.session_seq_length_max, cfg.per_device_eval_batch_size, Catalog.load(path))
 
     @property
     def input_names(self) -> list[str]:
@@ -148,9 +201,20 @@ class Recommender:
         """Input features besides the item id (empty for a model trained on item ids only)."""
         return [n for n in self.input_names if n != self.item_key]
 
-    def recommend(self, sessions: Sequence[SessionLike], k: int = 10,
-                  exclude_seen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-``k`` item ids and scores ``([N, k], [N, k])`` for the item following each session."""
+    def recommend(self, sessions: Sequence[SessionLike], k: int = 10, exclude_seen: bool = False, *,
+                  strict: bool = False, internal_ids: bool = False) -> Recommendations:
+        """Top-``k`` items and scores for the item following each session. With a catalog, unknown
+        original ids are skipped (listed in ``unknown``; an error with ``strict``)."""
+        if self.catalog is not None and not internal_ids:
+            encoded = [self.encode(s, strict, where=f"session {i}: ") for i, s in enumerate(sessions)]
+            if not encoded:
+                raise SessrecError("no sessions to recommend for")
+            out = Recommendations([], [], [e.unknown for e in encoded])
+            for i in range(0, len(encoded), self.batch_size):
+                ids, scores = self.recommend_encoded(encoded[i:i + self.batch_size], k, exclude_seen)
+                out.ids += [self.catalog.decode(row) for row in ids.tolist()]
+                out.scores += scores.tolist()
+            return out
         if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
             raise SessrecError(f"this model was trained with side information ({', '.join(self.side_features)}): "
                                f"give each session as a dict with '{self.item_key}' and those features, not item ids alone")
@@ -159,13 +223,51 @@ class Recommender:
         if exclude_seen:  # every item of the session, also those before the last max_len the model reads
             items = [list(s[self.item_key]) if isinstance(s, Mapping) else list(s) for s in sessions]
             seen = sessions_to_batch(items, self.item_key, max(map(len, items)))[self.item_key]
-        return self.recommend_batch(batch, k, exclude_seen, seen)
+        ids, scores = self.recommend_batch(batch, k, exclude_seen, seen)
+        return Recommendations(ids.tolist(), scores.tolist(), [[] for _ in sessions])
+
+    def encode(self, session: SessionLike, strict: bool = False, now: float | None = None, where: str = "") -> Encoded:
+        """A session of original ids (a list, or a dict with ``items`` and optionally ``timestamps``
+        and ``features``) in model ids and features, by the catalog."""
+        if self.catalog is None:
+            raise SessrecError("this model has no catalog (its data was not made by sessrec prepare): "
+                               "sessions are given in model item ids")
+        if isinstance(session, Mapping):
+            extra = set(session) - {"items", "timestamps", "features"}
+            if extra or "items" not in session:
+                raise SessrecError(f"{where}a session is a list of item ids or a dict with 'items' and optionally "
+                                   f"'timestamps' and 'features' (got keys {', '.join(map(str, session))})")
+            items, times, feats = session["items"], session.get("timestamps"), session.get("features")
+        else:
+            items, times, feats = session, None, None
+        try:
+            return self.catalog.encode(list(items), self.input_names, times, feats, strict, now)
+        except SessrecError as e:
+            raise SessrecError(f"{where}{e}") from None
+
+    def recommend_encoded(self, sessions: Sequence[Encoded], k: int | Sequence[int] = 10,
+                          exclude_seen: bool | Sequence[bool] = False,
+                          scorer: Scorer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``max(k)`` model ids and scores ``([N, max k], [N, max k])`` of encoded sessions in one
+        batch; ``k`` and ``exclude_seen`` may differ per session (then read row i's first ``k[i]``).
+        ``scorer``: what turns the input tensors into scores (default: the learner)."""
+        ks = [k] * len(sessions) if isinstance(k, int) else list(k)
+        excl = [exclude_seen] * len(sessions) if isinstance(exclude_seen, bool) else list(exclude_seen)
+        if min(ks) < 1:
+            raise SessrecError(f"k must be >= 1 (got {min(ks)})")
+        batch, seen = encoded_batch(sessions, self.item_key, self.max_len)
+        if any(excl):
+            seen = seen * torch.tensor(excl, dtype=torch.int64).view(-1, 1)  # rows that keep seen items: no mask
+        with torch.no_grad():
+            scores = (scorer or self.learner.score)({n: batch[n] for n in self.input_names})
+        return top_k(scores, max(ks), seen if any(excl) else None)
 
     def recommend_batch(self, batch: Batch, k: int = 10, exclude_seen: bool = False,
                         seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like :meth:`recommend` for right-padded ``[N, L]`` tensors keyed by feature name, in chunks.
-        ``seen``: the sessions' item ids ``[N, *]`` that ``exclude_seen`` excludes, when ``batch`` holds
-        only the last items of longer sessions (default: ``batch``'s items)."""
+        """Top-``k`` model ids and scores ``([N, k], [N, k])`` for right-padded ``[N, L]`` tensors keyed
+        by feature name (model ids), in chunks. ``seen``: the sessions' item ids ``[N, *]`` that
+        ``exclude_seen`` excludes, when ``batch`` holds only the last items of longer sessions
+        (default: ``batch``'s items)."""
         if k < 1:
             raise SessrecError(f"k must be >= 1 (got {k})")
         missing = [n for n in self.input_names if n not in batch]
@@ -183,29 +285,71 @@ class Recommender:
         return torch.cat([p[0] for p in parts]).cpu(), torch.cat([p[1] for p in parts]).cpu()
 
     def recommend_file(self, input_path: str | Path, output_path: str | Path, k: int = 10,
-                       exclude_seen: bool = False) -> int:
-        """Sessions of a parquet file (list columns, one row per session) → a parquet file with the
-        input's non-list columns (e.g. a session id) plus ``item_ids`` and ``scores`` lists; returns the row count."""
+                       exclude_seen: bool = False, strict: bool = False, internal_ids: bool = False) -> int:
+        """Sessions of a parquet file (one row per session) → a parquet file with the input's non-list
+        columns (e.g. a session id) plus ``item_ids`` and ``scores`` lists; returns the row count.
+
+        With a catalog the input has an ``items`` list column of original ids, optionally
+        ``timestamps`` and list columns of side features (see :meth:`encode`), and the output an
+        ``unknown`` count per row; otherwise (or with ``internal_ids``) list columns of the model's
+        input features in model ids."""
         input_path = Path(input_path)
         try:
             table = read_parquet(input_path)
         except (OSError, pa.ArrowInvalid) as e:
             raise SessrecError(f"cannot read parquet file {input_path}: {e}") from None
-        missing = [n for n in self.input_names if n not in table.column_names]
-        if missing:
-            raise SessrecError(f"{input_path}: column(s) {', '.join(missing)} missing (the model reads {', '.join(self.input_names)})")
-        longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
-        specs = [self.schema[n] for n in self.input_names]
-        data = load_sessions(input_path, self.schema, max(longest, self.max_len), specs)
-        ids, scores = self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen, data.items)
+        if self.catalog is not None and not internal_ids:
+            ids, scores, unknown = self._recommend_table(table, input_path, k, exclude_seen, strict)
+        else:
+            ids, scores, unknown = self._recommend_table_internal(table, input_path, k, exclude_seen)
         keep = [c for c in table.column_names if not pa.types.is_list(table.schema.field(c).type)
                 and not pa.types.is_large_list(table.schema.field(c).type)]
-        out = table.select(keep).append_column("item_ids", pa.array(ids.tolist(), pa.list_(pa.int64())))
-        out = out.append_column("scores", pa.array(scores.tolist(), pa.list_(pa.float32())))
+        out = table.select(keep)
+        id_type = pa.int64() if self.catalog is None or internal_ids or self.catalog.numeric_ids else pa.string()
+        out = out.append_column("item_ids", pa.array(ids, pa.list_(id_type)))
+        out = out.append_column("scores", pa.array(scores, pa.list_(pa.float32())))
+        if unknown is not None:
+            out = out.append_column("unknown", pa.array(unknown, pa.int64()))
         buf = io.BytesIO()
         pq.write_table(out, buf)
         atomic_write_bytes(output_path, buf.getvalue())
         return out.num_rows
+
+    def _recommend_table(self, table: pa.Table, path: Path, k: int, exclude_seen: bool,
+                         strict: bool) -> tuple[list, list, list[int]]:
+        if "items" not in table.column_names:
+            raise SessrecError(f"{path}: no 'items' column; this model has a catalog, so each row is a session of "
+                               "original item ids in a list column 'items' (or pass --internal-ids for model ids "
+                               f"in columns {', '.join(self.input_names)})")
+        columns = {c: table.column(c).to_pylist() for c in table.column_names}
+        sent = [n for n in self.side_features if n in columns]
+        ids: list = []
+        scores: list = []
+        unknown: list[int] = []
+        for start in range(0, table.num_rows, self.batch_size):
+            rows = range(start, min(start + self.batch_size, table.num_rows))
+            encoded = []
+            for r in rows:
+                session = {"items": columns["items"][r] or [],
+                           "features": {n: columns[n][r] for n in sent}}
+                if "timestamps" in columns:
+                    session["timestamps"] = columns["timestamps"][r]
+                encoded.append(self.encode(session, strict, where=f"{path}, row {r}: "))
+            top, top_scores = self.recommend_encoded(encoded, k, exclude_seen)
+            ids += [self.catalog.decode(row) for row in top.tolist()]
+            scores += top_scores.tolist()
+            unknown += [len(e.unknown) for e in encoded]
+        return ids, scores, unknown
+
+    def _recommend_table_internal(self, table: pa.Table, path: Path, k: int, exclude_seen: bool) -> tuple[list, list, None]:
+        missing = [n for n in self.input_names if n not in table.column_names]
+        if missing:
+            raise SessrecError(f"{path}: column(s) {', '.join(missing)} missing (the model reads {', '.join(self.input_names)})")
+        longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
+        specs = [self.schema[n] for n in self.input_names]
+        data = load_sessions(path, self.schema, max(longest, self.max_len), specs)
+        ids, scores = self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen, data.items)
+        return ids.tolist(), scores.tolist(), None
 
     def _check_values(self, batch: Batch) -> None:
         """Ids outside a table would fail deep inside torch: say which feature and value instead."""

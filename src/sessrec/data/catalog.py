@@ -129,8 +129,16 @@ def write_catalog(out: Path, schema: Schema, items: pl.DataFrame, maps: Mapping[
 
 
 def _raw(values: pl.Series) -> pl.Series:
-    """Original values as integers or text (other types as text)."""
-    return values.cast(pl.Int64 if values.dtype.is_integer() else pl.String).alias("raw")
+    """Original values as integers or text (other types as text). Text that is always an integer
+    written plainly (``"1004856"``, not ``"007"``) becomes that integer: a CSV read as text (as
+    ``sessrec prepare events`` reads ids) answers with the numbers it holds."""
+    if values.dtype.is_integer():
+        return values.cast(pl.Int64).alias("raw")
+    text = values.cast(pl.String)
+    numbers = text.cast(pl.Int64, strict=False)
+    if text.len() and numbers.null_count() == text.null_count() and (numbers.cast(pl.String) == text).all():
+        return numbers.alias("raw")
+    return text.alias("raw")
 
 
 def _latest_and_counts(out: Path, item: str, time_name: str, side: list[str],

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sessrec.io import atomic_replace_dir
@@ -227,6 +228,30 @@ def generate_sample(out_dir: str | Path, n_days: int = 6, sessions_per_day: int 
     schema.save(tmp / "schema.pbtxt")
     atomic_replace_dir(tmp, out_dir)
     return schema
+
+
+RAW_ITEM_OFFSET = 1_000_000  # sample_event_log: original item id = RAW_ITEM_OFFSET + 7 * id
+
+
+def sample_event_log(data_dir: str | Path, path: str | Path) -> Path:
+    """Write the sessions of a sample data folder as a raw event log, one row per interaction:
+    ``session``, ``item`` (an original id, ``RAW_ITEM_OFFSET + 7 * id``, so that it differs from
+    the id ``sessrec prepare`` gives it), ``category`` and ``brand`` (text), ``price`` and ``time``
+    (epoch seconds); the input of ``sessrec prepare events``."""
+    frames = []
+    for f in sorted(Path(data_dir).glob("*/*.parquet")):
+        t = pq.read_table(f, columns=["session_id", ITEM, CSID, BRAND, "sess_price_log_norm_seq", TIME_COLUMN])
+        flat = {name: pc.list_flatten(t.column(name)) for name in t.column_names if name != "session_id"}
+        frames.append(pa.table({
+            "session": pc.take(t.column("session_id"), pc.list_parent_indices(t.column(ITEM))),
+            "item": pc.add(pc.multiply(flat[ITEM], 7), RAW_ITEM_OFFSET),
+            "category": pc.binary_join_element_wise("c", pc.cast(flat[CSID], pa.string()), ""),
+            "brand": pc.binary_join_element_wise("b", pc.cast(flat[BRAND], pa.string()), ""),
+            "price": flat["sess_price_log_norm_seq"], "time": flat[TIME_COLUMN]}))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(frames), path)
+    return path
 
 
 def bundled_sample_path() -> Path:
