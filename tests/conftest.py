@@ -66,6 +66,17 @@ def catalog_run(catalog_data, tmp_path_factory) -> Path:
     return out
 
 
+def written_sessions(data: Path, rec, n: int = 8) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """The first ``n`` sessions of window 3's valid split of a prepared folder: their rows, and the
+    model inputs of the Recommender ``rec`` as written (what offline evaluation reads)."""
+    from sessrec.data.loader import load_sessions
+
+    path = data / "0003" / "valid.parquet"
+    rows = pq.read_table(path).slice(0, n).to_pylist()
+    tensors = load_sessions(path, rec.schema, rec.max_len, [rec.schema[name] for name in rec.input_names])
+    return rows, {name: tensors.features[name][:n] for name in rec.input_names}
+
+
 def tiny_config(data: Path, out: Path, **overrides) -> ExperimentConfig:
     """A config that trains a few steps per window: fast enough for unit tests."""
     values = dict(data_path=str(data), output_dir=str(out), d_model=16, n_layer=1, n_head=2, max_steps=3,

@@ -32,6 +32,7 @@ STACK: list[tuple[str, set[str]]] = [
     ("experiment", {"sessrec.experiment"}),
     ("seeds", {"sessrec.multiseed"}),
     ("outputs/report", {"sessrec.report_html", "sessrec.report", "sessrec.recommend", "sessrec.export"}),
+    ("serving", {"sessrec.serve"}),
     ("tuning", {"sessrec.tuning"}),
     ("cli", {"sessrec.cli", "sessrec.__init__", "t4r_paper_repro"}),
 ]

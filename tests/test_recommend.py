@@ -19,7 +19,7 @@ from sessrec.recommend import Recommender, keep_last, recommend, sessions_to_bat
 from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema, load_schema
 from sessrec.training import NeuralLearner
 from tests.bodies.pairs import ALL_PAIRS, TINY
-from tests.conftest import tiny_config, write_sessions
+from tests.conftest import tiny_config, write_sessions, written_sessions
 
 SCHEMA = Schema([FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 29)])
 
@@ -207,14 +207,6 @@ def test_a_saved_most_popular_model_recommends_the_top_items(tmp_path):
 
 
 # ---- original ids: a model of data made by sessrec prepare -------------------------------------------
-def _written_sessions(data, rec, n=8):
-    """The first ``n`` sessions of window 3's valid split: their rows and model inputs as written."""
-    path = data / "0003" / "valid.parquet"
-    rows = pq.read_table(path).slice(0, n).to_pylist()
-    tensors = load_sessions(path, rec.schema, rec.max_len, [rec.schema[name] for name in rec.input_names])
-    return rows, {name: tensors.features[name][:n] for name in rec.input_names}
-
-
 def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_run):
     ckpt = catalog_run / "checkpoint-last"
     files = catalog_files(catalog_data)
@@ -223,7 +215,7 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
     rec = Recommender.load(ckpt)
     assert rec.catalog is not None and rec.side_features == ["category", "brand", "price_norm", "item_age_days_log_norm",
                                                              "hour_sin", "hour_cos", "weekday_sin", "weekday_cos"]
-    rows, written = _written_sessions(catalog_data, rec)
+    rows, written = written_sessions(catalog_data, rec)
     offline_ids, offline_scores = rec.recommend_batch(written, k=5)
     # the same sessions as original ids and times: every side feature comes back from the catalog
     sessions = [{"items": rec.catalog.decode(r["item_id"]), "timestamps": r["timestamp"]} for r in rows]
@@ -258,7 +250,7 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
 def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path, capsys):
     ckpt = catalog_run / "checkpoint-last"
     rec = Recommender.load(ckpt)
-    rows, _ = _written_sessions(catalog_data, rec, 2)
+    rows, _ = written_sessions(catalog_data, rec, 2)
     items = rec.catalog.decode(rows[0]["item_id"])
     want = rec.recommend([{"items": items, "timestamps": rows[0]["timestamp"]}], k=3, exclude_seen=True)
     assert main(["recommend", "--model-dir", str(ckpt), "--items", ",".join(map(str, [*items, 42])), "--timestamps",

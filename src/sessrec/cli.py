@@ -238,6 +238,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sessrec.serve.app import Options, serve
+
+    serve(Options(model_dir=Path(args.model_dir), host=args.host, port=args.port, backend=args.backend,
+                  device=args.device, num_threads=args.num_threads, max_batch=args.max_batch,
+                  batch_wait_ms=args.batch_wait_ms, watch=args.watch, watch_interval=args.watch_interval,
+                  strict=args.strict, max_k=args.max_k, max_items=args.max_items, max_body_bytes=args.max_body_bytes,
+                  max_concurrency=args.max_concurrency, access_log=args.access_log),
+          say=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from sessrec.data.sample import copy_sample
 
@@ -331,6 +343,40 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", required=True, choices=["torchscript", "onnx"])
     exp.add_argument("--output", metavar="FILE", help="default: model.pt or model.onnx in the current folder")
     exp.set_defaults(func=cmd_export)
+
+    srv = sub.add_parser("serve", help="serve a saved model over HTTP/JSON (FastAPI + uvicorn)",
+                         description="POST /recommend {\"items\": [...], \"k\": 10, \"exclude_seen\": true} answers the "
+                                     "top-k next items (original ids when the model has a catalog); GET /health; GET "
+                                     "/metadata. Concurrent requests are scored in one forward pass. Given a run folder, "
+                                     "each new checkpoint-last is swapped in while requests continue.")
+    srv.add_argument("--model-dir", required=True, metavar="DIR",
+                     help="a run folder (its newest checkpoint is served, and each newer checkpoint-last after it) "
+                          "or a checkpoint folder")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    srv.add_argument("--backend", choices=["eager", "torchscript", "onnx"], default="eager",
+                     help="PyTorch eager, or the model exported to TorchScript or ONNX Runtime when loaded "
+                          "(default: %(default)s)")
+    srv.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; --backend eager only (default: cpu)")
+    srv.add_argument("--num-threads", type=int, default=0, help="torch / ONNX Runtime threads (default: 0 = torch's default)")
+    srv.add_argument("--max-batch", type=int, default=64,
+                     help="most sessions scored in one forward pass; 1 = no micro-batching (default: %(default)s)")
+    srv.add_argument("--batch-wait-ms", type=float, default=2.0,
+                     help="longest wait for requests still arriving before a batch is scored; a lone request "
+                          "never waits (default: %(default)s)")
+    srv.add_argument("--no-watch", dest="watch", action="store_false",
+                     help="with a run folder: keep the first model (default: serve each new checkpoint-last)")
+    srv.add_argument("--watch-interval", type=float, default=10.0, metavar="SECONDS",
+                     help="how often checkpoint-last is checked (default: %(default)s)")
+    srv.add_argument("--strict", action="store_true", help="an item the model does not know makes the request fail "
+                     "(422) (default: skipped and listed in 'unknown'; a request's \"strict\" overrides it)")
+    srv.add_argument("--max-k", type=int, default=1000, help="largest k (default: %(default)s, at most the catalog size)")
+    srv.add_argument("--max-items", type=int, default=1000, help="most items in one session (default: %(default)s)")
+    srv.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: 1 MiB)")
+    srv.add_argument("--max-concurrency", type=int, default=1000,
+                     help="open requests at once; more are answered 503 (default: %(default)s)")
+    srv.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
+    srv.set_defaults(func=cmd_serve)
 
     sample = sub.add_parser("sample-data", help="write the bundled sample data set to a folder")
     sample.add_argument("out_dir")

@@ -84,16 +84,20 @@ def export_model(model_dir: str | Path, fmt: str, output: str | Path | None = No
     if fmt not in FORMATS:
         raise SessrecError(f"format must be one of {', '.join(FORMATS)} (got '{fmt}')")
     rec = Recommender.load(model_dir, device="cpu")
+    return export_recommender(rec, fmt, Path(output) if output else Path(f"model{SUFFIX[fmt]}"), str(model_dir))
+
+
+def export_recommender(rec: Recommender, fmt: str, path: Path, name: str = "the model") -> ExportResult:
+    """Export a loaded model (on the CPU) to ``path``; see :func:`export_model`."""
     model = getattr(rec.learner, "model", None)
     if not isinstance(model, nn.Module):
-        raise SessrecError(f"only neural models can be exported; {model_dir} holds a '{type(rec.learner).__name__}'")
+        raise SessrecError(f"only neural models can be exported; {name} holds a '{type(rec.learner).__name__}'")
     names = rec.input_names
     module = ScoringModule(model, names)
     example = random_sessions(rec.schema, names, rec.max_len, 4, seed=1)
     check = random_sessions(rec.schema, names, rec.max_len, 37, seed=2)  # another batch size than the example
     with torch.no_grad():
         expected = module(*(check[n] for n in names))
-    path = Path(output) if output else Path(f"model{SUFFIX[fmt]}")
     meta = {"input_names": names, "session_seq_length_max": rec.max_len, "n_items": rec.schema.n_items,
             "output": "scores [batch, n_items - 1]; column j is item id j + 1",
             "padding": "right, with 0; sessions longer than session_seq_length_max keep their last items"}

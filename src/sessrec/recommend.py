@@ -95,6 +95,16 @@ def top_k(scores: torch.Tensor, k: int, seen: torch.Tensor | None = None) -> tup
     return top_cols + 1, top_scores
 
 
+def rows(ids: torch.Tensor, scores: torch.Tensor, k: int | Sequence[int]) -> tuple[list[list[int]], list[list[float]]]:
+    """Top-k tensors as lists, row i cut to ``k[i]`` items and to those not excluded (an excluded
+    item scores -inf: with ``exclude_seen`` and k near the catalog size fewer than k may remain)."""
+    ks = [k] * len(ids) if isinstance(k, int) else k
+    finite = torch.isfinite(scores).sum(1).tolist()
+    id_rows, score_rows = ids.tolist(), scores.tolist()
+    cut = [min(n, f) for n, f in zip(ks, finite)]
+    return [r[:c] for r, c in zip(id_rows, cut)], [r[:c] for r, c in zip(score_rows, cut)]
+
+
 def encoded_batch(sessions: Sequence[Encoded], item_key: str, max_len: int) -> tuple[Batch, torch.Tensor]:
     """Right-padded ``[N, max_len]`` model inputs of encoded sessions (their last ``max_len`` items),
     and ``[N, longest]`` of all their item ids (what ``exclude_seen`` excludes)."""
@@ -203,17 +213,18 @@ class Recommender:
 
     def recommend(self, sessions: Sequence[SessionLike], k: int = 10, exclude_seen: bool = False, *,
                   strict: bool = False, internal_ids: bool = False) -> Recommendations:
-        """Top-``k`` items and scores for the item following each session. With a catalog, unknown
-        original ids are skipped (listed in ``unknown``; an error with ``strict``)."""
+        """Top-``k`` items and scores for the item following each session (fewer when ``exclude_seen``
+        leaves fewer). With a catalog, unknown original ids are skipped (listed in ``unknown``; an
+        error with ``strict``)."""
         if self.catalog is not None and not internal_ids:
             encoded = [self.encode(s, strict, where=f"session {i}: ") for i, s in enumerate(sessions)]
             if not encoded:
                 raise SessrecError("no sessions to recommend for")
             out = Recommendations([], [], [e.unknown for e in encoded])
             for i in range(0, len(encoded), self.batch_size):
-                ids, scores = self.recommend_encoded(encoded[i:i + self.batch_size], k, exclude_seen)
-                out.ids += [self.catalog.decode(row) for row in ids.tolist()]
-                out.scores += scores.tolist()
+                ids, scores = rows(*self.recommend_encoded(encoded[i:i + self.batch_size], k, exclude_seen), k)
+                out.ids += [self.catalog.decode(row) for row in ids]
+                out.scores += scores
             return out
         if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
             raise SessrecError(f"this model was trained with side information ({', '.join(self.side_features)}): "
@@ -223,15 +234,13 @@ class Recommender:
         if exclude_seen:  # every item of the session, also those before the last max_len the model reads
             items = [list(s[self.item_key]) if isinstance(s, Mapping) else list(s) for s in sessions]
             seen = sessions_to_batch(items, self.item_key, max(map(len, items)))[self.item_key]
-        ids, scores = self.recommend_batch(batch, k, exclude_seen, seen)
-        return Recommendations(ids.tolist(), scores.tolist(), [[] for _ in sessions])
+        ids, scores = rows(*self.recommend_batch(batch, k, exclude_seen, seen), k)
+        return Recommendations(ids, scores, [[] for _ in sessions])
 
     def encode(self, session: SessionLike, strict: bool = False, now: float | None = None, where: str = "") -> Encoded:
-        """A session of original ids (a list, or a dict with ``items`` and optionally ``timestamps``
-        and ``features``) in model ids and features, by the catalog."""
-        if self.catalog is None:
-            raise SessrecError("this model has no catalog (its data was not made by sessrec prepare): "
-                               "sessions are given in model item ids")
+        """A session (item ids, or a dict with ``items`` and optionally ``timestamps`` and ``features``)
+        as model ids and features: by the catalog from original ids, else from model ids (then
+        ``features`` must hold every side feature in model values)."""
         if isinstance(session, Mapping):
             extra = set(session) - {"items", "timestamps", "features"}
             if extra or "items" not in session:
@@ -241,9 +250,47 @@ class Recommender:
         else:
             items, times, feats = session, None, None
         try:
-            return self.catalog.encode(list(items), self.input_names, times, feats, strict, now)
+            if self.catalog is not None:
+                return self.catalog.encode(list(items), self.input_names, times, feats, strict, now)
+            return self._encode_model_ids(list(items), times, feats or {}, strict)
         except SessrecError as e:
             raise SessrecError(f"{where}{e}") from None
+
+    def _encode_model_ids(self, items: list[Any], times: Any, features: Mapping[str, Any], strict: bool) -> Encoded:
+        """A session of model ids, with every side feature in ``features`` (model values): what a model
+        without a catalog needs. Ids outside the model's range are unknown."""
+        if times is not None:
+            raise SessrecError("timestamps need a catalog to rebuild features from (this model has none): "
+                               "send the model's feature values in 'features'")
+        missing = [n for n in self.side_features if n not in features]
+        extra = [n for n in features if n not in self.side_features]
+        if missing or extra:
+            raise SessrecError(f"this model has no catalog: 'features' must hold exactly its side features "
+                               f"({', '.join(self.side_features) or 'none'}) in model values")
+        n_items = self.schema.n_items
+        keep = [i for i, v in enumerate(items)
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 < v < n_items]
+        kept = set(keep)
+        unknown = [v for i, v in enumerate(items) if i not in kept]
+        if unknown and strict:
+            raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}")
+        if not keep:
+            raise SessrecError("the session has no item known to the model" if items else "the session has no items")
+        out = {}
+        for name in self.side_features:
+            values = features[name]
+            if len(values) != len(items):
+                raise SessrecError(f"features.{name} has {len(values)} values for {len(items)} items")
+            spec = self.schema[name]
+            kept = [values[i] for i in keep]
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in kept):
+                raise SessrecError(f"features.{name} must hold finite numbers")
+            if spec.is_categorical:
+                card = spec.cardinality or 0
+                if any(not isinstance(v, int) or not 0 <= v < card for v in kept):
+                    raise SessrecError(f"features.{name} must hold ids 0..{card - 1}")
+            out[name] = np.asarray(kept, dtype=np.int64 if spec.is_categorical else np.float32)
+        return Encoded(np.asarray([items[i] for i in keep], dtype=np.int64), out, unknown)
 
     def recommend_encoded(self, sessions: Sequence[Encoded], k: int | Sequence[int] = 10,
                           exclude_seen: bool | Sequence[bool] = False,

@@ -1,0 +1,293 @@
+"""The HTTP API of ``sessrec serve`` (FastAPI on uvicorn) and the server's start.
+
+* ``POST /recommend`` ``{"items": [...], "k": 10, "exclude_seen": true, "timestamps": [...],
+  "features": {...}, "strict": false}`` → ``{"items": [...], "scores": [...], "unknown": [...],
+  "version": 1}``: the top-k next items in original ids (model ids for a model without catalog),
+  and the session's items the model does not know (skipped; a 422 with ``strict``)
+* ``GET /health`` → ``{"status": "ok", ...}``; ``GET /metadata``: the model, its window, the
+  catalog size, where each input feature comes from, the batching and the limits
+
+A bad request gets a 4xx answer ``{"error": "one line"}`` (400 invalid JSON, 413 body too large,
+422 anything else about the request, 404/405 wrong route or method); never a 500 for what a client
+sends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from starlette.exceptions import HTTPException
+
+from sessrec.errors import SessrecError
+from sessrec.serve.batcher import MicroBatcher
+from sessrec.serve.models import ModelWatcher, ServedModel, initial_checkpoint, load_served
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Options:
+    """The settings of a server (the flags of ``sessrec serve``)."""
+
+    model_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: str = "eager"
+    device: str = "cpu"
+    num_threads: int = 0  # torch (and ONNX Runtime) threads; 0 = torch's default
+    max_batch: int = 64  # sessions per forward pass; 1 = no micro-batching
+    batch_wait_ms: float = 2.0  # longest wait for requests still arriving before a batch is scored
+    watch: bool = True  # with a run folder: serve each new checkpoint-last
+    watch_interval: float = 10.0
+    strict: bool = False  # unknown items are an error (a request's "strict" overrides it)
+    max_k: int = 1000
+    max_items: int = 1000  # items in one session
+    max_body_bytes: int = 1 << 20
+    max_concurrency: int = 1000  # open requests; more get 503
+    access_log: bool = False
+
+    def validate(self) -> Options:
+        for name in ("max_batch", "max_k", "max_items", "max_body_bytes", "max_concurrency"):
+            if getattr(self, name) < 1:
+                raise SessrecError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+        if self.batch_wait_ms < 0 or self.watch_interval <= 0:
+            raise SessrecError("--batch-wait-ms must be >= 0 and --watch-interval > 0")
+        if not 0 <= self.port < 65536:
+            raise SessrecError(f"--port must be 0..65535 (got {self.port})")
+        return self
+
+
+Item = StrictInt | StrictStr
+Number = StrictInt | StrictFloat
+
+
+class RecommendRequest(BaseModel):
+    """One session, oldest item first."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[Item]
+    k: StrictInt = 10
+    exclude_seen: StrictBool = False
+    timestamps: list[Number] | None = None  # epoch seconds, one per item (default: now)
+    features: dict[str, list[Item | StrictFloat]] | None = None  # per-item side features
+    strict: StrictBool | None = None  # default: the server's --strict
+
+
+class Server:
+    """The state behind the routes: the served model (replaced whole by a refresh), the batcher, the watcher."""
+
+    def __init__(self, opts: Options):
+        self.opts = opts.validate()
+        folder, self.run_dir = initial_checkpoint(Path(opts.model_dir))
+        self.model: ServedModel = load_served(folder, opts.backend, 1, opts.device, opts.num_threads)
+        self.batcher = MicroBatcher(opts.max_batch, opts.batch_wait_ms / 1000.0)
+        self.watcher = None
+        if self.run_dir is not None and opts.watch:
+            self.watcher = ModelWatcher(self.run_dir, lambda: self.model, self.swap, opts.backend, opts.device,
+                                        opts.num_threads, opts.watch_interval)
+
+    def swap(self, model: ServedModel) -> None:
+        self.model = model  # one assignment: each request keeps the model it was encoded with
+
+    def metadata(self) -> dict[str, Any]:
+        o = self.opts
+        return {**self.model.metadata(),
+                "watching": str(self.run_dir) if self.watcher is not None else None,
+                "batching": {"max_batch": o.max_batch, "max_wait_ms": o.batch_wait_ms,
+                             "batches": self.batcher.batches, "sessions": self.batcher.sessions,
+                             "largest_batch": self.batcher.largest},
+                "limits": {"max_k": self.max_k, "max_items": o.max_items, "max_body_bytes": o.max_body_bytes,
+                           "max_concurrency": o.max_concurrency}}
+
+    @property
+    def max_k(self) -> int:
+        return min(self.opts.max_k, self.model.rec.schema.n_items - 1)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(json.dumps(content, separators=(",", ":")), status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+_UNION_TAGS = {"int", "str", "float", "bool"}  # pydantic names the member of a union that failed in the location
+
+
+def _validation_message(errors: list[dict]) -> tuple[int, str]:
+    """One line for pydantic's errors: the first place that is wrong and what each accepted type says."""
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return 400, f"invalid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
+
+    def place(e: dict) -> str:
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        while loc and loc[-1] in _UNION_TAGS:
+            loc.pop()
+        return ".".join(loc) or "body"
+
+    where = place(first)
+    same = [e for e in errors if place(e) == where]
+    messages = list(dict.fromkeys(e.get("msg", "") for e in same))
+    more = len(errors) - len(same)
+    return 422, f"{where}: {' or '.join(messages)}" + (f" (and {more} more)" if more else "")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BadRequest(413, f"request body of {int(length):,} bytes is over the limit of {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # also a chunked body without a length
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"request body is over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(server: Server) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await server.batcher.start()
+        if server.watcher is not None:
+            server.watcher.start()
+        try:
+            yield
+        finally:
+            if server.watcher is not None:
+                server.watcher.stop()
+            await server.batcher.stop()
+
+    app = FastAPI(title="sessrec", summary="next-item recommendations from a sessrec model", lifespan=lifespan)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return _error(*_validation_message(list(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> Response:
+        log.exception("internal error")
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    @app.get("/health")
+    async def health() -> Response:
+        return _json({"status": "ok", "version": server.model.version, "window": server.model.trained_window})
+
+    @app.get("/metadata")
+    async def metadata() -> Response:
+        return _json(server.metadata())
+
+    schema = RecommendRequest.model_json_schema()
+
+    @app.post("/recommend", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}})
+    async def recommend(request: Request) -> Response:
+        """Top-k next items for one session (JSON body: see RecommendRequest)."""
+        batcher = server.batcher
+        batcher.arriving += 1
+        try:
+            try:
+                body = await _read_body(request, server.opts.max_body_bytes)
+                req = RecommendRequest.model_validate_json(body)
+                model = server.model
+                session = _check(req, server)
+                encoded = model.rec.encode(session, server.opts.strict if req.strict is None else req.strict)
+            finally:
+                batcher.arriving -= 1
+        except BadRequest as e:
+            return _error(e.status, e.message)
+        except ValidationError as e:
+            return _error(*_validation_message(e.errors(include_url=False)))
+        except SessrecError as e:
+            return _error(422, str(e))
+        answer = await batcher.submit(model, encoded, req.k, req.exclude_seen)
+        return _json({"items": answer.items, "scores": answer.scores, "unknown": encoded.unknown, "version": model.version})
+
+    return app
+
+
+def _check(req: RecommendRequest, server: Server) -> dict[str, Any]:
+    if not req.items:
+        raise BadRequest(422, "items: the session is empty")
+    if len(req.items) > server.opts.max_items:
+        raise BadRequest(422, f"items: {len(req.items):,} items, over the limit of {server.opts.max_items:,}")
+    if not 1 <= req.k <= server.max_k:
+        raise BadRequest(422, f"k must be between 1 and {server.max_k} (got {req.k})")
+    session: dict[str, Any] = {"items": req.items}
+    if req.timestamps is not None:
+        session["timestamps"] = req.timestamps
+    if req.features:
+        session["features"] = req.features
+    return session
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: a free one), so the address is known before the server starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise SessrecError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    return sock
+
+
+def uvicorn_server(app: FastAPI, opts: Options):  # -> uvicorn.Server (imported here: only serve needs it)
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Stops on SIGINT / SIGTERM after the open requests are answered, and returns (uvicorn would
+        raise the signal again once stopped, killing the process): ``sessrec serve`` then exits 0."""
+
+        stopped_by: int | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.stopped_by = sig
+            super().handle_exit(sig, frame)
+            getattr(self, "_captured_signals", []).clear()
+
+    config = uvicorn.Config(app, log_level="warning", access_log=opts.access_log, lifespan="on",
+                            limit_concurrency=opts.max_concurrency, timeout_graceful_shutdown=10)
+    return GracefulServer(config)
+
+
+def serve(opts: Options, say: Callable[[str], None] = print) -> None:
+    """Load the model, listen, say where, and answer until SIGINT / SIGTERM."""
+    server = Server(opts)
+    sock = bind(opts.host, opts.port)
+    host, port = sock.getsockname()[:2]
+    m = server.model
+    say(f"sessrec serve: http://{host if ':' not in host else f'[{host}]'}:{port} | {m.source} (window "
+        f"{m.trained_window}) | backend {m.backend} | "
+        + (f"watching {server.run_dir / 'checkpoint-last'}" if server.watcher else "not watching for new models")
+        + " | " + json.dumps({k: v for k, v in asdict(opts).items() if k in ("max_batch", "batch_wait_ms")}))
+    uv = uvicorn_server(create_app(server), opts)
+    uv.run(sockets=[sock])
+    if uv.stopped_by is not None:
+        say(f"sessrec serve: stopped by {signal.Signals(uv.stopped_by).name}")

@@ -1,0 +1,148 @@
+"""The HTTP API on a real server: answers equal the offline model's, every bad request a 4xx JSON error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sessrec.recommend import Recommender
+from tests.conftest import written_sessions
+from tests.serve.conftest import running
+
+
+def test_served_answers_equal_the_offline_model(catalog_data, catalog_run, catalog_server):
+    """Written sessions sent as original ids and times: the served items and scores are the offline
+    model's on the written features (every input feature rebuilt: category, brand, price from the
+    item table; item age, hour and weekday from the times)."""
+    client, _ = catalog_server
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    rows, written = written_sessions(catalog_data, rec)
+    ids, scores = rec.recommend_batch(written, k=10)
+    for i, row in enumerate(rows):
+        r = client.post("/recommend", json={"items": rec.catalog.decode(row["item_id"]), "timestamps": row["timestamp"]})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert body["items"] == rec.catalog.decode(ids[i].tolist()) and body["unknown"] == [] and body["version"] == 1
+        assert torch.allclose(torch.tensor(body["scores"]), scores[i], atol=1e-5)
+    # k, exclude_seen, an unknown item and ids sent as text
+    items = rec.catalog.decode(rows[0]["item_id"])
+    want = rec.recommend([{"items": items, "timestamps": rows[0]["timestamp"]}], k=3, exclude_seen=True)
+    body = client.post("/recommend", json={"items": ["404", *map(str, items)], "timestamps": [0, *rows[0]["timestamp"]],
+                                           "k": 3, "exclude_seen": True}).json()
+    assert body["items"] == want.ids[0] and body["unknown"] == ["404"]
+
+
+def test_health_and_metadata(catalog_server, catalog_data):
+    client, server = catalog_server
+    assert client.get("/health").json() == {"status": "ok", "version": 1, "window": 2}
+    meta = client.get("/metadata").json()
+    assert meta["window"] == 2 and meta["backend"] == "eager" and meta["model"]["model_type"] == "xlnet"
+    assert meta["catalog"] == {"items": server.model.rec.catalog.n_items, "original_ids": True}
+    assert meta["catalog"]["items"] == json.loads((catalog_data / "stats.json").read_text())["items"]
+    assert meta["inputs"]["hour_sin"].startswith("rebuilt from the interaction times")
+    assert meta["limits"]["max_k"] == meta["catalog"]["items"]  # --max-k 1000 > the catalog
+
+
+BIG = 1 << 20
+# (method, path, JSON body or raw bytes, extra headers) -> (status, words of the error)
+BAD = [
+    ("POST", "/recommend", b'{"items": [1000084', {}, 400, "invalid JSON"),
+    ("POST", "/recommend", b"", {}, 400, "invalid JSON"),
+    ("POST", "/recommend", b"\xff\xfe", {}, 400, "invalid JSON"),
+    ("POST", "/recommend", [1000084], {}, 422, "body"),
+    ("POST", "/recommend", {}, {}, 422, "items: Field required"),
+    ("POST", "/recommend", {"items": []}, {}, 422, "the session is empty"),
+    ("POST", "/recommend", {"items": None}, {}, 422, "items"),
+    ("POST", "/recommend", {"items": [True]}, {}, 422, "items.0"),
+    ("POST", "/recommend", {"items": [1.5]}, {}, 422, "items.0"),
+    ("POST", "/recommend", {"items": [[1000084]]}, {}, 422, "items.0"),
+    ("POST", "/recommend", {"items": "1000084"}, {}, 422, "items"),
+    ("POST", "/recommend", {"items": [1000084], "k": 0}, {}, 422, "k must be between 1 and"),
+    ("POST", "/recommend", {"items": [1000084], "k": -3}, {}, 422, "k must be between 1 and"),
+    ("POST", "/recommend", {"items": [1000084], "k": 10**12}, {}, 422, "k must be between 1 and"),
+    ("POST", "/recommend", {"items": [1000084], "k": 10**30}, {}, 422, "k must be between 1 and"),
+    ("POST", "/recommend", {"items": [1000084], "k": "5"}, {}, 422, "k:"),
+    ("POST", "/recommend", {"items": [1000084], "k": 2.5}, {}, 422, "k:"),
+    ("POST", "/recommend", {"items": [1000084], "exclude_seen": "yes"}, {}, 422, "exclude_seen"),
+    ("POST", "/recommend", {"items": [1000084], "colour": "red"}, {}, 422, "colour: Extra inputs are not permitted"),
+    ("POST", "/recommend", {"items": ["nope", 12]}, {}, 422, "no item known to the model"),
+    ("POST", "/recommend", {"items": ["nope", 1000084], "strict": True}, {}, 422, "1 unknown item(s): 'nope'"),
+    ("POST", "/recommend", {"items": [1000084] * 1001}, {}, 422, "over the limit of 1,000"),
+    ("POST", "/recommend", {"items": [1000084, 1000511], "timestamps": [1.0]}, {}, 422, "timestamps has 1 values for 2"),
+    ("POST", "/recommend", {"items": [1000084], "timestamps": [-5]}, {}, 422, "epoch seconds"),
+    ("POST", "/recommend", {"items": [1000084], "timestamps": ["noon"]}, {}, 422, "timestamps.0"),
+    ("POST", "/recommend", b'{"items": [1000084], "timestamps": [NaN]}', {}, 422, "epoch seconds"),
+    ("POST", "/recommend", {"items": [1000084], "features": {"colour": ["red"]}}, {}, 422, "not a side feature"),
+    ("POST", "/recommend", {"items": [1000084], "features": {"category": ["c1", "c2"]}}, {}, 422, "has 2 values for 1"),
+    ("POST", "/recommend", {"items": [1000084], "features": {"price_norm": ["cheap"]}}, {}, 422, "finite numbers"),
+    ("POST", "/recommend", {"items": [1000084], "features": {"category": [{"a": 1}]}}, {}, 422, "features.category.0"),
+    ("POST", "/recommend", b'{"items": [' + b"1," * BIG + b"1]}", {}, 413, "over the limit of 1,048,576"),
+    ("POST", "/recommend", b'{"items": [1000084]}', {"content-length": str(BIG + 1)}, 413, "over the limit"),
+    ("GET", "/recommend", None, {}, 405, "Method Not Allowed"),
+    ("POST", "/health", {}, {}, 405, "Method Not Allowed"),
+    ("GET", "/nothing-here", None, {}, 404, "Not Found"),
+]
+
+
+def _send(client, method, path, body, headers):
+    if isinstance(body, bytes):
+        return client.request(method, path, content=body, headers={"content-type": "application/json", **headers})
+    return client.request(method, path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("case", BAD, ids=[f"{c[4]}-{i}" for i, c in enumerate(BAD)])
+def test_a_bad_request_gets_a_4xx_json_error_and_the_server_goes_on(catalog_server, case):
+    client, _ = catalog_server
+    method, path, body, headers, status, words = case
+    if "content-length" in headers:  # a body shorter than announced: sent by hand, the client would refuse
+        r = _raw_request(client, method, path, body, headers)
+    else:
+        r = _send(client, method, path, body, headers)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and "\n" not in r.json()["error"]
+    assert client.post("/recommend", json={"items": [1000084]}).status_code == 200
+
+
+def _raw_request(client, method, path, body, headers):
+    import socket
+
+    import httpx
+
+    host, port = client.base_url.host, client.base_url.port
+    with socket.create_connection((host, port), timeout=10) as s:
+        head = f"{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "connection: close\r\n\r\n"
+        s.sendall(head.encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return httpx.Response(int(status_line.split()[1]), content=rest.partition(b"\r\n\r\n")[2])
+
+
+def test_a_chunked_body_over_the_limit_is_refused(catalog_server):
+    client, _ = catalog_server
+
+    def chunks():
+        yield b'{"items": ['
+        for _ in range(200):
+            yield b"1000084," * 1000
+        yield b"1]}"
+
+    r = client.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over the limit" in r.json()["error"]
+
+
+def test_a_model_without_catalog_takes_model_ids(straight_run):
+    """The tiny sample has no catalog: items are model ids, an id outside the model is unknown."""
+    rec = Recommender.load(straight_run / "checkpoint-last")
+    with running(straight_run, watch=False) as (client, _):
+        assert client.get("/metadata").json()["catalog"]["original_ids"] is False
+        body = client.post("/recommend", json={"items": [12, 5, 7, 5000], "k": 5}).json()
+        assert body["items"] == rec.recommend([[12, 5, 7]], k=5).ids[0] and body["unknown"] == [5000]
+        r = client.post("/recommend", json={"items": ["12"]})
+        assert r.status_code == 422 and "no item known" in r.json()["error"]
+        r = client.post("/recommend", json={"items": [12], "timestamps": [1.0]})
+        assert r.status_code == 422 and "need a catalog" in r.json()["error"]

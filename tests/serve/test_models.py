@@ -1,0 +1,96 @@
+"""Backends answer as PyTorch eager does; a run's new checkpoint-last is swapped in while requests go on."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+import torch
+
+from sessrec.io import atomic_replace_dir
+from sessrec.recommend import Recommender
+from tests.conftest import written_sessions
+from tests.serve.conftest import running
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "onnx"])
+def test_exported_backends_answer_as_eager(catalog_data, catalog_run, backend):
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    rows, written = written_sessions(catalog_data, rec, 4)
+    ids, scores = rec.recommend_batch(written, k=10)
+    with running(catalog_run, watch=False, backend=backend) as (client, _):
+        assert client.get("/metadata").json()["backend"] == backend
+        for i, row in enumerate(rows):
+            body = client.post("/recommend", json={"items": rec.catalog.decode(row["item_id"]),
+                                                   "timestamps": row["timestamp"]}).json()
+            assert body["items"] == rec.catalog.decode(ids[i].tolist())
+            assert torch.allclose(torch.tensor(body["scores"]), scores[i], atol=1e-4)
+
+
+def _replace_last(run, source, damage: bool = False):
+    """What a run does after a window: a new checkpoint-last, renamed into place (``damage``: with
+    its weights altered before, as a disk fault would)."""
+    tmp = run / ".checkpoint-last.tmp"
+    shutil.copytree(source, tmp)
+    if damage:
+        weights = tmp / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-8] + b"garbage!")
+    atomic_replace_dir(tmp, run / "checkpoint-last")
+
+
+def test_a_new_checkpoint_is_swapped_in_while_requests_go_on(catalog_data, catalog_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(catalog_run, run)
+    later = shutil.move(run / "checkpoint-0002", tmp_path / "checkpoint-0002")
+    _replace_last(run, run / "checkpoint-0001")  # the run as it was after window 1
+    recs = {1: Recommender.load(run / "checkpoint-0001"), 2: Recommender.load(later)}
+    rows, _ = written_sessions(catalog_data, recs[1], 1)
+    session = {"items": recs[1].catalog.decode(rows[0]["item_id"]), "timestamps": rows[0]["timestamp"]}
+    want = {v: rec.recommend([session], k=10).ids[0] for v, rec in recs.items()}
+    assert want[1] != want[2]  # the two windows' models answer differently: the swap shows
+
+    with running(run, watch_interval=0.05) as (client, server):
+        assert client.get("/health").json()["version"] == 1
+        answers: list[tuple[int, dict]] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            with httpx.Client(base_url=client.base_url, timeout=30) as c:
+                while not stop.is_set():
+                    r = c.post("/recommend", json=session)
+                    answers.append((r.status_code, r.json()))
+
+        threads = [threading.Thread(target=keep_asking) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            _wait(lambda: len(answers) >= 20)
+            _replace_last(run, later)  # window 2 trained: a new checkpoint-last
+            _wait(lambda: client.get("/health").json()["version"] == 2)
+            seen = len(answers)
+            _wait(lambda: len(answers) >= seen + 20)
+            # a damaged checkpoint-last is not swapped in: the server goes on with what it has
+            _replace_last(run, run / "checkpoint-0001", damage=True)
+            seen = len(answers)
+            _wait(lambda: len(answers) >= seen + 20)
+            time.sleep(0.5)  # several checks
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert client.get("/health").json()["version"] == 2
+    assert {status for status, _ in answers} == {200}
+    versions = [body["version"] for _, body in answers]
+    assert set(versions) == {1, 2}
+    for _, body in answers:
+        assert body["items"] == want[body["version"]]
+
+
+def _wait(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
