@@ -358,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PyTorch eager, or the model exported to TorchScript or ONNX Runtime when loaded "
                           "(default: %(default)s)")
     srv.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N; --backend eager only (default: cpu)")
-    srv.add_argument("--num-threads", type=int, default=0, help="torch / ONNX Runtime threads (default: 0 = torch's default)")
+    srv.add_argument("--num-threads", type=int, default=1,
+                     help="torch / ONNX Runtime threads that score a batch, beside the thread that reads requests; "
+                          "more help large batches where cores are free (default: %(default)s; 0 = torch's default)")
     srv.add_argument("--max-batch", type=int, default=64,
                      help="most sessions scored in one forward pass; 1 = no micro-batching (default: %(default)s)")
     srv.add_argument("--batch-wait-ms", type=float, default=2.0,

@@ -46,7 +46,7 @@ class Options:
     port: int = 8000
     backend: str = "eager"
     device: str = "cpu"
-    num_threads: int = 0  # torch (and ONNX Runtime) threads; 0 = torch's default
+    num_threads: int = 1  # torch (and ONNX Runtime) threads of the scoring thread; 0 = torch's default
     max_batch: int = 64  # sessions per forward pass; 1 = no micro-batching
     batch_wait_ms: float = 2.0  # longest wait for requests still arriving before a batch is scored
     watch: bool = True  # with a run folder: serve each new checkpoint-last
