@@ -36,6 +36,8 @@ NOT_RUN = {
     r"python -m t4r_paper_repro\.": "needs the paper's data sets; tests/t4r_paper_repro/ runs the paper's commands on generated data",
     r"python bench/": "benchmarks: minutes each, some against a local Transformers4Rec install (T4R_WORK)",
     r"sessrec tune .*--storage postgresql": "needs a PostgreSQL server; tests/tuning/ shares an SQLite study between processes",
+    r"sessrec serve ": "a server runs until stopped; tests/serve/ starts it (in a process and in threads) and calls it over HTTP",
+    r"curl ": "needs a running server; tests/serve/test_app.py sends these requests to one",
 }
 # The paper front ends a README command may call with `python -m` (each has parse_args(argv)).
 PAPER_FRONT_ENDS = ("t4r_paper_repro.transf_exp_main", "t4r_paper_repro.baselines_main")
@@ -131,6 +133,8 @@ def test_command_parses(cmd, capsys):
     elif prog in ("pip", "pytest"):
         ci = [shlex.split(line, comments=True) for line in (ROOT / ".ci" / "run").read_text().splitlines()]
         assert cmd.argv in ci, f"{cmd}: .ci/run must run the README's install and test commands as they are"
+    elif prog == "curl":
+        assert not_run_reason(cmd), f"{cmd}: list it in NOT_RUN with the test that sends this request"
     elif prog != "kill":
         pytest.fail(f"{cmd}: a program this test does not know: parse it here, or list it in NOT_RUN")
 
