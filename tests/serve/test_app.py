@@ -43,6 +43,10 @@ def test_health_and_metadata(catalog_server, catalog_data):
     assert meta["catalog"]["items"] == json.loads((catalog_data / "stats.json").read_text())["items"]
     assert meta["inputs"]["hour_sin"].startswith("rebuilt from the interaction times")
     assert meta["limits"]["max_k"] == meta["catalog"]["items"]  # --max-k 1000 > the catalog
+    doc = client.get("/openapi.json").json()
+    assert {"/recommend", "/health", "/metadata"} <= set(doc["paths"])
+    body = doc["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["items"] and "exclude_seen" in body["properties"]
 
 
 BIG = 1 << 20

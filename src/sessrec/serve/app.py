@@ -201,9 +201,6 @@ def create_app(server: Server) -> FastAPI:
     async def metadata() -> Response:
         return _json(server.metadata())
 
-    schema = RecommendRequest.model_json_schema()
-
-    @app.post("/recommend", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}})
     async def recommend(request: Request) -> Response:
         """Top-k next items for one session (JSON body: see RecommendRequest)."""
         batcher = server.batcher
@@ -226,7 +223,28 @@ def create_app(server: Server) -> FastAPI:
         answer = await batcher.submit(model, encoded, req.k, req.exclude_seen)
         return _json({"items": answer.items, "scores": answer.scores, "unknown": encoded.unknown, "version": model.version})
 
+    # A plain Starlette route: FastAPI's parameter handling cost 0.1 ms more CPU per request (0.65-0.67
+    # against 0.52-0.57 ms at concurrency 64, measured), a fifth of the server's work; the request is
+    # read and checked above instead, and the route is added to the OpenAPI document by hand.
+    app.add_route("/recommend", recommend, methods=["POST"], include_in_schema=False)
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        error = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
+        doc["paths"]["/recommend"] = {"post": {
+            "summary": "Recommend", "description": "Top-k next items for one session, oldest item first.",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": RecommendRequest.model_json_schema()}}},
+            "responses": {"200": {"description": "items (original ids), scores, unknown items, model version"},
+                          "400": {"description": "invalid JSON", **error}, "413": {"description": "body too large", **error},
+                          "422": {"description": "a bad request", **error}}}}
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def _check(req: RecommendRequest, server: Server) -> dict[str, Any]:
