@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import weakref
 
 import httpx
 import pytest
@@ -54,6 +55,7 @@ def test_a_new_checkpoint_is_swapped_in_while_requests_go_on(catalog_data, catal
 
     with running(run, watch_interval=0.05) as (client, server):
         assert client.get("/health").json()["version"] == 1
+        first = weakref.ref(server.model.rec.learner)
         answers: list[tuple[int, dict]] = []
         stop = threading.Event()
 
@@ -72,6 +74,7 @@ def test_a_new_checkpoint_is_swapped_in_while_requests_go_on(catalog_data, catal
             _wait(lambda: client.get("/health").json()["version"] == 2)
             seen = len(answers)
             _wait(lambda: len(answers) >= seen + 20)
+            _wait(lambda: first() is None)  # the replaced model is freed (reference cycles too), not kept frozen
             # a damaged checkpoint-last is not swapped in: the server goes on with what it has
             _replace_last(run, run / "checkpoint-0001", damage=True)
             seen = len(answers)

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from sessrec.errors import SessrecError
 from sessrec.serve.batcher import MicroBatcher
-from sessrec.serve.models import ModelWatcher, ServedModel, initial_checkpoint, load_served
+from sessrec.serve.models import ModelWatcher, ServedModel, initial_checkpoint, load_served, settle_memory
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Server:
         self.opts = opts.validate()
         folder, self.run_dir = initial_checkpoint(Path(opts.model_dir))
         self.model: ServedModel = load_served(folder, opts.backend, 1, opts.device, opts.num_threads)
+        settle_memory()
         self.batcher = MicroBatcher(opts.max_batch, opts.batch_wait_ms / 1000.0)
         self.watcher = None
         if self.run_dir is not None and opts.watch:
