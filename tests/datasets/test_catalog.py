@@ -13,6 +13,7 @@ import pytest
 
 from sessrec.cli import main
 from sessrec.data.catalog import ITEMS, Catalog, catalog_files, map_file, rebuild
+from sessrec.datasets.catalog import _raw
 from sessrec.schema import load_schema
 from tests.datasets import test_adressa, test_events, test_g1, test_rees46, test_yoochoose
 from tests.datasets.helpers import reference
@@ -163,6 +164,13 @@ def test_encode_builds_the_written_inputs_of_a_session(prepared):
                     checked += 1
     if name == "rees46":  # a product's category, brand and price never change there: every value is checked
         assert checked == len(row[item]) * (len(inputs) - 1 - len(catalog.rules))
+
+
+def test_original_ids_keep_their_type_and_text_of_plain_integers_becomes_numbers():
+    assert _raw(pl.Series(["1004856", "12", None])).to_list() == [1004856, 12, None]
+    assert _raw(pl.Series(["007", "12"])).to_list() == ["007", "12"]  # not plain: "007" is not 7
+    assert _raw(pl.Series(["a1", "12"])).to_list() == ["a1", "12"]
+    assert _raw(pl.Series([5, 6], dtype=pl.Int32)).dtype == pl.Int64
 
 
 def test_hour_rule_uses_the_timezone():

@@ -42,8 +42,9 @@ import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
-from sessrec.data.catalog import age_rule, write_catalog
+from sessrec.data.catalog import age_rule
 from sessrec.data.windows import SPLITS, window_dir
+from sessrec.datasets.catalog import write_catalog
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_replace_dir, atomic_write_text

@@ -109,12 +109,13 @@ class Server:
                 "batching": {"max_batch": o.max_batch, "max_wait_ms": o.batch_wait_ms,
                              "batches": self.batcher.batches, "sessions": self.batcher.sessions,
                              "largest_batch": self.batcher.largest},
-                "limits": {"max_k": self.max_k, "max_items": o.max_items, "max_body_bytes": o.max_body_bytes,
+                "limits": {"max_k": _max_k(o, self.model), "max_items": o.max_items, "max_body_bytes": o.max_body_bytes,
                            "max_concurrency": o.max_concurrency}}
 
-    @property
-    def max_k(self) -> int:
-        return min(self.opts.max_k, self.model.rec.schema.n_items - 1)
+
+
+def _max_k(opts: Options, model: ServedModel) -> int:
+    return min(opts.max_k, model.rec.schema.n_items - 1)
 
 
 class BadRequest(Exception):
@@ -211,7 +212,7 @@ def create_app(server: Server) -> FastAPI:
                 body = await _read_body(request, server.opts.max_body_bytes)
                 req = RecommendRequest.model_validate_json(body)
                 model = server.model
-                session = _check(req, server)
+                session = _check(req, server.opts, model)
                 encoded = model.rec.encode(session, server.opts.strict if req.strict is None else req.strict)
             finally:
                 batcher.arriving -= 1
@@ -248,13 +249,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def _check(req: RecommendRequest, server: Server) -> dict[str, Any]:
+def _check(req: RecommendRequest, opts: Options, model: ServedModel) -> dict[str, Any]:
     if not req.items:
         raise BadRequest(422, "items: the session is empty")
-    if len(req.items) > server.opts.max_items:
-        raise BadRequest(422, f"items: {len(req.items):,} items, over the limit of {server.opts.max_items:,}")
-    if not 1 <= req.k <= server.max_k:
-        raise BadRequest(422, f"k must be between 1 and {server.max_k} (got {req.k})")
+    if len(req.items) > opts.max_items:
+        raise BadRequest(422, f"items: {len(req.items):,} items, over the limit of {opts.max_items:,}")
+    max_k = _max_k(opts, model)
+    if not 1 <= req.k <= max_k:
+        raise BadRequest(422, f"k must be between 1 and {max_k} (got {req.k})")
     session: dict[str, Any] = {"items": req.items}
     if req.timestamps is not None:
         session["timestamps"] = req.timestamps
