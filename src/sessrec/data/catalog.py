@@ -65,7 +65,10 @@ def time_rule(part: str, fn: str, timezone: str, fractional_hour: bool) -> dict:
 def age_rule(unit_ms: float, whole_units: bool, mean: float, std: float) -> dict:
     """``(log1p(max(0, time - first_seen) / unit) - mean) / std``: the item's age (in whole units when
     ``whole_units``), standardised."""
-    return {"from": "age", "unit_ms": unit_ms, "whole_units": whole_units, "mean": mean, "std": std}
+    # 12 significant digits: the statistics are sums in an order that depends on prepare's buckets, so their
+    # last bits vary between runs; the features are float32, so the rounding never shows in them
+    return {"from": "age", "unit_ms": unit_ms, "whole_units": whole_units, "mean": float(f"{mean:.12g}"),
+            "std": float(f"{std:.12g}")}
 
 
 def rebuild(rule: Mapping[str, Any], times_s: np.ndarray, first_seen_s: np.ndarray) -> np.ndarray:

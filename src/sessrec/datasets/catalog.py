@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -17,17 +17,18 @@ from sessrec.schema import Schema
 
 
 def write_catalog(out: Path, schema: Schema, items: pl.DataFrame, maps: Mapping[str, tuple[pl.DataFrame, int | None]],
-                  time_name: str, time_unit_ms: float, rules: Mapping[str, dict]) -> None:
+                  time_name: str, time_unit_ms: float, rules: Mapping[str, dict], splits: Sequence[str] = SPLITS) -> None:
     """Write the catalog of the windows already written under ``out``.
 
     ``items``: ``raw``, ``id``, ``count``, ``first_t`` (epoch ms) of every item; ``maps``: feature →
     (``raw``, ``id`` table, the id of unknown values or None) for every categorical side feature;
-    ``rules``: feature → rebuild rule (:func:`time_rule`, :func:`age_rule`). The item table's side
-    features and the categorical counts are read back from the written windows.
+    ``rules``: feature → rebuild rule (``time_rule``, ``age_rule``). The item table's side features
+    and the categorical counts are read back from the ``splits`` of the written windows (``train``
+    alone where it holds every session).
     """
     item = schema.item_id.name
     side = [f.name for f in schema.features if (f.is_categorical or f.is_continuous) and not f.is_item_id]
-    latest, counts = _latest_and_counts(out, item, time_name, side, [n for n in side if n in maps])
+    latest, counts = _latest_and_counts(out, item, time_name, side, [n for n in side if n in maps], splits)
     unit_s = time_unit_ms / 1000.0
     table = (items.select(pl.col("id").cast(pl.Int64), _raw(items["raw"]), pl.col("count").cast(pl.Int64),
                           (pl.col("first_t") / 1000.0).alias("first_seen"))
@@ -63,15 +64,15 @@ def _raw(values: pl.Series) -> pl.Series:
     return text.alias("raw")
 
 
-def _latest_and_counts(out: Path, item: str, time_name: str, side: list[str],
-                       categorical: list[str]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+def _latest_and_counts(out: Path, item: str, time_name: str, side: list[str], categorical: list[str],
+                       splits: Sequence[str]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
     """Each item's side features at its latest interaction (ties: the later one in file order), and
     the interaction count of each categorical id, over the distinct sessions of every window."""
     latest: pl.DataFrame | None = None
     counts: dict[str, pl.DataFrame] = {}
     columns = [item, time_name, *side]
     for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name.isdigit()):
-        files = [folder / f"{s}.parquet" for s in SPLITS if (folder / f"{s}.parquet").is_file()]
+        files = [folder / f"{s}.parquet" for s in splits if (folder / f"{s}.parquet").is_file()]
         sessions = pl.concat([pl.read_parquet(f, columns=["session_id", *columns]) for f in files])
         events = sessions.unique("session_id", keep="first", maintain_order=True).explode(columns).drop("session_id")
         events = events.with_columns(pl.lit(int(folder.name)).alias("_w"), pl.int_range(pl.len()).alias("_seq"))

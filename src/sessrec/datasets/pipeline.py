@@ -176,7 +176,7 @@ def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, op
         schema = build_schema(recipe, fitted, opts)
         schema.save(tmp / "schema.pbtxt")
         schema.save(tmp / "schema.json")
-        _write_catalog(tmp, recipe, fitted, schema)
+        _write_catalog(tmp, recipe, fitted, schema, opts)
         atomic_write_text(tmp / "stats.json", json.dumps(stats, indent=2) + "\n")
         atomic_write_text(tmp / "windows.csv", _windows_csv(windows))
         shutil.rmtree(work)
@@ -414,14 +414,15 @@ def _windows_csv(windows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _write_catalog(out: Path, recipe: Recipe, fitted: Fitted, schema: Schema) -> None:
+def _write_catalog(out: Path, recipe: Recipe, fitted: Fitted, schema: Schema, opts: Options) -> None:
     """Original ids ↔ ids of the item and every categorical, the item table, the serving rules."""
     items = fitted.items.select(pl.col("item").alias("raw"), "id", pl.col("n").alias("count"), "first_t")
     maps = {c.name: (fitted.encoders[c.name].rename({c.source: "raw"}), 1 if c.unknown_slot else None)
             for c in recipe.categoricals}
     rules = {name: age_rule(rule["unit_ms"], rule["whole_units"], *fitted.stats[rule["stats"]]) if rule["from"] == "age" else rule
              for name, rule in recipe.serving.items()}
-    write_catalog(out, schema, items, maps, recipe.time_name, recipe.time_unit_ms, rules)
+    splits = ("train",) if opts.split.startswith("all+") else SPLITS  # all+: train holds every session
+    write_catalog(out, schema, items, maps, recipe.time_name, recipe.time_unit_ms, rules, splits)
 
 
 # ---- statistics and schema -----------------------------------------------------------------------
