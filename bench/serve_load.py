@@ -10,7 +10,8 @@ starts ``sessrec serve`` in its own process and runs a closed-loop load at each 
 ids from the data, ``k`` 10, ``exclude_seen``) as soon as their previous one is answered. The
 load stops by itself. Printed per row: requests per second, latency p50/p95/p99 (ms, measured
 by the client: connection, server and client time), errors (non-200 answers and failed
-requests), and the server's resident memory (MB) at the start and end of the row. With
+requests), the server's resident memory (MB) at the start and end of the row, and the CPU time
+the server and the client spent per request (what a busy shared machine changes least). With
 ``--memory-duration S`` a last run at the highest concurrency prints the server's memory every
 few seconds over S seconds. The client runs in this process (asyncio, one keep-alive connection
 per concurrent client); it shares the machine's cores with the server, as a sidecar would.
@@ -76,6 +77,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(run: Path, backend: str, max_batch: int, threads: int) -> tuple[subprocess.Popen, str]:
@@ -187,19 +194,22 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     print(f"model: {run}; {args.duration:g} s per row; server --num-threads {args.threads}; client: this process")
     print(f"{'backend':<12} {'batching':<9} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'RSS MB start→end':>17}", flush=True)
+          f"{'errors':>6} {'RSS MB start→end':>17} {'CPU ms/req server':>17} {'client':>6}", flush=True)
     for backend in args.backends:
         for batching in args.batching:
             proc, url = start_server(run, backend, 64 if batching == "on" else 1, args.threads)
             try:
                 asyncio.run(load(url, bodies, 4, 2.0))  # warm-up
                 for c in args.concurrency:
-                    before = rss_mb(proc.pid)
+                    before, server_cpu, client_cpu = rss_mb(proc.pid), cpu_seconds(proc.pid), time.process_time()
                     lat, errors, seconds, _ = asyncio.run(load(url, bodies, c, args.duration))
+                    n = max(len(lat) + errors, 1)
+                    server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
                     lat.sort()
                     print(f"{backend:<12} {batching:<9} {c:>4} {len(lat) / seconds:>8.0f} {percentile(lat, 0.50):>8.2f} "
                           f"{percentile(lat, 0.95):>8.2f} {percentile(lat, 0.99):>8.2f} {errors:>6} "
-                          f"{before:>8.0f}→{rss_mb(proc.pid):<8.0f}", flush=True)
+                          f"{before:>8.0f}→{rss_mb(proc.pid):<8.0f} {server_cpu / n * 1000:>17.2f} "
+                          f"{client_cpu / n * 1000:>6.2f}", flush=True)
                 if args.memory_duration and (backend, batching) == (args.backends[0], args.batching[0]):
                     memory_run(url, proc, bodies, max(args.concurrency), args.memory_duration)
             finally:
