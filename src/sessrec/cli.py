@@ -4,6 +4,8 @@
     sessrec run --data-path DATA --schema DATA/schema.pbtxt --model gpt2 --task clm --d-model 128
     sessrec run --config exp.yaml --seed 7       # flags override the YAML file
     sessrec run --resume -o runs/x               # continue an interrupted run from its last checkpoint
+    sessrec run --preset rees46/xlnet-mlm --data-path DATA --seeds 100 101 102   # the paper's config, 3 seeds
+    sessrec tune --data-path DATA --model xlnet --task mlm --trials 30 -o tune/x  # the paper's tuning (Optuna)
     sessrec report runs/a runs/b -o report       # table, significance tests, per-window and loss plots
     sessrec recommend --model-dir runs/a/checkpoint-last --items 12,55,7 -k 10
     sessrec export --model-dir runs/a/checkpoint-last --format onnx
