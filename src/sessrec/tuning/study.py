@@ -565,7 +565,8 @@ def _pop_reference(plan: Plan, study, out: Path) -> float | None:
 
     cfg = copy.deepcopy(plan.cfg)
     cfg.model_type, cfg.baseline_params, cfg.output_dir = "pop", {}, str(out / "trials" / "most-popular")
-    value = run_experiment(cfg, printer=lambda *_: None).aot.get(plan.metric_key)
+    with _quiet_info():
+        value = run_experiment(cfg, printer=lambda *_: None).aot.get(plan.metric_key)
     if value is not None:
         study.set_user_attr("pop_value", value)
     return value
