@@ -69,7 +69,7 @@ def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, m
     """Stopped after ``stop_after`` steps (0: before the first; 8: at the end of the first epoch),
     saved, loaded into a new learner: the window ends as if never stopped (weights, mean loss),
     also with SSE drawing from the model's own generator."""
-    import sessrec.training as T
+    import sessrec.distributed as D
     from sessrec.checkpoint import read_state, rng_state, set_rng_state, write_state
     from sessrec.learners import build_learner
     from sessrec.stopping import StopRequested
@@ -80,14 +80,14 @@ def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, m
     assert expected["train_steps"] == 16
 
     stopped = build_learner(cfg, schema)
-    calls = iter(range(1000))  # stop_requested() is asked once before each step
-    monkeypatch.setattr(T, "stop_requested", lambda: 15 if next(calls) == stop_after else None)
+    calls = iter(range(1000))  # stop_requested() is asked before the first step, then after each
+    monkeypatch.setattr(D, "stop_requested", lambda: 15 if next(calls) == stop_after else None)
     with pytest.raises(StopRequested, match=f"after step {stop_after} of 16"):
         stopped.fit_window(data, 1)
     write_state(tmp_path / "state.safetensors", stopped.state_dict())
     rng = rng_state()  # dropout draws from the global generator
 
-    monkeypatch.setattr(T, "stop_requested", lambda: None)
+    monkeypatch.setattr(D, "stop_requested", lambda: None)
     resumed = build_learner(cfg, schema)
     resumed.load_state_dict(read_state(tmp_path / "state.safetensors"))
     set_rng_state(rng)
