@@ -47,8 +47,7 @@ def torchrun(args: list[str], log_dir: Path | None, **env: str) -> subprocess.Po
     the workers write to torchrun's own output, with it)."""
     logs = ["--log-dir", str(log_dir), "--redirects", "3"] if log_dir else []
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *logs, *args]
-    return subprocess.Popen(cmd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def worker_log(log_dir: Path, rank: int, stream: str = "stderr") -> str:
@@ -61,10 +60,29 @@ def finish(proc: subprocess.Popen, timeout: float = 180) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in [proc.pid, *_descendants(proc.pid)]:  # the workers run in sessions of their own
+            os.kill(pid, signal.SIGKILL)
         out, _ = proc.communicate()
         pytest.fail(f"torchrun did not end in {timeout:.0f} s:\n{out}")
     return out
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes started by ``pid`` and by them (Linux: /proc)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    found, todo = [], [pid]
+    while todo:
+        of = todo.pop()
+        kids = [p for p, pp in parent.items() if pp == of]
+        found += kids
+        todo += kids
+    return found
 
 
 # ---- batches shared out ------------------------------------------------------------------------------

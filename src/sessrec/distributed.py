@@ -57,8 +57,9 @@ def _collective() -> Iterator[None]:
 
 
 class Echo(SessrecError):
-    """Another process failed inside :meth:`Group.together` and said why itself; this one only
-    stops. The command line prints nothing for it (the other process's line is the message)."""
+    """An error said by another process: one that failed inside :meth:`Group.together`, or rank 0
+    for an error every process meets alike. This one only stops; the command line prints nothing
+    for it (the other process's line is the message)."""
 
     echo = True
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
-from sessrec.distributed import SINGLE, Group, rank_seed
+from sessrec.distributed import SINGLE, Echo, Group, rank_seed
 from sessrec.errors import SessrecError
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
@@ -224,9 +224,9 @@ class NeuralLearner:
                     raise StopRequested(f"after step {p.step} of {total}", signum)
                 seen = min(size, len(data) - p.next_batch * size)  # sessions of this step over every process
                 loss, signum = group.mean_and_stop(self._train_step(to_device(batch, self.device)))
-                if not math.isfinite(loss):
+                if not math.isfinite(loss):  # the mean over the processes: every one of them stops here
                     bar.close()
-                    raise SessrecError(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
+                    raise (SessrecError if group.is_main else Echo)(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
                                        f"(global step {self.global_step + 1}): lower the learning rate (learning_rate "
                                        f"{cfg.learning_rate:g}) or clip gradients (max_grad_norm), and check the inputs "
                                        "for extreme values")

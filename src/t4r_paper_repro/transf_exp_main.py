@@ -36,7 +36,8 @@ def parse_args(argv: list[str]) -> tuple[ExperimentConfig, list[str], bool]:
 
 def run(argv: list[str]) -> int:
     cfg, notes, check = parse_args(argv)
-    print_notes(PROG, notes)
+    if launch.rank() == 0:  # under torchrun: once
+        print_notes(PROG, notes)
     from sessrec.experiment import run_experiment  # torch: only once the command line is known to be good
     from t4r_paper_repro.inference_check import run_check
 
