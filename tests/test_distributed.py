@@ -332,3 +332,42 @@ def test_a_write_error_of_rank_0_stops_the_other_process_quietly(tiny_data, tmp_
     assert said[1].startswith(f"sessrec: error: cannot write {out}/.checkpoint-0002.tmp/"), text
     assert f'File "{SRC}' not in text  # no traceback from a worker (torchrun prints its own)
     assert json.loads((out / "checkpoint-last" / "experiment.json").read_text())["trained_window"] == 1
+
+
+def test_the_paper_front_end_under_torchrun_says_things_once(tiny_data, tmp_path):
+    """A paper command under torchrun: its notes and the simulated-inference check come once (rank 0)."""
+    out = tmp_path / "paper"
+    proc = torchrun(["-m", "t4r_paper_repro.transf_exp_main", "--output_dir", str(out), "--data_path", str(tiny_data),
+                     "--features_schema_path", str(tiny_data / "schema.pbtxt"), "--model_type", "xlnet", "--mlm",
+                     "--d_model", "16", "--n_layer", "1", "--n_head", "2", "--max_steps", "3", "--final_time_window_index", "3",
+                     "--per_device_train_batch_size", "32", "--eval_steps_on_train_set", "1", "--disable_tqdm",
+                     "--validate_every", "10"], None)
+    text = finish(proc)
+    assert proc.returncode == 0, text
+    assert text.count("t4r_paper_repro.transf_exp_main: --validate_every 10: no effect") == 1, text
+    assert text.count("simulated inference: recall@10") == 1, text
+    assert (out / "eval_results_over_time.txt").read_text().count("Recall@10 of simulated inference") == 1
+
+
+def test_a_non_finite_loss_is_said_by_rank_0_only(tiny_data, tmp_path):
+    """Every process sees the mean loss, NaN if one of them has NaN: all stop at that step, and the
+    processes but rank 0 stop quietly (rank 0 says it). Here rank 1 of 2, its collectives stubbed."""
+    import math
+
+    from sessrec.data.loader import load_sessions
+    from sessrec.experiment import resolve_data
+    from sessrec.learners import build_learner
+
+    class Rank1(Group):
+        def stop_signal(self):
+            return None
+
+        def mean_and_stop(self, value):
+            return math.nan, None
+
+    cfg = tiny_config(tiny_data, tmp_path)
+    data_path, schema = resolve_data(cfg)
+    learner = build_learner(cfg, schema)
+    learner.group = Rank1(rank=1, size=2)
+    with pytest.raises(Echo, match="the training loss is nan in window 1 at step 1 of 3"):
+        learner.fit_window(load_sessions(data_path / "0001" / "train.parquet", schema, 20), 1)
