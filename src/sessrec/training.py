@@ -139,8 +139,8 @@ class NeuralLearner:
             if self.model.generator_states():
                 self.model.set_generator_states({"sse": torch.Generator().manual_seed(rank_seed(own, 1)).get_state()})
             seed_everything(own)  # dropout
-            # find_unused_parameters: a step may leave parameters without a gradient (an objective's
-            # part that a batch does not reach), which DDP would otherwise wait for (HF's default too)
+            # find_unused_parameters (HF's default too): every HF-backed body has parameters no step uses
+            # (BERT-family word embeddings, XLNet's mask_emb and segment terms), which DDP would wait for
             self.loss_of = DistributedDataParallel(
                 _LossOf(self.model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 forward_sync_buffers=False, find_unused_parameters=True)
@@ -226,10 +226,11 @@ class NeuralLearner:
                 loss, signum = group.mean_and_stop(self._train_step(to_device(batch, self.device)))
                 if not math.isfinite(loss):  # the mean over the processes: every one of them stops here
                     bar.close()
-                    raise (SessrecError if group.is_main else Echo)(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
-                                       f"(global step {self.global_step + 1}): lower the learning rate (learning_rate "
-                                       f"{cfg.learning_rate:g}) or clip gradients (max_grad_norm), and check the inputs "
-                                       "for extreme values")
+                    said_by = SessrecError if group.is_main else Echo  # rank 0 says it for all
+                    raise said_by(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
+                                  f"(global step {self.global_step + 1}): lower the learning rate (learning_rate "
+                                  f"{cfg.learning_rate:g}) or clip gradients (max_grad_norm), and check the inputs "
+                                  "for extreme values")
                 p.losses.append(loss)
                 p.next_batch += 1
                 p.step += 1
