@@ -36,24 +36,35 @@ ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 @dataclass(frozen=True)
 class Conversion:
-    """How one text column becomes typed: ``expr(col)`` gives null where the text does not parse."""
+    """How one text column becomes typed. ``expr(col, strict)``: with ``strict=False`` null where the text does
+    not parse (the exact reader then names the line); with ``strict=True`` the query fails there instead."""
 
-    expr: Callable[[pl.Expr], pl.Expr]
+    expr: Callable[[pl.Expr, bool], pl.Expr]
     what: str  # "an integer", "a time like 2019-10-01 00:00:00 UTC", ... for messages
 
 
 def as_int() -> Conversion:
-    return Conversion(lambda e: e.str.strip_chars().cast(pl.Int64, strict=False), "an integer")
+    return Conversion(lambda e, strict: e.str.strip_chars().cast(pl.Int64, strict=strict), "an integer")
 
 
 def as_float() -> Conversion:
-    return Conversion(lambda e: e.str.strip_chars().cast(pl.Float64, strict=False), "a number")
+    return Conversion(lambda e, strict: e.str.strip_chars().cast(pl.Float64, strict=strict), "a number")
 
 
 def as_time_ms(fmt: str, example: str) -> Conversion:
     """Text time in ``fmt`` (UTC) → epoch milliseconds."""
-    return Conversion(lambda e: e.str.strptime(pl.Datetime("ms"), fmt, strict=False).dt.epoch("ms"),
+    return Conversion(lambda e, strict: e.str.strptime(pl.Datetime("ms"), fmt, strict=strict).dt.epoch("ms"),
                       f"a time like '{example}'")
+
+
+def strict_conversions(conversions: dict[str, Conversion], required: Sequence[str] = ()) -> dict[str, pl.Expr]:
+    """The conversions of :func:`convert` for a lazy scan: a value that does not parse fails the query, and so
+    does an empty value of a ``required`` column (every required column is a converted one, and an empty text
+    never parses); the caller then reads the file again with :func:`convert` to name the line."""
+    if missing := set(required) - set(conversions):
+        raise ValueError(f"required columns must be converted: {sorted(missing)}")
+    return {c: conv.expr(pl.col(c).fill_null("") if c in required else pl.col(c), True)
+            for c, conv in conversions.items()}
 
 
 def first_line(path: Path) -> str | None:
@@ -172,6 +183,17 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
             yield df.select(LINE, *columns)
 
 
+def csv_scan(path: Path, header: Sequence[str], has_header: bool = True) -> pl.LazyFrame:
+    """A lazy scan of the text columns of a CSV file whose fields are ``header``: the rows
+    :func:`csv_batches` reads, for a :class:`~sessrec.datasets.pipeline.Source`'s fast path. A file
+    without rows is an error, as in :func:`in_input_order`."""
+    scan = pl.scan_csv(path, has_header=has_header, schema={name: pl.String for name in header},
+                       truncate_ragged_lines=False)
+    if scan.head(1).collect().height == 0:
+        raise SessrecError(f"{path}: the file has no events")
+    return scan
+
+
 def in_input_order(paths: Sequence[Path], read_file: Callable[[Path], Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
     """The batches of every file (each with ``_line``, its row in the file) numbered ``_row`` across the files
     in order: the input order, which breaks ties in time. A file without events is an error."""
@@ -196,7 +218,7 @@ def convert(batch: pl.DataFrame, conversions: dict[str, Conversion], path: Path,
             required: Sequence[str] = ()) -> pl.DataFrame:
     """Apply the conversions; the first value that does not parse (or is empty in a ``required`` column)
     stops everything with its file, line, column and text."""
-    out = batch.with_columns(**{c: conv.expr(pl.col(c)) for c, conv in conversions.items()})
+    out = batch.with_columns(**{c: conv.expr(pl.col(c), False) for c, conv in conversions.items()})
     checks = [(c, out[c].is_null() & batch[c].is_not_null(), f"cannot read {c} value {{!r}} as {conv.what}")
               for c, conv in conversions.items()]
     checks += [(c, batch[c].is_null(), "empty value in the required column " + c) for c in required]
