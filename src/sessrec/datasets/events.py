@@ -157,15 +157,18 @@ def _scan_file(path: Path, cols: Columns) -> pl.LazyFrame:
     """One file's events as a lazy query with strict conversions; the time format from the file's first value."""
     if _is_parquet(path):
         _parquet_file(path, cols)
-        scan = pl.scan_parquet(path).select(cols.needed)
-        if scan.head(1).collect().height == 0:
+        text = pl.scan_parquet(path).select(cols.needed)
+        if text.head(1).collect().height == 0:
             raise SessrecError(f"{path}: the file has no events")
     else:
-        scan = csv_scan(path, _csv_header(path, cols)).select(cols.needed)
-    schema = scan.collect_schema()
-    first = scan.select(cols.time).drop_nulls().head(1).collect()[cols.time] if schema[cols.time] == pl.String else []
+        header = _csv_header(path, cols)
+        text = pl.scan_csv(path, schema={name: pl.String for name in header}, truncate_ragged_lines=False)
+    schema = text.collect_schema()
+    first = text.select(cols.time).drop_nulls().head(1).collect()[cols.time] if schema[cols.time] == pl.String else []
     conv = _conversions(schema, str(first[0]) if len(first) else None, cols)
-    return scan.with_columns(**strict_conversions(conv, (cols.time,))).select(cols.select())
+    if _is_parquet(path):
+        return text.with_columns(**strict_conversions(conv, (cols.time,))).select(cols.select())
+    return csv_scan(path, header, conv, (cols.time,)).select(cols.select())
 
 
 def source(paths: list[Path], cols: Columns) -> Source:

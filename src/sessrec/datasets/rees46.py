@@ -32,7 +32,6 @@ from sessrec.datasets.raw import (
     csv_scan,
     existing_files,
     in_input_order,
-    strict_conversions,
 )
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
 
@@ -73,8 +72,7 @@ def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
 
 def scan_events(paths: list[Path]) -> pl.LazyFrame:
     """:func:`read_events` as one lazy query with strict conversions (the fast path)."""
-    return pl.concat([csv_scan(p, _header(p)).with_columns(**strict_conversions(CONVERSIONS, REQUIRED)).select(_events())
-                      for p in paths])
+    return pl.concat([csv_scan(p, _header(p), CONVERSIONS, REQUIRED).select(_events()) for p in paths])
 
 
 def source(paths: list[Path]) -> Source:

@@ -32,7 +32,6 @@ from sessrec.datasets.raw import (
     first_line,
     in_input_order,
     looks_like,
-    strict_conversions,
 )
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -73,8 +72,7 @@ def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
 
 def _scan_file(path: Path) -> pl.LazyFrame:
     _check_first_line(path)
-    scan = csv_scan(path, YOOCHOOSE_COLUMNS, has_header=False)
-    return scan.with_columns(**strict_conversions(CONVERSIONS, REQUIRED)).select(_events())
+    return csv_scan(path, YOOCHOOSE_COLUMNS, CONVERSIONS, REQUIRED, has_header=False).select(_events())
 
 
 def source(paths: list[Path]) -> Source:
