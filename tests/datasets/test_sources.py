@@ -9,6 +9,7 @@ import pytest
 
 from sessrec.datasets import events, rees46, yoochoose
 from sessrec.datasets.pipeline import Options, prepare
+from sessrec.errors import SessrecError
 from tests.datasets.golden_inputs import write_events_csv, write_events_parquet, write_rees46, write_yoochoose
 from tests.datasets.test_golden import digest
 
@@ -76,10 +77,20 @@ def test_the_block_reader_takes_over_what_the_scan_rejects(tmp_path, capsys):
 
 def test_yoochoose_time_and_events_parquet_datetimes(tmp_path):
     path = tmp_path / "clicks.dat"
-    path.write_text("1,2014-04-07T10:51:09.277Z,5,0\n1,2014-04-07T10:51:10.5Z,6,S\n")  # 1 or 3 digits of a second
+    path.write_text("1,2014-04-07T10:51:09.277Z,5,0\n1,2014-04-07T23:59:60.050Z,6,S\n")  # a leap second
     source = yoochoose.source([path])
-    assert source.scan().collect()["t"].to_list() == [1396867869277, 1396867870500]
+    assert source.scan().collect()["t"].to_list() == [1396867869277, 1396915200050]
     assert source.scan().collect().equals(pl.concat(source.batches()).drop("_row"))
+    path.write_text("1,2014-04-07T10:51:09.277Z,5,0\n1,2014-04-07T10:51:10.5Z,6,S\n")  # one digit of a second
+    with pytest.raises(pl.exceptions.PolarsError):  # the fast path takes three digits only: the exact reader does it
+        source.scan().collect()
+    assert pl.concat(source.batches())["t"].to_list() == [1396867869277, 1396867870500]
+    for bad in ("2014-04-07T10:51:10.500", "2014-04-07 10:51:10.500Z", "x2014-04-07T10:51:10.500Z"):
+        path.write_text(f"1,2014-04-07T10:51:09.277Z,5,0\n1,{bad},6,S\n")
+        with pytest.raises(pl.exceptions.PolarsError):
+            source.scan().collect()
+        with pytest.raises(SessrecError, match="line 2: cannot read timestamp value"):
+            list(source.batches())
     when = datetime(2024, 3, 3, 10, 0, 1, 500_000, tzinfo=timezone.utc)
     pq = tmp_path / "log.parquet"
     pl.DataFrame({"s": [1], "i": ["a"], "t": [when]}).write_parquet(pq)

@@ -44,6 +44,8 @@ class Conversion:
     expr: Callable[[pl.Expr, bool], pl.Expr]
     what: str  # "an integer", "a time like 2019-10-01 00:00:00 UTC", ... for messages
     dtype: pl.DataType | None = None
+    # a faster strict conversion for the fast path: the same value for the texts it takes, fails on the others
+    fast: Callable[[pl.Expr], pl.Expr] | None = None
 
 
 def as_int() -> Conversion:
@@ -54,10 +56,18 @@ def as_float() -> Conversion:
     return Conversion(lambda e, strict: e.str.strip_chars().cast(pl.Float64, strict=strict), "a number", pl.Float64())
 
 
-def as_time_ms(fmt: str, example: str) -> Conversion:
+def as_time_ms(fmt: str, example: str, fast: Callable[[pl.Expr], pl.Expr] | None = None) -> Conversion:
     """Text time in ``fmt`` (UTC) → epoch milliseconds."""
     return Conversion(lambda e, strict: e.str.strptime(pl.Datetime("ms"), fmt, strict=strict).dt.epoch("ms"),
-                      f"a time like '{example}'")
+                      f"a time like '{example}'", fast=fast)
+
+
+def iso_millis(e: pl.Expr) -> pl.Expr:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (three digits of a second) → epoch ms, as ``%Y-%m-%dT%H:%M:%S%.fZ`` reads it
+    but 2-3x faster (polars' strptime has no fast path for ``%.f``); any other text, or none, fails."""
+    text = pl.when(e.str.contains(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")).then(e).otherwise(pl.lit("another shape"))
+    return (text.str.slice(0, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%dT%H:%M:%S", strict=True).dt.epoch("ms")
+            + text.str.slice(20, 3).cast(pl.Int64, strict=True))
 
 
 def _no_nulls(values: pl.Series) -> pl.Series:
@@ -69,7 +79,7 @@ def _no_nulls(values: pl.Series) -> pl.Series:
 def strict_conversions(conversions: dict[str, Conversion], required: Sequence[str] = ()) -> dict[str, pl.Expr]:
     """The conversions of :func:`convert` for a lazy query: a value that does not parse, or an empty value in a
     ``required`` column, fails the query (the caller then reads the input with :func:`convert` to name the line)."""
-    exprs = {c: conv.expr(pl.col(c), True) for c, conv in conversions.items()}
+    exprs = {c: conv.fast(pl.col(c)) if conv.fast else conv.expr(pl.col(c), True) for c, conv in conversions.items()}
     exprs.update({c: exprs.get(c, pl.col(c)).map_batches(_no_nulls, is_elementwise=True) for c in required})
     return exprs
 

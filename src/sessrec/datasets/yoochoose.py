@@ -31,6 +31,7 @@ from sessrec.datasets.raw import (
     existing_files,
     first_line,
     in_input_order,
+    iso_millis,
     looks_like,
 )
 from sessrec.errors import SessrecError
@@ -40,7 +41,7 @@ PAPER = {"days": 182, "windows": 182, "items": 50_549, "sessions": 6_756_575, "i
          "mean_session_length": 3.83, "gini_item_popularity": 0.89}
 CONVERSIONS = {
     "session_id": as_int(),
-    "timestamp": as_time_ms("%Y-%m-%dT%H:%M:%S%.fZ", "2014-04-07T10:51:09.277Z"),
+    "timestamp": as_time_ms("%Y-%m-%dT%H:%M:%S%.fZ", "2014-04-07T10:51:09.277Z", fast=iso_millis),
     "item_id": as_int(),
 }
 REQUIRED = ("session_id", "timestamp", "item_id")
