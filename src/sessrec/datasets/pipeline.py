@@ -96,7 +96,8 @@ class Recipe:
     time_unit_ms: int  # 1000: seconds, 1: milliseconds
     # (kept events, item table [item, id, n, first_t]) -> statistics given to transform
     fit: Callable[[pl.LazyFrame, pl.DataFrame], dict]
-    # (events of one window with the item's first_t, statistics) -> events with the continuous columns
+    # (events of one window with the item's first_t, statistics) -> events with the continuous columns, in the same
+    # order; an event's values may depend on the window's events as a set (GaussRank), not on their order
     transform: Callable[[pl.DataFrame, dict], pl.DataFrame]
     paper_stats: dict | None = None  # Table 1 of the paper, printed for comparison
 
@@ -315,7 +316,7 @@ def _build_sessions(buckets: Path, n_buckets: int, folder: Path, key: str, opts:
         files = sorted(buckets.glob(f"*/_bucket={b}/*.ipc"))
         if not files:
             return {}, 0, 0
-        df = pl.concat([pl.read_ipc(f) for f in files], how="vertical_relaxed")
+        df = pl.concat([pl.read_ipc(f) for f in files], how="vertical_relaxed", rechunk=True)  # sorts 2x faster
         for f in files:
             f.unlink()
         n_read = df.height
