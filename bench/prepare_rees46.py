@@ -11,7 +11,7 @@ category_code / brand values. The YOOCHOOSE clicks file and the ``events`` CSV h
 their formats (``events``: session, item, epoch-seconds time, a categorical and a continuous column).
 Every measurement is its own process; its peak RSS is read from ``wait4`` so it is that process's
 alone. ``read`` is ``polars.read_csv`` of the columns the command uses; ``ratio`` = prepare time / read
-time. With ``--before SRC``, the same command also runs with ``PYTHONPATH=SRC`` (e.g. the main
+time, then the same ratio of CPU seconds (less sensitive to other jobs on the machine). With ``--before SRC``, the same command also runs with ``PYTHONPATH=SRC`` (e.g. the main
 branch's code) on the same files, and the two outputs are compared: ``identical`` (every parquet
 value, the schema and the statistics files) or the largest difference of a float feature. With
 ``--repeat N`` each time is the fastest of N runs, taken in turns (read, before, after) so that a
@@ -132,8 +132,8 @@ def read_command(dataset: str, path: Path) -> list[str]:
     return ["-c", f"import polars as pl; pl.read_csv({str(path)!r}, columns={columns!r}, has_header={header})"]
 
 
-def run(args: list[str], pythonpath: Path | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS bytes) of ``python ARGS`` in its own process."""
+def run(args: list[str], pythonpath: Path | None = None) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, peak RSS bytes) of ``python ARGS`` in its own process."""
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -145,7 +145,7 @@ def run(args: list[str], pythonpath: Path | None = None) -> tuple[float, int]:
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
             sys.exit(f"failed: {' '.join(args)}\n{err.read()}")
-    return seconds, usage.ru_maxrss * 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
 def compare(a: Path, b: Path) -> str:
@@ -186,10 +186,10 @@ def main(argv: list[str] | None = None) -> None:
     root = a.keep or Path(tempfile.mkdtemp(prefix="bench_prepare_"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"# {cpu_model()}, {os.cpu_count()} cores, polars {pl.__version__}; load average {os.getloadavg()[0]:.1f} at "
-          f"the start; times are the fastest of {a.repeat} run(s)")
-    before = "   before s  before RSS" if a.before else ""
-    print(f"{'data set':<10}{'rows':>11}{'MB':>7}{'read s':>8}{before}{'after s':>9}{'rows/s':>11}{'ratio':>7}"
-          f"{'RSS MB':>8}  {'speed-up, outputs' if a.before else 'output'}", flush=True)
+          f"the start; times are the fastest of {a.repeat} run(s); cpu = user + system seconds of that run")
+    before = "  before s    cpu  RSS MB" if a.before else ""
+    print(f"{'data set':<10}{'rows':>11}{'MB':>7}{'read s':>7}{'cpu':>6}{before}{'after s':>8}{'cpu':>6}{'rows/s':>10}"
+          f"{'ratio':>6}{'cpu':>5}{'RSS MB':>7}  {'speed-up, outputs' if a.before else 'output'}", flush=True)
     try:
         for millions in a.rows:
             n = int(millions * 1_000_000)
@@ -200,18 +200,19 @@ def main(argv: list[str] | None = None) -> None:
                         "after": (command(dataset, path, root / f"{n}" / f"{dataset}_after"), AFTER_SRC)}
                 if a.before:
                     runs["before"] = (command(dataset, path, root / f"{n}" / f"{dataset}_before"), a.before.resolve())
-                best: dict[str, tuple[float, int]] = {}
+                best: dict[str, tuple[float, float, int]] = {}
                 for _ in range(a.repeat):
                     for name, (args, src) in runs.items():
-                        seconds, rss = run(args, src)
-                        if name not in best or seconds < best[name][0]:
-                            best[name] = (seconds, rss)
-                read_s, after = best["read"][0], best["after"]
+                        measured = run(args, src)
+                        if name not in best or measured[0] < best[name][0]:
+                            best[name] = measured
+                read, after = best["read"], best["after"]
                 stats = json.loads((root / f"{n}" / f"{dataset}_after" / "stats.json").read_text())
-                line = f"{dataset:<10}{n:>11,}{path.stat().st_size / 2**20:>7,.0f}{read_s:>8.1f}"
+                line = f"{dataset:<10}{n:>11,}{path.stat().st_size / 2**20:>7,.0f}{read[0]:>7.1f}{read[1]:>6.1f}"
                 if a.before:
-                    line += f"{best['before'][0]:>11.1f}{best['before'][1] / 2**20:>12,.0f}"
-                line += f"{after[0]:>9.1f}{n / after[0]:>11,.0f}{after[0] / read_s:>7.1f}{after[1] / 2**20:>8,.0f}  "
+                    line += f"{best['before'][0]:>10.1f}{best['before'][1]:>7.1f}{best['before'][2] / 2**20:>8,.0f}"
+                line += (f"{after[0]:>8.1f}{after[1]:>6.1f}{n / after[0]:>10,.0f}{after[0] / read[0]:>6.1f}"
+                         f"{after[1] / read[1]:>5.1f}{after[2] / 2**20:>7,.0f}  ")
                 if a.before:
                     outputs = compare(root / f"{n}" / f"{dataset}_before", root / f"{n}" / f"{dataset}_after")
                     line += f"{best['before'][0] / after[0]:.1f}x, {outputs}"
