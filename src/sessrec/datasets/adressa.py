@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from sessrec.datasets.features import HOUR_MS, gauss_rank_apply, gauss_rank_fit, hour_weekday
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import LINE, convert, files_in, first_line, in_input_order, json_batches, looks_like
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -93,4 +93,5 @@ def recipe(rare_count: int) -> Recipe:
 def run(args, opts: Options) -> PrepareResult:
     paths = day_files(args.input, args.days)
     opts.session_gap_ms = args.session_gap
-    return prepare(recipe(args.rare_category_count), read_events(paths), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(args.rare_category_count), Source(lambda: read_events(paths), sum(p.stat().st_size for p in paths)),
+                   opts)

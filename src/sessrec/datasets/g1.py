@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from sessrec.datasets.features import HOUR_MS, gauss_rank_apply, gauss_rank_fit, hour_weekday
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import (
     G1_CLICK_COLUMNS,
     LINE,
@@ -98,4 +98,4 @@ def recipe() -> Recipe:
 def run(args, opts: Options) -> PrepareResult:
     paths = files_in(args.input, "*.csv", "G1 click files")
     articles = read_articles(existing_files([args.articles], "articles file")[0])
-    return prepare(recipe(), read_events(paths, articles), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(), Source(lambda: read_events(paths, articles), sum(p.stat().st_size for p in paths)), opts)
