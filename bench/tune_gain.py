@@ -22,7 +22,14 @@ from pathlib import Path
 
 from scipy import stats
 
-from sessrec.cli import main as sessrec
+from sessrec.cli import main as sessrec_main
+
+
+def sessrec(argv: list[str]) -> None:
+    """One sessrec command; stop here if it did not succeed (a stopped tune is continued by re-running this)."""
+    rc = sessrec_main(argv)
+    if rc:
+        raise SystemExit(rc)
 
 
 def aot(folder: Path, seeds: list[int], key: str = "eval_/next-item/ndcg_at_20") -> tuple[list[float], list[float]]:

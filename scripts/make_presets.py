@@ -12,7 +12,6 @@ from sessrec's default, minus the paths, window range and operational switches o
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -34,19 +33,6 @@ LEAVE_OUT = {"data_path", "features_schema_path", "output_dir", "overwrite_outpu
 # The baseline front end parses the Transformer arguments too (with HF defaults); only these apply to a baseline.
 BASELINE_KEYS = {"model_type", "baseline_params", "eval_on_test_set", "seed", "no_incremental_training",
                  "training_time_window_size", "eval_on_last_item_seq_only", "session_seq_length_max"}
-
-
-def commands() -> list[tuple[str, str, list[str]]]:
-    """(title, module, arguments) of every published command."""
-    out, title = [], ""
-    for line in COMMANDS.read_text().splitlines():
-        if line.startswith("# ") and "|" in line:
-            title = line[2:].strip()
-        elif "python3 -m" in line:
-            tokens = shlex.split(line)
-            i = tokens.index("-m")
-            out.append((title, tokens[i + 1], tokens[i + 2:]))
-    return out
 
 
 def preset_name(title: str, argv: list[str]) -> str:
@@ -99,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     wanted: dict[Path, str] = {}
-    for title, module, cmd in commands():
+    from t4r_paper_repro.commands import read_commands
+
+    for title, module, cmd in read_commands(COMMANDS):
         name = preset_name(title, cmd)
         path = PRESETS / f"{name}.yaml"
         if path in wanted:

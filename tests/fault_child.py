@@ -3,8 +3,12 @@
 ``python tests/fault_child.py ARGS`` is ``sessrec ARGS`` (with ``FRONT_END=paper``:
 ``python -m t4r_paper_repro.transf_exp_main ARGS``) with, chosen by environment variables:
 
-* ``PAUSE_AT_STEP=N``: before training step N + 1 (counted over the run), touch ``$MARK`` and wait
-  (a minute at most) until a signal asks the run to stop, so the test can send one mid-window;
+* ``PAUSE_AT_STEP=N``: before training step N + 1 (counted over the run), write the process id to
+  ``$MARK`` and wait (a minute at most) until a signal asks the run to stop, so the test can send
+  one mid-window (in a distributed run only the process of ``RANK`` ``$PAUSE_RANK``, if given);
+* ``KILL_AT_STEP=N``: before training step N + 1 the process of ``RANK`` ``$KILL_RANK`` (default 1)
+  of a distributed run touches ``$MARK`` and sends itself ``$KILL_SIGNAL`` (default SIGKILL;
+  SIGSTOP: it hangs);
 * ``PAUSE_IN_EVAL=1``: the same at the first scoring call of an evaluation;
 * ``PAUSE_AT_LOAD=N``: the same at the N-th window file the run loads (any learner);
 * ``PAUSE_IN_SAVE=1``: once a stop is requested, the checkpoint save touches ``$MARK.save`` and
@@ -12,6 +16,8 @@
 * ``FULL_DISK_AT=checkpoint:N`` (or ``results:N``): from the checkpoint of window N (the results
   of window N) on, no file may grow (``RLIMIT_FSIZE`` 0, ``SIGXFSZ`` ignored): writes fail with
   EFBIG as they would with ENOSPC on a full disk.
+* ``WRITERS=PATH``: each call of the run's writers of the catalog copy and of checkpoints appends
+  ``RANK name`` to ``PATH`` (which processes of a distributed run write).
 
 The helpers below start such a child and compare run folders.
 """
@@ -70,7 +76,7 @@ def leftovers(run_dir: Path) -> list[str]:
 def _wait_for_stop(mark: Path) -> None:
     from sessrec.stopping import stop_requested
 
-    mark.touch()
+    mark.write_text(str(os.getpid()))
     deadline = time.monotonic() + 60
     while stop_requested() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -87,7 +93,7 @@ def _install_faults() -> None:
     from sessrec.training import NeuralLearner
 
     mark = Path(os.environ.get("MARK", "mark"))
-    if "PAUSE_AT_STEP" in os.environ:
+    if "PAUSE_AT_STEP" in os.environ and os.environ.get("RANK", "0") == os.environ.get("PAUSE_RANK", os.environ.get("RANK", "0")):
         at, train_step = int(os.environ["PAUSE_AT_STEP"]), NeuralLearner._train_step
 
         def paused_step(self, batch):
@@ -96,6 +102,16 @@ def _install_faults() -> None:
             return train_step(self, batch)
 
         NeuralLearner._train_step = paused_step
+    if "KILL_AT_STEP" in os.environ and os.environ.get("RANK", "0") == os.environ.get("KILL_RANK", "1"):
+        at, train_step = int(os.environ["KILL_AT_STEP"]), NeuralLearner._train_step
+
+        def killed_step(self, batch):
+            if self.global_step == at:
+                mark.touch()
+                os.kill(os.getpid(), getattr(signal, os.environ.get("KILL_SIGNAL", "SIGKILL")))
+            return train_step(self, batch)
+
+        NeuralLearner._train_step = killed_step
     if "PAUSE_IN_EVAL" in os.environ:
         score, paused = NeuralLearner.score, []
 
@@ -151,6 +167,14 @@ def _install_faults() -> None:
                 return add_window(self, index, *args, **kw)
 
             sessrec.outputs.OutputWriter.add_window = failing_add
+    if "WRITERS" in os.environ:
+        for name in ("snapshot_catalog", "save_checkpoint"):
+            def recorded(*args, _name=name, _fn=getattr(sessrec.experiment, name), **kw):
+                with open(os.environ["WRITERS"], "a") as f:
+                    f.write(f"{os.environ.get('RANK', '0')} {_name}\n")
+                return _fn(*args, **kw)
+
+            setattr(sessrec.experiment, name, recorded)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ PACKAGES = ("sessrec", "t4r_paper_repro")
 # run writes (checkpoint, outputs, loggers) sit below the experiment loop because the loop calls
 # their writers, and the readers of finished runs (report, recommend, export) sit above it.
 STACK: list[tuple[str, set[str]]] = [
-    ("foundation", {"sessrec.errors", "sessrec.io", "sessrec.runtime", "sessrec.stopping", "sessrec.runlock",
+    ("foundation", {"sessrec.errors", "sessrec.io", "sessrec.runtime", "sessrec.stopping", "sessrec.runlock", "sessrec.launch", "sessrec.distributed",
                     "sessrec.config", "sessrec.presets"}),
     ("schema", {"sessrec.schema"}),
     ("data", {"sessrec.data"}),
@@ -34,7 +34,7 @@ STACK: list[tuple[str, set[str]]] = [
     ("outputs/report", {"sessrec.report_html", "sessrec.report", "sessrec.recommend", "sessrec.export"}),
     ("serving", {"sessrec.serve"}),
     ("tuning", {"sessrec.tuning"}),
-    ("cli", {"sessrec.cli", "sessrec.__init__", "t4r_paper_repro"}),
+    ("cli", {"sessrec.cli", "sessrec.__init__", "sessrec.__main__", "t4r_paper_repro"}),
 ]
 # `sessrec prepare` is a branch beside the stack: it builds on the stack up to BRANCH_BASE, and only
 # the stack's BRANCH_USER layer imports it (its own command line module is the top of the branch).

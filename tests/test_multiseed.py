@@ -34,6 +34,11 @@ def test_run_seeds(tiny_data, tmp_path):
     lines.clear()
     again = run_seeds(tiny_config(tiny_data, out), [3, 1], out, printer=lines.append)
     assert again["aot"] == summary["aot"] and sum("finished earlier" in line for line in lines) == 2
+    # another configuration into the same folder: the seeds run again, not read back
+    lines.clear()
+    other = run_seeds(tiny_config(tiny_data, out, learning_rate=0.01), [3], out, printer=lines.append)
+    assert "running again (its config changed)" in lines[0]
+    assert other["aot"]["eval_/next-item/ndcg_at_20"]["mean"] != ndcg[0]
 
 
 def test_a_seed_listed_twice_is_an_error(tiny_data, tmp_path):

@@ -38,6 +38,8 @@ NOT_RUN = {
     r"sessrec tune .*--storage postgresql": "needs a PostgreSQL server; tests/tuning/ shares an SQLite study between processes",
     r"sessrec serve ": "a server runs until stopped; tests/serve/ starts it (in a process and in threads) and calls it over HTTP",
     r"curl ": "needs a running server; tests/serve/test_app.py sends these requests to one",
+    r"torchrun ": "several processes, several nodes: tests/test_distributed.py runs torchrun -m sessrec with 2 gloo "
+                  "processes (a run, a stop and its resume, evaluation, failures)",
 }
 # The paper front ends a README command may call with `python -m` (each has parse_args(argv)).
 PAPER_FRONT_ENDS = ("t4r_paper_repro.transf_exp_main", "t4r_paper_repro.baselines_main")
@@ -118,6 +120,13 @@ def test_not_run_entries_are_all_used():
 @pytest.mark.parametrize("cmd", COMMANDS, ids=[f"line{c.line}" for c in COMMANDS])
 def test_command_parses(cmd, capsys):
     prog, args = cmd.argv[0], cmd.argv[1:]
+    if prog == "torchrun":  # its own options by its own parser, then the module's command line
+        from torch.distributed.run import get_args_parser
+
+        launch = get_args_parser().parse_args(args)
+        assert launch.module, f"{cmd}: torchrun runs a module here (-m sessrec, -m t4r_paper_repro...)"
+        prog, args = ("sessrec", launch.training_script_args) if launch.training_script == "sessrec" else (
+            "python", ["-m", launch.training_script, *launch.training_script_args])
     if prog == "sessrec":
         try:
             ns = build_parser().parse_args(args)

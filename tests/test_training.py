@@ -69,7 +69,7 @@ def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, m
     """Stopped after ``stop_after`` steps (0: before the first; 8: at the end of the first epoch),
     saved, loaded into a new learner: the window ends as if never stopped (weights, mean loss),
     also with SSE drawing from the model's own generator."""
-    import sessrec.training as T
+    import sessrec.distributed as D
     from sessrec.checkpoint import read_state, rng_state, set_rng_state, write_state
     from sessrec.learners import build_learner
     from sessrec.stopping import StopRequested
@@ -80,14 +80,14 @@ def test_a_window_stopped_between_steps_continues_exactly(tiny_data, tmp_path, m
     assert expected["train_steps"] == 16
 
     stopped = build_learner(cfg, schema)
-    calls = iter(range(1000))  # stop_requested() is asked once before each step
-    monkeypatch.setattr(T, "stop_requested", lambda: 15 if next(calls) == stop_after else None)
+    calls = iter(range(1000))  # stop_requested() is asked before the first step, then after each
+    monkeypatch.setattr(D, "stop_requested", lambda: 15 if next(calls) == stop_after else None)
     with pytest.raises(StopRequested, match=f"after step {stop_after} of 16"):
         stopped.fit_window(data, 1)
     write_state(tmp_path / "state.safetensors", stopped.state_dict())
     rng = rng_state()  # dropout draws from the global generator
 
-    monkeypatch.setattr(T, "stop_requested", lambda: None)
+    monkeypatch.setattr(D, "stop_requested", lambda: None)
     resumed = build_learner(cfg, schema)
     resumed.load_state_dict(read_state(tmp_path / "state.safetensors"))
     set_rng_state(rng)
@@ -137,3 +137,29 @@ def test_single_click_sessions_are_left_out_of_training(caplog):
         assert all(torch.isfinite(p).all() for p in learner.model.parameters())
         fit = learner.fit_window(SessionTensors({"item": items[:4]}, "item"), 2)
         assert fit["train_steps"] == 0 and "window 2: no session has 2 items or more; nothing to train" in caplog.text
+
+
+def test_bf16_autocast_trains_and_scores_on_the_cpu(tiny_data, tmp_path):
+    """--bf16 on the CPU: the matrix products of a training step and of scoring run in bfloat16 under
+    autocast, the loss stays finite and close to float32's, scores come back as float32."""
+    from sessrec.data.loader import iterate_batches, split_last_item
+    from sessrec.learners import build_learner
+
+    fits, products = {}, {}
+    for bf16 in (False, True):
+        cfg, schema, data = _window(tiny_data, tmp_path, bf16=bf16, device="cpu", max_steps=4)
+        learner = build_learner(cfg, schema)
+        assert learner.amp_dtype == (torch.bfloat16 if bf16 else None)
+        dtypes = set()
+        hooks = [m.register_forward_hook(lambda m, i, o, seen=dtypes: seen.add(o.dtype))
+                 for m in learner.model.modules() if isinstance(m, torch.nn.Linear)]
+        fits[bf16] = learner.fit_window(data, 1)
+        prefix, _ = split_last_item(next(iterate_batches(data.min_length(2), 16)), data.item_key)
+        scores = learner.score(prefix)
+        for h in hooks:
+            h.remove()
+        products[bf16] = dtypes
+        assert scores.dtype == torch.float32 and bool(scores.isfinite().all())
+    assert products == {False: {torch.float32}, True: {torch.bfloat16}}
+    assert math.isfinite(fits[True]["train_loss"]) and fits[True]["train_loss"] != fits[False]["train_loss"]
+    assert fits[True]["train_loss"] == pytest.approx(fits[False]["train_loss"], rel=0.02)

@@ -10,6 +10,8 @@
   ``state_dict()``, which a resumed run refits instead (see :mod:`sessrec.learners`)
 * ``pop.safetensors``: the counts of the most-popular comparison
 * ``rng.safetensors``: the global RNG states (torch CPU and CUDA, numpy, python ``random``)
+* ``ranks.safetensors``: in a distributed run, every process's own random states (its global RNG
+  states and the learner's ``rank_state()``), by rank
 * ``experiment.json``: the window index, the per-window results so far, the size of
   ``history.jsonl`` at that point (a resumed run cuts off what a crashed window appended)
 * ``catalog.json``, ``catalog-*.parquet``: when the data was made by ``sessrec prepare``, its
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: manifest.json, and checkpoints inside a window
 LAST = "checkpoint-last"
 CATALOG = "catalog"  # RUN_DIR/catalog/: the data's catalog as the run found it when it started
+RANKS = "ranks.safetensors"
 MANIFEST = "manifest.json"
 DAMAGED = ".damaged"  # suffix of the checkpoints a resumed run set aside
 _NUMBERED = re.compile(r"checkpoint-\d+")
@@ -231,11 +234,13 @@ def snapshot_catalog(data_path: Path, run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: Schema,
-                    learners: Mapping[str, Any], experiment: dict[str, Any], files: Iterable[Path] = ()) -> Path:
+                    learners: Mapping[str, Any], experiment: dict[str, Any], ranks: list[dict[str, Any]] | None = None,
+                    files: Iterable[Path] = ()) -> Path:
     """Write ``checkpoint-<window>`` and ``checkpoint-last`` atomically; prune old numbered ones.
 
     ``learners`` maps a file name (``model``, ``pop``) to a learner; ``experiment`` is the JSON-safe
-    state of the loop; ``files`` are linked (or copied) in as they are (the catalog). With
+    state of the loop; ``ranks`` the states of each process of a distributed run; ``files`` are linked
+    (or copied) in as they are (the catalog). With
     ``in_window`` in ``experiment`` (a run stopped inside window ``window + 1``) only
     ``checkpoint-last`` is written. On any error nothing half-written is left and the previous
     checkpoint is untouched. Returns the folder of the newest checkpoint.
@@ -251,6 +256,8 @@ def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: S
         for f in files:
             _link_or_copy(f, tmp / f.name)
         write_state(tmp / "rng.safetensors", rng_state())
+        if ranks is not None:
+            write_state(tmp / RANKS, {"ranks": ranks})
         _write_text(tmp / "config.yaml", cfg.to_yaml())
         _write_text(tmp / "schema.pbtxt", schema.to_pbtxt() + "\n")
         meta = {"format_version": FORMAT_VERSION, "trained_window": window, "learners": saved, **experiment}
@@ -375,7 +382,7 @@ def remove_checkpoints(run_dir: Path, stale_only: bool = False) -> None:
 # another device changes floating-point rounding, so results are then close but not identical).
 RESUMABLE_CHANGES = {"output_dir", "overwrite_output_dir", "resume", "quiet", "device", "num_threads", "logging_steps",
                      "save_checkpoints", "keep_checkpoints", "final_time_window_index", "report_to", "logging_dir",
-                     "run_name", "experiments_group"}
+                     "run_name", "experiments_group", "ddp_timeout"}
 
 
 def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[str]:

@@ -4,11 +4,14 @@
     sessrec run --data-path DATA --schema DATA/schema.pbtxt --model gpt2 --task clm --d-model 128
     sessrec run --config exp.yaml --seed 7       # flags override the YAML file
     sessrec run --resume -o runs/x               # continue an interrupted run from its last checkpoint
+    sessrec run --preset rees46/xlnet-mlm --data-path DATA --seeds 100 101 102   # the paper's config, 3 seeds
+    sessrec tune --data-path DATA --model xlnet --task mlm --trials 30 -o tune/x  # the paper's tuning (Optuna)
     sessrec report runs/a runs/b -o report       # table, significance tests, per-window and loss plots
     sessrec recommend --model-dir runs/a/checkpoint-last --items 12,55,7 -k 10
     sessrec export --model-dir runs/a/checkpoint-last --format onnx
     sessrec sample-data OUT_DIR                  # write the sample data set to look at its layout
     sessrec prepare rees46 --input 2019-Oct.csv --output DATA   # raw data → windows (also yoochoose, g1, adressa, events)
+    torchrun --nproc-per-node 4 -m sessrec run ...                # data-parallel training (README "Distributed training")
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
+from sessrec import launch
 from sessrec.config import ExperimentConfig, base_type, field_help, load_yaml
 from sessrec.errors import SessrecError
 from sessrec.stopping import RunInterrupted
@@ -128,6 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{name:<32} {describe(name)}")
         return 0
     cfg = config_from_args(args)
+    if args.seeds and launch.launched():
+        raise SessrecError("--seeds runs the seeds one after the other in one process, not under torchrun: start one "
+                           "torchrun per seed (`... -m sessrec run --seed N --output-dir OUT/seed-N`), then "
+                           "`sessrec report OUT/seed-*`")
     if args.seeds:
         from sessrec.multiseed import run_seeds
         from sessrec.outputs import default_output_dir
@@ -142,6 +150,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from sessrec.tuning.study import TuneOptions, tune
+
+    if launch.launched():
+        raise SessrecError("sessrec tune runs each trial in one process, not under torchrun: run it without torchrun "
+                           "(--n-jobs N runs N trials at once)")
 
     cfg = config_from_args(args, with_preset=False)
     label = cfg.model_type if cfg.model_type in _baselines() else f"{cfg.model_type}-{cfg.task}"
@@ -391,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    """sessrec's log lines on stderr; under torchrun the processes but rank 0 log warnings and errors only."""
+    level = logging.DEBUG if verbose else logging.INFO
+    if launch.rank() != 0:
+        level = max(level, logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "urllib3", "matplotlib", "onnx_ir", "onnxscript", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     # transformers resets its logger's level when it is first imported (later, lazily): tell it through its variable.
@@ -410,14 +426,26 @@ def setup_process(verbose: bool = False) -> None:
 def run_guarded(prog: str, command: Callable[[], int]) -> int:
     """Run a command: a :class:`SessrecError` is printed on one line (exit 2); a run stopped by
     SIGTERM or SIGINT says what it saved and exits 128 + the signal number (143, 130); Ctrl-C
-    anywhere else exits 130."""
+    anywhere else exits 130. In a distributed run what rank 0 says for every process (a stop, an
+    error it met alone) is printed by rank 0 only; a command that succeeded leaves the process group."""
     try:
-        return command()
+        code = command()
+        if "sessrec.distributed" in sys.modules:  # not imported (with torch) by the commands that need no model
+            sys.modules["sessrec.distributed"].shutdown()
+        return code
     except SessrecError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        if not getattr(e, "echo", False):
+            print(f"{prog}: error: {e}", file=sys.stderr)
+        if type(e).__name__ == "PeerLost":  # (sessrec.distributed, not imported here: it imports torch)
+            # The process group's threads may still wait on the lost peer; the C++ destructors that run
+            # at a normal exit can then abort ("terminate called without an active exception").
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except RunInterrupted as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+        if not e.quiet:
+            print(f"{prog}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -130,6 +130,7 @@ class ExperimentConfig:
     bf16: bool = _f(False, "bfloat16 mixed precision")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     num_threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
+    ddp_timeout: int = _f(1800, "under torchrun: seconds a process waits for the others at a collective before the run stops with an error")
 
     # ---- evaluation -----------------------------------------------------------------------------
     top_ks: list = _f([10, 20], "cut-offs of NDCG@k, HitRate/Recall@k and MRR@k")
@@ -210,7 +211,7 @@ class ExperimentConfig:
         if self.attn_type is not None:
             _choice("attn_type", self.attn_type, ("uni", "bi"))
         for name in ("d_model", "n_layer", "n_head", "per_device_train_batch_size", "per_device_eval_batch_size",
-                     "session_seq_length_max", "time_window_folder_pad_digits", "compute_metrics_each_n_steps"):
+                     "session_seq_length_max", "time_window_folder_pad_digits", "compute_metrics_each_n_steps", "ddp_timeout"):
             if getattr(self, name) < 1:
                 raise SessrecError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.start_time_window_index < 1:

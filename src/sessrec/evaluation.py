@@ -16,8 +16,9 @@ from typing import Protocol
 import torch
 
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, split_last_item
+from sessrec.distributed import SINGLE, Group
 from sessrec.metrics import MetricAccumulator
-from sessrec.stopping import StopRequested, stop_requested
+from sessrec.stopping import StopRequested
 
 
 class Scorer(Protocol):
@@ -32,7 +33,7 @@ class Scorer(Protocol):
 
 def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Sequence[int],
              max_batches: int | None = None, each_n_batches: int = 1, last_item_only: bool = True,
-             interruptible: bool = False) -> dict[str, float]:
+             interruptible: bool = False, group: Group = SINGLE) -> dict[str, float]:
     """Predict the last item (or, with ``last_item_only=False``, every item after the first) of
     every session of >= 2 items from the items before it.
 
@@ -43,27 +44,45 @@ def evaluate(learner: Scorer, data: SessionTensors, batch_size: int, top_ks: Seq
     ``max_batches`` and ``each_n_batches`` count batches of ``batch_size`` sessions. With
     ``interruptible``, a requested stop (:mod:`sessrec.stopping`) raises :class:`StopRequested`
     between batches.
+
+    In a distributed run (``group``) the batches are dealt out in turn to the processes, each
+    scores its own, and the sums of every batch are gathered and added up in batch order: the
+    metrics are those one process computes on the same weights, to the last bit on the CPU (a
+    batch is scored by the same kernels whichever process scores it).
     """
     data = data.min_length(2)
     acc = MetricAccumulator(top_ks)
+    parts: list[tuple[int, int, dict[str, float], int, float]] = []  # (batch, first example, sums, count, loss sum)
     steps = 0
     start = time.perf_counter()
+    turn = 0
     for b, batch in enumerate(iterate_batches(data, batch_size)):
         if max_batches is not None and b >= max_batches:
             break
         if b % each_n_batches:
             continue
-        if interruptible and stop_requested() is not None:
-            raise StopRequested("during evaluation")
+        mine = turn % group.size == group.rank
+        if interruptible and turn % group.size == 0 and (signum := group.stop_signal()) is not None:
+            raise StopRequested("during evaluation", signum)
+        turn += 1
+        if not mine:
+            continue
         prefixes, all_targets = next_item_examples(batch, data.item_key, last_item_only)
         for lo in range(0, len(all_targets), batch_size):
             steps += 1
             prefix = {k: v[lo:lo + batch_size] for k, v in prefixes.items()}
             scores = learner.score(prefix)
             targets = all_targets[lo:lo + batch_size].to(scores.device) - 1  # column j scores item j + 1
-            acc.update(scores, targets)
-            if learner.scores_are_logits:
-                acc.update_loss(float(cross_entropy_sum(scores.float(), targets)), int(targets.numel()))
+            loss = float(cross_entropy_sum(scores.float(), targets)) if learner.scores_are_logits else 0.0
+            parts.append((b, lo, acc.sums_of(scores, targets), int(targets.numel()), loss))
+    if group.distributed:
+        gathered = group.all_gather((parts, steps))
+        parts = sorted(p for ps, _ in gathered for p in ps)
+        steps = sum(n for _, n in gathered)
+    for _, _, sums, count, loss in parts:
+        acc.add(sums, count)
+        if learner.scores_are_logits:
+            acc.update_loss(loss, count)
     runtime = time.perf_counter() - start
     res = acc.result()
     if learner.scores_are_logits and "loss" not in res:

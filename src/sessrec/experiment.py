@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sessrec import distributed
+from sessrec.baselines import BASELINES
 from sessrec.baselines.pop import MostPopular
 from sessrec.checkpoint import (
+    RANKS,
     config_differences,
     find_checkpoint,
     latest_good_checkpoint,
@@ -25,6 +28,7 @@ from sessrec.checkpoint import (
     read_checkpoint,
     read_state,
     remove_checkpoints,
+    rng_state,
     save_checkpoint,
     set_aside,
     set_rng_state,
@@ -33,16 +37,18 @@ from sessrec.checkpoint import (
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import resolve_window_range, window_file
+from sessrec.distributed import Group
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.io import WriteError
-from sessrec.learners import Learner, build_learner
+from sessrec.launch import launched
+from sessrec.learners import Learner, baseline_refusal, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.runlock import RunLock
 from sessrec.runtime import seed_everything
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
-from sessrec.stopping import RunInterrupted, StopRequested, signal_name, stop_on_signals, stop_requested
+from sessrec.stopping import RunInterrupted, StopRequested, signal_name, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +135,29 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     :class:`sessrec.stopping.RunInterrupted` (README "Faults").
     ``on_window(evaluated window, averages over time so far)`` is called after each window (the
     tuner reports to its pruner there; an exception it raises stops the run).
+
+    Under torchrun every process calls this (README "Distributed training"): they train one
+    model with ``DistributedDataParallel`` on their shares of each batch, evaluate their shares
+    of the evaluation batches and gather the results (every process returns the same metrics),
+    and rank 0 alone reads and writes the output folder; the run's config is rank 0's.
     """
     cfg = copy.deepcopy(cfg).validate()
-    loggers = Loggers.from_config(cfg)
+    if launched() and cfg.model_type in BASELINES:
+        raise SessrecError(baseline_refusal(cfg.model_type))
+    group = distributed.init(cfg.device, cfg.ddp_timeout)
+    out: list[Path] = []  # the output folder, once known: named by a lost-contact error
+    with group.failures_said(lambda: str(out[0]) if out else None):
+        return _run(group.broadcast(cfg), group, printer if group.is_main else _silent, on_window, out)
+
+
+def _silent(*_: Any) -> None:
+    """The printer of the processes of a distributed run but rank 0."""
+
+
+def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
+         on_window: Callable[[int, dict[str, float]], None] | None, out: list[Path]) -> ExperimentResult:
+    main = group.is_main
+    loggers = Loggers.from_config(cfg) if main else Loggers([])
     data_path, schema = resolve_data(cfg)
     cfg.data_path = str(data_path)
     start, final = resolve_window_range(data_path, cfg.start_time_window_index, cfg.final_time_window_index,
@@ -142,28 +168,35 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     # Built before anything is written: a model the config cannot build (a task the architecture does
     # not support, bad baseline parameters) stops the run with an error and no output folder.
     seed_everything(cfg.seed)
-    learner = build_learner(cfg, schema)
+    learner = build_learner(cfg, schema, group)
     pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
     names = set(learner.input_names) | (set(pop.input_names) if pop else set())
     specs = [f for f in schema.features if f.name in names]
-    check_data(data_files(cfg, data_path, start, final), schema, specs)  # before anything is written
+    group.on_main(lambda: check_data(data_files(cfg, data_path, start, final), schema, specs))  # before anything is written
 
-    out_dir, lock = prepare_output_dir(cfg)
+    made = group.on_main(lambda: prepare_output_dir(cfg))
+    out_dir = group.broadcast(made[0] if made else None)
+    lock = made[1] if made else RunLock(out_dir, None)  # the other processes of a distributed run write nothing
+    out.append(out_dir)
     with _run_guard(out_dir, lock):
-        resume_from = checkpoint_to_resume(out_dir, cfg, schema) if cfg.resume else None
-        remove_checkpoints(out_dir, stale_only=cfg.resume)
-        catalog = snapshot_catalog(data_path, out_dir)  # original ids: copied into every checkpoint
-        writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items},
-                              resuming=resume_from is not None)
-        loggers.start(cfg, out_dir)
+        resume_from = group.broadcast(group.on_main(lambda: resume_state(out_dir, cfg, schema, group.size))
+                                      if cfg.resume else None)
+        with group.together():
+            catalog: list[Path] = []  # the data's catalog, copied into every checkpoint (rank 0 writes them)
+            if main:
+                remove_checkpoints(out_dir, stale_only=cfg.resume)
+                catalog = snapshot_catalog(data_path, out_dir)
+            writer = OutputWriter(out_dir, cfg, {"schema_item_id": schema.item_id.name, "n_items": schema.n_items},
+                                  resuming=resume_from is not None, files=main)
+            loggers.start(cfg, out_dir)
 
         def with_history(made: Learner) -> Learner:
-            if hasattr(made, "history"):
+            if hasattr(made, "history") and main:
                 made.history = writer.history_sink(also=loggers.log_history)
             return made
 
         def new_learner() -> Learner:
-            return with_history(build_learner(cfg, schema))
+            return with_history(build_learner(cfg, schema, group))
 
         learner = with_history(learner)
 
@@ -176,19 +209,29 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
         def pop_data(t: int, train: SessionTensors) -> SessionTensors:
             return train if not cfg.no_incremental_training else load(t, "train")
 
+        def save(t: int, state: dict[str, Any]) -> Path | None:
+            """Checkpoint after training window t (rank 0 writes it; every process's own random states are in it)."""
+            if not cfg.save_checkpoints:
+                return None
+            ranks = group.all_gather({"rng": rng_state(), "learner": learner.rank_state()}) if group.distributed else None
+            return group.on_main(lambda: save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
+                                                         {**state, "world_size": group.size}, ranks, catalog))
+
         n_params = getattr(learner, "n_parameters", None)
+        processes = f" | {group.size} processes, {learner.batch_size} sessions a step" if group.distributed else ""
         printer(f"sessrec: {run_label(cfg)} on {data_path} | windows {start}..{final} | eval on {split} | "
-                f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + f" | output {out_dir}")
+                f"{schema.n_items - 1} items" + (f" | {n_params:,} parameters" if n_params else "") + processes
+                + f" | output {out_dir}")
         first, in_window = start, None
         if resume_from is not None:
-            folder, meta = resume_from
+            folder, meta = resume_from["folder"], resume_from["meta"]
             first, in_window = meta["trained_window"] + 1, meta.get("in_window")
             inside = f", and window {first} {in_window['where']}" if in_window else ""
             printer(f"resuming from {folder} (trained through window {first - 1}{inside})")
             saved = meta["learners"]
             for name, lrn in (("model", learner), ("pop", pop)):
                 if lrn is not None and saved.get(name):
-                    lrn.load_state_dict(load_learner_state(folder, name))
+                    lrn.load_state_dict(resume_from["states"][name])
             # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
             # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
             refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")
@@ -201,8 +244,14 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
                     learner.fit_window(train, t)
                 if refit_pop:
                     pop.fit_window(pop_data(t, train), t)
-            writer.restore(meta)
-            set_rng_state(read_state(folder / "rng.safetensors"))
+            with group.together():
+                writer.restore(meta)
+            if group.distributed:
+                mine = resume_from["ranks"][group.rank]
+                set_rng_state(mine["rng"])
+                learner.load_rank_state(mine["learner"])
+            else:
+                set_rng_state(resume_from["rng"])
         printer(_header(cfg.top_ks))
         last_only = cfg.eval_on_last_item_seq_only
         for w in writer.windows:
@@ -225,17 +274,16 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
                 eval_data = load(t + 1, split)
                 metrics = prefixed(evaluate(learner, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
                                             each_n_batches=cfg.compute_metrics_each_n_steps, last_item_only=last_only,
-                                            interruptible=inside_ok), "eval")
+                                            interruptible=inside_ok, group=group), "eval")
                 if cfg.eval_steps_on_train_set > 0:
                     metrics.update(prefixed(evaluate(learner, train, cfg.per_device_eval_batch_size, cfg.top_ks,
                                                      max_batches=cfg.eval_steps_on_train_set, last_item_only=last_only,
-                                                     interruptible=inside_ok), "train"))
+                                                     interruptible=inside_ok, group=group), "train"))
             except StopRequested as stop:
                 where = "after training, during evaluation" if fit is not None else str(stop)
-                state = {"evaluated_window": t, "in_window": {"window": t, "where": where, "fit": fit}, **writer.state()}
-                saved_to = save_checkpoint(out_dir, t - 1, cfg, schema, {"model": learner, "pop": pop},
-                                           state, catalog) if cfg.save_checkpoints else None
-                raise _interrupted(out_dir, f"in window {t} {where}", saved_to) from None
+                saved_to = save(t - 1, {"evaluated_window": t, "in_window": {"window": t, "where": where, "fit": fit},
+                                        **writer.state()})
+                raise _interrupted(out_dir, f"in window {t} {where}", saved_to, stop.signum, quiet=not main) from None
             info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                     "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
             if not info["n_eval_sessions"]:
@@ -244,25 +292,25 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
             if pop is not None:
                 pop.fit_window(pop_data(t, train), t)
                 info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
-                                                last_item_only=last_only), "eval")
+                                                last_item_only=last_only, group=group), "eval")
                 pop_rows.append(info["pop"])
-            writer.add_window(t + 1, metrics, info)
-            loggers.log_window(t + 1, metrics, info)
+            with group.together():
+                writer.add_window(t + 1, metrics, info)
+                loggers.log_window(t + 1, metrics, info)
             eval_rows.append(metrics)
-            saved_to = None
-            if cfg.save_checkpoints:
-                saved_to = save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
-                                           {"evaluated_window": t + 1, **writer.state()}, catalog)
+            saved_to = save(t, {"evaluated_window": t + 1, **writer.state()})
             printer(_row(t + 1, metrics, info, cfg.top_ks))
-            if stop_requested() is not None and t + 1 < final:
-                raise _interrupted(out_dir, f"at the end of window {t}", saved_to)
+            signum = group.stop_signal()
+            if signum is not None and t + 1 < final:
+                raise _interrupted(out_dir, f"at the end of window {t}", saved_to, signum, quiet=not main)
             if on_window is not None:
                 on_window(t + 1, _mean(eval_rows))
         aot = _mean(eval_rows)
         pop_aot = _mean(pop_rows)
         elapsed = writer.elapsed_seconds()
-        writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
-        loggers.finish(aot)
+        with group.together():
+            writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
+            loggers.finish(aot)
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
     if pop_aot and aot:
@@ -270,6 +318,25 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
     return ExperimentResult(out_dir, writer.windows, aot, pop_aot, learner)
+
+
+def resume_state(out_dir: Path, cfg: ExperimentConfig, schema: Schema, world_size: int) -> dict[str, Any]:
+    """What a resumed run continues from, read from the newest good checkpoint of ``out_dir`` (by
+    rank 0 of a distributed run, which passes it on): its folder, ``experiment.json``, the learners'
+    states, the RNG states, and every process's own states (``ranks``) of a distributed run."""
+    folder, meta = checkpoint_to_resume(out_dir, cfg, schema)
+    saved_size = int(meta.get("world_size", 1))
+    if saved_size != world_size:
+        how = (f"{saved_size} processes (torchrun --nnodes x --nproc-per-node = {saved_size})" if saved_size > 1
+               else "one process (without torchrun)")
+        made = f"{saved_size} processes" if saved_size > 1 else "one process"
+        raise SessrecError(f"cannot resume {out_dir}: the run was made by {made}, this is {world_size}; "
+                           f"the number of processes sets the sessions of a step: resume it with {how}")
+    states = {name: load_learner_state(folder, name) for name in ("model", "pop") if meta["learners"].get(name)}
+    state: dict[str, Any] = {"folder": folder, "meta": meta, "states": states, "rng": read_state(folder / "rng.safetensors")}
+    if world_size > 1:
+        state["ranks"] = read_state(folder / RANKS)["ranks"]
+    return state
 
 
 @contextlib.contextmanager
@@ -288,11 +355,10 @@ def _run_guard(out_dir: Path, lock: RunLock) -> Iterator[None]:
         raise SessrecError(f"{e}; {kept}: {cure}, then {then}") from None
 
 
-def _interrupted(out_dir: Path, where: str, saved_to: Path | None) -> RunInterrupted:
-    signum = stop_requested()
+def _interrupted(out_dir: Path, where: str, saved_to: Path | None, signum: int, quiet: bool = False) -> RunInterrupted:
     how = (f"checkpoint saved in {saved_to}; continue with `sessrec run --resume --output-dir {out_dir}`" if saved_to else
            "no checkpoint saved (save_checkpoints is off): this run cannot be continued")
-    return RunInterrupted(signum, f"stopped by {signal_name(signum)} {where}; {how}")
+    return RunInterrupted(signum, f"stopped by {signal_name(signum)} {where}; {how}", quiet=quiet)
 
 
 def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -> tuple[Path, dict[str, Any]]:

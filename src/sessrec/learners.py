@@ -6,6 +6,7 @@ from typing import Protocol
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors
+from sessrec.distributed import SINGLE, Group
 from sessrec.errors import SessrecError
 from sessrec.evaluation import Scorer
 from sessrec.schema import Schema
@@ -45,17 +46,26 @@ class Learner(Scorer, Protocol):
         ...
 
 
-def build_learner(cfg: ExperimentConfig, schema: Schema) -> Learner:
+def build_learner(cfg: ExperimentConfig, schema: Schema, group: Group = SINGLE) -> Learner:
+    """The learner of ``cfg.model_type``; in a distributed run (``group``) a neural model trained with
+    ``DistributedDataParallel`` (the baselines train in one process: they refuse such a run)."""
     from sessrec.baselines import BASELINES
     from sessrec.bodies import BODIES
 
     if cfg.model_type in BASELINES:
+        if group.distributed:
+            raise SessrecError(baseline_refusal(cfg.model_type))
         return BASELINES[cfg.model_type](cfg, schema)
     if cfg.baseline_params:
         raise SessrecError(f"baseline_params is for the baselines ({', '.join(sorted(BASELINES))}); model_type '{cfg.model_type}' does not use it")
     if cfg.model_type in BODIES:
         from sessrec.training import NeuralLearner
 
-        return NeuralLearner(cfg, schema)
+        return NeuralLearner(cfg, schema, group)
     known = ", ".join(sorted(set(BODIES) | set(BASELINES)))
     raise SessrecError(f"unknown model_type '{cfg.model_type}' (choose from {known})")
+
+
+def baseline_refusal(model_type: str) -> str:
+    return (f"model_type {model_type} is a baseline: it trains in one process, not with DistributedDataParallel; "
+            "run it without torchrun (plain `sessrec run`)")

@@ -53,10 +53,18 @@ class MetricAccumulator:
         self.loss_count = 0
 
     def update(self, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        self.add(self.sums_of(scores, targets), int(targets.numel()))
+
+    def sums_of(self, scores: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """The sum of each metric over one batch, what :meth:`update` adds (a distributed evaluation
+        gathers these and adds them in batch order, as one process would)."""
         ranks = target_ranks(scores, targets)
-        for name, values in metrics_from_ranks(ranks, self.top_ks).items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(values.sum())
-        self.count += int(targets.numel())
+        return {name: float(values.sum()) for name, values in metrics_from_ranks(ranks, self.top_ks).items()}
+
+    def add(self, sums: dict[str, float], count: int) -> None:
+        for name, value in sums.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += count
 
     def update_loss(self, loss_sum: float, n: int) -> None:
         self.loss_sum += loss_sum

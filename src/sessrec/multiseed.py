@@ -39,6 +39,29 @@ def _finished(run_dir: Path) -> dict[str, Any] | None:
     return results if "total_seconds" in results else None
 
 
+def _earlier_config(run_dir: Path) -> ExperimentConfig | None:
+    """The config a seed folder was run with, if it has one."""
+    try:
+        return ExperimentConfig.from_yaml(run_dir / "config.yaml")
+    except (SessrecError, OSError):
+        return None
+
+
+def _differences(earlier: ExperimentConfig, new: ExperimentConfig) -> list[str]:
+    """Result-changing differences (the data folder compared resolved; the default is the bundled sample)."""
+    from sessrec.checkpoint import config_differences
+
+    new = copy.deepcopy(new)
+    if not new.data_path:
+        from sessrec.data.sample import bundled_sample_path
+
+        new.data_path = str(bundled_sample_path())
+    diffs = config_differences(earlier, new)
+    if new.final_time_window_index is not None and earlier.final_time_window_index != new.final_time_window_index:
+        diffs.append("final_time_window_index")
+    return diffs
+
+
 def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, printer: Callable[[str], None] = print,
               runner: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Run ``cfg`` once per seed into ``out_dir/seed-N`` and write the summary; returns it."""
@@ -52,17 +75,20 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
     rows: list[dict[str, Any]] = []
     for i, seed in enumerate(seeds, 1):
         run_dir = out / f"{SEED_PREFIX}{seed}"
-        done = _finished(run_dir) if run_dir.is_dir() else None
-        if done is not None and done["config"].get("seed") == seed and not cfg.overwrite_output_dir:
+        one = copy.deepcopy(cfg)
+        one.seed, one.output_dir = seed, str(run_dir)
+        earlier = _earlier_config(run_dir)
+        changed = earlier is not None and bool(_differences(earlier, one))
+        done = _finished(run_dir) if run_dir.is_dir() and not changed else None
+        if done is not None and not cfg.overwrite_output_dir:
             printer(f"seed {seed} ({i}/{len(seeds)}): finished earlier, read from {run_dir}")
         else:
-            one = copy.deepcopy(cfg)
-            one.seed, one.output_dir = seed, str(run_dir)
-            # an interrupted seed continues from its checkpoint; a fresh folder starts
-            one.resume = run_dir.is_dir() and any(run_dir.glob("checkpoint-*"))
+            # an interrupted seed continues from its checkpoint; a fresh folder, or one of another config, starts over
+            one.resume = not changed and run_dir.is_dir() and any(run_dir.glob("checkpoint-*"))
             if not one.resume and run_dir.is_dir() and any(run_dir.iterdir()):
-                one.overwrite_output_dir = True  # a seed that stopped before its first checkpoint starts again
-            printer(f"seed {seed} ({i}/{len(seeds)}): {'resuming' if one.resume else 'running'} into {run_dir}")
+                one.overwrite_output_dir = True
+            what = "resuming" if one.resume else "running again (its config changed)" if changed else "running"
+            printer(f"seed {seed} ({i}/{len(seeds)}): {what} into {run_dir}")
             runner(one, printer=printer)
             done = _finished(run_dir)
             if done is None:

@@ -83,10 +83,14 @@ def _json_safe(v: Any) -> Any:
 
 
 class OutputWriter:
-    """Accumulates per-window results in memory and rewrites the result files atomically."""
+    """Accumulates per-window results in memory and rewrites the result files atomically. With
+    ``files=False`` it keeps the results in memory only (the processes of a distributed run but
+    rank 0, which alone writes)."""
 
-    def __init__(self, out_dir: Path, cfg: ExperimentConfig, extra: dict[str, Any] | None = None, resuming: bool = False):
+    def __init__(self, out_dir: Path, cfg: ExperimentConfig, extra: dict[str, Any] | None = None, resuming: bool = False,
+                 files: bool = True):
         self.out = out_dir
+        self.files = files
         self.cfg = cfg
         self.start = time.time()
         self.windows: list[dict[str, Any]] = []  # {"index", "metrics", "n_train_sessions", ...}
@@ -94,7 +98,7 @@ class OutputWriter:
         self.extra = extra or {}
         self._log_lines: list[str] = []
         self._dllog("PARAMETER", {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool, type(None)))})
-        if resuming:
+        if resuming or not files:
             return  # restore() rewrites every file, and cuts history.jsonl back to the checkpoint
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
         with writing(out_dir / "history.jsonl"):
@@ -105,7 +109,7 @@ class OutputWriter:
     def append_history(self, records: list[dict[str, Any]]) -> None:
         """Append JSON lines (loss points, window results); readable while the run goes on. An append
         that fails (a full disk, a second signal) is cut back off, leaving whole lines only."""
-        if not records:
+        if not records or not self.files:
             return
         path = self.out / "history.jsonl"
         data = memoryview("".join(json.dumps(_json_safe(r)) + "\n" for r in records).encode())
@@ -134,7 +138,7 @@ class OutputWriter:
     def state(self) -> dict[str, Any]:
         """What a resumed run needs to continue writing these files exactly where they were."""
         return {"windows": self.windows, "log_lines": self._log_lines,
-                "history_bytes": (self.out / "history.jsonl").stat().st_size,
+                "history_bytes": (self.out / "history.jsonl").stat().st_size if self.files else 0,
                 "elapsed_seconds": self.elapsed_seconds()}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -143,6 +147,8 @@ class OutputWriter:
         self.windows = list(state["windows"])
         self._log_lines = list(state["log_lines"])
         self.start = time.time() - float(state["elapsed_seconds"])
+        if not self.files:
+            return
         history = self.out / "history.jsonl"
         size = int(state["history_bytes"])
         if not history.is_file() or history.stat().st_size < size:
@@ -167,11 +173,15 @@ class OutputWriter:
         self.extra.update(summary)
         self._dllog([], {f"{k}_AOT": v for k, v in aot.items()})
         self._write_all()
+        if not self.files:
+            return
         lines = ["", "***** Eval results (avg over time) *****"] + [f"{k}_AOT = {_fmt(v)}" for k, v in sorted(aot.items())]
         atomic_write_text(self.out / "eval_results_avg_over_time.txt", "\n".join(lines) + "\n")
 
     # ---- files ------------------------------------------------------------------------------------
     def _write_all(self) -> None:
+        if not self.files:
+            return
         self._write_csv()
         for prefix in ("eval", "train"):
             blocks = []

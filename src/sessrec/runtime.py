@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sessrec.errors import SessrecError
+from sessrec.launch import local_rank
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,23 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; CUDA without a GPU is an error."""
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; CUDA without a GPU is an error.
+
+    In a process of a distributed run (torchrun) ``auto`` and ``cuda`` mean the process's own GPU,
+    ``cuda:LOCAL_RANK``; one ``cuda:N`` for every process is refused."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SessrecError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+    local = local_rank()
+    if local is not None and name.startswith("cuda"):
+        if name != "cuda":
+            raise SessrecError(f"--device {name}: under torchrun each process uses its own GPU (cuda:LOCAL_RANK); "
+                               "give --device cuda (or auto), and choose the GPUs with CUDA_VISIBLE_DEVICES")
+        if local >= torch.cuda.device_count():
+            raise SessrecError(f"LOCAL_RANK {local} but this machine has {torch.cuda.device_count()} visible GPU(s): "
+                               "start at most that many processes per node (--nproc-per-node)")
+        return torch.device("cuda", local)
     return torch.device(name)
 
 

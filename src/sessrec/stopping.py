@@ -24,17 +24,24 @@ _requested: int | None = None  # the first signal received inside stop_on_signal
 
 class StopRequested(Exception):
     """Raised at a safe point (between two training steps or evaluation batches) once a stop was
-    requested; the experiment loop catches it and checkpoints the run where it stands."""
+    requested by signal ``signum``; the experiment loop catches it and checkpoints the run where
+    it stands. (In a distributed run every process raises it at the same point, with the signal
+    they agreed on, received by one of them at least.)"""
+
+    def __init__(self, where: str, signum: int):
+        super().__init__(where)
+        self.signum = signum
 
 
 class RunInterrupted(KeyboardInterrupt):
     """The run stopped on a signal. ``exit_code`` is 128 + the signal number; the message says what
     was saved and how to continue. A ``KeyboardInterrupt``, so code that handles Ctrl-C handles it."""
 
-    def __init__(self, signum: int, message: str):
+    def __init__(self, signum: int, message: str, quiet: bool = False):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+        self.quiet = quiet  # another process of a distributed run says it (the command line prints nothing)
 
 
 def signal_name(signum: int) -> str:

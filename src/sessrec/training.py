@@ -1,5 +1,6 @@
 """Training a session model window by window: AdamW, a learning-rate schedule restarted each
-window, gradient clipping, optional mixed precision, progress and loss history."""
+window, gradient clipping, optional mixed precision, progress and loss history, and data
+parallelism over the processes of a torchrun launch (``DistributedDataParallel``)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
+from sessrec.distributed import SINGLE, Echo, Group, rank_seed
 from sessrec.errors import SessrecError
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
 from sessrec.optim import FusedAdamW, clip_grad_norm_
 from sessrec.runtime import resolve_device, seed_everything, to_device, warn_once
 from sessrec.schema import Schema
-from sessrec.stopping import StopRequested, stop_requested
+from sessrec.stopping import StopRequested
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +94,33 @@ class WindowProgress:
         return cls(**{**state, "losses": state["losses"].tolist()})
 
 
+class _LossOf(nn.Module):
+    """A model's training loss as its ``forward``: what ``DistributedDataParallel`` wraps (it
+    prepares the gradient all-reduce in ``forward``, so the loss must be computed through it)."""
+
+    def __init__(self, model: SessionModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        return self.model.loss(batch, generator)
+
+
 class NeuralLearner:
-    """A :class:`SessionModel` plus its optimizer, fine-tuned on each window in turn."""
+    """A :class:`SessionModel` plus its optimizer, fine-tuned on each window in turn.
+
+    In a distributed run (``group``) each process holds the whole model and optimizer; a step
+    trains on ``per_device_train_batch_size`` sessions per process, the processes' shares of
+    one batch of ``size`` times as many drawn from one permutation (the same generator, seeded
+    alike, on every process), and ``DistributedDataParallel`` averages their gradients. Masking,
+    dropout and SSE draw from streams of each process's own (seeded from the seed and the rank).
+    """
 
     scores_are_logits = True
 
-    def __init__(self, cfg: ExperimentConfig, schema: Schema):
+    def __init__(self, cfg: ExperimentConfig, schema: Schema, group: Group = SINGLE):
         self.cfg = cfg
+        self.group = group
         self.device = resolve_device(cfg.device)
         if cfg.num_threads > 0:
             torch.set_num_threads(cfg.num_threads)
@@ -107,7 +130,20 @@ class NeuralLearner:
         # one fused kernel for all parameters: 7x faster on CPU than the per-tensor loop (measured)
         self.optimizer = FusedAdamW(decay_groups(self.model, cfg.weight_decay), lr=cfg.learning_rate,
                                     betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling and masking
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # shuffling (and masking, in one process)
+        self.mask_generator = self.generator
+        self.loss_of: Any = self.model.loss
+        if group.distributed:
+            own = rank_seed(cfg.seed, group.rank)
+            self.mask_generator = torch.Generator().manual_seed(own)
+            if self.model.generator_states():
+                self.model.set_generator_states({"sse": torch.Generator().manual_seed(rank_seed(own, 1)).get_state()})
+            seed_everything(own)  # dropout
+            # find_unused_parameters (HF's default too): every HF-backed body has parameters no step uses
+            # (BERT-family word embeddings, XLNet's mask_emb and segment terms), which DDP would wait for
+            self.loss_of = DistributedDataParallel(
+                _LossOf(self.model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                forward_sync_buffers=False, find_unused_parameters=True)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.global_step = 0
@@ -132,11 +168,19 @@ class NeuralLearner:
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def batch_size(self) -> int:
+        """Sessions per step, over every process: the effective batch."""
+        return self.cfg.per_device_train_batch_size * self.group.size
+
+    def batches_per_epoch(self, n_sessions: int) -> int:
+        """Steps of one epoch; in a distributed run a last batch of fewer sessions than processes is left out."""
+        return n_batches(n_sessions, self.batch_size, self.cfg.dataloader_drop_last, self.group.size)
+
     def steps_for(self, n_sessions: int) -> int:
-        per_epoch = n_batches(n_sessions, self.cfg.per_device_train_batch_size, self.cfg.dataloader_drop_last)
         if self.cfg.max_steps > 0:
             return self.cfg.max_steps
-        return max(1, int(math.ceil(self.cfg.num_train_epochs * per_epoch)))
+        return max(1, int(math.ceil(self.cfg.num_train_epochs * self.batches_per_epoch(n_sessions))))
 
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
         """Train on the window's sessions of 2 items or more. A single click gives no target: nothing
@@ -146,12 +190,13 @@ class NeuralLearner:
         this window. Once a stop is requested (a signal, see :mod:`sessrec.stopping`) it raises
         :class:`StopRequested` before the next step, with :meth:`state_dict` holding everything
         needed to continue."""
-        cfg = self.cfg
+        cfg, group = self.cfg, self.group
         data = data.min_length(2)
         total = self.steps_for(len(data))
-        if n_batches(len(data), cfg.per_device_train_batch_size, cfg.dataloader_drop_last) == 0:
-            why = (f"fewer sessions of 2 items or more ({len(data)}) than one batch with drop_last" if len(data)
-                   else "no session has 2 items or more")
+        if self.batches_per_epoch(len(data)) == 0:
+            why = ("no session has 2 items or more" if not len(data) else
+                   f"fewer sessions of 2 items or more ({len(data)}) than one batch with drop_last" if cfg.dataloader_drop_last
+                   else f"fewer sessions of 2 items or more ({len(data)}) than processes ({group.size})")
             log.warning("window %d: %s; nothing to train", window, why)
             return {"train_steps": 0.0}
         p, self.progress = self.progress, None
@@ -163,30 +208,34 @@ class NeuralLearner:
                                "run was stopped (did its training data change?)")
         self.model.train()
         start = time.perf_counter()
-        bar = tqdm(total=total, initial=p.step, desc=f"window {window:>4} train", unit="step", disable=cfg.quiet,
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(total=total, initial=p.step, desc=f"window {window:>4} train", unit="step",
+                   disable=cfg.quiet or not group.is_main, leave=False, dynamic_ncols=True)
+        size = self.batch_size
+        signum = group.stop_signal()  # then after each step, with the loss: every process stops at the same step
         while p.step < total:
             if p.order is None:
                 p.order, p.next_batch = torch.randperm(len(data), generator=self.generator), 0
-            for batch in iterate_batches(data, cfg.per_device_train_batch_size, drop_last=cfg.dataloader_drop_last,
-                                         order=p.order, start=p.next_batch):
-                if stop_requested() is not None:
+            for batch in iterate_batches(data, size, drop_last=cfg.dataloader_drop_last, order=p.order,
+                                         start=p.next_batch, part=(group.rank, group.size)):
+                if signum is not None:
                     p.runtime += time.perf_counter() - start
                     self.progress = p
                     bar.close()
-                    raise StopRequested(f"after step {p.step} of {total}")
-                loss = self._train_step(to_device(batch, self.device))
-                if not math.isfinite(loss):
+                    raise StopRequested(f"after step {p.step} of {total}", signum)
+                seen = min(size, len(data) - p.next_batch * size)  # sessions of this step over every process
+                loss, signum = group.mean_and_stop(self._train_step(to_device(batch, self.device)))
+                if not math.isfinite(loss):  # the mean over the processes: every one of them stops here
                     bar.close()
-                    raise SessrecError(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
-                                       f"(global step {self.global_step + 1}): lower the learning rate (learning_rate "
-                                       f"{cfg.learning_rate:g}) or clip gradients (max_grad_norm), and check the inputs "
-                                       "for extreme values")
+                    said_by = SessrecError if group.is_main else Echo  # rank 0 says it for all
+                    raise said_by(f"the training loss is {loss} in window {window} at step {p.step + 1} of {total} "
+                                  f"(global step {self.global_step + 1}): lower the learning rate (learning_rate "
+                                  f"{cfg.learning_rate:g}) or clip gradients (max_grad_norm), and check the inputs "
+                                  "for extreme values")
                 p.losses.append(loss)
                 p.next_batch += 1
                 p.step += 1
                 self.global_step += 1
-                p.n_seen += int(batch[data.item_key].shape[0])
+                p.n_seen += seen
                 self._set_lr(window_lr(cfg, p.step, total))
                 if cfg.logging_steps > 0 and self.global_step % cfg.logging_steps == 0:
                     self.history.append({"step": self.global_step, "window": window, "loss": loss,
@@ -209,23 +258,26 @@ class NeuralLearner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def _train_step(self, batch: Batch) -> float:
+    def _train_step(self, batch: Batch) -> torch.Tensor:
+        """One optimizer step; returns the loss (of this process's share of the batch)."""
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            loss = self.model.loss(batch, self.generator)
+            loss = self.loss_of(batch, self.mask_generator)
         self.scaler.scale(loss).backward()
         if self.cfg.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
             clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach())
+        return loss.detach()
 
     def state_dict(self) -> dict[str, Any]:
         """Weights under ``"model"``; optimizer, AMP scaler, shuffling/masking generator, the model's
         own generators (SSE) and step count besides, and the :class:`WindowProgress` when stopped
         inside a window. The LR schedule
-        restarts each window and is a function of the step, so it has no state of its own."""
+        restarts each window and is a function of the step, so it has no state of its own.
+        In a distributed run this is rank 0's state (the same on every process but for the
+        streams of :meth:`rank_state`)."""
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
                  "model_generators": self.model.generator_states(), "global_step": self.global_step}
@@ -244,6 +296,15 @@ class NeuralLearner:
             self.global_step = int(state["global_step"])
             progress = state.get("window_progress")
             self.progress = None if progress is None else WindowProgress.from_state(progress)
+
+    def rank_state(self) -> dict[str, Any]:
+        """This process's own random streams in a distributed run (masking, SSE): a checkpoint keeps
+        every process's, so that a resumed run draws what an uninterrupted one would."""
+        return {"mask_generator": self.mask_generator.get_state(), "model_generators": self.model.generator_states()}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.mask_generator.set_state(state["mask_generator"])
+        self.model.set_generator_states(state["model_generators"])
 
     @torch.no_grad()
     def score(self, prefix: Batch) -> torch.Tensor:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sessrec.config import ExperimentConfig, field_help
 from sessrec.errors import SessrecError
+from sessrec.launch import launched, local_rank
 
 # families, in the order of the README table
 DATA, MODEL, OBJECTIVE, SIDE, TRAINING, OUTPUT, BASELINE = "data", "model", "objective", "side information", "training", "outputs and logging", "baselines"
@@ -37,6 +38,7 @@ class Arg:
     unsupported: str | None = None  # a value other than the default is an error, for this reason
     nargs: str | None = None
     help: str = ""  # for the arguments translated by to_config (the others show their field's help)
+    aliases: tuple[str, ...] = ()  # other spellings of the flag, without the leading --
 
 
 def _a(name: str, type_: type, default: Any, family: str, field: str | None = "", **kw: Any) -> Arg:
@@ -162,7 +164,8 @@ ARGS: list[Arg] = [
     _a("fp16", bool, False, TRAINING, None, help="float16 mixed precision on a CUDA device (float32 otherwise, said once)"),
     _a("bf16", bool, False, TRAINING),
     _a("no_cuda", bool, False, TRAINING, None, help="run on the CPU even if a CUDA device is present"),
-    _a("local_rank", int, -1, TRAINING, None, unsupported="distributed launches are not available: run one process"),
+    _a("local_rank", int, -1, TRAINING, None, aliases=("local-rank",),
+       help="passed by a distributed launcher (torch.distributed.launch): accepted under torchrun, where it must equal LOCAL_RANK"),
     _a("gradient_accumulation_steps", int, 1, TRAINING, None, unsupported="gradient accumulation is not available"),
     _a("validate_every", int, -1, TRAINING, None, note=_NO_EFFECT_ORIGINAL),
     _a("eval_steps_on_train_set", int, 20, TRAINING),
@@ -221,10 +224,11 @@ def build_parser(prog: str, args: list[Arg], extra: list[Arg] = ()) -> argparse.
     for a in [*args, *extra]:
         text = a.note or a.unsupported or a.help or helps.get(a.field or "", "")
         kw: dict[str, Any] = {"dest": a.name, "default": argparse.SUPPRESS, "help": f"{text} (default: {a.default})".strip()}
+        flags = [f"--{x}" for x in (a.name, *a.aliases)]
         if a.type is bool:
-            parser.add_argument(f"--{a.name}", type=str2bool, nargs="?", const=True, metavar="BOOL", **kw)
+            parser.add_argument(*flags, type=str2bool, nargs="?", const=True, metavar="BOOL", **kw)
         else:
-            parser.add_argument(f"--{a.name}", type=a.type, nargs=a.nargs, **kw)
+            parser.add_argument(*flags, type=a.type, nargs=a.nargs, **kw)
     return parser
 
 
@@ -278,6 +282,7 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
         raise SessrecError(f"--data_loader_engine {engine}: expected one of {', '.join(_LOADER_ENGINES)}")
     if "data_loader_engine" in given:
         notes.append(f"--data_loader_engine {engine}: sessrec's own parquet loader is used (each training window is shuffled, as by the merlin loader)")
+    _check_local_rank(values["local_rank"])
     if values["no_cuda"]:
         fields["device"] = "cpu"
     if values["fp16"]:
@@ -302,6 +307,19 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
     if values["output_dir"] is None:
         raise SessrecError("the following argument is required: --output_dir")
     return ExperimentConfig.from_dict(fields, source="command line").validate(), notes
+
+
+def _check_local_rank(value: int) -> None:
+    """``--local_rank N``, as the launchers of HuggingFace's days passed it, is only meaningful in a
+    process they started; the process's GPU then comes from ``LOCAL_RANK`` (README "Distributed training")."""
+    if value == -1:
+        return
+    if not launched():
+        raise SessrecError(f"--local_rank {value}: only a distributed launcher passes it; start the command with "
+                           "torchrun --nproc-per-node N (README 'Distributed training'), or leave it out to run one process")
+    env = local_rank()
+    if env is not None and env != value:
+        raise SessrecError(f"--local_rank {value} but the launcher set LOCAL_RANK={env}: leave --local_rank out under torchrun")
 
 
 def _schedule(values: dict[str, Any], given: set[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 
+from sessrec import launch
 from sessrec.config import ExperimentConfig
 from t4r_paper_repro import entry_point, print_notes
 from t4r_paper_repro.arguments import ARGS, OUTPUT, Arg, build_parser, parse, to_config
@@ -35,12 +36,13 @@ def parse_args(argv: list[str]) -> tuple[ExperimentConfig, list[str], bool]:
 
 def run(argv: list[str]) -> int:
     cfg, notes, check = parse_args(argv)
-    print_notes(PROG, notes)
+    if launch.rank() == 0:  # under torchrun: once
+        print_notes(PROG, notes)
     from sessrec.experiment import run_experiment  # torch: only once the command line is known to be good
     from t4r_paper_repro.inference_check import run_check
 
     result = run_experiment(cfg)
-    if check:
+    if check and launch.rank() == 0:  # under torchrun: once, by the process that writes the run's files
         run_check(result, cfg)
     return 0
 

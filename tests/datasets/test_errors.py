@@ -29,6 +29,7 @@ def _rees46(tmp_path, text: str):
      "line 4: cannot read event_time value '2019/10/01 10:00' as a time like '2019-10-01 00:00:00 UTC'"),
     (HEADER + "\n" + GOOD + GOOD.replace(",100,", ",1e2x,"), "line 3: cannot read product_id value '1e2x' as an integer"),
     (HEADER + "\n" + GOOD + GOOD.replace("10.5", "ten"), "line 3: cannot read price value 'ten' as a number"),
+    (HEADER + "\n" + GOOD * 3 + GOOD.replace("10.5", ""), "line 5: empty value in the required column price"),
     (HEADER + "\n" + GOOD + GOOD.strip() + ",extra,field\n", "line 3 has 11 fields, expected 9"),
     (CLICKS, "line 1: not a REES46 CSV (eCommerce behavior data from multi category store): column(s) event_time, "
              "event_type, product_id, category_id, category_code, brand, price, user_id, user_session missing from the "

@@ -6,7 +6,6 @@ rewritten; tests append overrides (fewer steps, smaller models) at the end, wher
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,15 +62,9 @@ class PaperCommand:
 
 
 def paper_commands() -> list[PaperCommand]:
-    commands, title = [], ""
-    for line in COMMANDS_FILE.read_text().splitlines():
-        if line.startswith("# ") and "|" in line:
-            title = line[2:].strip()
-        elif "python3 -m" in line:
-            tokens = shlex.split(line)
-            i = tokens.index("-m")
-            commands.append(PaperCommand(title, tokens[i + 1], tokens[i + 2:]))
-    return commands
+    from t4r_paper_repro.commands import read_commands
+
+    return [PaperCommand(*c) for c in read_commands(COMMANDS_FILE)]
 
 
 def small_feature_configs(out: Path) -> Path:

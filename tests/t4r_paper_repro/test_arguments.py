@@ -210,7 +210,7 @@ def test_reports_each_inapplicable_argument_once():
     (["--do_train", "False"], "--do_train False: this script always trains"),
     (["--negative_sampling"], "--negative_sampling True: negative sampling for pairwise losses is not available"),
     (["--session_aware"], "session-aware mode"),
-    (["--local_rank", "0"], "distributed launches are not available"),
+    (["--local_rank", "0"], "--local_rank 0: only a distributed launcher passes it; start the command with torchrun"),
     (["--gradient_accumulation_steps", "4"], "gradient accumulation is not available"),
     (["--learning_rate_warmup_steps", "3", "--warmup_steps", "5"], "disagree"),
     (["--lr_scheduler_type", "polynomial"], "--lr_scheduler_type polynomial: expected one of"),

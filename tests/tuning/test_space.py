@@ -63,8 +63,11 @@ def test_snap_moves_values_onto_the_grid():
     assert Param("d", "int", 64, 448, 64).snap(1000) == 448
     assert Param("p", "discrete_uniform", 0.0, 0.5, 0.1).snap(0.23) == 0.2
     assert Param("lr", "log_uniform", 1e-4, 1e-2).snap(0.5) == 1e-2
-    assert Param("h", "categorical", choices=(1, 2, 4)).snap(3) is None
+    assert Param("h", "categorical", choices=(1, 2, 4)).snap(3.4) == 4  # the nearest number
     assert Param("h", "categorical", choices=(1, 2, 4)).snap("x") is None
+    assert Param("w", "categorical", choices=("same", "div")).snap(2) is None
+    assert Param("r", "categorical", choices=(True, False)).snap(False) is False
+    assert Param("i", "categorical", choices=(False, 1, 5)).snap(4) == 5
 
 
 def test_apply_sets_config_and_baseline_parameters():

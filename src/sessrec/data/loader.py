@@ -8,7 +8,6 @@ right. All checks happen here, once, with errors naming the file, column and row
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,12 +234,18 @@ def _pad(values: np.ndarray, offsets: np.ndarray, max_len: int) -> torch.Tensor:
 
 
 def iterate_batches(data: SessionTensors, batch_size: int, drop_last: bool = False, order: torch.Tensor | None = None,
-                    start: int = 0) -> Iterator[Batch]:
+                    start: int = 0, part: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
     """Yield batches as slices of the window tensors, in ``order`` (a permutation of the sessions)
-    when given, from batch ``start`` on (a training epoch continued after a stop)."""
+    when given, from batch ``start`` on (a training epoch continued after a stop).
+
+    With ``part=(r, n)`` only the ``r``-th of ``n`` contiguous, near-equal parts of each batch (one
+    process's share of a batch split among ``n``); a last batch of fewer than ``n`` sessions,
+    which could not give every part one, is left out (see :func:`n_batches`)."""
+    r, n_parts = part
     n = len(data)
-    for b in range(start, n_batches(n, batch_size, drop_last)):
-        sl = slice(b * batch_size, min((b + 1) * batch_size, n))
+    for b in range(start, n_batches(n, batch_size, drop_last, n_parts)):
+        lo, m = b * batch_size, min(batch_size, n - b * batch_size)
+        sl = slice(lo + r * m // n_parts, lo + (r + 1) * m // n_parts)
         if order is None:
             yield {k: v[sl] for k, v in data.features.items()}
         else:
@@ -248,8 +253,10 @@ def iterate_batches(data: SessionTensors, batch_size: int, drop_last: bool = Fal
             yield {k: v[idx] for k, v in data.features.items()}
 
 
-def n_batches(n: int, batch_size: int, drop_last: bool) -> int:
-    return n // batch_size if drop_last else math.ceil(n / batch_size)
+def n_batches(n: int, batch_size: int, drop_last: bool, min_last: int = 1) -> int:
+    """Batches of ``n`` sessions; a last incomplete one counts unless ``drop_last`` or it has fewer than ``min_last``."""
+    full, rest = divmod(n, batch_size)
+    return full + int(not drop_last and rest >= max(1, min_last))
 
 
 def split_last_item(batch: Batch, item_key: str) -> tuple[Batch, torch.Tensor]:

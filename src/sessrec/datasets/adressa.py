@@ -29,7 +29,7 @@ from sessrec.datasets.features import (
     hour_weekday,
     hour_weekday_rules,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import LINE, convert, files_in, first_line, in_input_order, json_batches, looks_like
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -100,4 +100,5 @@ def recipe(rare_count: int) -> Recipe:
 def run(args, opts: Options) -> PrepareResult:
     paths = day_files(args.input, args.days)
     opts.session_gap_ms = args.session_gap
-    return prepare(recipe(args.rare_category_count), read_events(paths), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(args.rare_category_count), Source(lambda: read_events(paths), sum(p.stat().st_size for p in paths)),
+                   opts)

@@ -35,7 +35,7 @@ from sessrec.datasets.features import (
     mean_std,
     standardize,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import (
     LINE,
     Conversion,
@@ -43,8 +43,10 @@ from sessrec.datasets.raw import (
     check_header,
     convert,
     csv_batches,
+    csv_scan,
     existing_files,
     in_input_order,
+    strict_conversions,
 )
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -84,36 +86,45 @@ class Columns:
 def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns) -> Conversion:
     """Epoch milliseconds from a datetime, a number in ``--time-unit``, or text (``--time-format`` or inferred)."""
     scale = UNIT_MS[cols.time_unit]
-    numeric = Conversion(lambda e: (e.cast(pl.Float64, strict=False) * scale).cast(pl.Int64),
+    numeric = Conversion(lambda e, strict: (e.cast(pl.Float64, strict=strict) * scale).cast(pl.Int64),
                          f"a number of {cols.time_unit} since 1970")
     if dtype == pl.Date:
-        return Conversion(lambda e: e.cast(pl.Datetime("ms")).dt.epoch("ms"), "a date")
+        return Conversion(lambda e, strict: e.cast(pl.Datetime("ms")).dt.epoch("ms"), "a date")
     if isinstance(dtype, pl.Datetime):
-        return Conversion(lambda e: e.dt.epoch("ms"), "a time")
+        return Conversion(lambda e, strict: e.dt.epoch("ms"), "a time")
     if dtype.is_numeric():
         return numeric
     if cols.time_format:
-        return Conversion(lambda e: e.str.strptime(pl.Datetime("ms"), cols.time_format, strict=False).dt.epoch("ms"),
-                          f"a time in the format {cols.time_format!r}")
+        return Conversion(lambda e, strict: e.str.strptime(pl.Datetime("ms"), cols.time_format, strict=strict)
+                          .dt.epoch("ms"), f"a time in the format {cols.time_format!r}")
     if sample is not None and _NUMBER.match(sample):
         return numeric
-    return Conversion(lambda e: e.str.to_datetime(time_unit="ms", strict=False).dt.epoch("ms"),
+    return Conversion(lambda e, strict: e.str.to_datetime(time_unit="ms", strict=strict).dt.epoch("ms"),
                       "a time in the format of the first value (pass --time-format)")
+
+
+def _conversions(schema: pl.Schema, sample: str | None, cols: Columns) -> dict[str, Conversion]:
+    """The time column to epoch ms (its format from its type or its first value), text continuous columns to numbers."""
+    conv = {cols.time: _time_conversion(schema[cols.time], sample, cols)}
+    conv.update({c: as_float() for c in cols.continuous if schema[c] == pl.String})
+    return conv
 
 
 def _typed(batch: pl.DataFrame, path: Path, cols: Columns, has_header: bool) -> pl.DataFrame:
     values = batch[cols.time].drop_nulls()
     sample = str(values[0]) if values.len() and batch[cols.time].dtype == pl.String else None
-    conv = {cols.time: _time_conversion(batch[cols.time].dtype, sample, cols)}
-    conv.update({c: as_float() for c in cols.continuous if batch[c].dtype == pl.String})
     try:
-        return convert(batch, conv, path, has_header, required=(cols.time,))
+        return convert(batch, _conversions(batch.schema, sample, cols), path, has_header, required=(cols.time,))
     except pl.exceptions.PolarsError:
         raise SessrecError(f"{path}: cannot infer the format of the time column {cols.time} from {sample!r}; "
                            "pass --time-format (e.g. '%Y-%m-%d %H:%M:%S')") from None
 
 
-def _parquet_batches(path: Path, cols: Columns) -> Iterator[pl.DataFrame]:
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _parquet_file(path: Path, cols: Columns) -> pq.ParquetFile:
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a file that is not parquet
@@ -122,24 +133,55 @@ def _parquet_batches(path: Path, cols: Columns) -> Iterator[pl.DataFrame]:
     if missing:
         raise SessrecError(f"{path}: column(s) {', '.join(missing)} not found; the columns are "
                            f"{', '.join(pf.schema_arrow.names)}")
+    return pf
+
+
+def _parquet_batches(path: Path, cols: Columns) -> Iterator[pl.DataFrame]:
     rows = 0
-    for rb in pf.iter_batches(batch_size=PARQUET_ROWS, columns=cols.needed):
+    for rb in _parquet_file(path, cols).iter_batches(batch_size=PARQUET_ROWS, columns=cols.needed):
         df = pl.from_arrow(rb).with_row_index(LINE, offset=rows)
         rows += df.height
         yield df
 
 
+def _csv_header(path: Path, cols: Columns) -> list[str]:
+    return check_header(path, cols.needed, "an event log CSV with these columns")
+
+
 def read_events(paths: list[Path], cols: Columns) -> Iterator[pl.DataFrame]:
     def read_file(path: Path) -> Iterator[pl.DataFrame]:
-        is_parquet = path.suffix.lower() in (".parquet", ".pq")
-        if is_parquet:
+        if _is_parquet(path):
             batches = _parquet_batches(path, cols)
         else:
-            batches = csv_batches(path, cols.needed, check_header(path, cols.needed, "an event log CSV with these columns"))
+            batches = csv_batches(path, cols.needed, _csv_header(path, cols))
         for batch in batches:
-            yield _typed(batch, path, cols, has_header=not is_parquet).select(LINE, *cols.select())
+            yield _typed(batch, path, cols, has_header=not _is_parquet(path)).select(LINE, *cols.select())
 
     return in_input_order(paths, read_file)
+
+
+def _scan_file(path: Path, cols: Columns) -> pl.LazyFrame:
+    """One file's events as a lazy query with strict conversions; the time format from the file's first value."""
+    if _is_parquet(path):
+        _parquet_file(path, cols)
+        text = pl.scan_parquet(path).select(cols.needed)
+        if text.head(1).collect().height == 0:
+            raise SessrecError(f"{path}: the file has no events")
+    else:
+        header = _csv_header(path, cols)
+        text = pl.scan_csv(path, schema={name: pl.String for name in header}, truncate_ragged_lines=False)
+    schema = text.collect_schema()
+    first = text.select(cols.time).drop_nulls().head(1).collect()[cols.time] if schema[cols.time] == pl.String else []
+    conv = _conversions(schema, str(first[0]) if len(first) else None, cols)
+    if _is_parquet(path):
+        return text.with_columns(**strict_conversions(conv, (cols.time,))).select(cols.select())
+    return csv_scan(path, header, conv, (cols.time,)).select(cols.select())
+
+
+def source(paths: list[Path], cols: Columns) -> Source:
+    """The event logs: :func:`read_events`, and the same as one lazy query with strict conversions (fast path)."""
+    return Source(lambda: read_events(paths, cols), sum(p.stat().st_size for p in paths),
+                  lambda: pl.concat([_scan_file(p, cols) for p in paths], how="vertical_relaxed"))
 
 
 def _age_log_days() -> pl.Expr:
@@ -189,5 +231,4 @@ def run(args, opts: Options) -> PrepareResult:
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
                    tuple(args.continuous_cols), args.time_unit, args.time_format)
-    paths = existing_files(args.input, "input file")
-    return prepare(recipe(cols, args.timezone), read_events(paths, cols), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(cols, args.timezone), source(existing_files(args.input, "input file"), cols), opts)

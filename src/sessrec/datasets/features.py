@@ -7,6 +7,7 @@ same pieces (Appendix B of the paper; the formulas are those of the original not
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -18,8 +19,10 @@ HOUR_MS = 3_600_000
 
 
 def local_time(t_ms: str, timezone: str) -> pl.Expr:
-    """Event time (epoch milliseconds, UTC) as a datetime in ``timezone``."""
-    return pl.from_epoch(pl.col(t_ms), "ms").dt.replace_time_zone("UTC").dt.convert_time_zone(timezone)
+    """Event time (epoch milliseconds, UTC) as a datetime in ``timezone`` (UTC: the naive datetime, the same
+    fields without the time zone conversion)."""
+    utc = pl.from_epoch(pl.col(t_ms), "ms")
+    return utc if timezone == "UTC" else utc.dt.replace_time_zone("UTC").dt.convert_time_zone(timezone)
 
 
 def cyclic(value: pl.Expr, period: float, sin_name: str, cos_name: str) -> list[pl.Expr]:
@@ -28,14 +31,24 @@ def cyclic(value: pl.Expr, period: float, sin_name: str, cos_name: str) -> list[
     return [angle.sin().cast(pl.Float32).alias(sin_name), angle.cos().cast(pl.Float32).alias(cos_name)]
 
 
+def _looked_up(key: pl.Expr, n: int, value: Callable[[pl.Expr], pl.Expr], period: float, sin_name: str,
+               cos_name: str) -> list[pl.Expr]:
+    """:func:`cyclic` of ``value(key)`` for an integer ``key`` in ``[0, n)``, computed once per key and looked up:
+    the same values, without a sine and a cosine per event."""
+    table = pl.select(k=pl.int_range(n)).select(cyclic(value(pl.col("k")), period, "sin", "cos"))
+    return [pl.lit(table["sin"]).gather(key).alias(sin_name), pl.lit(table["cos"]).gather(key).alias(cos_name)]
+
+
 def hour_weekday(t_ms: str, timezone: str, fractional_hour: bool, names: tuple[str, str, str, str]) -> list[pl.Expr]:
     """Hour of day (period 24; ``hour + minute/60`` when ``fractional_hour``) and weekday (Monday = 1, period 7)
     as sin/cos, in local time. ``names`` = hour sin, hour cos, weekday sin, weekday cos."""
     local = local_time(t_ms, timezone)
-    hour = local.dt.hour().cast(pl.Float64)
-    if fractional_hour:
-        hour = hour + local.dt.minute().cast(pl.Float64) / 60.0
-    return cyclic(hour, 24, names[0], names[1]) + cyclic(local.dt.weekday(), 7, names[2], names[3])
+    if fractional_hour:  # the minute of the day
+        hour = _looked_up(local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute(), 24 * 60,
+                          lambda k: (k // 60).cast(pl.Float64) + (k % 60).cast(pl.Float64) / 60.0, 24, *names[:2])
+    else:
+        hour = _looked_up(local.dt.hour(), 24, lambda k: k.cast(pl.Float64), 24, *names[:2])
+    return hour + _looked_up(local.dt.weekday(), 8, lambda k: k, 7, *names[2:])
 
 
 def hour_weekday_rules(timezone: str, fractional_hour: bool, names: tuple[str, str, str, str]) -> dict[str, dict]:

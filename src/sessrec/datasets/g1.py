@@ -27,7 +27,7 @@ from sessrec.datasets.features import (
     hour_weekday,
     hour_weekday_rules,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import (
     G1_CLICK_COLUMNS,
     LINE,
@@ -105,4 +105,4 @@ def recipe() -> Recipe:
 def run(args, opts: Options) -> PrepareResult:
     paths = files_in(args.input, "*.csv", "G1 click files")
     articles = read_articles(existing_files([args.articles], "articles file")[0])
-    return prepare(recipe(), read_events(paths, articles), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(), Source(lambda: read_events(paths, articles), sum(p.stat().st_size for p in paths)), opts)

@@ -1,26 +1,30 @@
 """Raw events → session windows, the steps every data set shares, in bounded memory.
 
-A data set module turns its raw files into batches of *events* with these columns:
-``_row`` (int, increasing: the input order, used to break time ties), ``t`` (epoch milliseconds,
-UTC), ``item`` (raw item key), ``session`` (raw session key; absent when sessions are cut from a
-user's stream by inactivity), ``user`` (when needed), and the raw side columns of its
-:class:`Recipe`. Then:
+A data set module describes its raw input as a :class:`Source` of *events* with these columns:
+``t`` (epoch milliseconds, UTC), ``item`` (raw item key), ``session`` (raw session key; absent when
+sessions are cut from a user's stream by inactivity), ``user`` (when needed), ``_row`` (the input
+order, added here when the source has none) and the raw side columns of its :class:`Recipe`. Then:
 
-1. **Buckets.** Events are streamed to ``n`` Arrow IPC files by a hash of the session key (or of the
-   user, when sessions are cut from a user's stream or repeats are removed per user), so that a
-   whole session sits in one file and a file is small whatever the input size.
-2. **Sessions.** Per bucket, in memory: sort by time (input order on ties), cut sessions on
-   inactivity if asked, remove repeated items, keep the first ``max_session_length`` interactions,
-   drop sessions shorter than ``min_session_length``. The kept events go to one file per (time
-   window of the session's first event, bucket).
-3. **Fit.** Streaming aggregations over the kept events of the kept windows: contiguous ids by
-   decreasing frequency for the item and every categorical column, each item's first time seen,
-   and the data set's feature statistics.
-4. **Windows.** Per window, in memory: encode, compute the features, group into one row per session
-   (list columns), split into train/valid/test with a seeded generator and write them.
+1. **Buckets.** One streaming polars query reads the input and writes each event to one of ``n``
+   Arrow IPC files by a hash of its session key (or of the user, when sessions are cut from a
+   user's stream or repeats are removed per user), so that a whole session sits in one file and a
+   file is small whatever the input size. Files keep the input order.
+2. **Sessions.** Per bucket, in memory (two buckets at a time): sort by time (input order on ties),
+   cut sessions on inactivity if asked, remove repeated items, keep the first
+   ``max_session_length`` interactions, drop sessions shorter than ``min_session_length``. Each
+   kept session becomes one row (its key, start, time window, size, and a list column per event
+   column) in a file per (time window of the session's first event, bucket).
+3. **Fit.** Polars aggregations over the events of the kept windows: contiguous ids by decreasing
+   frequency for the item and every categorical column (:func:`assign_ids`), each item's first
+   time seen, and the data set's feature statistics.
+4. **Windows.** Per window, in memory (two windows at a time): order the sessions by start, encode
+   and compute the features on their events, cut the events back into one list per session, split
+   into train/valid/test with a seeded generator and write them. Each item's latest event is kept.
+5. **Catalog** (:mod:`sessrec.datasets.catalog`): the id tables and counts of step 3 and the latest
+   events of step 4, with the original ids.
 
-Memory is that of one input batch, one bucket, the id tables and one window, whatever the input
-size. Everything is written under a temporary folder renamed to the output at the very end.
+Memory is that of two buckets, the id tables and two windows, whatever the input size. Everything
+is written under a temporary folder renamed to the output at the very end.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +49,7 @@ from tqdm import tqdm
 
 from sessrec.data.catalog import age_rule
 from sessrec.data.windows import SPLITS, window_dir
-from sessrec.datasets.catalog import write_catalog
+from sessrec.datasets.catalog import LatestItems, latest_per_item, write_catalog
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_replace_dir, atomic_write_text
@@ -54,7 +59,11 @@ WINDOW_MS = {"day": DAY_MS, "hour": HOUR_MS}
 REPEATS = ("consecutive", "session", "user", "keep")
 SPLIT_RECIPES = ("80-10-10", "all+10-10", "all+50-50")
 BUCKET_BYTES = 64 * 2**20  # raw input bytes per bucket: bounds the memory of step 2
-WORK_COMPRESSION = "lz4"  # temporary files are Arrow IPC: 2-3x faster to write than parquet, read once
+WORK_COMPRESSION = "uncompressed"  # temporary files are Arrow IPC, read once: lz4 cost 2x the CPU to write and read
+SINK_BATCH_ROWS = 8192  # rows a bucket's writer buffers: polars' default (~100k) took ~8 MB a bucket, 80 buckets 1 GB
+WORKERS = 2  # buckets and windows processed at a time: keeps two cores busy through the single-threaded parts
+OUTPUT_ZSTD_LEVEL = 1  # window files: zstd level 1 writes 25 % faster than the default 3, files 2 % larger
+ROW_COLUMNS = ("session", "start", "size")  # the scalar columns of a session row; the others are lists
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,8 @@ class Recipe:
     time_unit_ms: int  # 1000: seconds, 1: milliseconds
     # (kept events, item table [item, id, n, first_t]) -> statistics given to transform
     fit: Callable[[pl.LazyFrame, pl.DataFrame], dict]
-    # (events of one window with the item's first_t, statistics) -> events with the continuous columns
+    # (events of one window with the item's first_t, statistics) -> events with the continuous columns, in the same
+    # order; an event's values may depend on the window's events as a set (GaussRank), not on their order
     transform: Callable[[pl.DataFrame, dict], pl.DataFrame]
     paper_stats: dict | None = None  # Table 1 of the paper, printed for comparison
     # continuous feature -> how serving rebuilds it from interaction times (sessrec.datasets.features:
@@ -155,8 +165,23 @@ class Progress:
         return tqdm(iterable, disable=self.quiet, file=sys.stderr, dynamic_ncols=True, leave=False, **kw)
 
 
-def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, opts: Options) -> PrepareResult:
-    """Run steps 1-4 and write ``opts.output`` (only complete on success); print the Table 1 statistics."""
+@dataclass(frozen=True)
+class Source:
+    """The raw events of a data set.
+
+    ``batches`` is the exact reader: blocks of events whose errors name the file and the line.
+    ``scan``, when given, is the fast path: the same events as one lazy polars query whose
+    conversions are strict, so that bad input fails the query (any polars error); the input is then
+    read again with ``batches``, which names the first bad line (or, where the two readers
+    disagree, gives the events)."""
+
+    batches: Callable[[], Iterator[pl.DataFrame]]
+    input_bytes: int
+    scan: Callable[[], pl.LazyFrame] | None = None
+
+
+def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
+    """Run steps 1-5 and write ``opts.output`` (only complete on success); print the Table 1 statistics."""
     opts.validate()
     out = Path(opts.output)
     _check_output(out, opts.overwrite)
@@ -165,18 +190,18 @@ def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, op
     progress = Progress(recipe.name, opts.quiet)
     try:
         work = tmp / "_work"
-        n_buckets = max(1, math.ceil(input_bytes / BUCKET_BYTES))
-        buckets = _write_buckets(events, work / "buckets", n_buckets, _bucket_key(opts), progress)
-        counts = _build_sessions(buckets, work / "sessions", opts, progress)
+        n_buckets = max(1, math.ceil(source.input_bytes / BUCKET_BYTES))
+        _write_buckets(source, work / "buckets", n_buckets, _bucket_key(opts), progress)
+        counts = _build_sessions(work / "buckets", n_buckets, work / "sessions", _bucket_key(opts), opts, progress)
         kept = _choose_windows(counts, opts, progress)
         fitted = _fit(recipe, [f for key in kept for f in sorted((work / "sessions" / str(key)).glob("*.arrow"))],
                       progress)
-        windows = _write_windows(recipe, fitted, kept, work / "sessions", tmp, opts, progress)
+        windows, latest = _write_windows(recipe, fitted, kept, work / "sessions", tmp, opts, progress)
         stats = _statistics(recipe, fitted, windows, opts)
         schema = build_schema(recipe, fitted, opts)
         schema.save(tmp / "schema.pbtxt")
         schema.save(tmp / "schema.json")
-        _write_catalog(tmp, recipe, fitted, schema, opts)
+        _write_catalog(tmp, recipe, fitted, schema, latest)
         atomic_write_text(tmp / "stats.json", json.dumps(stats, indent=2) + "\n")
         atomic_write_text(tmp / "windows.csv", _windows_csv(windows))
         shutil.rmtree(work)
@@ -185,8 +210,7 @@ def prepare(recipe: Recipe, events: Iterator[pl.DataFrame], input_bytes: int, op
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     print(format_stats(stats, recipe.paper_stats))
-    print(f"wrote {len(windows)} windows to {out} (train/valid/test.parquet each, schema.pbtxt, stats.json, windows.csv, "
-          "catalog: original ids and item features)")
+    print(f"wrote {len(windows)} windows to {out} (train/valid/test.parquet each, schema.pbtxt, stats.json, windows.csv)")
     return PrepareResult(out, schema, stats, windows)
 
 
@@ -202,86 +226,134 @@ def _bucket_key(opts: Options) -> str:
 
 
 # ---- step 1: buckets -----------------------------------------------------------------------------
-def _write_buckets(events: Iterator[pl.DataFrame], folder: Path, n_buckets: int, key: str,
-                   progress: Progress) -> list[Path]:
-    folder.mkdir(parents=True)
-    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
-    schemas: dict[int, pa.Schema] = {}
-    n_rows = n_dropped = 0
+def _write_buckets(source: Source, folder: Path, n_buckets: int, key: str, progress: Progress) -> None:
+    """Events → ``folder/RUN/_bucket=B/*.ipc``, one run for the fast scan, else one per batch (in input order)."""
+    if source.scan is not None:
+        try:
+            progress.say(f"reading {source.input_bytes / 2**20:,.0f} MB")
+            _sink_buckets(source.scan(), folder / "00000", n_buckets, key)
+            return
+        except (pl.exceptions.PolarsError, SessrecError) as e:
+            # the exact reader names the first bad line, and reports several problems in the input's order
+            shutil.rmtree(folder, ignore_errors=True)
+            progress.say(f"reading again in blocks to locate the problem ({str(e).strip().splitlines()[0][:200]})")
     bar = progress.bar(unit=" events", unit_scale=True, desc="reading")
     try:
-        for batch in events:
-            if key not in batch.columns:
-                raise SessrecError(f"sessions are cut from each user's stream here, but the events have no user column ({key})")
-            keep = pl.col(key).is_not_null() & pl.col("item").is_not_null()
-            n_before = batch.height
-            batch = batch.filter(keep)
-            n_dropped += n_before - batch.height
-            n_rows += batch.height
-            bar.update(n_before)
-            if n_buckets == 1:
-                parts = {0: batch}
-            else:
-                hashed = batch.with_columns(_bucket=(pl.col(key).hash(seed=0) % n_buckets).cast(pl.Int64))
-                parts = {k[0]: df.drop("_bucket") for k, df in hashed.partition_by("_bucket", as_dict=True).items()}
-            for b, df in parts.items():
-                table = df.to_arrow()
-                if b not in writers:
-                    writers[b] = pa.ipc.new_file(folder / f"{b:05d}.arrow", table.schema,
-                                                 options=pa.ipc.IpcWriteOptions(compression=WORK_COMPRESSION))
-                    schemas[b] = table.schema
-                writers[b].write_table(table.cast(schemas[b]))
+        for i, batch in enumerate(source.batches()):
+            bar.update(batch.height)
+            _sink_buckets(batch.lazy(), folder / f"{i:05d}", n_buckets, key)
     finally:
         bar.close()
-        for w in writers.values():
-            w.close()
-    if n_rows == 0:
-        raise SessrecError("the input has no events" + (f" with a {key} and an item" if n_dropped else ""))
-    progress.say(f"read {n_rows + n_dropped:,} events into {len(writers)} bucket(s)"
-                 + (f"; dropped {n_dropped:,} without a {key} or an item" if n_dropped else ""))
-    return sorted(folder.glob("*.arrow"))
+
+
+def _sink_buckets(events: pl.LazyFrame, folder: Path, n_buckets: int, key: str) -> None:
+    """One streaming query: events → one IPC file per bucket, in input order. ``_row`` is kept (and numbered
+    when missing) only where it is a session id or breaks ties between rows that are not in input order."""
+    names = events.collect_schema().names()
+    if key not in names:
+        raise SessrecError(f"sessions are cut from each user's stream here, but the events have no user column ({key})")
+    if key == "user" and "_row" not in names:
+        events = events.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    elif key != "user" and "_row" in names:
+        events = events.drop("_row")
+    if key != "user" and "user" in names:
+        events = events.drop("user")
+    events.with_columns(_bucket=pl.col(key).hash(seed=0) % n_buckets).sink_ipc(
+        pl.PartitionBy(folder, key="_bucket", include_key=False, approximate_bytes_per_file=None),
+        compression=WORK_COMPRESSION, record_batch_size=SINK_BATCH_ROWS, mkdir=True)
 
 
 # ---- step 2: sessions ----------------------------------------------------------------------------
 def sessionize(df: pl.DataFrame, opts: Options) -> pl.DataFrame:
     """Sessions of one bucket: ``session``, ``pos`` (0-based, after repeat removal and truncation),
     ``start`` (the session's first kept event time) and ``wkey`` (its time window: UTC day or hour
-    number since 1970) on each kept event, in session order."""
+    number since 1970) on each kept event, in order of window, then session, then position. Time ties
+    keep the input order: ``_row`` where the events have it, else their order in ``df``."""
+    ties = ["_row"] if "_row" in df.columns else []
     if opts.session_gap_ms is not None:
-        df = df.sort("user", "t", "_row")
+        df = df.sort("user", "t", *ties, maintain_order=True)
         new = ((pl.col("user") != pl.col("user").shift(1)) | ((pl.col("t") - pl.col("t").shift(1)) > opts.session_gap_ms))
         df = df.with_columns(session=pl.when(new.fill_null(True)).then(pl.col("_row")).forward_fill())
     if opts.repeats == "user":
-        df = df.sort("user", "t", "_row").filter(pl.struct("user", "item").is_first_distinct())
-    df = df.sort("session", "t", "_row")
-    if opts.repeats == "consecutive":
-        same = (pl.col("item") == pl.col("item").shift(1)) & (pl.col("session") == pl.col("session").shift(1))
-        df = df.filter(~same.fill_null(False))
-    elif opts.repeats == "session":
-        df = df.filter(pl.struct("session", "item").is_first_distinct())
-    # positions from the runs of the sorted session column: much faster than window expressions (.over)
-    first = (df["session"] != df["session"].shift(1)).fill_null(True).to_numpy()
+        df = df.sort("user", "t", *ties, maintain_order=True).filter(pl.struct("user", "item").is_first_distinct())
+    df = df.sort("session", "t", *ties, maintain_order=True)
+    first = (pl.col("session") != pl.col("session").shift(1)).fill_null(True)
+    repeat = {"consecutive": ((pl.col("item") == pl.col("item").shift(1)) & ~first).fill_null(False),
+              "session": ~pl.struct("session", "item").is_first_distinct()}.get(opts.repeats, pl.lit(False))
+    flags = df.select(first=first, kept=~repeat)
+    # positions from the runs of the sorted session column, and one gather of the kept events in window order
+    # at the end: much faster than window expressions (.over) and than filtering and sorting again.
+    # A session's first event is never a repeat, so it starts the kept events too.
+    first, kept = flags["first"].to_numpy(), flags["kept"].to_numpy()
     starts = np.flatnonzero(first)
-    lengths = np.diff(np.append(starts, df.height))
-    pos = np.arange(df.height) - np.repeat(starts, lengths)
-    keep = (pos < opts.max_session_length) & (np.repeat(lengths, lengths) >= opts.min_session_length)
-    start = np.repeat(df["t"].to_numpy()[starts], lengths)
-    return df.with_columns(pos=pos, start=start).filter(keep).with_columns(wkey=pl.col("start") // WINDOW_MS[opts.window])
+    session = np.cumsum(first) - 1
+    n_kept = np.cumsum(kept)
+    pos = n_kept - 1 - (n_kept - kept)[starts][session]
+    lengths = n_kept[np.append(starts[1:] - 1, df.height - 1)] - (n_kept - kept)[starts]
+    rows = np.flatnonzero(kept & (pos < opts.max_session_length) & (lengths[session] >= opts.min_session_length))
+    start = df["t"].to_numpy()[starts][session]
+    wkey = start[rows] // WINDOW_MS[opts.window]
+    if rows.size:  # stable by window (numpy's radix sort where the windows fit 16 bits)
+        span = wkey - wkey.min()
+        rows = rows[np.argsort(span.astype(np.uint16) if span.max() < 2**16 else span, kind="stable")]
+    return df[rows].with_columns(pos=pos[rows], start=start[rows], wkey=start[rows] // WINDOW_MS[opts.window])
 
 
-def _build_sessions(buckets: list[Path], folder: Path, opts: Options, progress: Progress) -> dict[int, list[int]]:
+def as_lists(values: pl.Series, offsets: np.ndarray) -> pl.Series:
+    """``values`` cut into consecutive lists at ``offsets`` (``[0, ..., len(values)]``): the list column of
+    events already in session order, built on arrow's offsets without copying the values (a sorted
+    group_by took 20-50x longer)."""
+    flat = values.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())  # text as string_view: no copy either
+    return pl.Series(values.name, pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat))
+
+
+def session_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """One row per session of :func:`sessionize`'s events: ``session``, ``start``, ``wkey``, ``size`` and a
+    list column (in event order) of each other event column; sessions in the order of ``events``."""
+    firsts = np.flatnonzero(events["pos"].to_numpy() == 0)
+    offsets = np.append(firsts, events.height)
+    lists = [as_lists(events[c], offsets) for c in events.columns if c not in (*ROW_COLUMNS, "wkey", "pos", "user", "_row")]
+    return events[firsts].select("session", "start", "wkey").with_columns(
+        pl.Series("size", np.diff(offsets), dtype=pl.get_index_type()), *lists)
+
+
+def _build_sessions(buckets: Path, n_buckets: int, folder: Path, key: str, opts: Options,
+                    progress: Progress) -> dict[int, list[int]]:
     """Step 2 for every bucket; returns {window key: [sessions, interactions]}."""
-    counts: dict[int, list[int]] = {}
-    for i, path in enumerate(progress.bar(buckets, desc="sessions", unit=" bucket")):
-        df = sessionize(pl.read_ipc(path), opts)
-        path.unlink()
-        for (wkey,), part in df.partition_by("wkey", as_dict=True, include_key=False).items():
+    def one(b: int) -> tuple[dict[int, tuple[int, int]], int, int]:
+        files = sorted(buckets.glob(f"*/_bucket={b}/*.ipc"))
+        if not files:
+            return {}, 0, 0
+        df = pl.concat([pl.read_ipc(f) for f in files], how="vertical_relaxed", rechunk=True)  # sorts 2x faster
+        for f in files:
+            f.unlink()
+        n_read = df.height
+        df = df.filter(pl.col(key).is_not_null() & pl.col("item").is_not_null())
+        rows = session_rows(sessionize(df, opts))  # each window's sessions: one slice
+        wkeys, firsts = np.unique(rows["wkey"].to_numpy(), return_index=True)
+        counts = {}
+        for wkey, lo, hi in zip(wkeys.tolist(), firsts, [*firsts[1:], rows.height]):
+            part = rows.slice(lo, hi - lo).drop("wkey")
             (folder / str(wkey)).mkdir(parents=True, exist_ok=True)
-            part.write_ipc(folder / str(wkey) / f"{i:05d}.arrow", compression=WORK_COMPRESSION)
-            c = counts.setdefault(wkey, [0, 0])
-            c[0] += part["session"].n_unique()
-            c[1] += part.height
-    return counts
+            part.write_ipc(folder / str(wkey) / f"{b:05d}.arrow", compression=WORK_COMPRESSION)
+            counts[wkey] = (part.height, int(part["size"].sum()))
+        return counts, n_read, n_read - df.height
+
+    totals: dict[int, list[int]] = {}
+    n_rows = n_dropped = 0
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for counts, n_read, dropped in progress.bar(pool.map(one, range(n_buckets)), total=n_buckets, desc="sessions",
+                                                    unit=" bucket"):
+            n_rows, n_dropped = n_rows + n_read, n_dropped + dropped
+            for wkey, (n_sessions, n_events) in counts.items():
+                c = totals.setdefault(wkey, [0, 0])
+                c[0] += n_sessions
+                c[1] += n_events
+    if n_rows == n_dropped:
+        raise SessrecError("the input has no events" + (f" with a {key} and an item" if n_dropped else ""))
+    progress.say(f"read {n_rows:,} events into {n_buckets} bucket(s)"
+                 + (f"; dropped {n_dropped:,} without a {key} or an item" if n_dropped else ""))
+    return totals
 
 
 def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progress) -> list[int]:
@@ -304,7 +376,7 @@ def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progr
 @dataclass
 class Fitted:
     items: pl.DataFrame  # item, id, n, first_t
-    encoders: dict[str, pl.DataFrame]  # output name -> [source, id]
+    encoders: dict[str, pl.DataFrame]  # output name -> [source, id, n]
     max_ids: dict[str, int]  # output name -> largest id
     stats: dict
 
@@ -320,19 +392,36 @@ def encoder(counts: pl.DataFrame, cat: Categorical) -> tuple[pl.DataFrame, int]:
     return table, max(offset - 1, offset + known.height - 1)
 
 
-def _fit(recipe: Recipe, files: list[Path], progress: Progress) -> Fitted:
-    progress.say("fitting ids and feature statistics")
-    lf = pl.scan_ipc(files)
+def assign_ids(events: pl.LazyFrame, recipe: Recipe) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], dict[str, int]]:
+    """The one place where ids are given: for the item and each categorical column, over the written ``events``.
+    Returns the item table ``[item, id, n, first_t]``, the tables ``{output name: [raw column, id, n]}`` of the
+    categorical columns (``n``: the value's interactions), and ``{output name: largest id}``; raw values absent from a table get no id (or the
+    unknown id 1 where the column has that slot)."""
     cats = recipe.categoricals
-    results = pl.collect_all([lf.group_by("item").agg(n=pl.len(), first_t=pl.col("t").min())]
-                             + [lf.group_by(c.source).agg(n=pl.len()) for c in cats])
+    results = pl.collect_all([events.group_by("item").agg(n=pl.len(), first_t=pl.col("t").min())]
+                             + [events.group_by(c.source).agg(n=pl.len()) for c in cats],
+                             optimizations=pl.QueryOptFlags(comm_subplan_elim=False))  # a shared scan is held in memory
     items, max_item = encoder(results[0], recipe.item)
-    encoders, max_ids = {}, {recipe.item.name: max_item}
+    tables, max_ids = {}, {recipe.item.name: max_item}
     for cat, counts in zip(cats, results[1:]):
         table, max_id = encoder(counts, cat)
-        encoders[cat.name], max_ids[cat.name] = table.select(cat.source, "id"), max_id
-    stats = recipe.fit(lf, items)
-    return Fitted(items, encoders, max_ids, stats)
+        tables[cat.name], max_ids[cat.name] = table.select(cat.source, "id", "n"), max_id
+    return items, tables, max_ids
+
+
+def window_events(files: list[Path]) -> pl.LazyFrame:
+    """The events of session-row files, one row each, in session order. Each list column is exploded on its
+    own (the lists of a row have equal lengths) so that a query reads only the columns it uses."""
+    names = pl.scan_ipc(files[0]).collect_schema().names()
+    return pl.scan_ipc(files).select(pl.col(c).explode() for c in names if c not in ROW_COLUMNS)
+
+
+def _fit(recipe: Recipe, files: list[Path], progress: Progress) -> Fitted:
+    progress.say("fitting ids and feature statistics")
+    events = window_events(files)
+    with pl.Config(engine_affinity="streaming"):  # the recipe's queries too: memory of the aggregates, not the events
+        items, encoders, max_ids = assign_ids(events, recipe)
+        return Fitted(items, encoders, max_ids, recipe.fit(events, items))
 
 
 # ---- step 4: windows -----------------------------------------------------------------------------
@@ -360,7 +449,7 @@ def _encode(df: pl.DataFrame, recipe: Recipe, fitted: Fitted) -> pl.DataFrame:
     df = df.join(fitted.items.select("item", "id", "first_t"), on="item", how="left", maintain_order="left")
     df = df.rename({"id": recipe.item.name})
     for cat in recipe.categoricals:
-        df = df.join(fitted.encoders[cat.name], on=cat.source, how="left", maintain_order="left")
+        df = df.join(fitted.encoders[cat.name].select(cat.source, "id"), on=cat.source, how="left", maintain_order="left")
         df = df.drop(cat.name, strict=False).rename({"id": cat.name})
         if cat.unknown_slot:
             df = df.with_columns(pl.col(cat.name).fill_null(1))
@@ -372,37 +461,64 @@ def output_columns(recipe: Recipe) -> list[str]:
             recipe.time_name]
 
 
-def _sessions_table(df: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
-    """One row per session (list columns), ordered by session start then session key."""
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The indices ``starts[0], ..., starts[0] + sizes[0] - 1, starts[1], ...``."""
+    offsets = np.cumsum(sizes) - sizes
+    return np.arange(int(sizes.sum())) + np.repeat(starts - offsets, sizes)
+
+
+def _write_window(recipe: Recipe, fitted: Fitted, files: list[Path], folder: Path, split: str,
+                  rng: np.random.Generator) -> tuple[dict[str, int], pl.DataFrame]:
+    """Write a window's train/valid/test files: one row per session (list columns), ordered by session start
+    then session key. The events are encoded in file order (``transform`` works event by event); only the
+    output columns of each split's sessions are gathered, straight into their order. Returns the sizes, and
+    each item's latest event of the window for the catalog (time ties: the later one in the written order,
+    ``_place``)."""
+    rows = pl.concat([pl.read_ipc(f) for f in files], how="vertical_relaxed")
+    events = rows.select(pl.col(c).explode() for c in rows.columns if c not in ROW_COLUMNS)
+    events = recipe.transform(_encode(events, recipe, fitted), fitted.stats)
     unit = recipe.time_unit_ms
-    df = df.sort("start", "session", "pos").with_columns((pl.col("t") / unit).cast(pl.Float64).alias(recipe.time_name))
-    lists = [pl.col(c) for c in output_columns(recipe)]
-    return df.group_by("session", maintain_order=True).agg(
-        (pl.col("start").first() // unit).alias("session_start"), pl.len().alias("session_size"), *lists
-    ).rename({"session": "session_id"})
+    events = events.select(*output_columns(recipe)[:-1], (pl.col("t") / unit).cast(pl.Float64).alias(recipe.time_name))
+    sizes = rows["size"].to_numpy().astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
+    order = rows.select(pl.arg_sort_by("start", "session")).to_series().to_numpy()
+    place = np.empty(events.height, dtype=np.int64)
+    place[_ranges(starts[order], sizes[order])] = np.arange(events.height)
+    latest = latest_per_item(events.with_columns(pl.Series("_place", place)), recipe.item.name,
+                             [recipe.time_name, "_place"]).drop("_place")
+    rows = rows.select(pl.col("session").alias("session_id"), (pl.col("start") // unit).alias("session_start"),
+                       pl.col("size").alias("session_size"))
+    counts = {"sessions": rows.height, "interactions": events.height}
+    for name, picked in split_indices(rows.height, split, rng).items():
+        chosen = order[picked]
+        part = events[_ranges(starts[chosen], sizes[chosen])]
+        offsets = np.concatenate([[0], np.cumsum(sizes[chosen])])
+        table = rows[chosen].with_columns(as_lists(part[c], offsets) for c in part.columns)
+        table.write_parquet(folder / f"{name}.parquet", compression_level=OUTPUT_ZSTD_LEVEL)
+        counts[name] = int(chosen.size)
+    return counts, latest
 
 
 def _write_windows(recipe: Recipe, fitted: Fitted, kept: list[int], sessions: Path, out: Path, opts: Options,
-                   progress: Progress) -> list[dict]:
-    windows = []
-    bar = progress.bar(kept, desc="windows", unit=" window")
-    for index, wkey in enumerate(bar, 1):
-        df = pl.concat([pl.read_ipc(f) for f in sorted((sessions / str(wkey)).glob("*.arrow"))])
-        df = recipe.transform(_encode(df, recipe, fitted), fitted.stats)
-        table = _sessions_table(df, recipe)
-        rng = np.random.default_rng([opts.seed, index])
+                   progress: Progress) -> tuple[list[dict], pl.DataFrame]:
+    """Step 4 for every window; returns the rows of windows.csv and each item's latest written event (for the
+    catalog's item table)."""
+    def one(index: int, wkey: int) -> tuple[dict, pl.DataFrame]:
         folder = window_dir(out, index)
         folder.mkdir(parents=True)
-        sizes = {}
-        for split, rows in split_indices(table.height, opts.split, rng).items():
-            table[rows].write_parquet(folder / f"{split}.parquet")
-            sizes[split] = int(rows.size)
-        start = datetime.fromtimestamp(wkey * WINDOW_MS[opts.window] / 1000, tz=timezone.utc)
-        windows.append({"window": index, "start_utc": start.strftime("%Y-%m-%d %H:%M"), "sessions": table.height,
-                        "interactions": df.height, **sizes})
+        counts, latest = _write_window(recipe, fitted, sorted((sessions / str(wkey)).glob("*.arrow")), folder,
+                                       opts.split, np.random.default_rng([opts.seed, index]))
         shutil.rmtree(sessions / str(wkey))
-    bar.close()
-    return windows
+        start = datetime.fromtimestamp(wkey * WINDOW_MS[opts.window] / 1000, tz=timezone.utc)
+        return {"window": index, "start_utc": start.strftime("%Y-%m-%d %H:%M"), **counts}, latest
+
+    windows, latest = [], LatestItems(recipe.item.name, recipe.time_name, fitted.max_ids[recipe.item.name] + 1)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        jobs = pool.map(one, range(1, len(kept) + 1), kept)
+        for row, last in progress.bar(jobs, total=len(kept), desc="windows", unit=" window"):  # in window order
+            windows.append(row)
+            latest.add(last)
+    return windows, latest.table()
 
 
 def _windows_csv(windows: list[dict]) -> str:
@@ -414,15 +530,15 @@ def _windows_csv(windows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _write_catalog(out: Path, recipe: Recipe, fitted: Fitted, schema: Schema, opts: Options) -> None:
-    """Original ids ↔ ids of the item and every categorical, the item table, the serving rules."""
+def _write_catalog(out: Path, recipe: Recipe, fitted: Fitted, schema: Schema, latest: pl.DataFrame) -> None:
+    """Original ids ↔ ids of the item and every categorical (with the fit's counts), the item table (each item's
+    ``latest`` written event), the serving rules."""
     items = fitted.items.select(pl.col("item").alias("raw"), "id", pl.col("n").alias("count"), "first_t")
-    maps = {c.name: (fitted.encoders[c.name].rename({c.source: "raw"}), 1 if c.unknown_slot else None)
-            for c in recipe.categoricals}
+    maps = {c.name: (fitted.encoders[c.name].select(pl.col(c.source).alias("raw"), "id", pl.col("n").alias("count")),
+                     1 if c.unknown_slot else None) for c in recipe.categoricals}
     rules = {name: age_rule(rule["unit_ms"], rule["whole_units"], *fitted.stats[rule["stats"]]) if rule["from"] == "age" else rule
              for name, rule in recipe.serving.items()}
-    splits = ("train",) if opts.split.startswith("all+") else SPLITS  # all+: train holds every session
-    write_catalog(out, schema, items, maps, recipe.time_name, recipe.time_unit_ms, rules, splits)
+    write_catalog(out, schema, items, maps, latest, recipe.time_name, recipe.time_unit_ms, rules)
 
 
 # ---- statistics and schema -----------------------------------------------------------------------

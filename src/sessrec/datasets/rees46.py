@@ -26,7 +26,7 @@ from sessrec.datasets.features import (
     mean_std,
     standardize,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import (
     LINE,
     REES46_COLUMNS,
@@ -36,6 +36,7 @@ from sessrec.datasets.raw import (
     check_header,
     convert,
     csv_batches,
+    csv_scan,
     existing_files,
     in_input_order,
 )
@@ -53,21 +54,37 @@ CONVERSIONS = {
     "price": as_float(),
     "user_id": as_int(),
 }
+REQUIRED = ("event_time", "product_id", "category_id", "price")
 EVENT_COLUMNS = ("event_time", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session")
 
 
+def _header(path: Path) -> list[str]:
+    return check_header(path, REES46_COLUMNS, "a REES46 CSV (eCommerce behavior data from multi category store)")
+
+
+def _events() -> list[pl.Expr]:
+    """The converted raw columns → the pipeline's event columns."""
+    return [pl.col("event_time").alias("t"), pl.col("product_id").alias(ITEM), pl.col("user_session").alias("session"),
+            pl.col("user_id").alias("user"), *map(pl.col, ("category_id", "category_code", "brand", "price"))]
+
+
 def _read_file(path: Path) -> Iterator[pl.DataFrame]:
-    header = check_header(path, REES46_COLUMNS, "a REES46 CSV (eCommerce behavior data from multi category store)")
-    for batch in csv_batches(path, EVENT_COLUMNS, header):
-        b = convert(batch, CONVERSIONS, path, required=("event_time", "product_id", "category_id", "price"))
-        yield b.select(LINE, pl.col("event_time").alias("t"), pl.col("product_id").alias(ITEM),
-                       pl.col("user_session").alias("session"), pl.col("user_id").alias("user"),
-                       "category_id", "category_code", "brand", "price")
+    for batch in csv_batches(path, EVENT_COLUMNS, _header(path)):
+        yield convert(batch, CONVERSIONS, path, required=REQUIRED).select(LINE, *_events())
 
 
 def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
     """Events of the monthly CSV files, in file order."""
     return in_input_order(paths, _read_file)
+
+
+def scan_events(paths: list[Path]) -> pl.LazyFrame:
+    """:func:`read_events` as one lazy query with strict conversions (the fast path)."""
+    return pl.concat([csv_scan(p, _header(p), CONVERSIONS, REQUIRED).select(_events()) for p in paths])
+
+
+def source(paths: list[Path]) -> Source:
+    return Source(lambda: read_events(paths), sum(p.stat().st_size for p in paths), lambda: scan_events(paths))
 
 
 def _price() -> pl.Expr:
@@ -119,5 +136,4 @@ def recipe() -> Recipe:
 
 
 def run(args, opts: Options) -> PrepareResult:
-    paths = existing_files(args.input, "input file")
-    return prepare(recipe(), read_events(paths), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(), source(existing_files(args.input, "input file")), opts)

@@ -25,7 +25,7 @@ from sessrec.datasets.features import (
     mean_std,
     standardize,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, prepare
+from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
 from sessrec.datasets.raw import (
     ISO_TIME,
     LINE,
@@ -34,9 +34,11 @@ from sessrec.datasets.raw import (
     as_time_ms,
     convert,
     csv_batches,
+    csv_scan,
     existing_files,
     first_line,
     in_input_order,
+    iso_millis,
     looks_like,
 )
 from sessrec.errors import SessrecError
@@ -46,9 +48,10 @@ PAPER = {"days": 182, "windows": 182, "items": 50_549, "sessions": 6_756_575, "i
          "mean_session_length": 3.83, "gini_item_popularity": 0.89}
 CONVERSIONS = {
     "session_id": as_int(),
-    "timestamp": as_time_ms("%Y-%m-%dT%H:%M:%S%.fZ", "2014-04-07T10:51:09.277Z"),
+    "timestamp": as_time_ms("%Y-%m-%dT%H:%M:%S%.fZ", "2014-04-07T10:51:09.277Z", fast=iso_millis),
     "item_id": as_int(),
 }
+REQUIRED = ("session_id", "timestamp", "item_id")
 
 
 def _check_first_line(path: Path) -> None:
@@ -59,12 +62,16 @@ def _check_first_line(path: Path) -> None:
                            f"Category with an ISO time): {line[:160]!r}{looks_like(line)}")
 
 
+def _events() -> list[pl.Expr]:
+    """The converted raw columns → the pipeline's event columns."""
+    return [pl.col("timestamp").alias("t"), pl.col("item_id").alias("item"), pl.col("session_id").alias("session"),
+            pl.col("category").str.strip_chars()]
+
+
 def _read_file(path: Path) -> Iterator[pl.DataFrame]:
     _check_first_line(path)
     for batch in csv_batches(path, YOOCHOOSE_COLUMNS, YOOCHOOSE_COLUMNS, has_header=False):
-        b = convert(batch, CONVERSIONS, path, has_header=False, required=("session_id", "timestamp", "item_id"))
-        yield b.select(LINE, pl.col("timestamp").alias("t"), pl.col("item_id").alias("item"),
-                       pl.col("session_id").alias("session"), pl.col("category").str.strip_chars())
+        yield convert(batch, CONVERSIONS, path, has_header=False, required=REQUIRED).select(LINE, *_events())
 
 
 def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
@@ -72,6 +79,17 @@ def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:
 
 
 TIME_FEATURES = ("timestamp_hour_sin-list", "timestamp_hour_cos-list", "timestamp_wd_sin-list", "timestamp_wd_cos-list")
+
+
+def _scan_file(path: Path) -> pl.LazyFrame:
+    _check_first_line(path)
+    return csv_scan(path, YOOCHOOSE_COLUMNS, CONVERSIONS, REQUIRED, has_header=False).select(_events())
+
+
+def source(paths: list[Path]) -> Source:
+    """The clicks files: :func:`read_events`, and the same as one lazy query with strict conversions (fast path)."""
+    return Source(lambda: read_events(paths), sum(p.stat().st_size for p in paths),
+                  lambda: pl.concat([_scan_file(p) for p in paths]))
 
 
 def _age_log_days() -> pl.Expr:
@@ -108,5 +126,4 @@ def recipe() -> Recipe:
 
 
 def run(args, opts: Options) -> PrepareResult:
-    paths = existing_files(args.input, "input file")
-    return prepare(recipe(), read_events(paths), sum(p.stat().st_size for p in paths), opts)
+    return prepare(recipe(), source(existing_files(args.input, "input file")), opts)

@@ -62,10 +62,11 @@ class Param:
     def snap(self, value: Any) -> Any | None:
         """The value of this distribution nearest to ``value`` (None if it has no near value):
         used to start a study from a known configuration."""
-        if self.kind == "categorical":
-            return value if value in self.choices else None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
+            return value if self.kind == "categorical" and value in self.choices else None
+        if self.kind == "categorical":  # a number: the nearest numeric choice
+            numbers = [c for c in self.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+            return min(numbers, key=lambda c: abs(c - value)) if numbers else None
         v = min(max(float(value), self.low), self.high)
         if self.kind in ("int", "discrete_uniform"):
             step = self.step or 1

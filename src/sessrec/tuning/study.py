@@ -15,6 +15,7 @@ machine (``--n-jobs``) or many (``--storage postgresql://...``), can work on one
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -27,7 +28,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,7 +399,8 @@ class Objective:
         from sessrec.experiment import run_experiment
 
         try:
-            result = run_experiment(cfg, printer=lambda *_: None, on_window=report)
+            with _quiet_info():
+                result = run_experiment(cfg, printer=lambda *_: None, on_window=report)
         except SessrecError as e:
             trial.set_user_attr("error", str(e))
             raise
@@ -409,6 +411,19 @@ class Objective:
         if not math.isfinite(value):
             trial.set_user_attr("error", f"{plan.metric_key} is {value}")
         return value
+
+
+@contextlib.contextmanager
+def _quiet_info() -> Iterator[None]:
+    """A trial's run logs warnings only: its info lines (data checked, ...) would repeat every trial."""
+    logger = logging.getLogger("sessrec")
+    level = logger.level
+    if logger.getEffectiveLevel() == logging.INFO:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _worker(plan: Plan, seed: int) -> None:
@@ -550,7 +565,8 @@ def _pop_reference(plan: Plan, study, out: Path) -> float | None:
 
     cfg = copy.deepcopy(plan.cfg)
     cfg.model_type, cfg.baseline_params, cfg.output_dir = "pop", {}, str(out / "trials" / "most-popular")
-    value = run_experiment(cfg, printer=lambda *_: None).aot.get(plan.metric_key)
+    with _quiet_info():
+        value = run_experiment(cfg, printer=lambda *_: None).aot.get(plan.metric_key)
     if value is not None:
         study.set_user_attr("pop_value", value)
     return value
