@@ -59,7 +59,7 @@ def main() -> None:
         sessrec(["tune", *common, "-o", str(out / f"tune-{label}"), "--trials", str(n), *extra])
         summary = json.loads((out / f"tune-{label}" / "tune.json").read_text())
         timings[label] = (summary["seconds_per_trial"], summary["trials"], time.time() - start)
-    sessrec(["run", *common, "--seeds", *map(str, args.seeds), "-o", str(out / "default")])
+    sessrec(["run", *common, "--eval-on-test-set", "--seeds", *map(str, args.seeds), "-o", str(out / "default")])
     sessrec(["run", "--config", str(out / "tune-pruned" / "best.yaml"), "--quiet", "--seeds", *map(str, args.seeds),
              "-o", str(out / "tuned")])
     default, pop = aot(out / "default", args.seeds)

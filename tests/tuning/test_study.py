@@ -228,3 +228,13 @@ def test_final_seeds_run_the_best_configuration_on_test(tiny_data, tmp_path):
     assert main(["report", str(out), "-o", str(tmp_path / "report")]) == 0
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Tuning: gpt2-clm" in page and "GPT-2 (CLM)" in page and page.count("data:image/png;base64,") >= 3
+
+
+def test_a_config_key_added_by_a_later_sessrec_does_not_split_a_study():
+    from sessrec.tuning.study import _differences
+
+    cfg = {k: v for k, v in json.loads(json.dumps(ExperimentConfig().to_dict())).items() if k != "output_dir"}
+    old = {k: v for k, v in cfg.items() if k != "label_smoothing"}  # a study made before the key existed
+    assert _differences({"config": old}, {"config": cfg}) == []
+    assert _differences({"config": old}, {"config": {**cfg, "label_smoothing": 0.2}}) == [
+        "fixed configuration (label_smoothing: 0.0 -> 0.2)"]

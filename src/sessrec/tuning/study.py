@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 # Config keys that do not change what a trial measures: two invocations may differ in them.
 _OPERATIONAL = {"output_dir", "overwrite_output_dir", "resume", "quiet", "device", "num_threads", "logging_steps",
                 "save_checkpoints", "keep_checkpoints", "report_to", "logging_dir", "run_name", "experiments_group",
-                "data_path", "features_schema_path", "per_device_eval_batch_size"}
+                "data_path", "features_schema_path", "per_device_eval_batch_size", "ddp_timeout"}
 RETRIES = 2  # a trial interrupted by a kill is run again this many times at most
 
 
@@ -310,7 +310,10 @@ def _differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if saved.get("space") != new.get("space"):
         out.append("search space")
     old_cfg, new_cfg = saved.get("config", {}), new.get("config", {})
-    changed = sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
+    # a key the study does not know (added by a later sessrec) counts only when set away from its default
+    default = json.loads(json.dumps(ExperimentConfig().to_dict()))
+    old_cfg = {**{k: v for k, v in default.items() if k in new_cfg}, **old_cfg}
+    changed = sorted(k for k in set(old_cfg) | set(new_cfg) if k not in _OPERATIONAL and old_cfg.get(k) != new_cfg.get(k))
     if changed:
         out.append("fixed configuration (" + ", ".join(f"{k}: {old_cfg.get(k)!r} -> {new_cfg.get(k)!r}" for k in changed[:4])
                    + (", ..." if len(changed) > 4 else "") + ")")
