@@ -442,10 +442,25 @@ def _run_trials(study, plan: Plan, callbacks: list) -> None:
     if _finished(study) >= plan.target:
         return
     failures = _FailureGuard()
+    started = time.monotonic()
     try:
-        study.optimize(Objective(plan), timeout=plan.timeout, gc_after_trial=True, catch=(SessrecError,),
-                       callbacks=[MaxTrialsCallback(plan.target, states=(TrialState.COMPLETE, TrialState.PRUNED)),
-                                  failures, *callbacks])
+        while True:
+            timeout = None if plan.timeout is None else plan.timeout - (time.monotonic() - started)
+            if timeout is not None and timeout <= 0:
+                break
+            try:
+                study.optimize(Objective(plan), timeout=timeout, gc_after_trial=True, catch=(SessrecError,),
+                               callbacks=[MaxTrialsCallback(plan.target, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                          failures, *callbacks])
+                break
+            except ValueError as e:
+                # Two processes on one SQLite study can both take the same queued trial; the second
+                # one's result is refused ("Cannot tell a COMPLETE trial"): its work is lost, the study is fine.
+                if not str(e).startswith("Cannot tell a"):
+                    raise
+                log.info("a queued trial was also run by another worker (%s); going on", e)
+                if _finished(study) >= plan.target:
+                    break
     except KeyboardInterrupt:
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
             if (t.user_attrs.get("worker") or {}).get("pid") == os.getpid() and t.user_attrs.get("interrupted"):
