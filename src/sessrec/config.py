@@ -20,6 +20,7 @@ import yaml
 from sessrec.errors import SessrecError
 
 TASKS = ("clm", "mlm", "plm", "rtd")
+LOSSES = ("cross_entropy", "gbce", "bpr_max")
 SCHEDULES = ("constant", "linear", "cosine")
 ACTIVATIONS = ("tanh", "relu", "gelu", "identity")
 AGGREGATIONS = ("concat", "elementwise_sum_multiply_item_embedding")
@@ -82,7 +83,11 @@ class ExperimentConfig:
     inp_merge: str = _f("mlp", "input projection to d_model: mlp (Linear + activation) or identity")
     softmax_temperature: float = _f(1.0, "logits are divided by this")
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy")
-    loss_type: str = _f("cross_entropy", "training loss")
+    loss_type: str = _f("cross_entropy", "training loss of clm/mlm: cross_entropy (full softmax, or sampled with sampled_softmax), "
+                        "gbce (gSASRec's calibrated binary cross-entropy over uniform negatives) or bpr_max (GRU4Rec's)")
+    gbce_t: float = _f(0.75, "gbce: calibration t in [0, 1] (0 = plain BCE, 1 = fully calibrated to the full-softmax probabilities)")
+    num_negatives: int = _f(256, "gbce, bpr_max: negatives sampled uniformly from the catalog for each positive")
+    bpr_max_reg: float = _f(1.0, "bpr_max: weight of the score regularisation (GRU4Rec's bpreg)")
     sampled_softmax: bool = _f(False, "train with a sampled softmax (log-uniform negatives, logQ correction)")
     sampled_softmax_max_n_samples: int = _f(1000, "number of sampled negatives per batch")
     item_id_embeddings_init_std: float = _f(0.1, "std of the Normal init of the item-id table")
@@ -207,7 +212,8 @@ class ExperimentConfig:
         _choice("inp_merge", self.inp_merge, ("mlp", "identity"))
         _choice("compat", self.compat, COMPAT)
         _choice("input_features_aggregation", self.input_features_aggregation, AGGREGATIONS)
-        _choice("loss_type", self.loss_type, ("cross_entropy",))
+        _choice("loss_type", self.loss_type, LOSSES)
+        self._validate_loss()
         if self.attn_type is not None:
             _choice("attn_type", self.attn_type, ("uni", "bi"))
         for name in ("d_model", "n_layer", "n_head", "per_device_train_batch_size", "per_device_eval_batch_size",
@@ -258,6 +264,22 @@ class ExperimentConfig:
         if self.fp16 and self.bf16:
             raise SessrecError("choose one of fp16 and bf16")
         return self
+
+    def _validate_loss(self) -> None:
+        if not 0.0 <= self.gbce_t <= 1.0:
+            raise SessrecError(f"gbce_t must be in [0, 1] (got {self.gbce_t})")
+        if self.num_negatives < 1:
+            raise SessrecError(f"num_negatives must be >= 1 (got {self.num_negatives})")
+        if self.bpr_max_reg < 0:
+            raise SessrecError(f"bpr_max_reg must be >= 0 (got {self.bpr_max_reg})")
+        if self.loss_type == "cross_entropy":
+            return
+        if self.task not in ("clm", "mlm"):
+            raise SessrecError(f"loss_type {self.loss_type} is for tasks clm and mlm (got task {self.task})")
+        if self.sampled_softmax:
+            raise SessrecError(f"loss_type {self.loss_type} samples its own negatives: it cannot be combined with sampled_softmax")
+        if self.label_smoothing:
+            raise SessrecError(f"label_smoothing smooths the softmax cross-entropy: it has no meaning with loss_type {self.loss_type}")
 
     def _validate_feature_options(self) -> None:
         for name in ("numeric_features_project_to_embedding_dim", "numeric_features_soft_one_hot_encoding_num_embeddings"):

@@ -3,8 +3,8 @@
 The exported graph takes the model's input features in ``input_names`` order (the item id first,
 then side-information features when the model was trained with them), each a right-padded
 ``[batch, session_seq_length_max]`` tensor (int64 ids, 0 = padding; float32 for continuous
-features; sessions longer than that keep their last interactions), and returns ``[batch,
-n_items - 1]`` scores: column j is item id j + 1. It is the scoring path of evaluation and
+features; float64 for the time column of a model that reads it, HSTU; sessions longer than that
+keep their last interactions), and returns ``[batch, n_items - 1]`` scores: column j is item id j + 1. It is the scoring path of evaluation and
 ``recommend`` (``SessionModel.next_item_scores``), so top-k over these scores gives the same items.
 
 TorchScript comes from ``torch.jit.trace`` (``torch.jit.script`` cannot compile the HuggingFace
@@ -65,6 +65,9 @@ def random_sessions(schema: Schema, input_names: list[str], max_len: int, n: int
         spec = schema[name]
         if spec.is_categorical:
             values = torch.randint(1, max(spec.cardinality or 2, 2), (n, max_len), generator=g)
+        elif spec.is_time:  # epoch seconds, increasing within a session by gaps of seconds to days
+            gaps = torch.exp(torch.rand(n, max_len, generator=g, dtype=torch.float64) * 12.0)
+            values = 1.7e9 + gaps.cumsum(1)
         else:
             values = torch.randn(n, max_len, generator=g)
         batch[name] = torch.where(real, values, torch.zeros((), dtype=values.dtype))

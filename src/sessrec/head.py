@@ -20,7 +20,7 @@ from torch import nn
 
 from sessrec.config import ExperimentConfig
 from sessrec.features import activation
-from sessrec.losses import full_cross_entropy, sampled_softmax_loss
+from sessrec.losses import bpr_max_loss, full_cross_entropy, gbce_loss, pair_scores, sampled_softmax_loss, uniform_negatives
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class NextItemHead(nn.Module):
         self.temperature = cfg.softmax_temperature
         self.label_smoothing = cfg.label_smoothing
         self.sampled_negatives = cfg.sampled_softmax_max_n_samples if cfg.sampled_softmax else 0
+        self.loss_type = cfg.loss_type
+        self.num_negatives, self.gbce_t, self.bpr_max_reg = cfg.num_negatives, cfg.gbce_t, cfg.bpr_max_reg
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -66,10 +68,24 @@ class NextItemHead(nn.Module):
         """Mean cross-entropy of predicting ``items`` (ids >= 1) from ``hidden``.
 
         Full softmax over the catalog (computed in chunks for large catalogs), or, in training with
-        ``sampled_softmax``, a sampled softmax with logQ correction.
+        ``sampled_softmax``, a sampled softmax with logQ correction. With ``loss_type`` gbce or
+        bpr_max, that loss over ``num_negatives`` uniform negatives per item (in training; evaluation
+        reports the full cross-entropy of every model alike).
         """
         x = self.proj(hidden)
+        if self.training and self.loss_type != "cross_entropy":
+            return self.negatives_loss(x, items - 1)
         if self.training and self.sampled_negatives:
             return sampled_softmax_loss(x, self.output_weight, self.bias, items - 1, self.sampled_negatives,
                                         self.label_smoothing, self.temperature)
         return full_cross_entropy(x, self.output_weight, self.logit_bias, items - 1, self.label_smoothing, self.temperature)
+
+    def negatives_loss(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """gBCE or BPR-max of the target columns against uniformly drawn negative columns (scores / temperature)."""
+        weight, bias = self.output_weight, self.logit_bias
+        negatives = uniform_negatives(targets.shape[0], self.num_negatives, weight.shape[0], x.device)
+        pos = pair_scores(x, weight, bias, targets[:, None]).squeeze(1) / self.temperature
+        neg = pair_scores(x, weight, bias, negatives) / self.temperature
+        if self.loss_type == "gbce":
+            return gbce_loss(pos, neg, weight.shape[0], self.gbce_t)
+        return bpr_max_loss(pos, neg, self.bpr_max_reg, valid=negatives != targets[:, None])

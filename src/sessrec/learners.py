@@ -55,6 +55,8 @@ def build_learner(cfg: ExperimentConfig, schema: Schema, group: Group = SINGLE) 
     if cfg.model_type in BASELINES:
         if group.distributed:
             raise SessrecError(baseline_refusal(cfg.model_type))
+        if cfg.loss_type != "cross_entropy":
+            raise SessrecError(f"loss_type {cfg.loss_type} trains a neural model; baseline '{cfg.model_type}' has no training loss")
         return BASELINES[cfg.model_type](cfg, schema)
     if cfg.baseline_params:
         raise SessrecError(f"baseline_params is for the baselines ({', '.join(sorted(BASELINES))}); model_type '{cfg.model_type}' does not use it")

@@ -13,6 +13,14 @@ Both compute the cross-entropy of ``(x @ weight.T + bias) / temperature`` agains
   decreasing popularity, as ``sessrec prepare`` and the paper's preprocessing write them — with
   the logQ correction (subtract the log of each item's expected number of draws) and accidental
   hits (a negative equal to the row's target) removed, as in Transformers4Rec's sampled softmax.
+
+Two losses over negatives drawn uniformly for each positive (:func:`uniform_negatives`), which
+rank without a softmax over the catalog:
+
+* :func:`gbce_loss`: gSASRec's generalised binary cross-entropy (Petrov & Macdonald, RecSys 2023),
+  whose calibration ``t`` undoes the overconfidence that negative sampling gives plain BCE.
+* :func:`bpr_max_loss`: BPR-max with score regularisation (Hidasi & Karatzoglou, CIKM 2018), the
+  pairwise loss of GRU4Rec.
 """
 
 from __future__ import annotations
@@ -208,3 +216,66 @@ def sampled_softmax_loss(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     valid = torch.cat([torch.ones_like(hit[:, :1]), ~hit], dim=1)
     smooth = -(logp.masked_fill(~valid, 0.0).sum(1) / valid.sum(1))
     return ((1.0 - label_smoothing) * nll + label_smoothing * smooth).mean()
+
+
+def uniform_negatives(n_rows: int, n_negatives: int, n_items: int, device: torch.device) -> torch.Tensor:
+    """``[n_rows, n_negatives]`` column ids drawn uniformly (with replacement) from ``0..n_items-1``, per row.
+
+    From torch's global generator, as dropout: seeded by the run, saved in its checkpoints."""
+    return torch.randint(0, n_items, (n_rows, n_negatives), device=device)
+
+
+def pair_scores(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, columns: torch.Tensor) -> torch.Tensor:
+    """``[N, m]`` scores ``x_i · weight[c] + bias[c]`` of the columns ``c = columns[i]`` of each row.
+
+    On a catalog that is small next to ``m`` the whole ``[N, n_items]`` product and a gather are
+    cheaper than gathering ``N * m`` embedding rows; both give the same values."""
+    n_items = weight.shape[0]
+    if n_items <= 4 * columns.shape[1]:
+        return F.linear(x, weight, bias).gather(1, columns)
+    scores = torch.einsum("nd,nmd->nm", x, weight[columns])
+    return scores if bias is None else scores + bias[columns]
+
+
+def gbce_loss(pos: torch.Tensor, neg: torch.Tensor, n_items: int, t: float) -> torch.Tensor:
+    """gBCE of gSASRec (Petrov & Macdonald, "gSASRec: Reducing Overconfidence in Sequential
+    Recommendation Trained with Negative Sampling", RecSys 2023, eq. 10-12).
+
+    ``pos [N]``: the positives' scores ``s+``; ``neg [N, k]``: the scores ``s-_j`` of ``k`` negatives
+    sampled uniformly from a catalog of ``n_items`` items. With the sampling rate
+    ``alpha = k / (n_items - 1)`` and ``beta = alpha * (t * (1 - 1/alpha) + 1/alpha)``::
+
+        loss = mean over rows of  -1/(k+1) * ( beta * log sigmoid(s+) + sum_j log(1 - sigmoid(s-_j)) )
+
+    i.e. the binary cross-entropy with the positive's probability raised to the power ``beta``,
+    averaged over the ``k + 1`` terms as in the authors' code. ``t = 0`` gives ``beta = 1``, plain
+    BCE; ``t = 1`` gives ``beta = alpha``, which calibrates the sigmoid to the probabilities of a
+    full softmax.
+    """
+    k = neg.shape[1]
+    alpha = k / (n_items - 1)
+    beta = alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+    pos, neg = pos.float(), neg.float()
+    total = beta * F.logsigmoid(pos) + F.logsigmoid(-neg).sum(1)  # log(1 - sigmoid(s)) = log sigmoid(-s)
+    return -(total / (k + 1)).mean()
+
+
+def bpr_max_loss(pos: torch.Tensor, neg: torch.Tensor, reg: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """BPR-max (Hidasi & Karatzoglou, "Recurrent Neural Networks with Top-k Gains for Session-based
+    Recommendations", CIKM 2018, eq. 6-7) with its score regularisation.
+
+    ``pos [N]``: the positives' scores ``r_i``; ``neg [N, k]``: the negatives' scores ``r_j``;
+    ``valid [N, k]``: the negatives to use (False: an accidental hit of the positive). With
+    ``s_j = softmax_j(r_j)`` over a row's valid negatives::
+
+        loss = mean over rows of  -log( sum_j s_j * sigmoid(r_i - r_j) ) + reg * sum_j s_j * r_j**2
+
+    The softmax weights let the hardest negatives dominate (BPR's gradient vanishes with many
+    easy negatives); the regulariser keeps the negatives' scores near 0.
+    """
+    pos, neg = pos.float(), neg.float()
+    masked = neg if valid is None else neg.masked_fill(~valid, float("-inf"))
+    weights = torch.softmax(masked, dim=1).nan_to_num(0.0)  # a row without a valid negative weighs none
+    ranking = -torch.log((weights * torch.sigmoid(pos[:, None] - neg)).sum(1) + 1e-24)
+    score_reg = (weights * neg.square()).sum(1)
+    return (ranking + reg * score_reg).mean()

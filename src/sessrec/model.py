@@ -31,12 +31,15 @@ class SessionModel(nn.Module):
         self.features = FeatureEmbedding(schema, cfg)
         self.merge = InputProjection(self.features.output_dim, seq_cfg)
         self.body = build_body(seq_cfg)
+        # the interactions' times, for a body that reads them (HSTU's time bias) on data that has them
+        time = schema.time_feature
+        self.time_key = time.name if time is not None and hasattr(self.body, "use_timestamps") and self.body.use_timestamps() else None
         self.objective = build_objective(cfg, self.body, self.features.output_dim)
         self.head = NextItemHead(seq_cfg, schema.n_items, self.features.item_table)
 
     @property
     def input_names(self) -> list[str]:
-        return self.features.input_names
+        return self.features.input_names + ([self.time_key] if self.time_key else [])
 
     def embed(self, batch: Batch, packing: Packing | None = None) -> torch.Tensor:
         """``[B, L, d_model]`` interaction representations; zeros at the padded positions. With ``packing``
@@ -66,10 +69,11 @@ class SessionModel(nn.Module):
         """``encode(embed(batch))`` of a batch as it is; a body that takes packed rows (``takes_packed``)
         gets the embedding's as they are, without the unpack and pack between the two."""
         real = batch[self.item_key] != 0
+        extra = {"timestamps": batch[self.time_key]} if self.time_key else {}
         if not getattr(self.body, "takes_packed", False):
-            return self.encode(self.embed(batch), real, causal, outputs)
+            return self.encode(self.embed(batch), real, causal, outputs, **extra)
         packing = Packing(real, group=True)
-        return self.encode(self.embed(batch, packing), real, causal, outputs, packing=packing)
+        return self.encode(self.embed(batch, packing), real, causal, outputs, packing=packing, **extra)
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.objective.loss(self, batch, generator)

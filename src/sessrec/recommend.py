@@ -295,7 +295,7 @@ class Recommender:
                 card = spec.cardinality or 0
                 if any(not isinstance(v, int) or not 0 <= v < card for v in kept):
                     raise SessrecError(f"features.{name} must hold ids 0..{card - 1}")
-            out[name] = np.asarray(kept, dtype=np.int64 if spec.is_categorical else np.float32)
+            out[name] = np.asarray(kept, dtype=np.int64 if spec.is_categorical else np.float64 if spec.is_time else np.float32)
         return Encoded(np.asarray([items[i] for i in keep], dtype=np.int64), out, unknown)
 
     def recommend_encoded(self, sessions: Sequence[Encoded], k: int | Sequence[int] = 10,

@@ -106,6 +106,11 @@ class Schema:
             raise SessrecError(f"schema {self.source}: item_id feature '{self.item_id.name}' has no int_domain max")
         return card
 
+    @property
+    def time_feature(self) -> FeatureSpec | None:
+        """The per-interaction time column (the first feature tagged ``time``), None without one."""
+        return next((f for f in self.features if f.is_time), None)
+
     def model_features(self, use_side_information: bool) -> list[FeatureSpec]:
         """Features fed to the model: the item id, plus side information when asked for."""
         if not use_side_information:

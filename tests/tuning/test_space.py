@@ -128,3 +128,23 @@ def test_baseline_space_values_are_checked(tmp_path):
 def test_a_key_listed_twice_is_an_error():
     with pytest.raises(SessrecError, match="listed twice"):
         SearchSpace([Param("d_model", "int", 64, 128, 64), Param("d_model", "int", 64, 128, 64)])
+
+
+def test_recent_bodies_get_the_transformer_space_and_their_loss_parameters():
+    for model in ("sasrec", "hstu"):
+        space = default_space(cfg(model_type=model, task="clm"))
+        assert {"d_model", "n_layer", "n_head", "dropout", "learning_rate", "label_smoothing"} <= set(space.names)
+        assert not {"gbce_t", "num_negatives", "bpr_max_reg"} & set(space.names)
+    gbce = default_space(cfg(model_type="sasrec", task="clm", loss_type="gbce"))
+    assert {"gbce_t", "num_negatives", "n_head"} <= set(gbce.names)
+    assert "label_smoothing" not in gbce.names and "bpr_max_reg" not in gbce.names
+    t = next(p for p in gbce.params if p.name == "gbce_t")
+    assert (t.low, t.high) == (0.0, 1.0)
+    bpr = default_space(cfg(model_type="gpt2", task="clm", loss_type="bpr_max"))
+    assert {"bpr_max_reg", "num_negatives"} <= set(bpr.names) and "gbce_t" not in bpr.names
+    # every point of the space is a valid config
+    for space, base in ((gbce, {"model_type": "sasrec", "task": "clm", "loss_type": "gbce"}),
+                        (bpr, {"model_type": "gpt2", "task": "clm", "loss_type": "bpr_max"})):
+        for p in space.params:
+            value = p.choices[-1] if p.kind == "categorical" else p.high
+            ExperimentConfig.from_dict({**base, p.name: value}).validate()

@@ -9,13 +9,16 @@ with ``takes_packed`` it also takes ``packing`` (a grouped :class:`.packing.Pack
 and then inputs as that packing's rows ``[T', d_model]`` (see ``SessionModel.embed_encode``).
 Adding an architecture is one file with a builder registered here.
 
-Names: ``xlnet``, ``gpt2``, ``bert``, ``albert``, ``electra``, ``transfoxl``, ``gru``, ``lstm``,
-and ``hf:<ModelClass>`` for any ``transformers`` model class that accepts ``inputs_embeds``
+A body with ``use_timestamps()`` (HSTU) is asked once built whether it reads the interactions'
+timestamps; when it says so, it also takes ``timestamps`` ``[B, L]`` (the schema's time column).
+
+Names: ``xlnet``, ``gpt2``, ``bert``, ``albert``, ``electra``, ``transfoxl``, ``sasrec``, ``hstu``,
+``gru``, ``lstm``, and ``hf:<ModelClass>`` for any ``transformers`` model class that accepts ``inputs_embeds``
 (``hf:LlamaModel``, ``hf:MistralModel``, ...), configured through ``model_config``.
 """
 
 # The architectures register themselves in the registry when imported.
-from sessrec.bodies import bert, gpt2, rnn, transfo_xl, xlnet  # noqa: F401
+from sessrec.bodies import bert, gpt2, hstu, rnn, sasrec, transfo_xl, xlnet  # noqa: F401
 from sessrec.bodies.registry import (  # noqa: F401 (the package's names)
     BODIES,
     HF_PREFIX,

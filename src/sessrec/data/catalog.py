@@ -162,6 +162,8 @@ class Catalog:
         self.folder, self.meta, self.maps = folder, meta, maps
         self.item = maps[meta["item"]]
         self.rules: dict[str, dict] = meta.get("rebuild", {})
+        self.time_column: str | None = meta.get("time_column")
+        self.time_unit_ms: float | None = meta.get("time_unit_ms")
         size = len(self.item.raw)
         ids = items.column("id").to_numpy()
         self.first_seen = np.zeros(size)
@@ -203,6 +205,8 @@ class Catalog:
         """Where :meth:`encode` takes a model input feature from (for ``/metadata`` and the README)."""
         if feature == self.item.name:
             return "the request's items (original ids)"
+        if feature == self.time_column:
+            return "the interaction times (the request's clock when it sends none)"
         if feature in self.rules:
             rule = self.rules[feature]
             what = (f"{rule['part']} {rule['fn']} in {rule['timezone']}" if rule["from"] == "time" else "item age")
@@ -253,16 +257,24 @@ class Catalog:
                 continue
             if name in features:
                 out[name] = self._sent(name, [features[name][i] for i in keep])
-            elif name in self.rules:
+            elif name in self.rules or name == self.time_column:
                 if times is None:
                     times = (np.full(len(ids), time.time() if now is None else now) if timestamps is None else
                              _timestamps([timestamps[i] for i in keep]))
-                out[name] = rebuild(self.rules[name], times, self.first_seen[id_array])
+                out[name] = (rebuild(self.rules[name], times, self.first_seen[id_array]) if name in self.rules
+                             else self._data_times(times))
             elif name in self.item_features:
                 out[name] = self.item_features[name][id_array]
             else:
                 raise SessrecError(f"the catalog in {self.folder} has no values of the model input feature '{name}'")
         return Encoded(id_array, out, unknown)
+
+    def _data_times(self, times_s: np.ndarray) -> np.ndarray:
+        """Epoch seconds in the unit of the data's time column (float64), for a model that reads the times."""
+        if self.time_unit_ms is None:
+            raise SessrecError(f"the catalog in {self.folder} does not say the unit of its time column "
+                               f"'{self.time_column}' (written by an older sessrec prepare): prepare the data again")
+        return times_s * (1000.0 / self.time_unit_ms)
 
     def _sent(self, name: str, values: list[Any]) -> np.ndarray:
         if name in self.maps:

@@ -44,7 +44,7 @@ def write_catalog(out: Path, schema: Schema, items: pl.DataFrame, maps: Mapping[
             .write_parquet(out / map_file(name))
         meta_maps[name] = {"file": map_file(name), "unknown_id": unknown_id}
     meta = {"format": FORMAT, "item": item, "maps": meta_maps, "items": ITEMS, "rebuild": dict(rules),
-            "time_column": time_name}
+            "time_column": time_name, "time_unit_ms": time_unit_ms}
     atomic_write_text(out / META, json.dumps(meta, indent=1) + "\n")
 
 

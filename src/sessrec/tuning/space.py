@@ -128,6 +128,10 @@ _SIDE_INFO = [_d("other_embeddings_init_std", 0.005, 0.1, 0.005), _i("embedding_
 _SOFT_ONE_HOT = [_i("numeric_features_project_to_embedding_dim", 5, 55, 10),
                  _i("numeric_features_soft_one_hot_encoding_num_embeddings", 5, 55, 10)]
 _NO_HEADS = {"gru", "lstm"}  # recurrent bodies: no attention heads
+# Losses over sampled negatives (not in the paper): their own knobs; label smoothing is a softmax's only.
+_NEGATIVES = _c("num_negatives", 64, 128, 256, 512)
+_LOSS = {"gbce": [_d("gbce_t", 0.0, 1.0, 0.05), _NEGATIVES],
+         "bpr_max": [_d("bpr_max_reg", 0.0, 2.0, 0.25), _NEGATIVES]}
 
 # The settings the appendix fixes for every Transformer/GRU group; a tuning run starts from them
 # unless the user sets the key. (Its tf_out_activation, inp_merge, schedule, eval batch and loss
@@ -210,13 +214,18 @@ class SearchSpace:
 
 
 def default_space(cfg: ExperimentConfig, mean_session_length: float = 5.0) -> SearchSpace:
-    """The paper's search space for ``cfg``'s algorithm family (model, objective, side information)."""
+    """The paper's search space for ``cfg``'s algorithm family (model, objective, side information).
+
+    Every attention body (``sasrec``, ``hstu`` and the paper's) gets the Transformer space, heads
+    included; a loss over sampled negatives (``gbce``, ``bpr_max``) adds its parameters and drops
+    label smoothing."""
     from sessrec.baselines import BASELINES
 
     if cfg.model_type in BASELINES:
         return SearchSpace(_baseline_space(cfg.model_type, mean_session_length))
-    params = [p for p in _TRANSFORMER if not (p.name == "n_head" and cfg.model_type in _NO_HEADS)]
-    params += _TASK[cfg.task]
+    params = [p for p in _TRANSFORMER if not (p.name == "n_head" and cfg.model_type in _NO_HEADS)
+              and not (p.name == "label_smoothing" and cfg.loss_type in _LOSS)]
+    params += _TASK[cfg.task] + _LOSS.get(cfg.loss_type, [])
     if cfg.use_side_information_features:
         params += _SIDE_INFO
         if cfg.numeric_features_soft_one_hot_encoding_num_embeddings > 0:

@@ -1,0 +1,122 @@
+"""HSTU (Zhai et al., "Actions Speak Louder than Words: Trillion-Parameter Sequential Transducers
+for Generative Recommendations", ICML 2024), in plain PyTorch after the authors' reference layer
+(github.com/facebookresearch/generative-recommenders, ``SequentialTransductionUnitJagged``).
+
+Each layer, with ``X`` its input and ``N = session_seq_length_max``::
+
+    U, V, Q, K = split(SiLU(Linear(LN(X))))                          # one projection, four parts
+    A = SiLU(Q Kᵀ + rab) / N   (causal: 0 where key j > query i, or j is padding)
+    Y = X + Linear(dropout(U ⊙ LN(A V)))
+
+per head (``n_head`` heads of ``d_model / n_head``). The attention is point-wise: no softmax, the
+SiLU weights divided by the (maximum) sequence length, as in the reference. ``rab`` is the
+relative attention bias: a learned bias per distance ``i - j``, plus, when the data has a time
+column (the schema's first feature tagged ``time``), a learned bias per bucket
+``floor(log(max(|t_i - t_j|, 1)) / 0.301)`` (at most ``time_buckets``, default 128) of the time
+between the two interactions. One deviation from the reference: it takes the time of the query's
+*next* interaction (``t_{i+1} - t_j``), which an evaluation here never gives a model (the target's
+time is not in the prefix); HSTU here uses the query's own time ``t_i``. ``model_config:
+{time_bias: false}`` leaves timestamps out. Inputs get dropout; no absolute positions, no final
+LayerNorm (as the reference's HSTU stack).
+
+Causal only (task clm), as HSTU is trained in the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sessrec.bodies.registry import check_heads, model_options, register
+from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
+
+LOG_BUCKET_WIDTH = 0.301  # the reference's bucketisation: int(log(max(|dt|, 1)) / 0.301)
+
+
+def time_buckets(timestamps: torch.Tensor, n_buckets: int) -> torch.Tensor:
+    """``[B, L, L]`` bucket of the time between the interactions of query i and key j: ``floor(log(max(|t_i - t_j|, 1))
+    / 0.301)``, at most ``n_buckets``. In float64: float32 would round epoch seconds to minutes."""
+    t = timestamps.double()
+    dt = (t[:, :, None] - t[:, None, :]).abs().clamp(min=1.0)
+    return (dt.log() / LOG_BUCKET_WIDTH).long().clamp(0, n_buckets)
+
+
+class HSTULayer(nn.Module):
+    def __init__(self, d: int, n_head: int, dropout: float, eps: float):
+        super().__init__()
+        self.n_head = n_head
+        self.norm = nn.LayerNorm(d, eps=eps)
+        self.uvqk = nn.Linear(d, 4 * d)
+        self.attn_norm = nn.LayerNorm(d, eps=eps)
+        self.out = nn.Linear(d, d)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.xavier_uniform_(self.uvqk.weight)
+        nn.init.zeros_(self.uvqk.bias)
+        nn.init.xavier_uniform_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, keep: torch.Tensor, n: int) -> torch.Tensor:
+        """``x [B, L, d]``; ``bias [B or 1, L, L]`` relative attention bias; ``keep [B, 1, L, L]`` 1.0 where
+        query i may attend to key j; ``n``: the length the attention is divided by."""
+        B, L, d = x.shape
+        u, v, q, k = F.silu(self.uvqk(self.norm(x))).split(d, dim=-1)
+        q, k, v = (t.view(B, L, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
+        weights = F.silu(q @ k.transpose(-1, -2) + bias.unsqueeze(1)) / n * keep  # [B, H, L, L]
+        attended = (weights @ v).transpose(1, 2).reshape(B, L, d)
+        return x + self.out(self.dropout(u * self.attn_norm(attended)))
+
+
+class HSTU(nn.Module):
+    """HSTU over ``inputs_embeds``; always causal. Reads the data's timestamps once
+    :meth:`use_timestamps` is called (the session model does when the schema has a time column)."""
+
+    supports_causal = True
+    supports_bidirectional = False
+
+    def __init__(self, cfg: ExperimentConfig):
+        super().__init__()
+        opts = model_options(cfg, {"time_bias": True, "time_buckets": 128})
+        check_heads(cfg)
+        if int(opts["time_buckets"]) < 1:
+            raise SessrecError(f"model_config: hstu time_buckets must be >= 1 (got {opts['time_buckets']})")
+        self.wants_time = bool(opts["time_bias"])
+        self.n_time_buckets = int(opts["time_buckets"])
+        self.max_len = cfg.session_seq_length_max
+        self.std = cfg.initializer_range
+        self.pos_bias = nn.Parameter(torch.empty(2 * self.max_len - 1).normal_(0.0, cfg.initializer_range))
+        self.time_bias: nn.Parameter | None = None
+        self.layers = nn.ModuleList(HSTULayer(cfg.d_model, cfg.n_head, cfg.dropout, cfg.layer_norm_eps)
+                                    for _ in range(cfg.n_layer))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def use_timestamps(self) -> bool:
+        """Add the time bias (unless ``time_bias: false``); True when the body then reads timestamps."""
+        if self.wants_time and self.time_bias is None:
+            self.time_bias = nn.Parameter(torch.empty(self.n_time_buckets + 1).normal_(0.0, self.std))
+        return self.time_bias is not None
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True,
+                timestamps: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        if not causal:
+            raise SessrecError("hstu is a causal model: use it with task clm")
+        B, L, _ = x.shape
+        if L > self.max_len:
+            raise SessrecError(f"hstu: sessions of {L} positions, longer than session_seq_length_max={self.max_len}")
+        if (timestamps is None) != (self.time_bias is None):
+            raise SessrecError("hstu: the time bias needs the interactions' timestamps" if timestamps is None
+                               else "hstu: timestamps given to a model built without a time bias")
+        pos = torch.arange(L, device=x.device)
+        bias = self.pos_bias[(pos[:, None] - pos[None, :]) + self.max_len - 1].unsqueeze(0)  # [1, L, L], by i - j
+        if self.time_bias is not None:
+            bias = bias + self.time_bias[time_buckets(timestamps, self.n_time_buckets)]
+        allowed = padding_mask[:, None, None, :] & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+        keep = allowed.to(x.dtype)
+        h = self.dropout(x)
+        for layer in self.layers:
+            h = layer(h, bias.to(x.dtype), keep, self.max_len)
+        return h
+
+
+register("hstu")(HSTU)
