@@ -22,7 +22,8 @@ def test_presets_match_the_published_command_lines():
 
 def test_every_group_has_a_preset():
     names = list_presets()
-    assert len(names) == 65
+    paper = [n for n in names if not n.startswith("recent/")]
+    assert len(paper) == 65
     assert {"rees46/xlnet-mlm", "yoochoose/gru4rec-swt", "g1/xlnet-mlm-concat-sohe", "adressa/albert-mlm"} <= set(names)
     mlm = load_preset("rees46/xlnet-mlm")
     assert (mlm["d_model"], mlm["n_layer"], mlm["n_head"], mlm["mlm_probability"]) == (192, 3, 16, 0.3)
@@ -45,3 +46,25 @@ def test_run_with_a_preset_flags_override_it(tiny_data, tmp_path, capsys):
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["model_type"] == "gpt2" and cfg["task"] == "clm" and cfg["d_model"] == 16  # the flag wins
     assert cfg["label_smoothing"] == 0.9 and cfg["eval_on_test_set"] is True  # from the preset
+
+
+def test_recent_presets_are_listed_valid_and_run(tiny_data, tmp_path, capsys):
+    assert {"recent/sasrec-plus", "recent/gsasrec"} <= set(list_presets())
+    plus, gsas = load_preset("recent/sasrec-plus"), load_preset("recent/gsasrec")
+    assert (plus["model_type"], plus["loss_type"]) == ("sasrec", "cross_entropy")
+    assert (gsas["model_type"], gsas["loss_type"], gsas["gbce_t"], gsas["num_negatives"]) == ("sasrec", "gbce", 0.75, 256)
+    from sessrec.config import ExperimentConfig
+
+    for values in (plus, gsas):
+        ExperimentConfig.from_dict(values).validate()
+    assert main(["run", "--list-presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "recent/sasrec-plus" in listed and "recent/gsasrec" in listed
+    for name in ("recent/sasrec-plus", "recent/gsasrec"):
+        out = tmp_path / name.replace("/", "-")
+        assert main(["run", "--preset", name, "--data-path", str(tiny_data), "-o", str(out), "--d-model", "16",
+                     "--max-steps", "2", "--final-time-window-index", "3", "--quiet"]) == 0
+        import yaml
+
+        cfg = yaml.safe_load((out / "config.yaml").read_text())
+        assert cfg["model_type"] == "sasrec" and cfg["d_model"] == 16 and cfg["loss_type"] == load_preset(name)["loss_type"]

@@ -2,7 +2,8 @@
 
 ``sessrec run --preset rees46/xlnet-mlm --data-path DATA`` runs one; ``sessrec run --list-presets``
 lists them. The files are written from the 65 published command lines by
-``scripts/make_presets.py`` (a test checks they match). Precedence in ``sessrec run``: defaults,
+``scripts/make_presets.py`` (a test checks they match). ``recent/`` holds hand-written presets of
+models published after the paper (``recent/sasrec-plus``, ``recent/gsasrec``). Precedence in ``sessrec run``: defaults,
 then the preset, then ``--config``, then flags.
 """
 
