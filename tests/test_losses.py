@@ -121,3 +121,101 @@ def test_public_softmax_fallback_gives_the_same_loss_and_gradients(monkeypatch):
     assert torch.allclose(public[0], private[0], rtol=1e-6, atol=1e-7)
     for a, b in zip(public[1], private[1]):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+# ---- gBCE and BPR-max ---------------------------------------------------------------------------------
+def test_gbce_equals_its_formula_by_hand():
+    from sessrec.losses import gbce_loss
+
+    pos = torch.tensor([1.5, -0.3])
+    neg = torch.tensor([[0.2, -1.0, 2.0], [0.0, 0.5, -0.7]])
+    n_items, t, k = 11, 0.75, 3
+    alpha = k / (n_items - 1)
+    beta = alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+    rows = []
+    for p, ns in zip(pos.tolist(), neg.tolist()):
+        sig = 1 / (1 + math.exp(-p))
+        terms = [beta * math.log(sig)] + [math.log(1 - 1 / (1 + math.exp(-s))) for s in ns]
+        rows.append(-sum(terms) / (k + 1))
+    assert gbce_loss(pos, neg, n_items, t).item() == pytest.approx(sum(rows) / 2, rel=1e-6)
+    # t = 0: plain binary cross-entropy over the k + 1 scores
+    bce = F.binary_cross_entropy_with_logits(torch.cat([pos[:, None], neg], 1), torch.tensor([[1.0, 0, 0, 0]] * 2))
+    assert gbce_loss(pos, neg, n_items, 0.0).item() == pytest.approx(bce.item(), rel=1e-6)
+
+
+def test_bpr_max_equals_its_formula_by_hand():
+    from sessrec.losses import bpr_max_loss
+
+    pos = torch.tensor([1.0, 0.2])
+    neg = torch.tensor([[0.5, -0.5, 3.0], [1.0, 0.0, -2.0]])
+    valid = torch.tensor([[True, True, True], [True, False, True]])
+    reg = 0.7
+
+    def by_hand(r, rs):
+        e = [math.exp(x) for x in rs]
+        s = [x / sum(e) for x in e]
+        ranking = -math.log(sum(sj / (1 + math.exp(-(r - rj))) for sj, rj in zip(s, rs)))
+        return ranking + reg * sum(sj * rj**2 for sj, rj in zip(s, rs))
+
+    want = (by_hand(1.0, [0.5, -0.5, 3.0]) + by_hand(0.2, [1.0, -2.0])) / 2  # the invalid negative left out
+    assert bpr_max_loss(pos, neg, reg, valid).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_pair_scores_two_ways_agree():
+    from sessrec.losses import pair_scores
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(5, 4, generator=g), torch.randn(30, 4, generator=g), torch.randn(30, generator=g)
+    few = torch.randint(0, 30, (5, 2), generator=g)  # gathered embeddings
+    many = torch.randint(0, 30, (5, 10), generator=g)  # the full product, then a gather
+    for cols in (few, many):
+        want = torch.stack([torch.stack([x[i] @ w[c] + b[c] for c in row]) for i, row in enumerate(cols)])
+        assert torch.allclose(pair_scores(x, w, b, cols), want, atol=1e-5)
+
+
+def test_head_trains_with_gbce_and_bpr_max_and_evaluates_with_the_full_softmax():
+    from sessrec.config import ExperimentConfig
+    from sessrec.head import NextItemHead
+
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(50, 8)
+    x, items = torch.randn(6, 8), torch.randint(1, 50, (6,))
+    for loss in ("gbce", "bpr_max"):
+        cfg = ExperimentConfig.from_dict({"d_model": 8, "task": "clm", "loss_type": loss, "num_negatives": 16})
+        head = NextItemHead(cfg, 50, table)
+        torch.manual_seed(1)
+        value = head.loss(x, items)
+        torch.manual_seed(1)
+        assert head.loss(x, items).item() == value.item()  # the negatives come from torch's seeded generator
+        value.backward()
+        assert head.bias.grad is not None and head.bias.grad.abs().sum() > 0
+        head.eval()
+        assert head.loss(x, items).item() == pytest.approx(F.cross_entropy(head(x), items - 1).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"loss_type": "gbce", "gbce_t": 1.5}, "gbce_t must be in"),
+    ({"loss_type": "gbce", "num_negatives": 0}, "num_negatives must be >= 1"),
+    ({"loss_type": "bpr_max", "bpr_max_reg": -1.0}, "bpr_max_reg must be >= 0"),
+    ({"loss_type": "gbce", "task": "plm", "model_type": "xlnet"}, "loss_type gbce is for tasks clm and mlm"),
+    ({"loss_type": "gbce", "sampled_softmax": True}, "cannot be combined with sampled_softmax"),
+    ({"loss_type": "bpr_max", "label_smoothing": 0.1}, "label_smoothing"),
+    ({"loss_type": "hinge"}, "loss_type must be one of cross_entropy, gbce, bpr_max"),
+])
+def test_loss_options_are_validated(values, message):
+    from sessrec.config import ExperimentConfig
+    from sessrec.errors import SessrecError
+
+    with pytest.raises(SessrecError, match=message):
+        ExperimentConfig.from_dict({"task": "clm", **values}).validate()
+
+
+def test_a_baseline_refuses_a_negatives_loss():
+    from sessrec.config import ExperimentConfig
+    from sessrec.errors import SessrecError
+    from sessrec.learners import build_learner
+    from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema
+
+    schema = Schema([FeatureSpec("item", "int", (ITEM_ID, CATEGORICAL), 1, 29)])
+    with pytest.raises(SessrecError, match="baseline 'pop' has no training loss"):
+        build_learner(ExperimentConfig.from_dict({"model_type": "pop", "task": "clm", "loss_type": "gbce"}), schema)

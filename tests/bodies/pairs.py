@@ -11,6 +11,7 @@ ALL_PAIRS = [
     ("albert", "clm"), ("albert", "mlm"), ("albert", "rtd"),
     ("electra", "clm"), ("electra", "mlm"), ("electra", "rtd"),
     ("gru", "clm"), ("lstm", "clm"),
+    ("sasrec", "clm"), ("hstu", "clm"),
     ("hf:LlamaModel", "clm"), ("hf:LlamaModel", "mlm"), ("hf:LlamaModel", "rtd"),
 ]
 

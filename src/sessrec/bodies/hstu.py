@@ -77,7 +77,7 @@ class HSTU(nn.Module):
 
     def __init__(self, cfg: ExperimentConfig):
         super().__init__()
-        opts = model_options(cfg, {"time_bias": True, "time_buckets": 128})
+        opts = model_options(cfg, {"time_bias": True, "time_buckets": 128, "final_norm": True})
         check_heads(cfg)
         if int(opts["time_buckets"]) < 1:
             raise SessrecError(f"model_config: hstu time_buckets must be >= 1 (got {opts['time_buckets']})")
@@ -90,6 +90,7 @@ class HSTU(nn.Module):
         self.layers = nn.ModuleList(HSTULayer(cfg.d_model, cfg.n_head, cfg.dropout, cfg.layer_norm_eps)
                                     for _ in range(cfg.n_layer))
         self.dropout = nn.Dropout(cfg.dropout)
+        self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if opts["final_norm"] else nn.Identity()
 
     def use_timestamps(self) -> bool:
         """Add the time bias (unless ``time_bias: false``); True when the body then reads timestamps."""
@@ -116,7 +117,7 @@ class HSTU(nn.Module):
         h = self.dropout(x)
         for layer in self.layers:
             h = layer(h, bias.to(x.dtype), keep, self.max_len)
-        return h
+        return self.final_norm(h)
 
 
 register("hstu")(HSTU)
