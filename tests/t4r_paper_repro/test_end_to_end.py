@@ -210,3 +210,19 @@ def test_bad_data_in_the_last_window_stops_the_paper_command_before_anything_is_
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (f"t4r_paper_repro.transf_exp_main: error: {bad} (window 4): row 3: item id 0 in 'sess_pid_seq' "
                    "is reserved for padding")
+
+
+@pytest.mark.parametrize("model_type", ["sasrec", "hstu"])
+def test_the_paper_front_end_runs_the_recent_bodies(paths, tmp_path, capsys, model_type):
+    """``--model_type sasrec`` / ``hstu`` go through the original arguments like the paper's models (CLM: no objective flag)."""
+    argv = _argv("GPT-2 (CLM)", "g1_news", paths, tmp_path / model_type)
+    argv[argv.index("--model_type") + 1] = model_type
+    cfg, _, _ = transf_exp_main.parse_args(argv)
+    assert (cfg.model_type, cfg.task) == (model_type, "clm")
+    assert transf_exp_main.main(argv) == 0
+    assert len(_rows(tmp_path / model_type)) == 2
+    with_mlm = _argv("GPT-2 (CLM)", "g1_news", paths, tmp_path / "mlm", extra=["--mlm"])
+    with_mlm[with_mlm.index("--model_type") + 1] = model_type
+    capsys.readouterr()
+    assert transf_exp_main.main(with_mlm) == 2
+    assert f"error: model_type '{model_type}' is causal only: use task clm" in capsys.readouterr().err
