@@ -119,7 +119,8 @@ def test_every_architecture_and_objective(model, task, runs, realistic_data, tmp
     assert main(["export", "--model-dir", str(out / "checkpoint-last"), "--format", "torchscript",
                  "--output", str(tmp_path / "m.pt")]) == 0
     rec = Recommender.load(out / "checkpoint-last")
-    assert rec.side_features == ["category", "device", "price", "item_age_days"]
+    reads_time = ["timestamp"] if model == "hstu" else []  # HSTU's time bias reads the interactions' times
+    assert rec.side_features == ["category", "device", "price", "item_age_days", *reads_time]
     from sessrec.data.loader import load_sessions
 
     valid = load_sessions(realistic_data / "0004" / "valid.parquet", rec.schema, 20, [rec.schema[n] for n in rec.input_names])

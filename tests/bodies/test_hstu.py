@@ -48,7 +48,8 @@ def reference(body, x, real, t):
                 if t is not None:
                     rab = rab + body.time_bias[min(int(math.log(max(abs(float(t[i] - t[j])), 1.0)) / 0.301), 128)]
                 av[i, sl] += F.silu(q[i, sl] @ k[j, sl] + rab) / N * v[j, sl]
-    return x + (u * layer_norm(av, layer.attn_norm)) @ layer.out.weight.T + layer.out.bias
+    y = x + (u * layer_norm(av, layer.attn_norm)) @ layer.out.weight.T + layer.out.bias
+    return layer_norm(y, body.final_norm)
 
 
 def session():
@@ -124,3 +125,4 @@ def test_session_model_feeds_the_time_column_to_hstu_only_when_there_is_one():
     assert not torch.allclose(scores[0], later[0]) and torch.allclose(scores[1], later[1])
     with pytest.raises(SessrecError, match="time_buckets"):
         hstu(model_config={"time_buckets": 0})
+    assert isinstance(hstu(model_config={"final_norm": False}).final_norm, torch.nn.Identity)

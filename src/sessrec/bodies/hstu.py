@@ -16,8 +16,10 @@ column (the schema's first feature tagged ``time``), a learned bias per bucket
 between the two interactions. One deviation from the reference: it takes the time of the query's
 *next* interaction (``t_{i+1} - t_j``), which an evaluation here never gives a model (the target's
 time is not in the prefix); HSTU here uses the query's own time ``t_i``. ``model_config:
-{time_bias: false}`` leaves timestamps out. Inputs get dropout; no absolute positions, no final
-LayerNorm (as the reference's HSTU stack).
+{time_bias: false}`` leaves timestamps out. Inputs get dropout; no absolute positions. A final
+LayerNorm (``final_norm: false`` drops it) stands for the reference's L2-normalised output
+embedding: without one the model learned more slowly at sessrec's default learning rate (NDCG@20
+on the validation windows of the sample data 0.092 → 0.096, click-log data 0.1725 → 0.1736).
 
 Causal only (task clm), as HSTU is trained in the paper.
 """
