@@ -20,7 +20,14 @@ from torch import nn
 
 from sessrec.config import ExperimentConfig
 from sessrec.features import activation
-from sessrec.losses import bpr_max_loss, full_cross_entropy, gbce_loss, pair_scores, sampled_softmax_loss, uniform_negatives
+from sessrec.losses import (
+    bpr_max_loss,
+    full_cross_entropy,
+    gbce_loss,
+    pair_scores,
+    sampled_softmax_loss,
+    uniform_negatives,
+)
 
 log = logging.getLogger(__name__)
 
