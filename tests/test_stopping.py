@@ -8,6 +8,7 @@ from sessrec.checkpoint import find_checkpoint, latest_good_checkpoint
 from sessrec.cli import main
 from sessrec.stopping import RunInterrupted, stop_on_signals, stop_requested
 from tests.conftest import FAULT_ARGS as ARGS
+from tests.conftest import tiny_config
 from tests.fault_child import leftovers, metric_rows, start_child, train_history, wait_for
 
 
@@ -82,14 +83,32 @@ def test_a_learner_without_state_dict_stops_at_the_end_of_the_window(tiny_data, 
 
 def test_stop_on_signals_sets_a_flag_then_raises_and_restores_the_handlers():
     before = signal.getsignal(signal.SIGTERM)
-    with stop_on_signals():
-        assert stop_requested() is None
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert stop_requested() == signal.SIGTERM
-        with pytest.raises(RunInterrupted) as second:
+    with pytest.raises(RunInterrupted, match="after the run's last safe point"):
+        with stop_on_signals():
+            assert stop_requested() is None
             os.kill(os.getpid(), signal.SIGTERM)
-        assert second.value.exit_code == 143 and isinstance(second.value, KeyboardInterrupt)
+            assert stop_requested() == signal.SIGTERM
+            with pytest.raises(RunInterrupted) as second:
+                os.kill(os.getpid(), signal.SIGTERM)
+            assert second.value.exit_code == 143 and isinstance(second.value, KeyboardInterrupt)
     assert stop_requested() is None and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_after_the_last_safe_point_is_not_swallowed(tiny_data, tmp_path):
+    """A SIGTERM that came when no safe point was left (after the last window's evaluation): the
+    run ends complete, then stops the process (a tuning study does not start its next trial)."""
+    from sessrec.experiment import run_experiment
+
+    def late_signal(window: int, aot: dict) -> None:
+        if window == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = tiny_config(tiny_data, tmp_path / "run", final_time_window_index=4)
+    with pytest.raises(RunInterrupted, match="SIGTERM received after the run's last safe point") as stopped:
+        run_experiment(cfg, printer=lambda *_: None, on_window=late_signal)
+    assert stopped.value.exit_code == 143
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [w["index"] for w in results["windows"]] == [2, 3, 4] and results["aot"]
 
 
 def test_a_signal_the_process_ignores_stays_ignored():

@@ -7,6 +7,8 @@ exits with 128 + the signal number (143 for SIGTERM, 130 for SIGINT), as a proce
 signal would. A second signal stops at once: :class:`RunInterrupted` is raised wherever the
 process is, temporary files are removed on the way out, and the newest complete checkpoint stays
 (checkpoints and result files are only ever replaced by renaming a complete copy over them).
+A signal that arrives after the last safe point is not lost: the run ends complete, then stops
+the process the same way (a tuning study does not go on to its next trial).
 """
 
 from __future__ import annotations
@@ -79,9 +81,14 @@ def stop_on_signals() -> Iterator[None]:
     installed = [s for s in SIGNALS if previous[s] is not signal.SIG_IGN]
     for s in installed:
         signal.signal(s, handle)
+    pending = None
     try:
         yield
+        pending = _requested  # a signal that came after the last safe point: nothing acted on it yet
     finally:
         for s in installed:
             signal.signal(s, signal.SIG_DFL if previous[s] is None else previous[s])  # None: a handler set outside Python
         _requested = None
+    if pending is not None:  # not swallowed: the caller (a tuning study, a script) must stop too
+        raise RunInterrupted(pending, f"{signal_name(pending)} received after the run's last safe point: the run is "
+                                      "complete and its outputs are written; stopping as asked")

@@ -172,12 +172,13 @@ def test_pruned_trials_stop_before_their_last_window(tiny_data, tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143)])
 def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_data, tmp_path, sig, code):
     out = tmp_path / "tune"
+    n = "12"  # enough trials that one is still running after the first completes, whatever the poll's latency
     cmd = [sys.executable, "-m", "sessrec.cli", "tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "gpt2",
-           "--task", "clm", *TINY, "--no-prune", "--trials", "4", "--tune-windows", "4"]
+           "--task", "clm", *TINY, "--no-prune", "--trials", n, "--tune-windows", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = None
     deadline = time.time() + 120
-    while time.time() < deadline and killed is None:
+    while time.time() < deadline and killed is None and proc.poll() is None:
         time.sleep(0.2)
         if not (out / "study.db").exists():
             continue
@@ -185,22 +186,25 @@ def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_d
             trials = load(out).trials
         except Exception:  # the study is being created
             continue
-        running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs]
+        running = [t for t in trials if t.state == TrialState.RUNNING and "worker" in t.user_attrs
+                   and (out / "trials" / f"trial-{t.number:04d}").exists()]  # its values drawn, its run started
         if any(t.state == TrialState.COMPLETE for t in trials) and running:
             os.kill(proc.pid, sig)
             killed = running[0]
+    if killed is None:
+        proc.kill()
+    assert killed is not None, f"the tuning process never had a running trial after a complete one: {proc.stderr.read()}"
     assert proc.wait(timeout=60) == code
     if sig == signal.SIGTERM:
         assert proc.stderr.read().strip().splitlines()[-1].startswith(
             "sessrec: tuning stopped by SIGTERM: the study keeps its")
-    assert killed is not None, "the tuning process never had a running trial after a complete one"
-    assert tune(tiny_data, out, "--no-prune", "--trials", "4", "--tune-windows", "4") == 0
+    assert tune(tiny_data, out, "--no-prune", "--trials", n, "--tune-windows", "4") == 0
     trials = load(out).trials
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == int(n)
     lost = trials[killed.number]
     assert lost.state == TrialState.FAIL and lost.user_attrs["interrupted"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
-    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state == TrialState.COMPLETE
+    assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
 
 
 def test_workers_share_one_study(tiny_data, tmp_path):
