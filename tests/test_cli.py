@@ -137,3 +137,23 @@ def test_abbreviated_flags_are_errors(argv, flag, capsys):
         main(argv)
     assert e.value.code == 2
     assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+def test_a_torchrun_worker_ends_at_once_with_its_code_and_its_output_flushed(tmp_path):
+    """A worker of a torchrun job ends by ``os._exit`` after the command (no C++ destructors of the
+    process group's threads, which can abort a clean exit): its code and output are kept, and
+    interpreter-exit hooks do not run. Outside torchrun the exit is the normal one."""
+    script = ("import atexit, sys\n"
+              "import sessrec.distributed\n"
+              "from sessrec.cli import run_guarded\n"
+              "atexit.register(lambda: print('normal interpreter exit'))\n"
+              "def command():\n"
+              "    print('the command ran', end='')\n"
+              "    return 3\n"
+              "sys.exit(run_guarded('sessrec', command))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "TORCHELASTIC_RUN_ID")}
+    plain = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    worker = subprocess.run([sys.executable, "-c", script], env={**env, "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x"},
+                            capture_output=True, text=True, timeout=120)
+    assert (plain.returncode, plain.stdout) == (3, "the command rannormal interpreter exit\n")
+    assert (worker.returncode, worker.stdout) == (3, "the command ran")

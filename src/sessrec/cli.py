@@ -427,7 +427,15 @@ def run_guarded(prog: str, command: Callable[[], int]) -> int:
     """Run a command: a :class:`SessrecError` is printed on one line (exit 2); a run stopped by
     SIGTERM or SIGINT says what it saved and exits 128 + the signal number (143, 130); Ctrl-C
     anywhere else exits 130. In a distributed run what rank 0 says for every process (a stop, an
-    error it met alone) is printed by rank 0 only; a command that succeeded leaves the process group."""
+    error it met alone) is printed by rank 0 only; a command that succeeded leaves the process
+    group, and the process then ends at once with its code (see :func:`_end_distributed_process`)."""
+    code = _guarded(prog, command)
+    if _torchrun_worker():
+        _end_distributed_process(code)
+    return code
+
+
+def _guarded(prog: str, command: Callable[[], int]) -> int:
     try:
         code = command()
         if "sessrec.distributed" in sys.modules:  # not imported (with torch) by the commands that need no model
@@ -437,11 +445,7 @@ def run_guarded(prog: str, command: Callable[[], int]) -> int:
         if not getattr(e, "echo", False):
             print(f"{prog}: error: {e}", file=sys.stderr)
         if type(e).__name__ == "PeerLost":  # (sessrec.distributed, not imported here: it imports torch)
-            # The process group's threads may still wait on the lost peer; the C++ destructors that run
-            # at a normal exit can then abort ("terminate called without an active exception").
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(2)
+            _end_distributed_process(2)  # whatever launched it: its group's threads may wait on the lost peer
         return 2
     except RunInterrupted as e:
         if not e.quiet:
@@ -450,6 +454,26 @@ def run_guarded(prog: str, command: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _torchrun_worker() -> bool:
+    """Whether this process is one of several of a run started by torchrun, and ran a model command."""
+    try:
+        several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        several = False
+    return several and bool(os.environ.get("TORCHELASTIC_RUN_ID")) and "sessrec.distributed" in sys.modules
+
+
+def _end_distributed_process(code: int) -> typing.NoReturn:
+    """End a torchrun worker now, with ``code``: the C++ destructors of the process group's threads
+    that a normal interpreter exit runs can abort ("terminate called without an active exception",
+    SIGABRT) when a peer stopped first or is gone, turning a clean exit (0, 143, 2) into a crash.
+    Everything the command wrote is closed by then; logs and standard streams are flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
