@@ -49,22 +49,24 @@ def test_run_with_a_preset_flags_override_it(tiny_data, tmp_path, capsys):
 
 
 def test_recent_presets_are_listed_valid_and_run(tiny_data, tmp_path, capsys):
-    assert {"recent/sasrec-plus", "recent/gsasrec"} <= set(list_presets())
-    plus, gsas = load_preset("recent/sasrec-plus"), load_preset("recent/gsasrec")
+    assert {"recent/sasrec-plus", "recent/gsasrec", "recent/hstu"} <= set(list_presets())
+    plus, gsas, hstu = load_preset("recent/sasrec-plus"), load_preset("recent/gsasrec"), load_preset("recent/hstu")
     assert (plus["model_type"], plus["loss_type"]) == ("sasrec", "cross_entropy")
     assert (gsas["model_type"], gsas["loss_type"], gsas["gbce_t"], gsas["num_negatives"]) == ("sasrec", "gbce", 0.75, 256)
+    assert (hstu["model_type"], hstu["task"], hstu["learning_rate"]) == ("hstu", "clm", 0.01)
     from sessrec.config import ExperimentConfig
 
-    for values in (plus, gsas):
+    for values in (plus, gsas, hstu):
         ExperimentConfig.from_dict(values).validate()
     assert main(["run", "--list-presets"]) == 0
     listed = capsys.readouterr().out
-    assert "recent/sasrec-plus" in listed and "recent/gsasrec" in listed
-    for name in ("recent/sasrec-plus", "recent/gsasrec"):
+    assert "recent/sasrec-plus" in listed and "recent/gsasrec" in listed and "recent/hstu" in listed
+    for name in ("recent/sasrec-plus", "recent/gsasrec", "recent/hstu"):
         out = tmp_path / name.replace("/", "-")
         assert main(["run", "--preset", name, "--data-path", str(tiny_data), "-o", str(out), "--d-model", "16",
                      "--max-steps", "2", "--final-time-window-index", "3", "--quiet"]) == 0
         import yaml
 
         cfg = yaml.safe_load((out / "config.yaml").read_text())
-        assert cfg["model_type"] == "sasrec" and cfg["d_model"] == 16 and cfg["loss_type"] == load_preset(name)["loss_type"]
+        assert cfg["model_type"] == load_preset(name)["model_type"] and cfg["d_model"] == 16
+        assert cfg["loss_type"] == load_preset(name).get("loss_type", "cross_entropy")

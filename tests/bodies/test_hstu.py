@@ -31,10 +31,11 @@ def layer_norm(x, ln):
 
 
 def reference(body, x, real, t):
-    """One HSTU layer (Zhai et al. 2024, eq. 1-3), one session, pair by pair."""
+    """The input positions, then one HSTU layer (Zhai et al. 2024, eq. 1-3), one session, pair by pair."""
     layer = body.layers[0]
     L, d = x.shape
     H, dh, N = layer.n_head, d // layer.n_head, body.max_len
+    x = (x * math.sqrt(d) + body.input_pos.weight[:L]) * real[:, None]
     uvqk = F.silu(layer_norm(x, layer.norm) @ layer.uvqk.weight.T + layer.uvqk.bias)
     u, v, q, k = uvqk[:, :d], uvqk[:, d:2 * d], uvqk[:, 2 * d:3 * d], uvqk[:, 3 * d:]
     av = torch.zeros(L, d)
@@ -47,7 +48,7 @@ def reference(body, x, real, t):
                 rab = body.pos_bias[N - 1 + i - j]
                 if t is not None:
                     rab = rab + body.time_bias[min(int(math.log(max(abs(float(t[i] - t[j])), 1.0)) / 0.301), 128)]
-                av[i, sl] += F.silu(q[i, sl] @ k[j, sl] + rab) / N * v[j, sl]
+                av[i, sl] += F.silu(q[i, sl] @ k[j, sl] / math.sqrt(dh) + rab) / N * v[j, sl]
     y = x + (u * layer_norm(av, layer.attn_norm)) @ layer.out.weight.T + layer.out.bias
     return layer_norm(y, body.final_norm)
 
@@ -126,3 +127,5 @@ def test_session_model_feeds_the_time_column_to_hstu_only_when_there_is_one():
     with pytest.raises(SessrecError, match="time_buckets"):
         hstu(model_config={"time_buckets": 0})
     assert isinstance(hstu(model_config={"final_norm": False}).final_norm, torch.nn.Identity)
+    plain = hstu(model_config={"input_positions": False, "qk_scale": False})
+    assert plain.input_pos is None and plain.layers[0].alpha == 1.0
