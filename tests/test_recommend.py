@@ -282,3 +282,20 @@ def test_run_evaluates_every_position_for_model_and_baseline(tiny_data, tmp_path
     positions = int(valid.min_length(2).lengths.sum() - len(valid.min_length(2)))
     assert positions > len(valid.min_length(2))
     assert window["n_eval_sessions"] == positions and window["pop"]["eval_n_sessions"] == positions
+
+
+def test_a_checkpoint_of_an_older_model_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """A checkpoint saved by a version whose HSTU had no input positions: one line naming the missing weights."""
+    import sessrec.bodies.hstu as hstu
+
+    older = hstu.model_options
+    monkeypatch.setattr(hstu, "model_options", lambda cfg, defaults: {**older(cfg, defaults), "input_positions": False})
+    g = torch.Generator().manual_seed(0)
+    data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g)}, "item")
+    folder, _ = trained_checkpoint(tmp_path / "ckpt", SCHEMA, data, model_type="hstu", task="clm")
+    monkeypatch.setattr(hstu, "model_options", older)
+    with pytest.raises(SessrecError, match=r"do not fit the model .*missing body\.input_pos\.weight"):
+        Recommender.load(folder)
+    assert main(["recommend", "--model-dir", str(folder), "--items", "3,4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sessrec: error: checkpoint {folder}") and len(err.splitlines()) == 1

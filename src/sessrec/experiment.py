@@ -231,7 +231,10 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             saved = meta["learners"]
             for name, lrn in (("model", learner), ("pop", pop)):
                 if lrn is not None and saved.get(name):
-                    lrn.load_state_dict(resume_from["states"][name])
+                    try:
+                        lrn.load_state_dict(resume_from["states"][name])
+                    except SessrecError as e:
+                        raise SessrecError(f"--resume {folder}: {e}") from None
             # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
             # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
             refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")

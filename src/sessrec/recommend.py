@@ -205,7 +205,10 @@ class Recommender:
             learner = build_learner(cfg, schema)
         finally:
             set_rng_state(outside)
-        learner.load_state_dict(load_learner_state(path, "model", weights_only=True))
+        try:
+            learner.load_state_dict(load_learner_state(path, "model", weights_only=True))
+        except SessrecError as e:
+            raise SessrecError(f"checkpoint {path}: {e}") from None
         return cls(learner, schema, cfg.session_seq_length_max, cfg.per_device_eval_batch_size, Catalog.load(path))
 
     @property

@@ -287,7 +287,7 @@ class NeuralLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; a state with only ``"model"`` loads the weights alone."""
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"])
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
@@ -312,3 +312,22 @@ class NeuralLearner:
         with self._autocast():
             scores = self.model.next_item_scores(to_device(prefix, self.device))
         return scores.float()
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(weights)``, or one line naming what differs when the saved weights were not made
+    by the model this configuration builds (another sessrec version, an edited ``config.yaml``)."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        want = model.state_dict()
+        missing = sorted(set(want) - set(weights))
+        unexpected = sorted(set(weights) - set(want))
+        resized = sorted(k for k in set(want) & set(weights) if want[k].shape != weights[k].shape)
+        parts = [f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", resized)) if keys]
+        raise SessrecError("the saved weights do not fit the model its config.yaml builds ("
+                           + ("; ".join(parts) or str(e).splitlines()[0])
+                           + "): saved by another sessrec version or with another configuration; train it again "
+                           "with this version") from None
+
