@@ -1,4 +1,5 @@
 import logging
+import re
 
 import pytest
 import torch
@@ -106,6 +107,18 @@ def test_transfoxl_biases_are_per_layer_and_positions_relative():
     assert not torch.equal(b.layers[0].attn.r_r_bias, b.layers[1].attn.r_r_bias)
     with pytest.raises(SessrecError, match="tgt_len"):
         body("transfoxl", model_config={"tgt_len": 4})
+
+
+@pytest.mark.parametrize("model_type, options, message", [
+    ("hstu", {"final_norm": "no"}, "hstu final_norm must be true or false (got 'no')"),
+    ("hstu", {"time_buckets": "64"}, "hstu time_buckets must be a whole number (got '64')"),
+    ("sasrec", {"d_inner": 2.5}, "sasrec d_inner must be a whole number (got 2.5)"),
+    ("transfoxl", {"dropatt": "1e-3"}, "transfoxl dropatt must be a number (got '1e-3')"),
+])
+def test_model_options_of_the_wrong_kind_are_named(model_type, options, message):
+    with pytest.raises(SessrecError, match=re.escape(message)):
+        body(model_type, task="clm", model_config=options)
+    body("transfoxl", model_config={"dropatt": 0, "mem_len": 3})  # an int for a rate; None takes any value
 
 
 def test_hf_any_model_by_class_name():

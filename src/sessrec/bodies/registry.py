@@ -55,7 +55,26 @@ def model_options(cfg: ExperimentConfig, defaults: dict) -> dict:
         hint = "; the width is set by d_model: use --d-model" if sizes else ""
         raise SessrecError(f"model_config: {cfg.model_type} does not know {', '.join(unknown)} "
                            f"(options: {', '.join(defaults) or 'none'}){hint}")
+    for name, value in cfg.model_config.items():
+        _check_option_type(cfg.model_type, name, value, defaults[name])
     return {**defaults, **cfg.model_config}
+
+
+def _check_option_type(model_type: str, name: str, value, default) -> None:
+    """A value of the default's kind: true/false for a switch, a whole number for a count, a number for a rate
+    (a default of None takes any value; the body checks it)."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    else:
+        return
+    if not ok:
+        raise SessrecError(f"model_config: {model_type} {name} must be {kind} (got {value!r})")
 
 
 def check_heads(cfg: ExperimentConfig) -> None:
