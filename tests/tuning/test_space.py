@@ -148,3 +148,10 @@ def test_recent_bodies_get_the_transformer_space_and_their_loss_parameters():
         for p in space.params:
             value = p.choices[-1] if p.kind == "categorical" else p.high
             ExperimentConfig.from_dict({**base, p.name: value}).validate()
+
+
+def test_grid_values_are_kept_as_the_trial_used_them():
+    space = SearchSpace([Param("dropout", "discrete_uniform", 0.0, 0.5, 0.1), Param("learning_rate", "log_uniform", 1e-4, 1e-2)])
+    used = space.used({"dropout": 0.1 * 3, "learning_rate": 0.1 * 3 / 100})
+    assert used == {"dropout": 0.3, "learning_rate": 0.1 * 3 / 100}  # a continuous value is left alone
+

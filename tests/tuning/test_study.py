@@ -58,6 +58,7 @@ def test_tune_writes_its_outputs_and_best_yaml_runs(tiny_data, tmp_path, capsys)
     assert cfg.eval_on_test_set and cfg.final_time_window_index is None and cfg.d_model == 16
     for key, value in best.params.items():
         assert getattr(cfg, key) == pytest.approx(value), key
+    assert "0000000000" not in (out / "trials.csv").read_text() + (out / "best.yaml").read_text()  # 0.3, not 0.30000000000000004
     assert cfg.num_train_epochs == 10  # the paper's fixed setting (max_steps decides here)
     rows = (out / "trials.csv").read_text().splitlines()
     assert len(rows) == 1 + len(study.trials) and rows[0].startswith("number,state,value")

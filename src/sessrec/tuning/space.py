@@ -52,12 +52,17 @@ class Param:
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1))
         if self.kind == "discrete_uniform":
-            return round(trial.suggest_float(self.name, self.low, self.high, step=self.step), 10)
+            return self.tidy(trial.suggest_float(self.name, self.low, self.high, step=self.step))
         if self.kind == "uniform":
             return trial.suggest_float(self.name, self.low, self.high)
         if self.kind == "log_uniform":
             return trial.suggest_float(self.name, self.low, self.high, log=True)
         return trial.suggest_categorical(self.name, list(self.choices))
+
+    def tidy(self, value: Any) -> Any:
+        """A grid value without the float noise of ``low + k * step`` (0.30000000000000004 → 0.3), as the trial
+        used it; Optuna stores the raw one."""
+        return round(value, 10) if self.kind == "discrete_uniform" and isinstance(value, float) else value
 
     def snap(self, value: Any) -> Any | None:
         """The value of this distribution nearest to ``value`` (None if it has no near value):
@@ -194,6 +199,11 @@ class SearchSpace:
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         return {p.name: p.suggest(trial) for p in self.params}
+
+    def used(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored trial's parameters as the trial used them (see :meth:`Param.tidy`)."""
+        by_name = {p.name: p for p in self.params}
+        return {k: by_name[k].tidy(v) if k in by_name else v for k, v in params.items()}
 
     def snap(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` (a config's flat key -> value) moved onto this space, for ``enqueue_trial``."""

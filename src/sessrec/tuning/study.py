@@ -683,7 +683,7 @@ def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: floa
         writer.writerow([t.number, t.state.name, "" if t.value is None else repr(t.value),
                          "" if t.duration is None else f"{t.duration.total_seconds():.1f}",
                          t.user_attrs.get("pruned_after_window", ""), t.user_attrs.get("start", ""),
-                         t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial", "")), note, *(t.params.get(n, "") for n in names)])
+                         t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial", "")), note, *(plan.space.used(t.params).get(n, "") for n in names)])
     atomic_write_text(out / "trials.csv", buf.getvalue())
 
     def durations(state) -> list[float]:
@@ -704,8 +704,9 @@ def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: floa
     except ValueError:
         best = None
     if best is not None:
-        summary["best"] = {"number": best.number, "value": best.value, "params": best.params}
-        best_cfg = apply(plan.base, best.params, source="best trial")
+        params = plan.space.used(best.params)
+        summary["best"] = {"number": best.number, "value": best.value, "params": params}
+        best_cfg = apply(plan.base, params, source="best trial")
         best_cfg.eval_on_test_set = True  # the paper's final runs: test split, all windows
         best_cfg.final_time_window_index = plan.base.final_time_window_index
         best_cfg.output_dir, best_cfg.overwrite_output_dir, best_cfg.resume = None, False, False
