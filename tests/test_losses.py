@@ -161,16 +161,16 @@ def test_bpr_max_equals_its_formula_by_hand():
     assert bpr_max_loss(pos, neg, reg, valid).item() == pytest.approx(want, rel=1e-6)
 
 
-def test_pair_scores_two_ways_agree():
-    from sessrec.losses import pair_scores
+@pytest.mark.parametrize("per_column", [128, 1])  # the full product then a gather; gathered embeddings
+def test_pair_scores_two_ways_agree(per_column, monkeypatch):
+    from sessrec import losses
 
+    monkeypatch.setattr(losses, "FULL_PRODUCT_PER_COLUMN", per_column)
     g = torch.Generator().manual_seed(0)
     x, w, b = torch.randn(5, 4, generator=g), torch.randn(30, 4, generator=g), torch.randn(30, generator=g)
-    few = torch.randint(0, 30, (5, 2), generator=g)  # gathered embeddings
-    many = torch.randint(0, 30, (5, 10), generator=g)  # the full product, then a gather
-    for cols in (few, many):
+    for cols in (torch.randint(0, 30, (5, 2), generator=g), torch.randint(0, 30, (5, 10), generator=g)):
         want = torch.stack([torch.stack([x[i] @ w[c] + b[c] for c in row]) for i, row in enumerate(cols)])
-        assert torch.allclose(pair_scores(x, w, b, cols), want, atol=1e-5)
+        assert torch.allclose(losses.pair_scores(x, w, b, cols), want, atol=1e-5)
 
 
 def test_head_trains_with_gbce_and_bpr_max_and_evaluates_with_the_full_softmax():

@@ -34,6 +34,7 @@ from sessrec.runtime import private_op
 
 FULL_LOGITS_LIMIT = 2**25  # elements (128 MB of float32); above it the logits are computed in chunks
 CHUNK_ELEMENTS = 2**24
+FULL_PRODUCT_PER_COLUMN = 128  # pair_scores: catalog items per scored column below which the full product is faster
 
 
 _WORKSPACE: dict[torch.device, torch.Tensor] = {}
@@ -228,10 +229,12 @@ def uniform_negatives(n_rows: int, n_negatives: int, n_items: int, device: torch
 def pair_scores(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, columns: torch.Tensor) -> torch.Tensor:
     """``[N, m]`` scores ``x_i · weight[c] + bias[c]`` of the columns ``c = columns[i]`` of each row.
 
-    On a catalog that is small next to ``m`` the whole ``[N, n_items]`` product and a gather are
-    cheaper than gathering ``N * m`` embedding rows; both give the same values."""
-    n_items = weight.shape[0]
-    if n_items <= 4 * columns.shape[1]:
+    Up to ``FULL_PRODUCT_PER_COLUMN * m`` items (and ``FULL_LOGITS_LIMIT`` logits) the whole
+    ``[N, n_items]`` product and a gather are faster than gathering ``N * m`` embedding rows, whose
+    gradient is a scatter-add: forward and backward, N = 640 rows, 2 cores, d 64-128, m = 256:
+    12 against 160 ms at 4,000 items, equal near 128-200 items per column. Both give the same values."""
+    n_items, m = weight.shape[0], columns.shape[1]
+    if n_items <= FULL_PRODUCT_PER_COLUMN * m and x.shape[0] * n_items <= FULL_LOGITS_LIMIT:
         return F.linear(x, weight, bias).gather(1, columns)
     scores = torch.einsum("nd,nmd->nm", x, weight[columns])
     return scores if bias is None else scores + bias[columns]
