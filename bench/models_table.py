@@ -30,6 +30,7 @@ import time
 from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
 from sessrec.cli import add_config_arguments
 from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
 from sessrec.experiment import run_experiment
 
 SHORT_RUN = {"num_train_epochs": 2.0}
@@ -132,4 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SessrecError as e:  # e.g. a --model-config option that one of the models does not know
+        sys.exit(f"models_table.py: {e}")
