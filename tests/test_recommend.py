@@ -186,7 +186,7 @@ def test_side_information_model_needs_every_feature(tmp_path, side_info, capsys,
     schema, data = side_info
     folder, learner = trained_checkpoint(tmp_path / "ckpt", schema, data, use_side_information_features=True)
     assert main(["recommend", "--model-dir", str(folder), "--items", "3,4"]) == 2
-    assert "trained with side information (sess_ccid_seq" in capsys.readouterr().err
+    assert "reads more than item ids (sess_ccid_seq" in capsys.readouterr().err
     rec = Recommender.load(folder)
     session = {n: data.features[n][0][:3].tolist() for n in rec.input_names}
     ids = rec.recommend([session], k=4).ids

@@ -212,8 +212,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(f"wrote top-{args.k} recommendations for {n} sessions to {args.output}")
         return 0
     if rec.side_features and not original:
-        raise SessrecError(f"this model was trained with side information ({', '.join(rec.side_features)}) and has no "
-                           "catalog to look them up in: --items gives item ids only; pass --input sessions.parquet with "
+        raise SessrecError(f"this model reads more than item ids ({', '.join(rec.side_features)}: side information or "
+                           "interaction times) and has no catalog to look them up in: --items gives item ids only; pass "
+                           "--input sessions.parquet with "
                            f"list columns {', '.join(rec.input_names)}")
     tokens = [x for x in args.items.replace(" ", "").split(",") if x]
     if original:  # original ids may be text; the catalog matches "42" to 42 when its ids are numbers

@@ -236,7 +236,7 @@ class Recommender:
                 out.scores += scores
             return out
         if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
-            raise SessrecError(f"this model was trained with side information ({', '.join(self.side_features)}): "
+            raise SessrecError(f"this model reads more than item ids ({', '.join(self.side_features)}): "
                                f"give each session as a dict with '{self.item_key}' and those features, not item ids alone")
         batch = sessions_to_batch(sessions, self.item_key, self.max_len)
         seen = None
