@@ -299,3 +299,25 @@ def test_a_checkpoint_of_an_older_model_is_refused_in_one_line(tmp_path, monkeyp
     assert main(["recommend", "--model-dir", str(folder), "--items", "3,4"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"sessrec: error: checkpoint {folder}") and len(err.splitlines()) == 1
+
+
+def test_interaction_times_keep_their_seconds_in_the_python_api(tmp_path):
+    """Epoch seconds given as floats reach HSTU's time bias whole: float32 would round them to 128 s."""
+    from sessrec.schema import LIST, TIME
+
+    schema = Schema([SCHEMA.features[0], FeatureSpec("ts", "float", (LIST, TIME))])
+    g = torch.Generator().manual_seed(0)
+    t = 1.7e9 + torch.cumsum(torch.randint(1, 600, (64, 8), generator=g), 1).double()
+    data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g), "ts": t}, "item")
+    folder, learner = trained_checkpoint(tmp_path, schema, data, model_type="hstu", task="clm")
+    with torch.no_grad():
+        learner.model.body.time_bias.normal_(0.0, 1.0)  # a strong time bias: the seconds matter
+    rec = Recommender(learner, schema, 8, 64)
+    session = {"item": [3, 4, 5], "ts": [1.7e9 + 0.5, 1.7e9 + 3.5, 1.7e9 + 40.5]}
+    batch = sessions_to_batch([session], "item", 8, float64=["ts"])
+    assert batch["ts"].dtype == torch.float64 and batch["ts"][0, 2].item() == 1.7e9 + 40.5
+    want = recommend(learner, batch, 5)
+    got = rec.recommend([session], k=5)
+    assert got.ids == want[0].tolist() and torch.allclose(torch.tensor(got.scores), want[1])
+    rounded = recommend(learner, {n: v.float() for n, v in batch.items() if n == "ts"} | {"item": batch["item"]}, 5)
+    assert not torch.allclose(rounded[1], want[1])  # what float32 times gave

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,13 @@ SessionLike = Sequence[Any] | Mapping[str, Any]
 Scorer = Callable[[Batch], torch.Tensor]  # right-padded input features -> [batch, n_items - 1] scores
 
 
-def sessions_to_batch(sessions: Sequence[SessionLike], item_key: str, max_len: int) -> Batch:
+def sessions_to_batch(sessions: Sequence[SessionLike], item_key: str, max_len: int,
+                      float64: Collection[str] = ()) -> Batch:
     """Right-padded tensors from sessions given as item-id lists or ``{feature: values}`` dicts.
 
     Sessions longer than ``max_len`` keep their **last** ``max_len`` interactions: the most recent
-    context is what predicts the next item.
+    context is what predicts the next item. Non-integer features are float32, those named in
+    ``float64`` float64 (interaction times: float32 rounds epoch seconds to 128 s).
     """
     rows: list[Mapping[str, Sequence[float]]] = [s if isinstance(s, Mapping) else {item_key: list(s)} for s in sessions]
     if not rows:
@@ -52,7 +54,7 @@ def sessions_to_batch(sessions: Sequence[SessionLike], item_key: str, max_len: i
     batch: Batch = {}
     for name in names:
         is_int = all(isinstance(v, numbers.Integral) for r in rows for v in r.get(name, []))
-        out = torch.zeros(len(rows), max_len, dtype=torch.int64 if is_int else torch.float32)
+        out = torch.zeros(len(rows), max_len, dtype=torch.int64 if is_int else torch.float64 if name in float64 else torch.float32)
         for i, r in enumerate(rows):
             if name not in r:
                 raise SessrecError(f"session {i} has no feature '{name}'")
@@ -238,7 +240,8 @@ class Recommender:
         if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
             raise SessrecError(f"this model reads more than item ids ({', '.join(self.side_features)}): "
                                f"give each session as a dict with '{self.item_key}' and those features, not item ids alone")
-        batch = sessions_to_batch(sessions, self.item_key, self.max_len)
+        batch = sessions_to_batch(sessions, self.item_key, self.max_len,
+                                  float64=[n for n in self.input_names if self.schema[n].is_time])
         seen = None
         if exclude_seen:  # every item of the session, also those before the last max_len the model reads
             items = [list(s[self.item_key]) if isinstance(s, Mapping) else list(s) for s in sessions]
