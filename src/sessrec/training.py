@@ -330,4 +330,3 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
                            + ("; ".join(parts) or str(e).splitlines()[0])
                            + "): saved by another sessrec version or with another configuration; train it again "
                            "with this version") from None
-

@@ -22,3 +22,19 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     if dropout_p:
         weights = F.dropout(weights, dropout_p)
     return weights @ v
+
+
+def allowed_keys(padding_mask: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """``[B, 1, L, L]`` True where query i may attend to key j: j is a real item and, when ``causal``, j <= i."""
+    B, L = padding_mask.shape
+    allowed = padding_mask[:, None, None, :].expand(B, 1, L, L)
+    if causal:
+        allowed = allowed & torch.ones(L, L, dtype=torch.bool, device=padding_mask.device).tril()
+    return allowed
+
+
+def attention_mask_4d(padding_mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
+    """``[B, 1, L, L]`` additive attention mask of :func:`allowed_keys`: 0 where allowed, the dtype's minimum
+    elsewhere. ``transformers`` 5.x uses a 4D mask as given, for the eager and SDPA attention alike."""
+    allowed = allowed_keys(padding_mask, causal)
+    return torch.zeros(allowed.shape, dtype=dtype, device=padding_mask.device).masked_fill(~allowed, torch.finfo(dtype).min)

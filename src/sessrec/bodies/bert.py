@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sessrec.bodies.hf import NO_TOKENS, attention_mask_4d, hf_config
+from sessrec.bodies.attention import attention_mask_4d
+from sessrec.bodies.hf import NO_TOKENS, hf_config
 from sessrec.bodies.registry import register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError

@@ -6,8 +6,6 @@ import dataclasses
 import inspect
 from typing import Any
 
-import torch
-
 from sessrec.errors import SessrecError
 
 # Special-token ids are meaningless with inputs_embeds; unset them so the configs stay valid for vocab_size=1.
@@ -42,14 +40,3 @@ def hf_config(config_class: type, values: dict[str, Any], model_config: dict[str
         return config_class(**merged)
     except (TypeError, ValueError) as e:
         raise SessrecError(f"model_type {model_type}: invalid {config_class.__name__} ({e})") from None
-
-
-def attention_mask_4d(padding_mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
-    """``[B, 1, L, L]`` additive attention mask: 0 where query i may attend to key j (j is a real
-    item and, when ``causal``, j <= i), the dtype's minimum elsewhere. ``transformers`` 5.x uses a
-    4D mask as given, for the eager and SDPA attention alike."""
-    B, L = padding_mask.shape
-    allowed = padding_mask[:, None, None, :].expand(B, 1, L, L)
-    if causal:
-        allowed = allowed & torch.ones(L, L, dtype=torch.bool, device=padding_mask.device).tril()
-    return torch.zeros(allowed.shape, dtype=dtype, device=padding_mask.device).masked_fill(~allowed, torch.finfo(dtype).min)

@@ -24,7 +24,8 @@ import torch
 import transformers
 from torch import nn
 
-from sessrec.bodies.hf import NO_TOKENS, attention_mask_4d, config_fields, hf_config
+from sessrec.bodies.attention import attention_mask_4d
+from sessrec.bodies.hf import NO_TOKENS, config_fields, hf_config
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sessrec.bodies.attention import allowed_keys
 from sessrec.bodies.registry import check_heads, model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
@@ -127,8 +128,7 @@ class HSTU(nn.Module):
         bias = self.pos_bias[(pos[:, None] - pos[None, :]) + self.max_len - 1].unsqueeze(0)  # [1, L, L], by i - j
         if self.time_bias is not None:
             bias = bias + self.time_bias[time_buckets(timestamps, self.n_time_buckets)]
-        allowed = padding_mask[:, None, None, :] & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        keep = allowed.to(x.dtype)
+        keep = allowed_keys(padding_mask).to(x.dtype)
         if self.input_pos is not None:
             x = (x * x.shape[-1] ** 0.5 + self.input_pos.weight[:L]) * padding_mask[..., None].to(x.dtype)
         h = self.dropout(x)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sessrec.bodies.attention import attention
+from sessrec.bodies.attention import attention, attention_mask_4d
 from sessrec.bodies.registry import check_heads, model_options, register
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
@@ -87,8 +87,7 @@ class SASRec(nn.Module):
         if L > self.pos.num_embeddings:
             raise SessrecError(f"sasrec: sessions of {L} positions, longer than session_seq_length_max={self.pos.num_embeddings}")
         real = padding_mask.unsqueeze(-1).to(x.dtype)
-        allowed = padding_mask[:, None, None, :] & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min)
+        mask = attention_mask_4d(padding_mask, True, x.dtype)
         h = self.dropout(x * self.scale + self.pos.weight[:L]) * real
         for block in self.blocks:
             h = block(h, mask, real)
