@@ -196,6 +196,28 @@ def test_on_a_time_tie_the_item_table_takes_the_session_written_later(tmp_path):
     assert catalog.maps["colour"].raw[row["colour"].item()] == "red"
 
 
+def test_the_item_table_takes_the_latest_time_even_from_an_earlier_window(tmp_path):
+    """Day 1's session a runs past midnight: its x at 00:10 on day 2 is later than day 2's x at 00:05 (and
+    day 3 has no x), so the item table keeps a's colour, found in the earlier window; y's latest time is
+    shared by b and c, which start at the same time: c, written after b, wins; z's is on day 3."""
+    day = 86400
+    rows = [("a", "x", day - 600, "red"), ("a", "x2", day - 300, "red"), ("a", "x", day + 600, "red"),
+            ("b", "x", day + 300, "blue"), ("b", "y", day + 900, "blue"), ("c", "z", day + 300, "green"),
+            ("c", "y", day + 900, "green"), ("d", "z", 2 * day + 60, "grey"), ("d", "v", 2 * day + 90, "grey")]
+    rows += [(f"f{t}-{i}", item, t + i + dt, "grey") for i in range(3) for t in (10, day + 10, 2 * day + 10)
+             for item, dt in (("w", 0), ("w2", 5))]  # filler: three sessions a day
+    (tmp_path / "log.csv").write_text("session,item,ts,colour\n" + "".join(f"{s},{i},{t},{c}\n" for s, i, t, c in rows))
+    out = tmp_path / "out"
+    assert main(["prepare", "events", "--input", str(tmp_path / "log.csv"), "--session-col", "session", "--item-col", "item",
+                 "--time-col", "ts", "--categorical-cols", "colour", "--repeats", "keep", "--split", "all+50-50",
+                 "--output", str(out), "--quiet"]) == 0
+    catalog = Catalog.load(out)
+    table = pl.read_parquet(out / ITEMS)
+    for item, colour, last_seen in (("x", "red", day + 600), ("y", "green", day + 900), ("z", "grey", 2 * day + 60)):
+        row = table.filter(pl.col("id") == catalog.item.lookup(item))
+        assert (catalog.maps["colour"].raw[row["colour"].item()], row["last_seen"].item()) == (colour, last_seen), item
+
+
 def test_original_ids_keep_their_type_and_text_of_plain_integers_becomes_numbers():
     assert _raw(pl.Series(["1004856", "12", None])).to_list() == [1004856, 12, None]
     assert _raw(pl.Series(["007", "12"])).to_list() == ["007", "12"]  # not plain: "007" is not 7

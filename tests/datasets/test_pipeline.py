@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sessrec.datasets import raw
+from sessrec.datasets import pipeline, raw
 from sessrec.datasets.cli import parse_duration
 from sessrec.datasets.features import gauss_rank_apply, gauss_rank_fit, gini
 from sessrec.datasets.pipeline import Categorical, Options, encoder, sessionize, split_indices
@@ -85,3 +85,12 @@ def test_csv_blocks_never_cut_a_quoted_field(tmp_path, monkeypatch):
     path.write_text("id,text\n" + "".join(f'{i},"{t.replace(chr(34), chr(34) * 2)}"\n' for i, t in rows))
     got = pl.concat(raw.csv_batches(path, ["id", "text"], ["id", "text"]))
     assert list(zip(got["id"], got["text"])) == rows and got[raw.LINE].to_list() == [0, 1, 2]
+
+
+def test_windows_at_a_time_bounded_by_the_largest_windows_events():
+    """Step 4 holds as many windows as fit WINDOW_EVENTS_AT_ONCE (two at least, four at most)."""
+    budget = pipeline.WINDOW_EVENTS_AT_ONCE
+    assert pipeline.window_workers([10, 20]) == pipeline.MAX_WINDOW_WORKERS
+    assert pipeline.window_workers([10, budget // 3]) == 3
+    assert pipeline.window_workers([budget, 5]) == 2
+    assert pipeline.window_workers([10 * budget]) == 2
