@@ -177,7 +177,7 @@ def test_latest_interaction_of_each_item_and_its_ties():
     first = latest_per_item(w1, "item", ["t", "_place"]).drop("_place").sort("item")
     assert first.rows() == [(1, 5.0, 10, 0.1), (2, 7.0, 20, 0.2), (3, 1.0, 30, 0.5)]
     w2 = pl.DataFrame({"item": [1, 2, 4], "t": [5.0, 6.5, 2.0], "cat": [12, 22, 40], "x": [None, 0.6, 0.7]})
-    latest = LatestItems("item", "t", 6)
+    latest = LatestItems("item", "t")
     latest.add(first)
     latest.add(w2)
     assert latest.table().rows() == [(1, 5.0, 12, None), (2, 7.0, 20, 0.2), (3, 1.0, 30, 0.5), (4, 2.0, 40, 0.7)]

@@ -530,7 +530,7 @@ def _write_windows(recipe: Recipe, fitted: Fitted, kept: list[int], sessions: Pa
         start = datetime.fromtimestamp(wkey * WINDOW_MS[opts.window] / 1000, tz=timezone.utc)
         return {"window": index, "start_utc": start.strftime("%Y-%m-%d %H:%M"), **counts}, latest
 
-    windows, latest = [], LatestItems(recipe.item.name, recipe.time_name, fitted.max_ids[recipe.item.name] + 1)
+    windows, latest = [], LatestItems(recipe.item.name, recipe.time_name)
     with ThreadPoolExecutor(workers) as pool:
         jobs = pool.map(one, range(1, len(kept) + 1), kept)
         for row, last in progress.bar(jobs, total=len(kept), desc="windows", unit=" window"):  # in window order
