@@ -85,3 +85,18 @@ def test_events_numeric_times_in_milliseconds(tmp_path, capsys):
     assert rc == 0
     first = all_sessions(out, ("train",)).sort("session_start").row(0, named=True)
     assert first["timestamp"] == [base / 1000, base / 1000 + 60]
+
+
+def test_events_without_a_session_or_an_item_are_dropped_and_counted(tmp_path, capsys):
+    """An empty session or item is no event: the windows hold the others only, and the progress says how many went."""
+    rows = [("s1", "a", 10), ("s1", "b", 20), ("", "c", 25), ("s2", "a", 30), ("s2", "", 35), ("s2", "b", 40),
+            ("s3", "b", 50), ("s3", "a", 60)]
+    path = tmp_path / "log.csv"
+    path.write_text("session,item,ts\n" + "".join(f"{s},{i},{t}\n" for s, i, t in rows))
+    from sessrec.cli import main
+
+    assert main(["prepare", "events", "--input", str(path), "--session-col", "session", "--item-col", "item",
+                 "--time-col", "ts", "--output", str(tmp_path / "out")]) == 0
+    assert "read 8 events into 1 bucket(s); dropped 2 without a session or an item" in capsys.readouterr().err
+    written = all_sessions(tmp_path / "out", ("train",))  # every session (train is all of them here)
+    assert sorted(written["session_id"]) == ["s1", "s2", "s3"] and written["item_id"].list.len().to_list() == [2, 2, 2]

@@ -337,7 +337,8 @@ def _build_sessions(buckets: Path, n_buckets: int, folder: Path, key: str, opts:
         for f in files:
             f.unlink()
         n_read = df.height
-        df = df.filter(pl.col(key).is_not_null() & pl.col("item").is_not_null())
+        if df[key].null_count() or df["item"].null_count():  # a filter copies every column, even keeping all rows
+            df = df.filter(pl.col(key).is_not_null() & pl.col("item").is_not_null())
         # each window's sessions, and their events, are one slice; the events are stored flat (not as list
         # columns of the rows): step 3 reads them 25 % faster (REES46, 5M rows, measured)
         rows, events = session_rows(sessionize(df, opts))
