@@ -94,3 +94,28 @@ def test_windows_at_a_time_bounded_by_the_largest_windows_events():
     assert pipeline.window_workers([10, budget // 3]) == 3
     assert pipeline.window_workers([budget, 5]) == 2
     assert pipeline.window_workers([10 * budget]) == 2
+
+
+def test_session_store_reads_back_each_window_and_the_kept_windows_events(tmp_path):
+    """Two buckets holding windows 5, 6, 7 and 5, 7: a window's sessions and events come back bucket after
+    bucket, and the fit sees the events of the kept windows only (window 6, in the middle, dropped)."""
+    store = pipeline.SessionStore(tmp_path)
+    ids = iter(range(100))
+
+    def bucket(windows: list[tuple[int, list[int]]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        rows = [(f"s{next(ids)}", wkey, len(items)) for wkey, items in windows]
+        rows_df = pl.DataFrame(rows, schema=["session", "wkey", "size"], orient="row").with_columns(
+            pl.col("session").cast(pl.Binary), start=pl.col("wkey") * 10, size=pl.col("size").cast(pl.get_index_type()))
+        events = pl.DataFrame({"item": [i for _, items in windows for i in items]}).with_columns(
+            label=pl.lit("x").cast(pl.Binary))
+        return rows_df, events
+
+    store.write(0, *bucket([(5, [1, 2]), (5, [3]), (6, [4, 5, 6]), (7, [7, 8])]))
+    store.write(1, *bucket([(5, [9]), (7, [10, 11]), (7, [12])]))
+    assert store.counts() == {5: [3, 4], 6: [1, 3], 7: [3, 5]}
+    rows, events = store.read(7)
+    assert rows["size"].to_list() == [2, 2, 1] and events["item"].to_list() == [7, 8, 10, 11, 12]
+    assert rows["session"].dtype == pl.Binary and events["label"].to_list() == [b"x"] * 5
+    assert store.events([5, 7]).collect()["item"].to_list() == [1, 2, 3, 7, 8, 9, 10, 11, 12]
+    assert store.events([6]).collect()["item"].to_list() == [4, 5, 6]
+    assert store.events([5, 6, 7]).collect()["item"].to_list() == list(range(1, 13))
