@@ -98,7 +98,8 @@ def test_windows_at_a_time_bounded_by_the_largest_windows_events():
 
 def test_session_store_reads_back_each_window_and_the_kept_windows_events(tmp_path):
     """Two buckets holding windows 5, 6, 7 and 5, 7: a window's sessions and events come back bucket after
-    bucket, and the fit sees the events of the kept windows only (window 6, in the middle, dropped)."""
+    bucket, and the fit sees the events of the kept windows only (window 6, in the middle, dropped), window
+    after window."""
     store = pipeline.SessionStore(tmp_path)
     ids = iter(range(100))
 
@@ -116,6 +117,8 @@ def test_session_store_reads_back_each_window_and_the_kept_windows_events(tmp_pa
     rows, events = store.read(7)
     assert rows["size"].to_list() == [2, 2, 1] and events["item"].to_list() == [7, 8, 10, 11, 12]
     assert rows["session"].dtype == pl.Binary and events["label"].to_list() == [b"x"] * 5
-    assert store.events([5, 7]).collect()["item"].to_list() == [1, 2, 3, 7, 8, 9, 10, 11, 12]
-    assert store.events([6]).collect()["item"].to_list() == [4, 5, 6]
-    assert store.events([5, 6, 7]).collect()["item"].to_list() == list(range(1, 13))
+    assert store.events([5, 7]).collect()["item"].to_list() == [1, 2, 3, 9, 7, 8, 10, 11, 12]  # window-major
+    assert store.events([6]).select("item").collect()["item"].to_list() == [4, 5, 6]
+    assert store.events([5, 6, 7]).filter(pl.col("item") > 3).head(4).collect()["item"].to_list() == [9, 4, 5, 6]
+    assert sorted(store.events_any_order([5, 7]).collect()["item"].to_list()) == [1, 2, 3, 7, 8, 9, 10, 11, 12]
+    assert store.events_any_order([5, 6, 7]).collect()["item"].to_list() == list(range(1, 13))

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from polars.io.plugins import register_io_source
 from tqdm import tqdm
 
 from sessrec.data.catalog import age_rule
@@ -200,7 +201,7 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
         _build_sessions(work / "buckets", n_buckets, store, _bucket_key(opts), opts, progress)
         counts = store.counts()
         kept = _choose_windows(counts, opts, progress)
-        fitted = _fit(recipe, store.events(kept), progress)
+        fitted = _fit(recipe, store, kept, progress)
         workers = window_workers([counts[key][1] for key in kept])
         windows, latest = _write_windows(recipe, fitted, kept, store, tmp, opts, progress, workers)
         stats = _statistics(recipe, fitted, windows, opts)
@@ -370,17 +371,14 @@ class SessionStore:
                 c[1] += n_events
         return totals
 
-    def events(self, kept: list[int]) -> pl.LazyFrame:
-        """The events of the ``kept`` windows, bucket after bucket: a bucket's whole file where it holds kept
-        windows only (consecutive such files in one scan), else a slice of it per run of kept windows."""
+    def events_any_order(self, kept: list[int]) -> pl.LazyFrame:
+        """The events of the ``kept`` windows, bucket after bucket (for order-free aggregates: counts, min, max):
+        a bucket's whole file where it holds kept windows only, else a slice of it per run of kept windows."""
         keep, scans, whole = set(kept), [], []
         for bucket, windows in sorted(self.windows.items()):
             if keep.issuperset(windows):
                 whole.append(self.path(bucket, "events"))
                 continue
-            if whole:
-                scans.append(pl.scan_ipc(whole))
-                whole = []
             offset, runs = 0, []
             for wkey, (_, n_events) in windows.items():
                 if wkey in keep:
@@ -390,9 +388,33 @@ class SessionStore:
                         runs.append((offset, n_events))
                 offset += n_events
             scans += [pl.scan_ipc(self.path(bucket, "events")).slice(o, n) for o, n in runs]
-        if whole:
-            scans.append(pl.scan_ipc(whole))
-        return pl.concat(scans)
+        return pl.concat(([pl.scan_ipc(whole)] if whole else []) + scans)
+
+    def events(self, kept: list[int]) -> pl.LazyFrame:
+        """The events of the ``kept`` windows as one lazy source, window after window and bucket after bucket
+        within a window: the order float statistics are summed in, so that their last bits do not depend on
+        how the events are stored (polars sums them in this order, batch by batch). Each batch is read by
+        memory map, only the columns used."""
+        parts = [(self.path(b, "events"), list(windows).index(wkey)) for wkey in kept
+                 for b, windows in sorted(self.windows.items()) if wkey in windows]
+        schema = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(parts[0][0]))).schema.empty_table()).schema
+
+        def source(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
+                   batch_size: int | None) -> Iterator[pl.DataFrame]:
+            readers = {path: pa.ipc.open_file(pa.memory_map(str(path))) for path in {path for path, _ in parts}}
+            for path, index in parts:
+                batch = readers[path].get_batch(index)
+                frame = pl.from_arrow(batch.select(with_columns) if with_columns is not None else batch)
+                if predicate is not None:
+                    frame = frame.filter(predicate)
+                if n_rows is not None:
+                    frame = frame.head(n_rows)
+                    n_rows -= frame.height
+                yield frame
+                if n_rows == 0:
+                    return
+
+        return register_io_source(source, schema=schema)
 
     def read(self, wkey: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """A window's sessions and their events, bucket after bucket."""
@@ -490,12 +512,14 @@ def assign_ids(events: pl.LazyFrame, recipe: Recipe) -> tuple[pl.DataFrame, dict
     return items, tables, max_ids
 
 
-def _fit(recipe: Recipe, events: pl.LazyFrame, progress: Progress) -> Fitted:
-    """Step 3 over the events of the kept windows."""
+def _fit(recipe: Recipe, store: SessionStore, kept: list[int], progress: Progress) -> Fitted:
+    """Step 3 over the events of the kept windows: the ids (exact whatever the order) from a scan of whole files,
+    the feature statistics from the events in window order (REES46, 20M rows: ids 0.9 s from the files, 1.6 s
+    from the ordered source; statistics 1.2 s)."""
     progress.say("fitting ids and feature statistics")
     with pl.Config(engine_affinity="streaming"):  # the recipe's queries too: memory of the aggregates, not the events
-        items, encoders, max_ids = assign_ids(events, recipe)
-        return Fitted(items, encoders, max_ids, recipe.fit(events, items))
+        items, encoders, max_ids = assign_ids(store.events_any_order(kept), recipe)
+        return Fitted(items, encoders, max_ids, recipe.fit(store.events(kept), items))
 
 
 # ---- step 4: windows -----------------------------------------------------------------------------
