@@ -12,19 +12,23 @@ order, added here when the source has none) and the raw side columns of its :cla
 2. **Sessions.** Per bucket, in memory (two buckets at a time): sort by time (input order on ties),
    cut sessions on inactivity if asked, remove repeated items, keep the first
    ``max_session_length`` interactions, drop sessions shorter than ``min_session_length``. Each
-   kept session becomes one row (its key, start, size) in a ``rows`` file, and its events follow
-   each other in an ``events`` file, two files per (time window of the session's first event, bucket).
+   kept session becomes one row (its key, start, size) of the bucket's ``rows`` file, and its events
+   follow each other in the bucket's ``events`` file; both hold one record batch per time window of
+   the sessions' first events (:class:`SessionStore`).
 3. **Fit.** Polars aggregations over the events of the kept windows: contiguous ids by decreasing
    frequency for the item and every categorical column (:func:`assign_ids`), each item's first
-   and latest interaction time, and the data set's feature statistics.
-4. **Windows.** Per window, in memory (two to four windows at a time, :func:`window_workers`): order the sessions by start, encode
-   and compute the features on their events, cut the events back into one list per session, split
-   into train/valid/test with a seeded generator and write them. Each item's latest event is kept.
+   and latest interaction time, and the data set's feature statistics (over the events in window
+   order, the order that fixes the last bits of their float sums).
+4. **Windows.** Per window, in memory (two to four windows at a time, :func:`window_workers`):
+   order the sessions by start, encode and compute the features on their events, cut the events
+   back into one list per session, split into train/valid/test with a seeded generator and write
+   them. Each item's latest event is kept.
 5. **Catalog** (:mod:`sessrec.datasets.catalog`): the id tables and counts of step 3 and the latest
    events of step 4, with the original ids.
 
-Memory is that of two buckets, the id tables and two windows, whatever the input size. Everything
-is written under a temporary folder renamed to the output at the very end.
+Memory is that of two buckets, the id tables and windows of ``WINDOW_EVENTS_AT_ONCE`` events in all (or
+two windows, when they are larger), whatever the input size. Everything is written under a temporary
+folder renamed to the output at the very end.
 """
 
 from __future__ import annotations
