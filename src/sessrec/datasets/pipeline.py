@@ -18,7 +18,7 @@ order, added here when the source has none) and the raw side columns of its :cla
 3. **Fit.** Polars aggregations over the events of the kept windows: contiguous ids by decreasing
    frequency for the item and every categorical column (:func:`assign_ids`), each item's first
    and latest interaction time, and the data set's feature statistics (over the events in window
-   order, the order that fixes the last bits of their float sums).
+   order: the order of their float sums before the events were stored per bucket).
 4. **Windows.** Per window, in memory (two to four windows at a time, :func:`window_workers`):
    order the sessions by start, encode and compute the features on their events, cut the events
    back into one list per session, split into train/valid/test with a seeded generator and write
@@ -396,9 +396,10 @@ class SessionStore:
 
     def events(self, kept: list[int]) -> pl.LazyFrame:
         """The events of the ``kept`` windows as one lazy source, window after window and bucket after bucket
-        within a window: the order float statistics are summed in, so that their last bits do not depend on
-        how the events are stored (polars sums them in this order, batch by batch). Each batch is read by
-        memory map, only the columns used."""
+        within a window: the order the float statistics were summed in when each (window, bucket) had its own
+        file (summed bucket by bucket, a float32 feature changed by one step at 20M rows; polars' streaming
+        sums still vary in their last bit from run to run). Each batch is read by memory map, only the
+        columns used."""
         parts = [(self.path(b, "events"), list(windows).index(wkey)) for wkey in kept
                  for b, windows in sorted(self.windows.items()) if wkey in windows]
         schema = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(parts[0][0]))).schema.empty_table()).schema
