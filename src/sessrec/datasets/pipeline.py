@@ -344,6 +344,7 @@ class SessionStore:
 
     folder: Path
     windows: dict[int, dict[int, tuple[int, int]]] = field(default_factory=dict)  # bucket -> {wkey: (sessions, events)}
+    batches: dict[int, dict[int, int]] = field(default_factory=dict)  # bucket -> {wkey: its batch in the bucket's files}
 
     def path(self, bucket: int, kind: str) -> Path:
         return self.folder / f"{bucket:05d}.{kind}.arrow"
@@ -364,6 +365,7 @@ class SessionStore:
                     (batch,) = table.to_batches()  # one batch per window: its index is the window's rank
                     writer.write_batch(batch)
         self.windows[bucket] = {wkey: (pair[0].height, pair[1].height) for wkey, pair in slices.items()}
+        self.batches[bucket] = {wkey: index for index, wkey in enumerate(slices)}
 
     def counts(self) -> dict[int, list[int]]:
         """{window key: [sessions, events]} over the buckets."""
@@ -400,8 +402,8 @@ class SessionStore:
         file (summed bucket by bucket, a float32 feature changed by one step at 20M rows; polars' streaming
         sums still vary in their last bit from run to run). Each batch is read by memory map, only the
         columns used."""
-        parts = [(self.path(b, "events"), list(windows).index(wkey)) for wkey in kept
-                 for b, windows in sorted(self.windows.items()) if wkey in windows]
+        parts = [(self.path(b, "events"), batches[wkey]) for wkey in kept
+                 for b, batches in sorted(self.batches.items()) if wkey in batches]
         schema = pl.from_arrow(pa.ipc.open_file(pa.memory_map(str(parts[0][0]))).schema.empty_table()).schema
 
         def source(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
@@ -424,11 +426,10 @@ class SessionStore:
     def read(self, wkey: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """A window's sessions and their events, bucket after bucket."""
         found: dict[str, list[pa.RecordBatch]] = {"rows": [], "events": []}
-        for bucket, windows in sorted(self.windows.items()):
-            if wkey in windows:
-                index = list(windows).index(wkey)
+        for bucket, indices in sorted(self.batches.items()):
+            if wkey in indices:
                 for kind, batches in found.items():
-                    batches.append(pa.ipc.open_file(pa.memory_map(str(self.path(bucket, kind)))).get_batch(index))
+                    batches.append(pa.ipc.open_file(pa.memory_map(str(self.path(bucket, kind)))).get_batch(indices[wkey]))
         rows, events = (pl.from_arrow(pa.Table.from_batches(found[kind])) for kind in ("rows", "events"))
         return rows.rechunk(), events.rechunk()
 
