@@ -339,7 +339,7 @@ class SessionStore:
     """Step 2's output: per bucket, a ``rows`` file (one row per session: ``session``, ``start``, ``size``) and an
     ``events`` file (their events, one after the other), Arrow IPC files holding one record batch per time
     window, in window order. One file per bucket rather than per (window, bucket): each query of the fit
-    opened every file, and 310 files (REES46, 5M rows) cost it 0.28 of 0.61 s, measured; a window's batches
+    opened every file, and 310 files (REES46, 5M rows) cost it 0.27 of 0.61 s, measured; a window's batches
     are read by memory map."""
 
     folder: Path
