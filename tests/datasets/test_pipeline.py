@@ -1,4 +1,5 @@
 import argparse
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -122,3 +123,41 @@ def test_session_store_reads_back_each_window_and_the_kept_windows_events(tmp_pa
     assert store.events([5, 6, 7]).filter(pl.col("item") > 3).head(4).collect()["item"].to_list() == [9, 4, 5, 6]
     assert sorted(store.events_any_order([5, 7]).collect()["item"].to_list()) == [1, 2, 3, 7, 8, 9, 10, 11, 12]
     assert store.events_any_order([5, 6, 7]).collect()["item"].to_list() == list(range(1, 13))
+
+
+def test_integer_text_only_for_plain_integers(tmp_path):
+    """Item ids read as text are carried as integers only when every one is an integer written plainly."""
+    def buckets(values, dtype=pl.Binary) -> Path:
+        folder = tmp_path / f"b{len(list(tmp_path.iterdir()))}"
+        (folder / "00000" / "_bucket=0").mkdir(parents=True)
+        pl.DataFrame({"item": pl.Series(values).cast(dtype)}).write_ipc(folder / "00000" / "_bucket=0" / "0.ipc")
+        return folder
+
+    assert pipeline.integer_text(buckets(["1004856", "12", None, "-3"]), "item")
+    for odd in ("007", "+5", " 5", "5.0", "99999999999999999999", "http://x/1.html", "-0"):
+        assert not pipeline.integer_text(buckets(["12", odd]), "item"), odd
+    assert not pipeline.integer_text(buckets([12, 13], pl.Int64), "item")  # integers already
+
+
+def test_integer_text_items_give_the_outputs_of_text_items(tmp_path, monkeypatch):
+    """Items "9", "10", "100" clicked equally often take their ids in the order of their text ("10" < "100" < "9"),
+    carried as integers or not: every output file is the same."""
+    rows = [(f"s{k}", item, 100 * k + j) for k in range(12) for j, item in enumerate(["9", "10", "100", str(200 + k)])]
+    path = tmp_path / "log.csv"
+    path.write_text("session,item,ts\n" + "".join(f"{s},{i},{t}\n" for s, i, t in rows))
+    args = ["prepare", "events", "--input", str(path), "--session-col", "session", "--item-col", "item", "--time-col",
+            "ts", "--repeats", "keep", "--quiet", "--output"]
+    from sessrec.cli import main
+
+    assert main([*args, str(tmp_path / "int")]) == 0
+    monkeypatch.setattr(pipeline, "integer_text", lambda buckets, column: False)
+    assert main([*args, str(tmp_path / "text")]) == 0
+    files = sorted(p.relative_to(tmp_path / "text") for p in (tmp_path / "text").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "int") for p in (tmp_path / "int").rglob("*") if p.is_file())
+    for name in files:
+        if name.suffix == ".parquet":
+            assert pl.read_parquet(tmp_path / "int" / name).equals(pl.read_parquet(tmp_path / "text" / name)), name
+        else:
+            assert (tmp_path / "int" / name).read_bytes() == (tmp_path / "text" / name).read_bytes(), name
+    items = pl.read_parquet(next((tmp_path / "int").glob("catalog-map-item*.parquet"))).sort("id")
+    assert items["raw"].to_list()[:3] == [10, 100, 9]  # the text order of equal counts; the values as numbers

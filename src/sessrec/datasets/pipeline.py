@@ -201,7 +201,7 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
         work = tmp / "_work"
         n_buckets = max(1, math.ceil(source.input_bytes / BUCKET_BYTES))
         _write_buckets(source, work / "buckets", n_buckets, _bucket_key(opts), progress)
-        store = SessionStore(work / "sessions")
+        store = SessionStore(work / "sessions", integer_items=integer_text(work / "buckets", "item"))
         _build_sessions(work / "buckets", n_buckets, store, _bucket_key(opts), opts, progress)
         counts = store.counts()
         kept = _choose_windows(counts, opts, progress)
@@ -343,6 +343,9 @@ class SessionStore:
     are read by memory map."""
 
     folder: Path
+    # the item ids were text, all of them integers written plainly, and are stored as integers (joins and
+    # group-bys on integers: `events` at 5M rows 5.2 -> 4.6 s); ids still order ties by the text
+    integer_items: bool = False
     windows: dict[int, dict[int, tuple[int, int]]] = field(default_factory=dict)  # bucket -> {wkey: (sessions, events)}
     batches: dict[int, dict[int, int]] = field(default_factory=dict)  # bucket -> {wkey: its batch in the bucket's files}
 
@@ -445,6 +448,8 @@ def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str
         for f in files:
             f.unlink()
         n_read = df.height
+        if store.integer_items:
+            df = df.with_columns(pl.col("item").cast(pl.String).cast(pl.Int64))
         if df[key].null_count() or df["item"].null_count():  # a filter copies every column, even keeping all rows
             df = df.filter(pl.col(key).is_not_null() & pl.col("item").is_not_null())
         # the events are stored flat (not as list columns of the rows): step 3 reads them 25 % faster (REES46,
@@ -463,6 +468,18 @@ def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str
         raise SessrecError("the input has no events" + (f" with a {key} and an item" if n_dropped else ""))
     progress.say(f"read {n_rows:,} events into {n_buckets} bucket(s)"
                  + (f"; dropped {n_dropped:,} without a {key} or an item" if n_dropped else ""))
+
+
+def integer_text(buckets: Path, column: str) -> bool:
+    """Whether the text (bytes) ``column`` of the bucket files holds only integers written plainly ("1004856",
+    not "007", "+5" or " 5"): read back as integers, they are the same values."""
+    files = sorted(buckets.glob("*/_bucket=*/*.ipc"))
+    if not files or pl.scan_ipc(files[0]).collect_schema()[column] != pl.Binary:
+        return False
+    text = pl.col(column).cast(pl.String)
+    plain = text.is_null() | (text.cast(pl.Int64, strict=False).cast(pl.String) == text).fill_null(False)
+    with pl.Config(engine_affinity="streaming"):
+        return bool(pl.scan_ipc(files).select(plain.all()).collect().item())
 
 
 def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progress) -> list[int]:
@@ -490,18 +507,21 @@ class Fitted:
     stats: dict
 
 
-def encoder(counts: pl.DataFrame, cat: Categorical) -> tuple[pl.DataFrame, int]:
-    """Ids by decreasing count (ties: by raw value) from 1, or from 2 with an unknown slot; and the largest id."""
+def encoder(counts: pl.DataFrame, cat: Categorical, ties_by_text: bool = False) -> tuple[pl.DataFrame, int]:
+    """Ids by decreasing count (ties: by raw value, or by its text with ``ties_by_text``) from 1, or from 2 with an
+    unknown slot; and the largest id."""
     known = counts.filter(pl.col(cat.source).is_not_null() & (pl.col("n") >= cat.min_count))
     if cat.unknown_values:
         known = known.filter(~pl.col(cat.source).cast(pl.String).is_in([str(v) for v in cat.unknown_values]))
     offset = 2 if cat.unknown_slot else 1
-    table = known.sort(["n", cat.source], descending=[True, False]).with_columns(
+    tie = pl.col(cat.source).cast(pl.String) if ties_by_text else pl.col(cat.source)
+    table = known.sort([pl.col("n"), tie], descending=[True, False]).with_columns(
         pl.int_range(offset, offset + known.height, dtype=pl.Int64).alias("id"))
     return table, max(offset - 1, offset + known.height - 1)
 
 
-def assign_ids(events: pl.LazyFrame, recipe: Recipe) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], dict[str, int]]:
+def assign_ids(events: pl.LazyFrame, recipe: Recipe,
+               integer_items: bool = False) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], dict[str, int]]:
     """The one place where ids are given: for the item and each categorical column, over the written ``events``.
     Returns the item table ``[item, id, n, first_t, last_t]``, the tables ``{output name: [raw column, id, n]}`` of the
     categorical columns (``n``: the value's interactions), and ``{output name: largest id}``; raw values absent from a table get no id (or the
@@ -510,7 +530,7 @@ def assign_ids(events: pl.LazyFrame, recipe: Recipe) -> tuple[pl.DataFrame, dict
     results = pl.collect_all([events.group_by("item").agg(n=pl.len(), first_t=pl.col("t").min(), last_t=pl.col("t").max())]
                              + [events.group_by(c.source).agg(n=pl.len()) for c in cats],
                              optimizations=pl.QueryOptFlags(comm_subplan_elim=False))  # a shared scan is held in memory
-    items, max_item = encoder(results[0], recipe.item)
+    items, max_item = encoder(results[0], recipe.item, ties_by_text=integer_items)
     tables, max_ids = {}, {recipe.item.name: max_item}
     for cat, counts in zip(cats, results[1:]):
         table, max_id = encoder(counts, cat)
@@ -524,7 +544,7 @@ def _fit(recipe: Recipe, store: SessionStore, kept: list[int], progress: Progres
     from the ordered source; statistics 1.2 s)."""
     progress.say("fitting ids and feature statistics")
     with pl.Config(engine_affinity="streaming"):  # the recipe's queries too: memory of the aggregates, not the events
-        items, encoders, max_ids = assign_ids(store.events_any_order(kept), recipe)
+        items, encoders, max_ids = assign_ids(store.events_any_order(kept), recipe, store.integer_items)
         return Fitted(items, encoders, max_ids, recipe.fit(store.events(kept), items))
 
 
