@@ -76,14 +76,19 @@ class LatestItems:
         return latest_per_item(rows, self.item, [self.time_name, "_window"]).drop("_window").sort(self.item)
 
 
+def plain_integer(text: pl.Expr) -> pl.Expr:
+    """True where ``text`` is empty (null) or an integer written plainly (``"1004856"``, ``"-3"``; not ``"007"``,
+    ``"+5"``, ``" 5"`` or beyond 64 bits): read as an integer and written back, the same text."""
+    return text.is_null() | (text.cast(pl.Int64, strict=False).cast(pl.String) == text).fill_null(False)
+
+
 def _raw(values: pl.Series) -> pl.Series:
     """Original values as integers or text (other types as text). Text that is always an integer
-    written plainly (``"1004856"``, not ``"007"``) becomes that integer: a CSV read as text (as
+    written plainly (:func:`plain_integer`) becomes that integer: a CSV read as text (as
     ``sessrec prepare events`` reads ids) answers with the numbers it holds."""
     if values.dtype.is_integer():
         return values.cast(pl.Int64).alias("raw")
     text = values.cast(pl.String)
-    numbers = text.cast(pl.Int64, strict=False)
-    if text.len() and numbers.null_count() == text.null_count() and (numbers.cast(pl.String) == text).all():
-        return numbers.alias("raw")
+    if text.len() and text.to_frame().select(plain_integer(pl.col(text.name)).all()).item():
+        return text.cast(pl.Int64).alias("raw")
     return text.alias("raw")
