@@ -680,10 +680,12 @@ def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: floa
     writer.writerow(["number", "state", "value", "duration_s", "pruned_after_window", "start", "retry_of", "note", *names])
     for t in trials:
         note = "interrupted" if t.user_attrs.get("interrupted") else t.user_attrs.get("error", "")
+        params = plan.space.used(t.params)
         writer.writerow([t.number, t.state.name, "" if t.value is None else repr(t.value),
                          "" if t.duration is None else f"{t.duration.total_seconds():.1f}",
                          t.user_attrs.get("pruned_after_window", ""), t.user_attrs.get("start", ""),
-                         t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial", "")), note, *(plan.space.used(t.params).get(n, "") for n in names)])
+                         t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial", "")), note,
+                         *(params.get(n, "") for n in names)])
     atomic_write_text(out / "trials.csv", buf.getvalue())
 
     def durations(state) -> list[float]:
