@@ -1,6 +1,8 @@
 """Bad input: one line naming the file and the first offending line; no output folder left behind."""
 
+import gzip
 import json
+import socket
 import subprocess
 import sys
 
@@ -28,7 +30,9 @@ def _rees46(tmp_path, text: str):
     (HEADER + "\n" + GOOD * 2 + "2019/10/01 10:00,view,100,1000,a.b,apple,10.5,1,s1\n",
      "line 4: cannot read event_time value '2019/10/01 10:00' as a time like '2019-10-01 00:00:00 UTC'"),
     (HEADER + "\n" + GOOD + GOOD.replace(",100,", ",1e2x,"), "line 3: cannot read product_id value '1e2x' as an integer"),
-    (HEADER + "\n" + GOOD + GOOD.replace("10.5", "ten"), "line 3: cannot read price value 'ten' as a number"),
+    (HEADER + "\n" + GOOD + GOOD.replace("10.5", "ten"), "line 3: cannot read price value 'ten' as a finite number"),
+    (HEADER + "\n" + GOOD * 2 + GOOD.replace("10.5", "NaN"), "line 4: cannot read price value 'NaN' as a finite number"),
+    (HEADER + "\n" + GOOD + GOOD.replace("10.5", "-inf"), "line 3: cannot read price value '-inf' as a finite number"),
     (HEADER + "\n" + GOOD * 3 + GOOD.replace("10.5", ""), "line 5: empty value in the required column price"),
     (HEADER + "\n" + GOOD + GOOD.strip() + ",extra,field\n", "line 3 has 11 fields, expected 9"),
     (CLICKS, "line 1: not a REES46 CSV (eCommerce behavior data from multi category store): column(s) event_time, "
@@ -48,7 +52,7 @@ def test_line_numbers_count_across_blocks(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(raw, "CHUNK_BYTES", 100)  # about one row per block
     args, path = _rees46(tmp_path, HEADER + "\n" + GOOD * 7 + GOOD.replace("10.5", "?") + GOOD)
     rc, _, err = prepare(args, capsys)
-    assert rc == 2 and f"{path}, line 9: cannot read price value '?' as a number" in err
+    assert rc == 2 and f"{path}, line 9: cannot read price value '?' as a finite number" in err
 
 
 def test_other_formats_are_named(tmp_path, capsys):
@@ -111,3 +115,50 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
                            str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"sessrec: error: {path}: the file is empty"]
+
+
+def test_byte_order_mark_is_read_like_none(tmp_path, capsys):
+    """Spreadsheets save "CSV UTF-8" with a byte order mark before the header."""
+    raw = write_rees46(tmp_path / "oct.csv")
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + raw.read_bytes())
+    for path, out in ((raw, "plain"), (bom, "bom")):
+        rc, _, err = prepare(["rees46", "--input", str(path), "--output", str(tmp_path / out)], capsys)
+        assert rc == 0, err
+    for part in sorted((tmp_path / "plain").glob("*/*.parquet")):
+        assert part.read_bytes() == (tmp_path / "bom" / part.relative_to(tmp_path / "plain")).read_bytes(), part
+
+
+def test_compressed_and_non_utf8_files_are_named(tmp_path, capsys):
+    raw = write_rees46(tmp_path / "oct.csv")
+    packed = tmp_path / "oct.csv.gz"
+    packed.write_bytes(gzip.compress(raw.read_bytes()))
+    rc, _, err = prepare(["rees46", "--input", str(packed), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and err.strip().endswith(f"{packed}: the file is gzip-compressed; decompress it first")
+    lines = raw.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b",apple,", b",caf\xe9,")  # Latin-1, not UTF-8
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"".join(lines))
+    rc, _, err = prepare(["rees46", "--input", str(latin), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and f"{latin}: cannot read the CSV file" in err and "line 3 is not UTF-8 text (byte b'\\xe9')" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_folders_of_killed_runs_are_removed(tmp_path, capsys):
+    """A killed prepare leaves its temporary folder (up to twice the input's columns); the next run removes the
+    folders of dead processes of this machine and keeps those of live ones and of other machines."""
+    raw = write_rees46(tmp_path / "oct.csv")
+    host = socket.gethostname()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stale, live, other = (tmp_path / f".out.tmp-{host}-{dead.pid}", tmp_path / f".out.tmp-{host}-{alive.pid}",
+                          tmp_path / f".out.tmp-elsewhere-{dead.pid}")
+    for folder in (stale, live, other):
+        (folder / "_work").mkdir(parents=True)
+    try:
+        rc, _, err = prepare(["rees46", "--input", str(raw), "--output", str(tmp_path / "out")], capsys)
+    finally:
+        alive.kill()
+    assert rc == 0, err
+    assert not stale.exists() and live.exists() and other.exists()

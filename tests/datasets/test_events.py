@@ -100,3 +100,24 @@ def test_events_without_a_session_or_an_item_are_dropped_and_counted(tmp_path, c
     assert "read 8 events into 1 bucket(s); dropped 2 without a session or an item" in capsys.readouterr().err
     written = all_sessions(tmp_path / "out", ("train",))  # every session (train is all of them here)
     assert sorted(written["session_id"]) == ["s1", "s2", "s3"] and written["item_id"].list.len().to_list() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_events_nan_and_infinite_numbers_are_missing(tmp_path, capsys, fmt):
+    """NaN (pandas' missing number) and infinities count as missing: the output equals that of empty values; one
+    NaN in the statistics made the whole standardised feature NaN."""
+    def write(name, bad):
+        prices = [bad[k % len(bad)] if k in (3, 7) else float(10 + k) for k in range(len(ROWS))]
+        frame = pl.DataFrame({"user": [r[0] for r in ROWS], "item": [r[1] for r in ROWS], "ts": [r[2] for r in ROWS],
+                              "price": prices})
+        path = tmp_path / f"{name}.{fmt}"
+        frame.write_csv(path) if fmt == "csv" else frame.write_parquet(path)
+        out = tmp_path / name
+        rc, _, err = prepare(["events", "--input", str(path), "--user-col", "user", "--item-col", "item", "--time-col",
+                              "ts", "--continuous-cols", "price", "--output", str(out)], capsys)
+        assert rc == 0, err
+        return all_sessions(out, ("train", "valid", "test")).sort("session_id")
+
+    empty, nonfinite = write("empty", [None]), write("nonfinite", [float("nan"), float("inf")])
+    assert nonfinite["price_norm"].explode().is_finite().all()
+    assert nonfinite.equals(empty)

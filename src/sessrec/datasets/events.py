@@ -79,7 +79,9 @@ class Columns:
         out = [pl.col(self.time).alias("t"), pl.col(self.item).cast(pl.String).alias("item")]
         out += [pl.col(c).cast(pl.String).alias(role) for role, c in (("session", self.session), ("user", self.user)) if c]
         out += [pl.col(c).cast(pl.String).alias(f"c:{c}") for c in self.categorical]
-        out += [pl.col(c).alias(f"x:{c}") for c in self.continuous]
+        # NaN and infinities are missing values (the mean), as pandas writes a missing number: one NaN in the
+        # statistics would make the whole standardised feature NaN
+        out += [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(f"x:{c}") for c in self.continuous]
         return out
 
 

@@ -34,11 +34,13 @@ folder renamed to the output at the very end.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import math
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -194,9 +196,10 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
     opts.validate()
     out = Path(opts.output)
     _check_output(out, opts.overwrite)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     progress = Progress(recipe.name, opts.quiet)
+    _remove_stale_temporaries(out, progress)
+    tmp = out.with_name(f".{out.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
         work = tmp / "_work"
         n_buckets = max(1, math.ceil(source.input_bytes / BUCKET_BYTES))
@@ -230,6 +233,27 @@ def _check_output(out: Path, overwrite: bool) -> None:
         raise SessrecError(f"--output {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SessrecError(f"output folder {out} is not empty; pass --overwrite to replace it")
+
+
+def _remove_stale_temporaries(out: Path, progress: Progress) -> None:
+    """Remove the temporary folders that killed runs of this machine left next to ``out``: one may hold twice the
+    input's columns. A folder of a run still alive, or of another machine sharing the disk, is kept."""
+    prefix = f".{out.name}.tmp-{socket.gethostname()}-"
+    for folder in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = folder.name[len(prefix):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            progress.say(f"removed {folder}, left by a run that was stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _bucket_key(opts: Options) -> str:

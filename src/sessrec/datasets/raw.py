@@ -44,7 +44,8 @@ class Conversion:
     expr: Callable[[pl.Expr, bool], pl.Expr]
     what: str  # "an integer", "a time like 2019-10-01 00:00:00 UTC", ... for messages
     dtype: pl.DataType | None = None
-    # a faster strict conversion for the fast path: the same value for the texts it takes, fails on the others
+    # a faster strict conversion for the fast path: the same value for the texts it takes, fails on the others;
+    # for a column the reader parses (``dtype``), a check of its values
     fast: Callable[[pl.Expr], pl.Expr] | None = None
 
 
@@ -52,8 +53,26 @@ def as_int() -> Conversion:
     return Conversion(lambda e, strict: e.str.strip_chars().cast(pl.Int64, strict=strict), "an integer", pl.Int64())
 
 
-def as_float() -> Conversion:
-    return Conversion(lambda e, strict: e.str.strip_chars().cast(pl.Float64, strict=strict), "a number", pl.Float64())
+def as_float(finite: bool = False) -> Conversion:
+    """Text → number; with ``finite``, NaN and infinities are refused like text that is not a number (a column whose
+    missing values are errors: one NaN would make a whole standardised feature NaN)."""
+    if not finite:
+        return Conversion(lambda e, strict: e.str.strip_chars().cast(pl.Float64, strict=strict), "a number", pl.Float64())
+
+    def expr(e: pl.Expr, strict: bool) -> pl.Expr:
+        number = e.str.strip_chars().cast(pl.Float64, strict=strict)
+        return _finite_only(number) if strict else pl.when(number.is_finite()).then(number)
+
+    return Conversion(expr, "a finite number", pl.Float64(), fast=_finite_only)
+
+
+def _finite_only(e: pl.Expr) -> pl.Expr:
+    """``e``, failing the query on a NaN or an infinity (the exact reader then names the line)."""
+    def check(values: pl.Series) -> pl.Series:
+        if not values.is_finite().fill_null(True).all():
+            raise pl.exceptions.ComputeError(f"a value of {values.name} is not a finite number")
+        return values
+    return e.map_batches(check, is_elementwise=True)
 
 
 def as_time_ms(fmt: str, example: str, fast: Callable[[pl.Expr], pl.Expr] | None = None) -> Conversion:
@@ -84,9 +103,20 @@ def strict_conversions(conversions: dict[str, Conversion], required: Sequence[st
     return exprs
 
 
+# the first bytes of compressed files, which readers would otherwise parse as text
+COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd",
+              b"\xfd7zXZ\x00": "xz"}
+
+
 def first_line(path: Path) -> str | None:
-    """The first non-empty line of a file (None when the file has none)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
+    """The first non-empty line of a text file (None when the file has none), without a UTF-8 byte order mark
+    (spreadsheets write one); a compressed file is an error."""
+    with open(path, "rb") as f:
+        start = f.read(8)
+    for magic, kind in COMPRESSED.items():
+        if start.startswith(magic):
+            raise SessrecError(f"{path}: the file is {kind}-compressed; decompress it first")
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line in f:
             if line.strip():
                 return line.rstrip("\r\n")
@@ -169,8 +199,14 @@ def _row_chunks(f: BinaryIO, size: int, quoted: bool = True) -> Iterator[bytes]:
             yield data[:cut] if cut < len(data) else data
 
 
-def _ragged_line(chunk: bytes, n_fields: int, first_line: int) -> str:
-    """Find the first row of ``chunk`` with a number of fields other than ``n_fields`` (error path only)."""
+def _bad_line(chunk: bytes, n_fields: int, first_line: int) -> str:
+    """Find the first line of ``chunk`` that is not UTF-8 text, or else the first row with a number of fields other
+    than ``n_fields`` (error path only)."""
+    for i, line in enumerate(chunk.split(b"\n")):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return f"line {first_line + i} is not UTF-8 text (byte {line[e.start:e.start + 1]!r}): {line[:120]!r}"
     rows = csv.reader(io.StringIO(chunk.decode("utf-8", errors="replace")))
     for i, row in enumerate(rows):
         if row and len(row) != n_fields:
@@ -194,7 +230,7 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
                 df = pl.read_csv(chunk, has_header=False, schema=schema, row_index_name=LINE, row_index_offset=rows,
                                  truncate_ragged_lines=False)
             except pl.exceptions.PolarsError as e:
-                where = _ragged_line(chunk, len(header), line_number(rows, has_header))
+                where = _bad_line(chunk, len(header), line_number(rows, has_header))
                 raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): {where}") from None
             rows += df.height
             yield df.select(LINE, *columns)
@@ -211,7 +247,8 @@ def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversio
                        truncate_ragged_lines=False)
     if scan.head(1).collect().height == 0:
         raise SessrecError(f"{path}: the file has no events")
-    return scan.with_columns(**strict_conversions({c: v for c, v in conversions.items() if c not in typed}, required))
+    checked = {c: v for c, v in conversions.items() if c not in typed or v.fast}  # typed: only a further check
+    return scan.with_columns(**strict_conversions(checked, required))
 
 
 def in_input_order(paths: Sequence[Path], read_file: Callable[[Path], Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:

@@ -51,7 +51,7 @@ CONVERSIONS = {
     "event_time": as_time_ms("%Y-%m-%d %H:%M:%S UTC", "2019-10-01 00:00:00 UTC"),
     "product_id": as_int(),
     "category_id": as_int(),
-    "price": as_float(),
+    "price": as_float(finite=True),
     "user_id": as_int(),
 }
 REQUIRED = ("event_time", "product_id", "category_id", "price")
