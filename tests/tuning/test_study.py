@@ -78,6 +78,9 @@ def test_the_same_command_continues_the_study(tiny_data, tmp_path):
     assert trials[2].params != trials[3].params
     assert tune(tiny_data, out, "--trials", "4", "--no-prune") == 0  # already there: nothing to run
     assert len(load(out).trials) == 4
+    # and drew what one invocation of 4 trials draws (each trial's draws depend on the study's history only)
+    assert tune(tiny_data, tmp_path / "whole", "--trials", "4", "--no-prune") == 0
+    assert [t.params for t in load(tmp_path / "whole").trials] == [t.params for t in trials]
 
 
 def test_test_files_are_never_read_while_tuning(tiny_data, tmp_path):
@@ -110,6 +113,19 @@ def test_a_study_made_for_other_data_or_settings_is_refused_untouched(tiny_data,
                  "--trials", "1", "--study-name", "gpt2-clm"]) == 2
     assert "algorithm (gpt2-clm, not xlnet-mlm)" in capsys.readouterr().err
     assert digest(out / "study.db") == before
+
+
+def test_the_same_data_by_another_path_continues_the_study(tiny_data, tmp_path, monkeypatch):
+    """A relative path, or a copy of the folder, is the same data set: the study goes on."""
+    import shutil
+
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "1") == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_data, copy)
+    monkeypatch.chdir(tmp_path)
+    assert tune(Path("copy"), out, "--trials", "2") == 0
+    assert len(load(out).trials) == 2
 
 
 @pytest.mark.parametrize("args, message", [
@@ -181,7 +197,7 @@ def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_d
     deadline = time.time() + 120
     while time.time() < deadline and killed is None and proc.poll() is None:
         time.sleep(0.2)
-        if not (out / "study.db").exists():
+        if not (out / "trials.csv").exists():  # a trial has finished; opening the study as it is made races its creation
             continue
         try:
             trials = load(out).trials
@@ -196,6 +212,7 @@ def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_d
         proc.kill()
     assert killed is not None, f"the tuning process never had a running trial after a complete one: {proc.stderr.read()}"
     assert proc.wait(timeout=60) == code
+    assert ",COMPLETE," in (out / "trials.csv").read_text()  # rewritten after each trial, not only at the end
     if sig == signal.SIGTERM:
         assert proc.stderr.read().strip().splitlines()[-1].startswith(
             "sessrec: tuning stopped by SIGTERM: the study keeps its")
@@ -206,6 +223,9 @@ def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_d
     assert lost.state == TrialState.FAIL and lost.user_attrs["interrupted"]
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
+    if sig == signal.SIGKILL:  # the continued study drew what an uninterrupted one draws
+        assert tune(tiny_data, tmp_path / "whole", "--no-prune", "--trials", n, "--tune-windows", "4") == 0
+        assert [t.params for t in trials if t.number != lost.number] == [t.params for t in load(tmp_path / "whole").trials]
 
 
 def test_workers_share_one_study(tiny_data, tmp_path):

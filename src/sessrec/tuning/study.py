@@ -205,7 +205,8 @@ def _mean_session_length(cfg: ExperimentConfig, data_path: Path, schema: Any, st
 
 
 def _data_fingerprint(data_path: Path, schema: Any, start: int, n: int, pad: int) -> dict[str, Any]:
-    """What tells one data set from another without reading it: the schema and the tuning files' sizes."""
+    """What tells one data set from another without reading it: the schema and the tuning files' sizes (the path is
+    kept to be shown, not compared: the same data may be reached by another path or copied)."""
     from sessrec.data.windows import window_file
 
     used = [(t, "train") for t in range(start, start + n - 1)] + [(t, "valid") for t in range(start + 1, start + n)]
@@ -269,16 +270,17 @@ def open_study(plan: Plan, sampler_seed: int, create: bool):
         raise SessrecError(f"cannot open the study storage {_redact(plan.storage_url)}: "
                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
-    def sampler(n_trials: int):
-        # seeded per invocation and worker: a continued study must not draw its first trials again
-        return optuna.samplers.TPESampler(seed=sampler_seed + 1000 * n_trials, multivariate=True, constant_liar=True,
-                                          n_startup_trials=max(2, min(10, plan.target // 3)))
+    def sampler():
+        from sessrec.tuning.sampler import HistorySeededTPE
+
+        return HistorySeededTPE(sampler_seed, multivariate=True, constant_liar=True,
+                                n_startup_trials=max(2, min(10, plan.target // 3)))
 
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if plan.prune
               else optuna.pruners.NopPruner())
     if plan.study_name in names:
         study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
-        study.sampler = sampler(len(study.trials))
+        study.sampler = sampler()
         saved = study.user_attrs.get("sessrec")
         if saved is None:
             raise SessrecError(f"study '{plan.study_name}' in {_redact(plan.storage_url)} was not made by sessrec tune; "
@@ -290,7 +292,7 @@ def open_study(plan: Plan, sampler_seed: int, create: bool):
         return study
     if not create:
         raise SessrecError(f"study '{plan.study_name}' not found in {_redact(plan.storage_url)}")
-    study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler(0), pruner=pruner,
+    study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler(), pruner=pruner,
                                 direction="maximize")
     study.set_user_attr("sessrec", plan.signature)
     for label, params in plan.warm_starts:
@@ -302,9 +304,10 @@ def _differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     if saved.get("model") != new.get("model"):
         out.append(f"algorithm ({saved.get('model')}, not {new.get('model')})")
-    if saved.get("data") != new.get("data"):
-        out.append(f"data set ({saved.get('data', {}).get('path')} windows {saved.get('data', {}).get('windows')}, "
-                   f"digest {saved.get('data', {}).get('digest')})")
+    old_data, new_data = saved.get("data", {}), new.get("data", {})
+    if any(old_data.get(k) != new_data.get(k) for k in ("windows", "digest")):  # not the path: a copy or another spelling
+        out.append(f"data set ({old_data.get('path')} windows {old_data.get('windows')}, digest {old_data.get('digest')}; "
+                   f"not {new_data.get('path')} windows {new_data.get('windows')}, digest {new_data.get('digest')})")
     if saved.get("objective") != new.get("objective"):
         out.append(f"objective ({saved.get('objective')})")
     if saved.get("space") != new.get("space"):
@@ -518,8 +521,7 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     requeued = recover_interrupted(study)
     printer(_header(plan, study, requeued))
     pop = _pop_reference(plan, study, out)
-    started = time.time()
-    monitor = _Monitor(plan, study, printer, pop, quiet=cfg.quiet)
+    monitor = _Monitor(plan, study, printer, pop, quiet=cfg.quiet, out=out)
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         if opts.n_jobs == 1:
@@ -535,7 +537,7 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         monitor.close()
-        summary = write_outputs(plan, study, out, pop, time.time() - started)
+        summary = write_outputs(plan, study, out, pop, time.time() - monitor.started)
     best = summary.get("best")
     if best is None:
         raise SessrecError(f"no trial of study '{plan.study_name}' finished; see {out / 'trials.csv'}")
@@ -591,12 +593,13 @@ def _pop_reference(plan: Plan, study, out: Path) -> float | None:
 
 
 class _Monitor:
-    """Prints a line per finished trial and a progress bar over trials (from any worker)."""
+    """Prints a line per finished trial and a progress bar over trials (from any worker), and rewrites trials.csv,
+    tune.json and best.yaml after each (so that they exist when the study is killed)."""
 
-    def __init__(self, plan: Plan, study, printer: Callable[[str], None], pop: float | None, quiet: bool):
+    def __init__(self, plan: Plan, study, printer: Callable[[str], None], pop: float | None, quiet: bool, out: Path):
         from tqdm.auto import tqdm
 
-        self.plan, self.printer, self.pop = plan, printer, pop
+        self.plan, self.printer, self.pop, self.out, self.started = plan, printer, pop, out, time.time()
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.bar = tqdm(total=plan.target, initial=min(_finished(study), plan.target), desc="trials", unit="trial",
                         disable=quiet, leave=False, dynamic_ncols=True)
@@ -604,11 +607,15 @@ class _Monitor:
     def __call__(self, study, trial=None) -> None:
         from tqdm.auto import tqdm
 
+        new = False
         for t in study.get_trials(deepcopy=False):
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)
+                new = True
                 line = format_trial(t, study, self.plan, self.pop)
                 tqdm.write(line) if not self.bar.disable else self.printer(line)
+        if new:
+            write_outputs(self.plan, study, self.out, self.pop, time.time() - self.started, plots=False)
         self.bar.n = min(_finished(study), self.plan.target)
         self.bar.refresh()
 
@@ -666,8 +673,8 @@ def _run_workers(plan: Plan, study, n_jobs: int, seed: int, monitor: _Monitor) -
 
 
 # ---- outputs ----------------------------------------------------------------------------------------------------
-def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: float) -> dict[str, Any]:
-    """trials.csv, best.yaml, tune.json and the plots; rewritten whole (atomically) each time."""
+def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: float, plots: bool = True) -> dict[str, Any]:
+    """trials.csv, best.yaml, tune.json and (with ``plots``) the plots; rewritten whole (atomically) each time."""
     import csv
     import io
 
@@ -718,7 +725,8 @@ def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: floa
                   "# Run it on the test split of all windows: sessrec run --config best.yaml [--seeds 100 101 102 103 104]\n")
         atomic_write_text(out / "best.yaml", header + yaml.safe_dump(best_cfg.to_dict(), sort_keys=False))
     atomic_write_text(out / "tune.json", json.dumps(summary, indent=2, default=str))
-    _plots(study, out)
+    if plots:
+        _plots(study, out)
     return summary
 
 
