@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sessrec.cli import Parser, build_parser, main
+from sessrec.cli import Parser, build_parser, main, run_guarded
 
 
 def test_run_writes_the_original_output_files(tiny_data, tmp_path, capsys):
@@ -157,3 +157,29 @@ def test_a_torchrun_worker_ends_at_once_with_its_code_and_its_output_flushed(tmp
                             capture_output=True, text=True, timeout=120)
     assert (plain.returncode, plain.stdout) == (3, "the command rannormal interpreter exit\n")
     assert (worker.returncode, worker.stdout) == (3, "the command ran")
+
+
+@pytest.mark.parametrize("error, line", [
+    (PermissionError(13, "Permission denied", "runs/x/results.json"), "runs/x/results.json: Permission denied"),
+    (OSError("Read-only file system (os error 30): out/.o.tmp/_work\n\nThis error occurred with the following context"),
+     "Read-only file system (os error 30): out/.o.tmp/_work"),
+])
+def test_an_os_error_is_one_line(error, line, capsys):
+    """A folder that cannot be written, met below the commands' own checks (polars' and pyarrow's writers too)."""
+    def command():
+        raise error
+
+    assert run_guarded("sessrec", command) == 2
+    assert capsys.readouterr().err == f"sessrec: error: {line}\n"
+
+
+def test_outputs_that_are_files_are_named(tmp_path, capsys):
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("keep me")
+    for argv, flag in [(["report", str(tmp_path), "-o", str(a_file)], "--output"),
+                       (["prepare", "events", "--input", str(a_file), "--item-col", "i", "--time-col", "t", "--session-col", "s", "--output",
+                         str(a_file / "sub")], "--output")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sessrec: error: {flag} ") and "is a file, not a folder" in err and len(err.splitlines()) == 1
+    assert a_file.read_text() == "keep me"

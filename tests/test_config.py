@@ -35,6 +35,14 @@ def test_yaml_round_trip(tmp_path):
     ({"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
     ({"learning_rate_schedule": "exponential"}, "learning_rate_schedule must be one of"),
     ({"top_ks": [0]}, "top_ks"),
+    ({"learning_rate": float("nan")}, r"learning_rate must be a finite number \(got nan\)"),
+    ({"learning_rate": float("inf")}, r"learning_rate must be a finite number \(got inf\)"),
+    ({"weight_decay": -1.0}, r"weight_decay must be >= 0"),
+    ({"max_grad_norm": -1.0}, r"max_grad_norm must be >= 0"),
+    ({"adam_beta2": 1.0}, r"adam_beta1 and adam_beta2 must be in \[0, 1\)"),
+    ({"adam_epsilon": 0.0}, r"adam_epsilon must be > 0"),
+    ({"seed": -1}, r"seed must be between 0 and 4294967295 \(got -1\)"),
+    ({"seed": 2**70}, r"seed must be between 0 and 4294967295"),
 ])
 def test_validation(values, match):
     with pytest.raises(SessrecError, match=match):

@@ -425,8 +425,9 @@ def setup_process(verbose: bool = False) -> None:
 
 
 def run_guarded(prog: str, command: Callable[[], int]) -> int:
-    """Run a command: a :class:`SessrecError` is printed on one line (exit 2); a run stopped by
-    SIGTERM or SIGINT says what it saved and exits 128 + the signal number (143, 130); Ctrl-C
+    """Run a command: a :class:`SessrecError`, or an ``OSError`` (a folder that cannot be written), is printed on
+    one line (exit 2); a run stopped by SIGTERM or SIGINT says what it saved and exits 128 + the signal number
+    (143, 130); Ctrl-C
     anywhere else exits 130. In a distributed run what rank 0 says for every process (a stop, an
     error it met alone) is printed by rank 0 only; a command that succeeded leaves the process
     group, and the process then ends at once with its code (see :func:`_end_distributed_process`)."""
@@ -455,6 +456,16 @@ def _guarded(prog: str, command: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a folder that cannot be written (read-only, full, a file in the way) met below our checks
+        print(f"{prog}: error: {_os_error_line(e)}", file=sys.stderr)
+        return 2
+
+
+def _os_error_line(e: OSError) -> str:
+    """An ``OSError`` in one line: the file and the cause (polars' and pyarrow's errors have them in their text)."""
+    if e.strerror and e.filename:
+        return f"{e.filename}: {e.strerror}"
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _torchrun_worker() -> bool:

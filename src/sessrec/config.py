@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ ALIASES = {
 
 
 COMPAT = ("recsys2021", "t4r-23.12")
+MAX_SEED = 2**32 - 1  # the largest seed every random generator used takes (numpy's legacy one is the narrowest)
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -214,6 +216,7 @@ class ExperimentConfig:
         _choice("input_features_aggregation", self.input_features_aggregation, AGGREGATIONS)
         _choice("loss_type", self.loss_type, LOSSES)
         self._validate_loss()
+        self._validate_numbers()
         if self.attn_type is not None:
             _choice("attn_type", self.attn_type, ("uni", "bi"))
         for name in ("d_model", "n_layer", "n_head", "per_device_train_batch_size", "per_device_eval_batch_size",
@@ -264,6 +267,22 @@ class ExperimentConfig:
         if self.fp16 and self.bf16:
             raise SessrecError("choose one of fp16 and bf16")
         return self
+
+    def _validate_numbers(self) -> None:
+        """Every number finite; the optimiser's settings in their ranges; a seed that every generator takes."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SessrecError(f"{f.name} must be a finite number (got {value})")
+        for name in ("weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise SessrecError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if not (0.0 <= self.adam_beta1 < 1.0 and 0.0 <= self.adam_beta2 < 1.0):
+            raise SessrecError(f"adam_beta1 and adam_beta2 must be in [0, 1) (got {self.adam_beta1}, {self.adam_beta2})")
+        if self.adam_epsilon <= 0:
+            raise SessrecError(f"adam_epsilon must be > 0 (got {self.adam_epsilon})")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SessrecError(f"seed must be between 0 and {MAX_SEED} (got {self.seed})")
 
     def _validate_loss(self) -> None:
         if not 0.0 <= self.gbce_t <= 1.0:

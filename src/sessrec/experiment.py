@@ -36,7 +36,7 @@ from sessrec.checkpoint import (
 )
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
-from sessrec.data.windows import resolve_window_range, window_file
+from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate, prefixed
@@ -77,8 +77,7 @@ def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
 
         data_path = bundled_sample_path()
         log.info("no --data-path given: using the bundled sample data set (%s)", data_path)
-    if not data_path.is_dir():
-        raise SessrecError(f"data path not found: {data_path}")
+    data_folder(data_path)
     if cfg.features_schema_path:
         return data_path, load_schema(cfg.features_schema_path)
     for name in ("schema.pbtxt", "schema.json"):
@@ -352,7 +351,7 @@ def _run_guard(out_dir: Path, lock: RunLock) -> Iterator[None]:
     except WriteError as e:
         folder = find_checkpoint(out_dir)
         then = (f"continue with `sessrec run --resume --output-dir {out_dir}`" if folder is not None else
-                "then run it again with --overwrite-output-dir")
+                "run it again with --overwrite-output-dir")
         cure = "free some space" if e.disk_full else "fix that"
         kept = f"the result files and the newest checkpoint ({folder.name}) are intact" if folder else "the result files are intact"
         raise SessrecError(f"{e}; {kept}: {cure}, then {then}") from None

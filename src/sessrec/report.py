@@ -539,6 +539,9 @@ def expand_folders(folders: list[str | Path]) -> tuple[list[Path], list[Path]]:
 def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool = True) -> Report:
     """Read the runs, write ``report.md``, ``report.html``, ``report.csv``, ``comparisons.csv``,
     ``per_window.csv`` and the PNGs."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise SessrecError(f"--output {out} is a file, not a folder")
     paths, tunes = expand_folders(run_dirs)
     runs, seen = [], set()
     for p in paths:
@@ -548,7 +551,6 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     groups = group_runs(runs, with_pop=with_pop)
     comparisons = compare(groups)
     markdown = render_markdown(groups, comparisons)
-    out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.md", out / "report.csv", out / "comparisons.csv", out / "per_window.csv", out / "metrics_per_window.png"]
     atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{r.path}`: {r.status}" for r in runs) + "\n\n" + markdown)

@@ -16,8 +16,10 @@ def test_discovery_and_range(tmp_path):
     assert resolve_window_range(tmp_path, 1, None) == (1, 3)
     with pytest.raises(SessrecError, match="must be smaller"):
         resolve_window_range(tmp_path, 3, 3)
-    with pytest.raises(SessrecError, match="0004 missing"):
+    with pytest.raises(SessrecError, match=r"0004 missing .*\(windows found: 1..3\); lower final_time_window_index to 3$"):
         resolve_window_range(tmp_path, 1, 4)
+    with pytest.raises(SessrecError, match=r"folder\(s\) 0004, 0005, 0006, 0007, 0008 and 22 more missing"):
+        resolve_window_range(tmp_path, 1, 30)
 
 
 def test_pad_digits(tmp_path):
@@ -30,6 +32,9 @@ def test_pad_digits(tmp_path):
 def test_missing_paths(tmp_path):
     with pytest.raises(SessrecError, match="data path not found"):
         discover_windows(tmp_path / "nope")
+    (tmp_path / "events.csv").write_text("a,b\n")
+    with pytest.raises(SessrecError, match=r"data path .*events.csv is a file: give the folder of the window folders"):
+        discover_windows(tmp_path / "events.csv")
     _make(tmp_path, ["0001"])
     with pytest.raises(SessrecError, match=r"missing file .*0001/valid.parquet"):
         window_file(tmp_path, 1, "valid")

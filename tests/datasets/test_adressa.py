@@ -112,3 +112,10 @@ def test_adressa_schema_has_device_instead_of_the_duplicate(prepared, tmp_path):
     assert schema.names == [*paper[: paper.index("country") + 1], "device", *paper[paper.index("country") + 1:]]
     assert schema["author_encoded"].max_value == 3 and schema["city"].max_value == 2
     assert "ndcg_at_20_AOT" in train_run(out, tmp_path / "run")
+
+
+@pytest.mark.parametrize("flag", ["--days", "--rare-category-count"])
+def test_negative_counts_are_refused(prepared, tmp_path, capsys, flag):
+    raw, _ = prepared
+    rc, _, err = prepare(["adressa", "--input", str(raw), "--output", str(tmp_path / "o"), flag, "-1"], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1] == f"sessrec: error: {flag} must be >= 0, got -1"

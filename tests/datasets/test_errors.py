@@ -162,3 +162,14 @@ def test_folders_of_killed_runs_are_removed(tmp_path, capsys):
         alive.kill()
     assert rc == 0, err
     assert not stale.exists() and live.exists() and other.exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    (["--min-sessions-per-window", "-3"], "--min-sessions-per-window must be >= 0, got -3"),
+])
+def test_out_of_range_options_are_refused_before_reading(tmp_path, capsys, flags, message):
+    raw = write_rees46(tmp_path / "oct.csv")
+    rc, _, err = prepare(["rees46", "--input", str(raw), "--output", str(tmp_path / "o"), *flags], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1] == f"sessrec: error: {message}"
+    assert not (tmp_path / "o").exists()

@@ -85,6 +85,16 @@ def test_events_numeric_times_in_milliseconds(tmp_path, capsys):
     assert rc == 0
     first = all_sessions(out, ("train",)).sort("session_start").row(0, named=True)
     assert first["timestamp"] == [base / 1000, base / 1000 + 60]
+    # the wrong unit: milliseconds read as seconds go past the year 9999, seconds read as milliseconds fall in 1970
+    base_args = ["events", "--session-col", "s", "--item-col", "i", "--time-col", "t"]
+    rc, _, err = prepare([*base_args, "--input", str(path), "--output", str(tmp_path / "s")], capsys)
+    assert rc == 2 and err.strip().endswith("the event times go beyond the years 1-9999: are they in another unit "
+                                            "(events: --time-unit)?")
+    seconds = tmp_path / "seconds.csv"
+    seconds.write_text("s,i,t\n" + "".join(f"{k // 2},{k % 3},{base // 1000 + k * 60}\n" for k in range(8)))
+    rc, _, err = prepare([*base_args, "--input", str(seconds), "--time-unit", "ms", "--output", str(tmp_path / "ms")],
+                         capsys)
+    assert rc == 0 and "the sessions start between 1970-01-20 and 1970-01-20: if the events did not happen then" in err
 
 
 def test_events_without_a_session_or_an_item_are_dropped_and_counted(tmp_path, capsys):

@@ -25,11 +25,20 @@ def window_file(data_path: str | Path, index: int, split: str, pad_digits: int =
     return path
 
 
-def discover_windows(data_path: str | Path, pad_digits: int = 4) -> list[int]:
-    """Sorted indices of the window folders under ``data_path`` (folder names of ``pad_digits`` digits)."""
+def data_folder(data_path: str | Path) -> Path:
+    """``data_path``, checked to be a folder (of window folders)."""
     root = Path(data_path)
+    if root.is_file():
+        raise SessrecError(f"data path {root} is a file: give the folder of the window folders (0001/, 0002/, ...), "
+                           "e.g. what `sessrec prepare` wrote")
     if not root.is_dir():
         raise SessrecError(f"data path not found: {root}")
+    return root
+
+
+def discover_windows(data_path: str | Path, pad_digits: int = 4) -> list[int]:
+    """Sorted indices of the window folders under ``data_path`` (folder names of ``pad_digits`` digits)."""
+    root = data_folder(data_path)
     pattern = re.compile(rf"^\d{{{pad_digits}}}$")
     found = sorted(int(p.name) for p in root.iterdir() if p.is_dir() and pattern.match(p.name))
     if not found:
@@ -49,7 +58,7 @@ def resolve_window_range(data_path: str | Path, start: int, final: int | None, p
         )
     missing = [i for i in range(start, final + 1) if i not in set(found)]
     if missing:
-        raise SessrecError(
-            f"window folder(s) {', '.join(str(i).zfill(pad_digits) for i in missing[:5])} missing in {data_path} (windows found: {found[0]}..{found[-1]})"
-        )
+        names = ", ".join(str(i).zfill(pad_digits) for i in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        hint = f"; lower final_time_window_index to {found[-1]}" if final > found[-1] else ""
+        raise SessrecError(f"window folder(s) {names} missing in {data_path} (windows found: {found[0]}..{found[-1]}){hint}")
     return start, final

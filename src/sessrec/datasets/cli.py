@@ -114,6 +114,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                    min_session_length=args.min_session_length, max_session_length=args.max_session_length,
                    min_sessions_per_window=args.min_sessions_per_window, seed=args.seed,
                    overwrite=args.overwrite, quiet=args.quiet)
+    for flag in ("days", "rare_category_count"):
+        if getattr(args, flag, 0) < 0:
+            raise SessrecError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if getattr(args, "session_gap", None) is not None and args.dataset == "events" and args.session_col:
         raise SessrecError("--session-gap applies only when sessions are cut from --user-col (no --session-col)")
     importlib.import_module(f"sessrec.datasets.{args.dataset}").run(args, opts)

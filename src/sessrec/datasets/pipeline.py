@@ -54,6 +54,7 @@ import pyarrow as pa
 from polars.io.plugins import register_io_source
 from tqdm import tqdm
 
+from sessrec.config import MAX_SEED
 from sessrec.data.catalog import age_rule
 from sessrec.data.windows import SPLITS, window_dir
 from sessrec.datasets.catalog import LatestItems, latest_per_item, plain_integer, write_catalog
@@ -148,6 +149,10 @@ class Options:
                                f"{self.min_session_length} and {self.max_session_length}")
         if self.session_gap_ms is not None and self.session_gap_ms <= 0:
             raise SessrecError("--session-gap must be positive")
+        if self.min_sessions_per_window < 0:
+            raise SessrecError(f"--min-sessions-per-window must be >= 0, got {self.min_sessions_per_window}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SessrecError(f"--seed must be between 0 and {MAX_SEED}, got {self.seed}")
         return self
 
 
@@ -231,6 +236,9 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
 def _check_output(out: Path, overwrite: bool) -> None:
     if out.is_file():
         raise SessrecError(f"--output {out} is a file, not a folder")
+    in_the_way = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise SessrecError(f"--output {out}: {in_the_way} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SessrecError(f"output folder {out} is not empty; pass --overwrite to replace it")
 
@@ -506,6 +514,12 @@ def integer_text(buckets: Path, column: str) -> bool:
 
 def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progress) -> list[int]:
     """Windows with enough sessions for the split recipe and ``--min-sessions-per-window``, in time order."""
+    first, last = (_window_start(min(counts), opts.window), _window_start(max(counts), opts.window)) if counts else (None, None)
+    if counts and (first is None or last is None):
+        raise SessrecError("the event times go beyond the years 1-9999: are they in another unit (events: --time-unit)?")
+    if counts and not (1980 <= first.year and last.year <= 2100):
+        progress.warn(f"the sessions start between {first:%Y-%m-%d} and {last:%Y-%m-%d}: if the events did not happen "
+                      "then, their times are in another unit (events: --time-unit)")
     need = max(opts.min_sessions_per_window, 3 if opts.split == "80-10-10" else 2)
     kept = [k for k in sorted(counts) if counts[k][0] >= need]
     skipped = len(counts) - len(kept)
@@ -513,11 +527,20 @@ def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progr
         progress.say(f"skipped {skipped} of {len(counts)} {opts.window} windows with fewer than {need} sessions")
     if not kept:
         total = sum(c[0] for c in counts.values())
+        span = f", starting from {first:%Y-%m-%d} to {last:%Y-%m-%d}" if counts else ""
         raise SessrecError(f"no {opts.window} window has at least {need} sessions of >= {opts.min_session_length} "
-                           f"interactions ({total} sessions in all); lower --min-sessions-per-window or check the input")
+                           f"interactions ({total} sessions in all{span}); lower --min-sessions-per-window or check the input")
     if len(kept) == 1:
         progress.warn("only one window; `sessrec run` needs at least two (train on one, evaluate on the next)")
     return kept
+
+
+def _window_start(wkey: int, window: str) -> datetime | None:
+    """A window's start (UTC), or None beyond the years 1-9999."""
+    try:
+        return datetime.fromtimestamp(wkey * WINDOW_MS[window] / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 # ---- step 3: fit ---------------------------------------------------------------------------------
@@ -662,8 +685,7 @@ def _write_windows(recipe: Recipe, fitted: Fitted, kept: list[int], store: Sessi
         folder.mkdir(parents=True)
         counts, latest = _write_window(recipe, fitted, *store.read(wkey), folder, opts.split,
                                        np.random.default_rng([opts.seed, index]))
-        start = datetime.fromtimestamp(wkey * WINDOW_MS[opts.window] / 1000, tz=timezone.utc)
-        return {"window": index, "start_utc": start.strftime("%Y-%m-%d %H:%M"), **counts}, latest
+        return {"window": index, "start_utc": _window_start(wkey, opts.window).strftime("%Y-%m-%d %H:%M"), **counts}, latest
 
     windows, latest = [], LatestItems(recipe.item.name, recipe.time_name)
     with ThreadPoolExecutor(workers) as pool:

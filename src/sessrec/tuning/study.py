@@ -515,6 +515,8 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     """Tune ``cfg``'s algorithm; ``fixed`` are the config keys the user set (they are not tuned)."""
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
+    if out.exists() and not out.is_dir():
+        raise SessrecError(f"--output-dir {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(plan, cfg.seed, create=True)
     n_before = len(study.trials)
