@@ -53,3 +53,16 @@ def test_schedule_suffix_and_derived_values():
     cfg = ExperimentConfig.from_dict({"learning_rate_schedule": "cosine_with_warmup", "d_model": 32, "task": "clm"})
     assert cfg.validate().schedule == "cosine"
     assert cfg.item_dim == 32 and cfg.xlnet_attn_type == "uni"
+
+
+def test_options_that_cannot_act_are_named():
+    assert ExperimentConfig(task="plm").inert_options() == []
+    assert ExperimentConfig(task="clm", plm_mask_input=True, mlm_probability=0.2).inert_options() == [
+        "plm_mask_input has no effect with task clm (a PLM option)",
+        "mlm_probability has no effect with task clm (an MLM/RTD option)"]
+    assert ExperimentConfig(task="rtd", mlm_probability=0.2, rtd_tied_generator=True,
+                            electra_generator_hidden_size=0.5).inert_options() == [
+        "electra_generator_hidden_size has no effect with rtd_tied_generator (the generator is the discriminator's own "
+        "sequence model)"]
+    assert ExperimentConfig(task="mlm", rtd_discriminator_loss_weight=10.0).inert_options() == [
+        "rtd_discriminator_loss_weight has no effect with task mlm (an RTD option)"]

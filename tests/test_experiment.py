@@ -159,3 +159,12 @@ def test_a_full_disk_stops_the_run_with_one_line_and_resume_continues(tiny_data,
     assert main(["run", "--resume", "-o", str(out), "--quiet"]) == 0
     assert metric_rows(out) == metric_rows(straight_run)
     assert train_history(out) == train_history(straight_run)
+
+
+def test_options_that_cannot_act_are_warned(tiny_data, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_config(tiny_data, tmp_path / "pop", model_type="pop", use_side_information_features=True,
+                                   final_time_window_index=2), printer=lambda *_: None)
+    assert "use_side_information_features has no effect on the pop baseline (it reads item ids only)" in caplog.text

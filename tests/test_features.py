@@ -276,3 +276,15 @@ def test_paper_side_information_variants_run_on_the_sample_data(tiny_data, tmp_p
         metrics = {k: v for k, v in res.aot.items() if "/next-item/" in k}
         again = run(tmp_path / "b").aot
         assert {k: again[k] for k in metrics} == metrics
+
+
+def test_side_information_without_side_features_is_said(caplog):
+    """A schema (or the paper's YAML) with the item id alone: the flag cannot act."""
+    item_only = SCHEMA.select([SCHEMA.item_id.name])
+    with caplog.at_level(logging.WARNING):
+        FeatureEmbedding(item_only, cfg(use_side_information_features=True))
+    assert "use_side_information_features has no effect: the schema has no categorical or continuous" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        FeatureEmbedding(SCHEMA, cfg(use_side_information_features=True))
+    assert "use_side_information_features" not in caplog.text

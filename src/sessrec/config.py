@@ -268,6 +268,25 @@ class ExperimentConfig:
             raise SessrecError("choose one of fp16 and bf16")
         return self
 
+    def inert_options(self) -> list[str]:
+        """Options set away from their defaults that cannot act with this task or generator: warned, not refused (the
+        paper's command lines carry some of them)."""
+        default = ExperimentConfig()
+        groups = {("plm", "a PLM option"): ("plm_probability", "plm_max_span_length", "plm_permute_all", "plm_mask_input"),
+                  ("rtd", "an RTD option"): ("rtd_sample_from_batch", "rtd_use_batch_interaction",
+                                             "rtd_discriminator_loss_weight", "rtd_generator_loss_weight",
+                                             "rtd_tied_generator", "electra_generator_hidden_size")}
+        out = [f"{name} has no effect with task {self.task} ({what})"
+               for (task, what), names in groups.items() if self.task != task
+               for name in names if getattr(self, name) != getattr(default, name)]
+        if self.task not in ("mlm", "rtd") and self.mlm_probability != default.mlm_probability:
+            out.append(f"mlm_probability has no effect with task {self.task} (an MLM/RTD option)")
+        if (self.task == "rtd" and self.rtd_tied_generator
+                and self.electra_generator_hidden_size != default.electra_generator_hidden_size):
+            out.append("electra_generator_hidden_size has no effect with rtd_tied_generator (the generator is the "
+                       "discriminator's own sequence model)")
+        return out
+
     def _validate_numbers(self) -> None:
         """Every number finite; the optimiser's settings in their ranges; a seed that every generator takes."""
         for f in dataclasses.fields(self):

@@ -143,10 +143,20 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     cfg = copy.deepcopy(cfg).validate()
     if launched() and cfg.model_type in BASELINES:
         raise SessrecError(baseline_refusal(cfg.model_type))
+    for line in _inert_options(cfg):
+        log.warning(line)
     group = distributed.init(cfg.device, cfg.ddp_timeout)
     out: list[Path] = []  # the output folder, once known: named by a lost-contact error
     with group.failures_said(lambda: str(out[0]) if out else None):
         return _run(group.broadcast(cfg), group, printer if group.is_main else _silent, on_window, out)
+
+
+def _inert_options(cfg: ExperimentConfig) -> list[str]:
+    """What the config sets that this model cannot use."""
+    if cfg.model_type not in BASELINES:
+        return cfg.inert_options()
+    return [f"{name} has no effect on the {cfg.model_type} baseline (it reads item ids only)"
+            for name in ("use_side_information_features",) if getattr(cfg, name)]
 
 
 def _silent(*_: Any) -> None:

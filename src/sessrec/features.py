@@ -165,6 +165,9 @@ class FeatureEmbedding(nn.Module):
         if all(self.is_categorical) and (cfg.numeric_features_project_to_embedding_dim or cfg.numeric_features_soft_one_hot_encoding_num_embeddings):
             log.warning("numeric_features_* options have no effect: the model has no continuous input feature%s",
                         "" if cfg.use_side_information_features else " (use_side_information_features is off)")
+        if cfg.use_side_information_features and not self.names:
+            log.warning("use_side_information_features has no effect: the schema has no categorical or continuous "
+                        "feature besides the item id")
         if self.elementwise and not self.names:
             log.warning("input_features_aggregation %s has no effect with the item id as the only input feature",
                         cfg.input_features_aggregation)
