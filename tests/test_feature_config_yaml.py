@@ -50,3 +50,11 @@ def test_bad_feature_maps_are_one_line_errors(text, message):
     with pytest.raises(SessrecError) as e:
         parse_feature_yaml(text, "f.yaml")
     assert message in str(e.value) and str(e.value).startswith("feature config f.yaml")
+
+
+def test_the_papers_relative_path_points_to_the_bundled_copies(tmp_path):
+    missing = tmp_path / "datasets" / "ecommerce_rees46" / "config" / "features" / "session_based_features_itemid.yaml"
+    with pytest.raises(SessrecError, match=r"schema file not found: .*session_based_features_itemid.yaml; the paper's "
+                                           r"feature YAMLs are in the sessrec repository's tests/data/feature_configs/"):
+        load_schema(missing)
+    assert (DATA / "feature_configs" / "ecommerce_rees46" / missing.name).is_file()

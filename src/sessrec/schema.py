@@ -331,7 +331,11 @@ def load_schema(path: str | Path) -> Schema:
     """Read a schema from ``.pbtxt`` (protobuf text), ``.json`` or the original ``.yaml`` feature map."""
     path = Path(path)
     if not path.is_file():
-        raise SessrecError(f"schema file not found: {path}")
+        hint = ""
+        if path.suffix in (".yaml", ".yml") and path.parent.name == "features":  # the paper's datasets/<set>/config/features/
+            hint = (f"; the paper's feature YAMLs are in the sessrec repository's tests/data/feature_configs/<data set>/"
+                    f"{path.name}")
+        raise SessrecError(f"schema file not found: {path}{hint}")
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         return parse_feature_yaml(text, str(path))
