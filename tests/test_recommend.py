@@ -162,6 +162,10 @@ def test_recommender_gives_what_the_trained_learner_gives(tmp_path):
     assert not set(res.ids[0]) & {3, 4, 5} and not set(res.ids[2]) & set(range(1, 12))
     with pytest.raises(SessrecError, match="item id 30 is outside this model's range 1..29"):
         rec.recommend([[1, 30]])
+    # k: at most the items the model can recommend, as the server says (not silently fewer)
+    assert len(rec.recommend([[3]], k=29).ids[0]) == 29
+    with pytest.raises(SessrecError, match=r"k must be between 1 and 29 \(the items of the catalog\), got 30"):
+        rec.recommend([[3]], k=30)
 
 
 def test_recommend_command_items_and_parquet(tmp_path, capsys):
@@ -230,8 +234,14 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
     assert res.unknown == [["nope"]] and res.ids[0] == rec.catalog.decode(offline_ids[0].tolist())
     with pytest.raises(SessrecError, match="session 0: 1 unknown item"):
         rec.recommend([with_unknown], k=5, strict=True)
-    with pytest.raises(SessrecError, match="no item known to the model"):
-        rec.recommend([["nope"]])
+    with pytest.raises(SessrecError, match=r"no item known to the model \(unknown: 'nope', ' 12'\)"):
+        rec.recommend([["nope", " 12"]])
+    one = sessions[0]
+    with pytest.raises(SessrecError, match=r"features.price_norm must hold finite numbers \(within float32"):
+        rec.recommend([{**one, "features": {"price_norm": [1e39] * len(one["items"])}}])
+    # timestamps are checked even where no model input reads them
+    with pytest.raises(SessrecError, match="timestamps must be epoch seconds between 1970 and the year 5000"):
+        rec.catalog.encode(one["items"], [rec.item_key], timestamps=[-5.0] * len(one["items"]))
     internal = rec.recommend([{n: written[n][0][: len(rows[0]["item_id"])].tolist() for n in rec.input_names}], k=5,
                              internal_ids=True)
     assert internal.ids == offline_ids[:1].tolist()

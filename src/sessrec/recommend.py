@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from sessrec.data.catalog import Catalog, Encoded
+from sessrec.data.catalog import Catalog, Encoded, model_floats, no_known_item
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, read_parquet
@@ -287,7 +287,7 @@ class Recommender:
         if unknown and strict:
             raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}")
         if not keep:
-            raise SessrecError("the session has no item known to the model" if items else "the session has no items")
+            raise SessrecError(no_known_item(unknown))
         out = {}
         for name in self.side_features:
             values = features[name]
@@ -301,8 +301,15 @@ class Recommender:
                 card = spec.cardinality or 0
                 if any(not isinstance(v, int) or not 0 <= v < card for v in kept):
                     raise SessrecError(f"features.{name} must hold ids 0..{card - 1}")
-            out[name] = np.asarray(kept, dtype=np.int64 if spec.is_categorical else np.float64 if spec.is_time else np.float32)
+            out[name] = (np.asarray(kept, dtype=np.int64) if spec.is_categorical else np.asarray(kept, dtype=np.float64)
+                         if spec.is_time else model_floats(name, kept))
         return Encoded(np.asarray([items[i] for i in keep], dtype=np.int64), out, unknown)
+
+    def _check_k(self, k: int) -> None:
+        """``k`` between 1 and the number of items the model can recommend (as the server says)."""
+        limit = self.schema.n_items - 1
+        if not 1 <= k <= limit:
+            raise SessrecError(f"k must be between 1 and {limit} (the items of the catalog), got {k}")
 
     def recommend_encoded(self, sessions: Sequence[Encoded], k: int | Sequence[int] = 10,
                           exclude_seen: bool | Sequence[bool] = False,
@@ -312,8 +319,8 @@ class Recommender:
         ``scorer``: what turns the input tensors into scores (default: the learner)."""
         ks = [k] * len(sessions) if isinstance(k, int) else list(k)
         excl = [exclude_seen] * len(sessions) if isinstance(exclude_seen, bool) else list(exclude_seen)
-        if min(ks) < 1:
-            raise SessrecError(f"k must be >= 1 (got {min(ks)})")
+        self._check_k(min(ks))
+        self._check_k(max(ks))
         batch, seen = encoded_batch(sessions, self.item_key, self.max_len)
         if any(excl):
             seen = seen * torch.tensor(excl, dtype=torch.int64).view(-1, 1)  # rows that keep seen items: no mask
@@ -327,8 +334,7 @@ class Recommender:
         by feature name (model ids), in chunks. ``seen``: the sessions' item ids ``[N, *]`` that
         ``exclude_seen`` excludes, when ``batch`` holds only the last items of longer sessions
         (default: ``batch``'s items)."""
-        if k < 1:
-            raise SessrecError(f"k must be >= 1 (got {k})")
+        self._check_k(k)
         missing = [n for n in self.input_names if n not in batch]
         if missing:
             raise SessrecError(f"sessions lack the model input feature(s) {', '.join(missing)}")

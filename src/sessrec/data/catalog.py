@@ -229,6 +229,7 @@ class Catalog:
         n = len(items)
         if timestamps is not None and len(timestamps) != n:
             raise SessrecError(f"timestamps has {len(timestamps)} values for {n} items")
+        sent_times = None if timestamps is None else _timestamps(timestamps)  # checked even where no feature reads them
         features = dict(features or {})
         for name, values in features.items():
             if name not in inputs or name == self.item.name:
@@ -248,7 +249,7 @@ class Catalog:
             raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}"
                                + (" ..." if len(unknown) > 5 else ""))
         if not ids:
-            raise SessrecError("the session has no item known to the model" if n else "the session has no items")
+            raise SessrecError(no_known_item(unknown))
         id_array = np.asarray(ids, dtype=np.int64)
         out: dict[str, np.ndarray] = {}
         times = None
@@ -259,8 +260,8 @@ class Catalog:
                 out[name] = self._sent(name, [features[name][i] for i in keep])
             elif name in self.rules or name == self.time_column:
                 if times is None:
-                    times = (np.full(len(ids), time.time() if now is None else now) if timestamps is None else
-                             _timestamps([timestamps[i] for i in keep]))
+                    times = (np.full(len(ids), time.time() if now is None else now) if sent_times is None else
+                             sent_times[keep])
                 out[name] = (rebuild(self.rules[name], times, self.first_seen[id_array]) if name in self.rules
                              else self._data_times(times))
             elif name in self.item_features:
@@ -288,9 +289,26 @@ class Catalog:
                     found = m.unknown_id
                 ids.append(found)
             return np.asarray(ids, dtype=np.int64)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
-            raise SessrecError(f"features.{name} must hold finite numbers")
-        return np.asarray(values, dtype=np.float32)
+        return model_floats(name, values)
+
+
+def no_known_item(unknown: Sequence[Any]) -> str:
+    """The error of a session left without items: the ids that were not known, if any."""
+    if not unknown:
+        return "the session has no items"
+    return (f"the session has no item known to the model (unknown: {', '.join(map(repr, unknown[:5]))}"
+            + (f" and {len(unknown) - 5} more)" if len(unknown) > 5 else ")"))
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def model_floats(name: str, values: Sequence[Any]) -> np.ndarray:
+    """A continuous feature's values sent by a client, as the model's float32; NaN, infinities and numbers beyond
+    float32 (they would become infinities) are refused."""
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= FLOAT32_MAX for v in values):
+        raise SessrecError(f"features.{name} must hold finite numbers (within float32, |x| <= {FLOAT32_MAX:.4g})")
+    return np.asarray(values, dtype=np.float32)
 
 
 def _timestamps(values: list[Any]) -> np.ndarray:
