@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -257,7 +258,7 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
     assert now.unknown == [[]] and set(now.ids[0]) <= set(rec.catalog.item.raw[1:])
 
 
-def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path, capsys):
+def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path, capsys, caplog):
     ckpt = catalog_run / "checkpoint-last"
     rec = Recommender.load(ckpt)
     rows, _ = written_sessions(catalog_data, rec, 2)
@@ -277,6 +278,19 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
                  str(tmp_path / "out.parquet"), "-k", "3", "--exclude-seen"]) == 0
     out = pq.read_table(tmp_path / "out.parquet").to_pydict()
     assert out["session_id"] == [7, 8] and out["item_ids"][0] == want.ids[0] and out["unknown"] == [0, 1]
+    # a session with no known item (or none at all) does not stop the file: its row is empty; --strict refuses it
+    t = rows[0]["timestamp"]
+    pq.write_table(pa.table({"session_id": [1, 2, 3], "items": [[42, 43], items, []], "timestamps": [t[:2], t, []]}),
+                   tmp_path / "some_unknown.parquet")
+    args = ["recommend", "--model-dir", str(ckpt), "--input", str(tmp_path / "some_unknown.parquet"), "--output",
+            str(tmp_path / "out2.parquet"), "-k", "3", "--exclude-seen"]
+    with caplog.at_level(logging.WARNING):
+        assert main(args) == 0
+    assert "2 of 3 sessions have no item known to the model: their rows are empty" in caplog.text
+    out = pq.read_table(tmp_path / "out2.parquet").to_pydict()
+    assert out["item_ids"] == [[], want.ids[0], []] and out["scores"][0] == [] and out["unknown"] == [2, 0, 0]
+    assert main([*args, "--strict"]) == 2
+    assert "some_unknown.parquet, row 0: 2 unknown item(s): 42, 43" in capsys.readouterr().err
     assert main(["recommend", "--model-dir", str(ckpt), "--input", str(catalog_data / "0003" / "valid.parquet"),
                  "--output", str(tmp_path / "x.parquet")]) == 2
     assert "no 'items' column" in capsys.readouterr().err

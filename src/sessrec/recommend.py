@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from sessrec.data.catalog import Catalog, Encoded, model_floats, no_known_item
+from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, read_parquet
@@ -265,6 +265,8 @@ class Recommender:
             if self.catalog is not None:
                 return self.catalog.encode(list(items), self.input_names, times, feats, strict, now)
             return self._encode_model_ids(list(items), times, feats or {}, strict)
+        except NoKnownItem as e:
+            raise NoKnownItem(f"{where}{e}") from None
         except SessrecError as e:
             raise SessrecError(f"{where}{e}") from None
 
@@ -287,7 +289,7 @@ class Recommender:
         if unknown and strict:
             raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}")
         if not keep:
-            raise SessrecError(no_known_item(unknown))
+            raise no_known_item(unknown)
         out = {}
         for name in self.side_features:
             values = features[name]
@@ -391,19 +393,32 @@ class Recommender:
         ids: list = []
         scores: list = []
         unknown: list[int] = []
+        empty = 0
         for start in range(0, table.num_rows, self.batch_size):
-            rows = range(start, min(start + self.batch_size, table.num_rows))
-            encoded = []
-            for r in rows:
+            encoded: list[Encoded | None] = []
+            for r in range(start, min(start + self.batch_size, table.num_rows)):
                 session = {"items": columns["items"][r] or [],
                            "features": {n: columns[n][r] for n in sent}}
                 if "timestamps" in columns:
                     session["timestamps"] = columns["timestamps"][r]
-                encoded.append(self.encode(session, strict, where=f"{path}, row {r}: "))
-            top, top_scores = self.recommend_encoded(encoded, k, exclude_seen)
-            ids += [self.catalog.decode(row) for row in top.tolist()]
-            scores += top_scores.tolist()
-            unknown += [len(e.unknown) for e in encoded]
+                try:
+                    encoded.append(self.encode(session, strict, where=f"{path}, row {r}: "))
+                except NoKnownItem:  # one such session does not stop a file: its row is empty (strict refuses it)
+                    if strict:
+                        raise
+                    encoded.append(None)
+            scored = [e for e in encoded if e is not None]
+            top, top_scores = self.recommend_encoded(scored, k, exclude_seen) if scored else (torch.empty(0), torch.empty(0))
+            answers = iter(zip(top.tolist(), top_scores.tolist()))
+            for e, r in zip(encoded, range(start, start + len(encoded))):
+                row_ids, row_scores = next(answers) if e is not None else ([], [])
+                ids.append(self.catalog.decode(row_ids))
+                scores.append(row_scores)
+                unknown.append(len(e.unknown) if e is not None else len(columns["items"][r] or []))
+                empty += e is None
+        if empty:
+            log.warning("%s: %d of %d sessions have no item known to the model: their rows are empty (--strict refuses "
+                        "them)", path, empty, table.num_rows)
         return ids, scores, unknown
 
     def _recommend_table_internal(self, table: pa.Table, path: Path, k: int, exclude_seen: bool) -> tuple[list, list, None]:

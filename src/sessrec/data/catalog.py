@@ -249,7 +249,7 @@ class Catalog:
             raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}"
                                + (" ..." if len(unknown) > 5 else ""))
         if not ids:
-            raise SessrecError(no_known_item(unknown))
+            raise no_known_item(unknown)
         id_array = np.asarray(ids, dtype=np.int64)
         out: dict[str, np.ndarray] = {}
         times = None
@@ -292,12 +292,16 @@ class Catalog:
         return model_floats(name, values)
 
 
-def no_known_item(unknown: Sequence[Any]) -> str:
+class NoKnownItem(SessrecError):
+    """A session without items, or whose items are all unknown to the model."""
+
+
+def no_known_item(unknown: Sequence[Any]) -> NoKnownItem:
     """The error of a session left without items: the ids that were not known, if any."""
     if not unknown:
-        return "the session has no items"
-    return (f"the session has no item known to the model (unknown: {', '.join(map(repr, unknown[:5]))}"
-            + (f" and {len(unknown) - 5} more)" if len(unknown) > 5 else ")"))
+        return NoKnownItem("the session has no items")
+    return NoKnownItem(f"the session has no item known to the model (unknown: {', '.join(map(repr, unknown[:5]))}"
+                       + (f" and {len(unknown) - 5} more)" if len(unknown) > 5 else ")"))
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
