@@ -4,7 +4,7 @@ import os
 import pytest
 
 from sessrec.config import ExperimentConfig
-from sessrec.io import WriteError, atomic_write_text, writing
+from sessrec.io import WriteError, atomic_write_bytes, atomic_write_text, writing
 from sessrec.outputs import OutputWriter
 
 
@@ -45,3 +45,10 @@ def test_a_failed_history_append_is_cut_back_off(tmp_path, monkeypatch):
         writer.append_history([{"step": 2, "loss": 1.5}])
     assert (tmp_path / "history.jsonl").read_bytes() == before
 
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(WriteError, match=r"cannot write .*afile/sub/r.parquet: .*afile is a file, not a folder$"):
+        atomic_write_bytes(tmp_path / "afile" / "sub" / "r.parquet", b"x")
+    assert (tmp_path / "afile").read_text() == "keep me"

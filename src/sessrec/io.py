@@ -36,9 +36,16 @@ class WriteError(SessrecError):
 
     def __init__(self, path: str | Path, cause: OSError):
         code = errno.errorcode.get(cause.errno or 0, "")
-        super().__init__(f"cannot write {path}: {cause.strerror or cause}" + (f" [{code}]" if code else ""))
+        blocker = file_in_the_way(path)
+        why = f"{blocker} is a file, not a folder" if blocker else f"{cause.strerror or cause}" + (f" [{code}]" if code else "")
+        super().__init__(f"cannot write {path}: {why}")
         self.path = Path(path)
         self.disk_full = cause.errno in DISK_FULL
+
+
+def file_in_the_way(path: str | Path) -> Path | None:
+    """A file where a folder above ``path`` should be (it cannot be written), if there is one."""
+    return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
 
 
 @contextlib.contextmanager

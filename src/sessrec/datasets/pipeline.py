@@ -60,7 +60,7 @@ from sessrec.data.windows import SPLITS, window_dir
 from sessrec.datasets.catalog import LatestItems, latest_per_item, plain_integer, write_catalog
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_replace_dir, atomic_write_text
+from sessrec.io import atomic_replace_dir, atomic_write_text, file_in_the_way
 from sessrec.schema import CATEGORICAL, LIST, TIME, FeatureSpec, Schema
 
 WINDOW_MS = {"day": DAY_MS, "hour": HOUR_MS}
@@ -236,7 +236,7 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
 def _check_output(out: Path, overwrite: bool) -> None:
     if out.is_file():
         raise SessrecError(f"--output {out} is a file, not a folder")
-    in_the_way = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    in_the_way = file_in_the_way(out)
     if in_the_way is not None:
         raise SessrecError(f"--output {out}: {in_the_way} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
