@@ -425,12 +425,12 @@ def setup_process(verbose: bool = False) -> None:
 
 
 def run_guarded(prog: str, command: Callable[[], int]) -> int:
-    """Run a command: a :class:`SessrecError`, or an ``OSError`` (a folder that cannot be written), is printed on
-    one line (exit 2); a run stopped by SIGTERM or SIGINT says what it saved and exits 128 + the signal number
-    (143, 130); Ctrl-C
-    anywhere else exits 130. In a distributed run what rank 0 says for every process (a stop, an
-    error it met alone) is printed by rank 0 only; a command that succeeded leaves the process
-    group, and the process then ends at once with its code (see :func:`_end_distributed_process`)."""
+    """Run a command: a :class:`SessrecError`, or an ``OSError`` (a folder that cannot be written), is
+    printed on one line (exit 2); a run stopped by SIGTERM or SIGINT says what it saved and exits 128 +
+    the signal number (143, 130); Ctrl-C anywhere else exits 130. In a distributed run what rank 0
+    says for every process (a stop, an error it met alone) is printed by rank 0 only; a command that
+    succeeded leaves the process group, and the process then ends at once with its code (see
+    :func:`_end_distributed_process`)."""
     code = _guarded(prog, command)
     if _torchrun_worker():
         _end_distributed_process(code)
