@@ -9,6 +9,7 @@ from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.outputs import OutputWriter
 from sessrec.report import canonical_metrics, compare, group_runs, load_run, make_report, render_markdown
+from sessrec.runlock import RunLock
 
 K = "eval_/next-item/"
 
@@ -67,6 +68,19 @@ def test_star_marks_a_row_significantly_better_than_all_others(tmp_path):
     assert "0.1240 |" in table and "0.1240*" not in table
 
 
+def test_data_sets_are_told_apart_by_their_path_not_their_folder_name(tmp_path):
+    """Two data folders named alike are two data sets: their runs are neither one row nor compared, and each keeps
+    its own most-popular row."""
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50}, data_path="/one/data", pop=0.05)
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm", data_path="/two/data", pop=0.2)
+    c = fake_run(tmp_path / "c", {2: 0.12, 3: 0.32, 4: 0.22}, model="gpt2", task="clm", data_path="/three/rees46")
+    groups = group_runs([load_run(p) for p in (a, b, c)])
+    assert [(g.label, g.dataset) for g in groups] == [
+        ("XLNet (MLM)", "/one/data"), ("GPT-2 (CLM)", "/two/data"), ("GPT-2 (CLM)", "rees46"),
+        ("Most popular", "/one/data"), ("Most popular", "/two/data"), ("Most popular", "rees46")]
+    assert all(c.b == "Most popular" or c.a == "Most popular" for c in compare(groups))  # no cross-data pair
+
+
 def test_same_label_rows_are_told_apart_by_their_config(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.3}, d_model=64)
     b = fake_run(tmp_path / "b", {2: 0.2}, d_model=128)
@@ -90,12 +104,15 @@ def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, 
     (t4r / "log.json").write_text("DLLL " + json.dumps({"type": "LOG", "step": "PARAMETER", "data": param}) + "\n")
 
     out = tmp_path / "report"
-    assert main(["report", str(running), str(starting), str(t4r), str(running), "-o", str(out)]) == 0
+    with RunLock.acquire(running):  # a process runs it; nothing holds `starting`: it was stopped
+        assert main(["report", str(running), str(starting), str(t4r), str(running), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| XLNet (MLM) | 1 | 1 of 3 (running) | 0.1500 | 0.3000 |" in printed
     assert "| XLNet (MLM) [T4R] | 1 | 2 | - | 0.3000 | - | 0.5500 | - |" in printed
-    assert "| GPT-2 (CLM) | 1 | 0 of 3 (running) | - |" in printed
-    assert "`" + str(running) + "`: in progress (1 of 3 windows)" in (out / "report.md").read_text()
+    assert "| GPT-2 (CLM) | 1 | 0 of 3 (stopped) | - |" in printed
+    md = (out / "report.md").read_text()
+    assert "`" + str(running) + "`: in progress (1 of 3 windows)" in md
+    assert "`" + str(starting) + "`: stopped after 0 of 3 windows (sessrec run --resume continues it)" in md
     rows = list(csv.DictReader(open(out / "report.csv")))
     assert [r["algorithm"] for r in rows] == ["XLNet (MLM)", "GPT-2 (CLM)", "XLNet (MLM) [T4R]", "Most popular"]
     assert rows[2]["seeds"] == "5" and float(rows[2]["NDCG@20"]) == pytest.approx(0.30)
@@ -104,6 +121,16 @@ def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, 
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     per_window = list(csv.DictReader(open(out / "per_window.csv")))
     assert {(r["algorithm"], r["window"]) for r in per_window} >= {("XLNet (MLM) [T4R]", "3"), ("XLNet (MLM)", "2")}
+
+
+def test_a_stopped_seed_is_averaged_over_the_windows_every_seed_has(tmp_path):
+    """Seed 2 stopped after window 2: the row averages both seeds over window 2 only, and says it."""
+    done = fake_run(tmp_path / "s1", {2: 0.30, 3: 0.40, 4: 0.50}, seed=1)
+    stopped = fake_run(tmp_path / "s2", {2: 0.20}, seed=2, finish=False)
+    (group, _) = group_runs([load_run(done), load_run(stopped)])
+    assert list(group.per_window) == [2] and group.aot()[("ndcg", 20)] == pytest.approx([0.30, 0.20])
+    md = render_markdown([group], compare([group]))
+    assert "| XLNet (MLM) | 2 | 1 of 3 (stopped) | 0.1250 ± 0.0354 | 0.2500 ± 0.0707 |" in md
 
 
 def test_not_a_run_folder(tmp_path):

@@ -21,9 +21,11 @@ other row on the same data for that metric.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
+import os
 import re
 import warnings
 from collections import defaultdict
@@ -36,6 +38,7 @@ import numpy as np
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text
 from sessrec.report_html import Table, render_html
+from sessrec.runlock import is_locked
 
 # (metric, k) columns of the table; HR@k is the original's recall@k (one relevant item per session).
 METRICS: list[tuple[str, int]] = [("ndcg", 10), ("ndcg", 20), ("recall", 10), ("recall", 20), ("mrr", 20)]
@@ -90,6 +93,7 @@ class Run:
     loss: list[tuple[int, float, int]] = field(default_factory=list)  # (global step, training loss, window)
     expected_windows: int | None = None
     finished: bool = True
+    running: bool = False  # unfinished, and a process holds its folder now (else it was stopped)
     original_script: bool = False  # written by the original Transformers4Rec script
 
     @property
@@ -104,7 +108,9 @@ class Run:
         if self.finished:
             return "done"
         total = f" of {self.expected_windows}" if self.expected_windows else ""
-        return f"in progress ({len(self.windows)}{total} windows)"
+        if self.running:
+            return f"in progress ({len(self.windows)}{total} windows)"
+        return f"stopped after {len(self.windows)}{total} windows (sessrec run --resume continues it)"
 
 
 def load_run(path: str | Path) -> Run:
@@ -135,9 +141,10 @@ def _load_sessrec_run(path: Path) -> Run:
         cfg, windows, pop, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, False
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
-               dataset=_dataset_name(cfg.get("data_path")), identity=_identity(cfg), windows=windows,
+               dataset=_dataset_key(cfg.get("data_path")), identity=_identity(cfg), windows=windows,
                pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
-               expected_windows=(final - start) if start and final else None, finished=finished)
+               expected_windows=(final - start) if start and final else None, finished=finished,
+               running=not finished and is_locked(path))
 
 
 def _load_original_run(path: Path) -> Run:
@@ -159,7 +166,7 @@ def _load_original_run(path: Path) -> Run:
     windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
-               seed=params.get("seed"), dataset=_dataset_name(params.get("data_path")),
+               seed=params.get("seed"), dataset=_dataset_key(params.get("data_path")),
                identity=_identity(params) if params else {"folder": str(path)}, windows=windows,
                original_script=True)  # the script writes the CSV once, after its last window
 
@@ -169,11 +176,19 @@ def _identity(cfg: dict[str, Any]) -> dict[str, Any]:
             if k not in _NOT_IDENTITY and not any(s in k for s in ("dir", "path", "name"))}
 
 
-def _dataset_name(data_path: str | None) -> str:
+def _dataset_key(data_path: str | None) -> str:
+    """The data a run read, as its (normalised) path: two folders of one name are two data sets."""
     if not data_path:
         return "sample"
-    p = Path(data_path)
-    return "sample" if p.parts[-2:] == ("data", "sample") else p.name
+    p = Path(os.path.normpath(data_path))
+    return "sample" if p.parts[-2:] == ("data", "sample") else str(p)
+
+
+def _short_dataset_names(keys: set[str]) -> dict[str, str]:
+    """Each data set's folder name, or its whole path where two data sets share a folder name."""
+    names = {k: Path(k).name or k for k in keys}
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {k: k if n in shared else n for k, n in names.items()}
 
 
 def _read_loss(history: Path) -> list[tuple[int, float, int]]:
@@ -199,15 +214,16 @@ class Group:
     label: str
     dataset: str
     runs: list[Run]
-    per_window: dict[int, dict[tuple[str, int], float]]  # mean over runs that have the window
+    per_window: dict[int, dict[tuple[str, int], float]]  # mean over the runs, of the windows every run has
     is_pop_reference: bool = False
 
     def aot(self) -> dict[tuple[str, int], list[float]]:
-        """Each metric's AOT per run (one value per run)."""
+        """Each metric's AOT per run (one value per run), over the windows every run of the row has evaluated (a
+        stopped seed does not mix its first windows' average with the others' full one)."""
         out: dict[tuple[str, int], list[float]] = defaultdict(list)
         for run in self.runs:
             for metric in METRICS:
-                values = [w[metric] for w in run.windows.values() if metric in w]
+                values = [w[metric] for index, w in run.windows.items() if index in self.per_window and metric in w]
                 if values:
                     out[metric].append(float(np.mean(values)))
         return out
@@ -219,7 +235,10 @@ class Group:
 
 
 def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
-    """Rows in first-seen order; labels made unique with the config keys that tell rows apart."""
+    """Rows in first-seen order; labels made unique with the config keys that tell rows apart. Runs of different
+    data sets (told by their data paths) are never one row nor compared."""
+    names = _short_dataset_names({r.dataset for r in runs})
+    runs = [dataclasses.replace(r, dataset=names[r.dataset]) for r in runs]
     by_key: dict[str, list[Run]] = {}
     for run in runs:
         key = json.dumps({"dataset": run.dataset, **run.identity}, sort_keys=True, default=str)
@@ -240,8 +259,9 @@ def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
 
 
 def _mean_windows(runs_windows: list[dict[int, dict[tuple[str, int], float]]]) -> dict[int, dict[tuple[str, int], float]]:
+    """Per window, the mean over the runs, of the windows every run has evaluated."""
     out: dict[int, dict[tuple[str, int], float]] = {}
-    for w in sorted({w for rw in runs_windows for w in rw}):
+    for w in sorted(set.intersection(*(set(rw) for rw in runs_windows)) if runs_windows else ()):
         rows = [rw[w] for rw in runs_windows if w in rw]
         out[w] = {m: float(np.mean([r[m] for r in rows if m in r])) for m in {m for r in rows for m in r}}
     return out
@@ -336,9 +356,14 @@ def _cell(values: list[float], star: bool) -> str:
 
 
 def _windows_cell(g: Group) -> str:
+    """Windows in the row's averages (those all its runs have); for unfinished runs, of how many, and whether a
+    process still runs one."""
     done = len(g.per_window)
-    return str(done) if g.status == "done" else f"{done} (running)" if g.runs[0].expected_windows is None \
-        else f"{done} of {g.runs[0].expected_windows} (running)"
+    if g.status == "done":
+        return str(done)
+    state = "running" if any(r.running for r in g.runs if not r.finished) else "stopped"
+    total = g.runs[0].expected_windows
+    return f"{done} ({state})" if total is None else f"{done} of {total} ({state})"
 
 
 def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
