@@ -34,11 +34,27 @@ def test_run_seeds(tiny_data, tmp_path):
     lines.clear()
     again = run_seeds(tiny_config(tiny_data, out), [3, 1], out, printer=lines.append)
     assert again["aot"] == summary["aot"] and sum("finished earlier" in line for line in lines) == 2
-    # another configuration into the same folder: the seeds run again, not read back
+    # another configuration into the same folder: refused before anything runs, the results kept ...
+    before = (out / "seed-3" / "results.json").read_bytes()
+    with pytest.raises(SessrecError, match=r"seed-1 was run with another configuration \(learning_rate: 0.003 -> 0.01\): "
+                                           r"running it again would replace its results"):
+        run_seeds(tiny_config(tiny_data, out, learning_rate=0.01), [1, 3], out, printer=lines.append)
+    assert (out / "seed-3" / "results.json").read_bytes() == before
+    # ... unless asked: then the seed runs again, not read back
     lines.clear()
-    other = run_seeds(tiny_config(tiny_data, out, learning_rate=0.01), [3], out, printer=lines.append)
+    other = run_seeds(tiny_config(tiny_data, out, learning_rate=0.01, overwrite_output_dir=True), [3], out,
+                      printer=lines.append)
     assert "running again (its config changed)" in lines[0]
     assert other["aot"]["eval_/next-item/ndcg_at_20"]["mean"] != ndcg[0]
+    assert "AOT over 1 seed (3) (one seed: no standard deviation)" in (out / "summary.md").read_text()
+    assert " ± " not in (out / "summary.md").read_text()
+
+
+def test_a_folder_of_other_files_is_refused(tiny_data, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SessrecError, match=r"is not a --seeds folder \(it holds notes.txt\)"):
+        run_seeds(tiny_config(tiny_data, tmp_path), [1], tmp_path)
+    assert not seed_dirs(tmp_path)
 
 
 def test_a_seed_listed_twice_is_an_error(tiny_data, tmp_path):

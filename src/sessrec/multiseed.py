@@ -63,8 +63,10 @@ def _differences(earlier: ExperimentConfig, new: ExperimentConfig) -> list[str]:
 
 
 def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, printer: Callable[[str], None] = print,
-              runner: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Run ``cfg`` once per seed into ``out_dir/seed-N`` and write the summary; returns it."""
+              runner: Callable[..., Any] | None = None, replace_changed: bool = False) -> dict[str, Any]:
+    """Run ``cfg`` once per seed into ``out_dir/seed-N`` and write the summary; returns it. A seed folder run with
+    another configuration is refused (its results would be lost) unless ``cfg.overwrite_output_dir`` or
+    ``replace_changed`` (a folder the caller owns, such as a study's final runs)."""
     if not seeds:
         raise SessrecError("--seeds needs at least one seed")
     if len(set(seeds)) != len(seeds):
@@ -72,6 +74,8 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
     if runner is None:
         from sessrec.experiment import run_experiment as runner
     out = Path(out_dir)
+    if not (cfg.overwrite_output_dir or replace_changed):
+        _check_folder(out, cfg, seeds)
     rows: list[dict[str, Any]] = []
     for i, seed in enumerate(seeds, 1):
         run_dir = out / f"{SEED_PREFIX}{seed}"
@@ -101,6 +105,30 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
     return summary
 
 
+def _check_folder(out: Path, cfg: ExperimentConfig, seeds: Sequence[int]) -> None:
+    """Before any run: ``out`` holds nothing but seed folders and summaries, and no seed folder of another config."""
+    if out.exists() and not out.is_dir():
+        raise SessrecError(f"--output-dir {out} is a file, not a folder")
+    if not out.is_dir():
+        return
+    ours = {"summary.json", "summary.md"} | {p.name for p in seed_dirs(out)}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith("."))
+    if foreign:
+        raise SessrecError(f"output folder {out} is not a --seeds folder (it holds {', '.join(foreign[:3])}"
+                           f"{', ...' if len(foreign) > 3 else ''}); choose another --output-dir, or pass "
+                           "--overwrite-output-dir")
+    for seed in seeds:
+        run_dir = out / f"{SEED_PREFIX}{seed}"
+        one = copy.deepcopy(cfg)
+        one.seed, one.output_dir = seed, str(run_dir)
+        earlier = _earlier_config(run_dir)
+        diffs = _differences(earlier, one) if earlier is not None else []
+        if diffs:
+            raise SessrecError(f"{run_dir} was run with another configuration ({'; '.join(diffs[:4])}"
+                               f"{'; ...' if len(diffs) > 4 else ''}): running it again would replace its results; "
+                               "choose another --output-dir, or pass --overwrite-output-dir")
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n - 1; 0 for one value)."""
     n = len(values)
@@ -126,7 +154,9 @@ def render_summary(summary: dict[str, Any], top_ks: Sequence[int]) -> str:
     """A Markdown table: NDCG, HR and MRR at each cut-off, mean ± std over the seeds."""
     names = [f"ndcg_at_{k}" for k in top_ks] + [f"recall_at_{k}" for k in top_ks] + [f"mrr_at_{max(top_ks)}"]
     heads = [n.replace("ndcg_at_", "NDCG@").replace("recall_at_", "HR@").replace("mrr_at_", "MRR@") for n in names]
-    lines = [f"AOT over {len(summary['seeds'])} seeds ({' '.join(map(str, summary['seeds']))}): mean ± std", "",
+    several = len(summary["seeds"]) > 1
+    lines = [f"AOT over {len(summary['seeds'])} seed{'s' if several else ''} ({' '.join(map(str, summary['seeds']))})"
+             + (": mean ± std" if several else " (one seed: no standard deviation)"), "",
              "| | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     for label, key in (("model", "aot"), ("most popular", "pop_aot")):
         stats = summary[key]
@@ -134,6 +164,6 @@ def render_summary(summary: dict[str, Any], top_ks: Sequence[int]) -> str:
             cells = []
             for n in names:
                 s = stats.get(f"eval_/next-item/{n}")
-                cells.append("-" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}")
+                cells.append("-" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}" if several else f"{s['mean']:.4f}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -554,7 +554,7 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
         seeds = [cfg.seed + i for i in range(opts.final_seeds)]
         printer(f"final: the best configuration on the {'test' if best_cfg.eval_on_test_set else 'validation'} "
                 f"split of all windows, seeds {' '.join(map(str, seeds))}")
-        result.final = run_seeds(best_cfg, seeds, out / "final", printer=printer)
+        result.final = run_seeds(best_cfg, seeds, out / "final", printer=printer, replace_changed=True)  # the study's own
     return result
 
 
