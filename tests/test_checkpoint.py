@@ -1,5 +1,6 @@
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -143,7 +144,7 @@ def test_resume_refits_a_learner_without_state_dict(tiny_data, tmp_path, monkeyp
            [w["metrics"]["eval_/next-item/ndcg_at_20"] for w in straight.windows]
 
 
-def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_data, tmp_path):
+def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_data, tmp_path, capsys, caplog):
     quiet = {"printer": lambda *_: None}
     run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="pop"), **quiet)
     with pytest.raises(SessrecError, match=r"different config \(top_ks: \[10, 20\] -> \[5\]\)"):
@@ -152,6 +153,14 @@ def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_dat
     with pytest.raises(SessrecError, match="no checkpoint in"):
         run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="pop", resume=True), **quiet)
     assert main(["run", "--resume", "--quiet"]) == 2  # needs --output-dir
+    # from the command line: said before any data is read (not the defaults' data: the run's own is unknown here)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(["run", "--resume", "--output-dir", str(tmp_path / "b")]) == 2
+    assert "bundled sample" not in caplog.text and "data checked" not in caplog.text
+    assert f"cannot resume: no checkpoint in {tmp_path / 'b'}" in capsys.readouterr().err
+    assert main(["run", "--resume", "--output-dir", str(tmp_path / "nowhere")]) == 2
+    assert f"cannot resume: {tmp_path / 'nowhere'} not found" in capsys.readouterr().err
 
 
 def _flip_a_byte(path: Path) -> None:

@@ -142,7 +142,7 @@ def launched_env(monkeypatch):
         monkeypatch.setenv(k, v)
 
 
-def test_baselines_seeds_and_tune_refuse_torchrun(launched_env, tiny_data, tmp_path, capsys):
+def test_baselines_seeds_and_tune_refuse_torchrun(launched_env, tiny_data, tmp_path, capsys, monkeypatch):
     from sessrec.cli import main
     from sessrec.experiment import run_experiment
 
@@ -154,6 +154,10 @@ def test_baselines_seeds_and_tune_refuse_torchrun(launched_env, tiny_data, tmp_p
     assert err[0].startswith("sessrec: error: --seeds runs the seeds one after the other in one process, not under torchrun")
     assert err[1].startswith("sessrec: error: sessrec tune runs each trial in one process, not under torchrun")
     assert not any(tmp_path.iterdir())  # nothing written
+    monkeypatch.setenv("RANK", "1")  # every process meets these refusals: rank 0 alone says them
+    assert main(["run", "--data-path", str(tiny_data), "--seeds", "1", "2", "-o", str(tmp_path / "s")]) == 2
+    assert main(["run", "--data-path", str(tiny_data), "--model", "pop", "-o", str(tmp_path / "p")]) == 2
+    assert capsys.readouterr().err == ""
 
 
 def test_the_paper_front_end_accepts_local_rank_under_torchrun(launched_env, monkeypatch):
@@ -262,7 +266,7 @@ def test_sigterm_to_one_process_stops_every_one_at_one_step_and_resume_continues
     assert proc.returncode != 0  # torchrun's own code when its workers exit 143
     err0, err1 = worker_log(logs, 0).splitlines(), worker_log(logs, 1).splitlines()
     assert err0[-1] == (f"sessrec: stopped by SIGTERM in window 2 after step 3 of 6; checkpoint saved in {out}/checkpoint-last; "
-                        f"continue with `sessrec run --resume --output-dir {out}`")
+                        f"continue with the same torchrun command (2 processes) with --resume --output-dir {out}")
     assert err1[-1].startswith("sessrec: SIGTERM received: stopping at the next safe point")  # rank 1 says nothing more
     assert not any(x.startswith("sessrec: SIGTERM") for x in err0)  # rank 0 got no signal: it stopped with rank 1
     meta = json.loads((out / "checkpoint-last" / "experiment.json").read_text())

@@ -422,6 +422,19 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return folders[0] if folders else None
 
 
+def nothing_to_resume(run_dir: Path, damaged: list[DamagedCheckpoint]) -> SessrecError:
+    """The error of a ``--resume`` of a folder without a checkpoint that verifies."""
+    if damaged:
+        more = f" (and {len(damaged) - 1} older checkpoint(s) too)" if len(damaged) > 1 else ""
+        return SessrecError(f"cannot resume {run_dir}: {damaged[0]}{more}; restore that file from a copy if you have one, "
+                            "else start the run again with --overwrite-output-dir (--keep-checkpoints N keeps older "
+                            "checkpoints to fall back on)")
+    if not run_dir.is_dir():
+        return SessrecError(f"cannot resume: {run_dir} not found (--output-dir is the folder of the run to continue)")
+    return SessrecError(f"cannot resume: no checkpoint in {run_dir} (the run stopped before its first window ended, or "
+                        "ran with --no-save-checkpoints); start it again with --overwrite-output-dir")
+
+
 def latest_good_checkpoint(run_dir: Path, only: Iterable[str] | None = None) -> tuple[Path | None, list[DamagedCheckpoint]]:
     """The newest checkpoint of a run that passes :func:`verify_checkpoint` (or None), and the
     damaged ones newer than it, newest first."""

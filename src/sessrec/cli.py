@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sessrec import launch
 from sessrec.config import ExperimentConfig, base_type, field_help, load_yaml
-from sessrec.errors import SessrecError
+from sessrec.errors import EveryProcessError, SessrecError
 from sessrec.stopping import RunInterrupted
 
 # Short spellings of a few flags (the long ones, with dashes or underscores, always work).
@@ -105,16 +105,17 @@ def config_from_args(args: argparse.Namespace, with_preset: bool = True) -> Expe
     flags = {k: v for k, v in vars(args).items() if k in names}
     cfg = ExperimentConfig()
     if flags.get("resume"):
-        from sessrec.checkpoint import latest_good_checkpoint
+        from sessrec.checkpoint import latest_good_checkpoint, nothing_to_resume
         from sessrec.runlock import check_free
 
         if not flags.get("output_dir"):
             raise SessrecError("--resume needs --output-dir: the folder of the run to continue")
         run_dir = Path(flags["output_dir"])
         check_free(run_dir, "resume")  # before its checkpoints are read: the run may be replacing them
-        folder = latest_good_checkpoint(run_dir, only=["config.yaml"])[0] if run_dir.is_dir() else None
-        if folder is not None:
-            cfg = ExperimentConfig.from_yaml(folder / "config.yaml")
+        folder, damaged = latest_good_checkpoint(run_dir, only=["config.yaml"]) if run_dir.is_dir() else (None, [])
+        if folder is None:  # said now, not after the defaults' data (another data set) were read and checked
+            raise nothing_to_resume(run_dir, damaged)
+        cfg = ExperimentConfig.from_yaml(folder / "config.yaml")
     if with_preset and getattr(args, "preset", None):
         from sessrec.presets import load_preset
 
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     cfg = config_from_args(args)
     if args.seeds and launch.launched():
-        raise SessrecError("--seeds runs the seeds one after the other in one process, not under torchrun: start one "
+        raise EveryProcessError("--seeds runs the seeds one after the other in one process, not under torchrun: start one "
                            "torchrun per seed (`... -m sessrec run --seed N --output-dir OUT/seed-N`), then "
                            "`sessrec report OUT/seed-*`")
     if args.seeds:
@@ -152,7 +153,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from sessrec.tuning.study import TuneOptions, tune
 
     if launch.launched():
-        raise SessrecError("sessrec tune runs each trial in one process, not under torchrun: run it without torchrun "
+        raise EveryProcessError("sessrec tune runs each trial in one process, not under torchrun: run it without torchrun "
                            "(--n-jobs N runs N trials at once)")
 
     cfg = config_from_args(args, with_preset=False)
@@ -444,7 +445,7 @@ def _guarded(prog: str, command: Callable[[], int]) -> int:
             sys.modules["sessrec.distributed"].shutdown()
         return code
     except SessrecError as e:
-        if not getattr(e, "echo", False):
+        if not getattr(e, "echo", False) and not (isinstance(e, EveryProcessError) and launch.rank() != 0):
             print(f"{prog}: error: {e}", file=sys.stderr)
         if type(e).__name__ == "PeerLost":  # (sessrec.distributed, not imported here: it imports torch)
             _end_distributed_process(2)  # whatever launched it: its group's threads may wait on the lost peer

@@ -25,6 +25,7 @@ from sessrec.checkpoint import (
     find_checkpoint,
     latest_good_checkpoint,
     load_learner_state,
+    nothing_to_resume,
     read_checkpoint,
     read_state,
     remove_checkpoints,
@@ -38,7 +39,7 @@ from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
-from sessrec.errors import SessrecError
+from sessrec.errors import EveryProcessError, SessrecError
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.io import WriteError
 from sessrec.launch import launched
@@ -142,12 +143,12 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     """
     cfg = copy.deepcopy(cfg).validate()
     if launched() and cfg.model_type in BASELINES:
-        raise SessrecError(baseline_refusal(cfg.model_type))
+        raise EveryProcessError(baseline_refusal(cfg.model_type))
     for line in _inert_options(cfg):
         log.warning(line)
     group = distributed.init(cfg.device, cfg.ddp_timeout)
     out: list[Path] = []  # the output folder, once known: named by a lost-contact error
-    with group.failures_said(lambda: str(out[0]) if out else None):
+    with group.failures_said(lambda: str(out[0]) if out and find_checkpoint(out[0]) is not None else None):
         return _run(group.broadcast(cfg), group, printer if group.is_main else _silent, on_window, out)
 
 
@@ -295,7 +296,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
                 where = "after training, during evaluation" if fit is not None else str(stop)
                 saved_to = save(t - 1, {"evaluated_window": t, "in_window": {"window": t, "where": where, "fit": fit},
                                         **writer.state()})
-                raise _interrupted(out_dir, f"in window {t} {where}", saved_to, stop.signum, quiet=not main) from None
+                raise _interrupted(out_dir, f"in window {t} {where}", saved_to, stop.signum, quiet=not main,
+                                   processes=group.size) from None
             info: dict[str, Any] = {"train_windows": windows, "n_train_sessions": len(train),
                                     "n_eval_sessions": int(metrics["eval_n_sessions"]), **fit}
             if not info["n_eval_sessions"]:
@@ -314,7 +316,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             printer(_row(t + 1, metrics, info, cfg.top_ks))
             signum = group.stop_signal()
             if signum is not None and t + 1 < final:
-                raise _interrupted(out_dir, f"at the end of window {t}", saved_to, signum, quiet=not main)
+                raise _interrupted(out_dir, f"at the end of window {t}", saved_to, signum, quiet=not main,
+                                   processes=group.size)
             if on_window is not None:
                 on_window(t + 1, _mean(eval_rows))
         aot = _mean(eval_rows)
@@ -367,8 +370,11 @@ def _run_guard(out_dir: Path, lock: RunLock) -> Iterator[None]:
         raise SessrecError(f"{e}; {kept}: {cure}, then {then}") from None
 
 
-def _interrupted(out_dir: Path, where: str, saved_to: Path | None, signum: int, quiet: bool = False) -> RunInterrupted:
-    how = (f"checkpoint saved in {saved_to}; continue with `sessrec run --resume --output-dir {out_dir}`" if saved_to else
+def _interrupted(out_dir: Path, where: str, saved_to: Path | None, signum: int, quiet: bool = False,
+                 processes: int = 1) -> RunInterrupted:
+    again = (f"`sessrec run --resume --output-dir {out_dir}`" if processes == 1 else
+             f"the same torchrun command ({processes} processes) with --resume --output-dir {out_dir}")
+    how = (f"checkpoint saved in {saved_to}; continue with {again}" if saved_to else
            "no checkpoint saved (save_checkpoints is off): this run cannot be continued")
     return RunInterrupted(signum, f"stopped by {signal_name(signum)} {where}; {how}", quiet=quiet)
 
@@ -378,15 +384,8 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
     config and schema are checked to be those of the interrupted run. Damaged checkpoints newer
     than it are named in a warning and set aside (the run continues from the older state)."""
     folder, damaged = latest_good_checkpoint(out_dir)
-    if folder is None and damaged:
-        newest = damaged[0]
-        more = f" (and {len(damaged) - 1} older checkpoint(s) too)" if len(damaged) > 1 else ""
-        raise SessrecError(f"cannot resume {out_dir}: {newest}{more}; restore that file from a copy if you have one, "
-                           "else start the run again with --overwrite-output-dir (--keep-checkpoints N keeps older "
-                           "checkpoints to fall back on)")
     if folder is None:
-        raise SessrecError(f"cannot resume: no checkpoint in {out_dir} (the run stopped before its first window "
-                           "ended, or ran with --no-save-checkpoints); start it again with --overwrite-output-dir")
+        raise nothing_to_resume(out_dir, damaged)
     saved_cfg, saved_schema, meta = read_checkpoint(folder, verify=False)
     diffs = config_differences(saved_cfg, cfg)
     if diffs:

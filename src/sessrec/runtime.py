@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sessrec.errors import SessrecError
+from sessrec.errors import EveryProcessError, SessrecError
 from sessrec.launch import local_rank
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SessrecError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+        raise EveryProcessError(f"device '{name}' requested but CUDA is not available; use --device cpu")
     local = local_rank()
     if local is not None and name.startswith("cuda"):
         if name != "cuda":
-            raise SessrecError(f"--device {name}: under torchrun each process uses its own GPU (cuda:LOCAL_RANK); "
+            raise EveryProcessError(f"--device {name}: under torchrun each process uses its own GPU (cuda:LOCAL_RANK); "
                                "give --device cuda (or auto), and choose the GPUs with CUDA_VISIBLE_DEVICES")
         if local >= torch.cuda.device_count():
             raise SessrecError(f"LOCAL_RANK {local} but this machine has {torch.cuda.device_count()} visible GPU(s): "
