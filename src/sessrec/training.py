@@ -139,8 +139,10 @@ class NeuralLearner:
             if self.model.generator_states():
                 self.model.set_generator_states({"sse": torch.Generator().manual_seed(rank_seed(own, 1)).get_state()})
             seed_everything(own)  # dropout
-            # find_unused_parameters (HF's default too): every HF-backed body has parameters no step uses
-            # (BERT-family word embeddings, XLNet's mask_emb and segment terms), which DDP would wait for
+            # find_unused_parameters (HF's default too): most bodies have parameters no step uses (BERT-family
+            # word embeddings, XLNet's mask_emb and segment terms), which DDP would wait for; for one that has
+            # none (GPT-2) torch's C++ reducer prints a notice per process (not a Python warning: it cannot be
+            # filtered here); deciding per body would risk DDP's error where a batch leaves a parameter unused
             self.loss_of = DistributedDataParallel(
                 _LossOf(self.model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 forward_sync_buffers=False, find_unused_parameters=True)
