@@ -137,3 +137,6 @@ def test_not_a_run_folder(tmp_path):
     with pytest.raises(SessrecError, match="is not a run folder"):
         make_report([tmp_path], tmp_path / "r")
     assert main(["report", str(tmp_path / "missing")]) == 2
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SessrecError, match=r"notes.txt is a file: give run folders"):
+        make_report([tmp_path / "notes.txt"], tmp_path / "r")

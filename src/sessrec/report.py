@@ -113,11 +113,18 @@ class Run:
         return f"stopped after {len(self.windows)}{total} windows (sessrec run --resume continues it)"
 
 
-def load_run(path: str | Path) -> Run:
-    """Read a run folder of ``sessrec run`` (finished or not) or of the original script."""
+def _existing_folder(path: str | Path) -> Path:
     path = Path(path)
+    if path.is_file():
+        raise SessrecError(f"{path} is a file: give run folders (a `sessrec run` --output-dir)")
     if not path.is_dir():
         raise SessrecError(f"run folder not found: {path}")
+    return path
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder of ``sessrec run`` (finished or not) or of the original script."""
+    path = _existing_folder(path)
     if (path / "results.json").is_file() or (path / "config.yaml").is_file():
         return _load_sessrec_run(path)
     if (path / "eval_train_results.csv").is_file():
@@ -545,9 +552,7 @@ def expand_folders(folders: list[str | Path]) -> tuple[list[Path], list[Path]]:
 
     runs: list[Path] = []
     tunes: list[Path] = []
-    for p in map(Path, folders):
-        if not p.is_dir():
-            raise SessrecError(f"run folder not found: {p}")
+    for p in map(_existing_folder, folders):
         if (p / "tune.json").is_file():
             tunes.append(p)
             runs += seed_dirs(p / "final")
