@@ -257,14 +257,16 @@ def _untuned_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, A
 def open_study(plan: Plan, sampler_seed: int, create: bool):
     """Load (or with ``create``, create) the study, checking it was made for this data and algorithm."""
     optuna = _optuna()
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from sessrec.tuning.storage import StudyStorage
 
     kwargs: dict[str, Any] = {}
     if plan.storage_url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 60}  # several local workers write to one file
     try:
-        storage = RDBStorage(plan.storage_url, engine_kwargs=kwargs, heartbeat_interval=60, grace_period=180,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
+        storage = StudyStorage(plan.storage_url, engine_kwargs=kwargs, heartbeat_interval=60, grace_period=180,
+                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
         names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     except Exception as e:  # sqlalchemy/driver errors: one line, nothing written
         raise SessrecError(f"cannot open the study storage {_redact(plan.storage_url)}: "
@@ -457,8 +459,9 @@ def _run_trials(study, plan: Plan, callbacks: list) -> None:
                                           failures, *callbacks])
                 break
             except ValueError as e:
-                # Two processes on one SQLite study can both take the same queued trial; the second
-                # one's result is refused ("Cannot tell a COMPLETE trial"): its work is lost, the study is fine.
+                # A trial whose state another process changed first ("Cannot tell a COMPLETE trial", e.g. a
+                # heartbeat that failed it): its result is refused, the study is fine. (Two workers taking one
+                # queued trial, which SQLite allowed, cannot happen since the take is locked: tuning/storage.py.)
                 if not str(e).startswith("Cannot tell a"):
                     raise
                 log.info("a queued trial was also run by another worker (%s); going on", e)
