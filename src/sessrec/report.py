@@ -581,6 +581,9 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     groups = group_runs(runs, with_pop=with_pop)
     comparisons = compare(groups)
     markdown = render_markdown(groups, comparisons)
+    if not runs and tunes:
+        markdown = (f"No runs to tabulate: {', '.join(f'`{t}`' for t in tunes)} hold(s) no final runs (`sessrec tune "
+                    "... --final-seeds 5` makes them); the tuning history is in report.html.\n")
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.md", out / "report.csv", out / "comparisons.csv", out / "per_window.csv", out / "metrics_per_window.png"]
     atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{r.path}`: {r.status}" for r in runs) + "\n\n" + markdown)

@@ -56,6 +56,7 @@ def test_paper_fixed_settings():
     assert paper_fixed(cfg(model_type="electra", task="rtd"))["rtd_tied_generator"] is True
     assert paper_fixed(cfg(model_type="albert"))["num_hidden_groups"] == -1
     assert paper_fixed(cfg(model_type="vsknn")) == {}
+    assert paper_fixed(cfg(model_type="gru4rec")) == {"no_incremental_training": True}  # the paper's FT mode
 
 
 def test_snap_moves_values_onto_the_grid():

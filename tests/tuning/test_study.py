@@ -40,7 +40,7 @@ def test_tune_writes_its_outputs_and_best_yaml_runs(tiny_data, tmp_path, capsys)
     out = tmp_path / "tune"
     assert tune(tiny_data, out, "--trials", "4", "--tune-windows", "3") == 0
     printed = capsys.readouterr().out
-    assert printed.count("trial ") >= 4 and "[untuned configuration]" in printed and "[preset rees46/gpt2-clm]" in printed
+    assert printed.count("trial ") >= 4 and "[untuned configuration" in printed and "[preset rees46/gpt2-clm]" in printed
     for name in ("best.yaml", "trials.csv", "tune.json", "optimization_history.png", "param_importances.png", "study.db"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "tune.json").read_text())
@@ -63,6 +63,16 @@ def test_tune_writes_its_outputs_and_best_yaml_runs(tiny_data, tmp_path, capsys)
     rows = (out / "trials.csv").read_text().splitlines()
     assert len(rows) == 1 + len(study.trials) and rows[0].startswith("number,state,value")
     assert main(["run", "--config", str(out / "best.yaml"), "-o", str(tmp_path / "best-run"), "--final-time-window-index", "3"]) == 0
+    # a report of the study alone (no final runs) says where its history is, not an empty table
+    assert main(["report", str(out), "-o", str(tmp_path / "report")]) == 0
+    assert "hold(s) no final runs (`sessrec tune ... --final-seeds 5` makes them)" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_timeout_says_the_study_stopped_early(tiny_data, tmp_path, capsys):
+    assert tune(tiny_data, tmp_path / "tune", "--trials", "50", "--timeout", "1s", "--eval-on-test-set") == 0
+    printed = capsys.readouterr().out
+    assert "note: --eval-on-test-set / --no-eval-on-test-set have no effect on tuning" in printed
+    assert "stopped by --timeout after " in printed and " of 50 trials; run the same command to continue" in printed
 
 
 def test_the_same_command_continues_the_study(tiny_data, tmp_path):
@@ -151,7 +161,21 @@ def test_a_bad_space_file_stops_before_anything_is_written(tiny_data, tmp_path, 
     space.write_text("d_model: {type: int, low: 16, high: 32, step: 16}\n")
     assert tune(tiny_data, tmp_path / "tune", "--space", str(space)) == 2  # --d-model is fixed by a flag
     assert "'d_model' is both fixed" not in (err := capsys.readouterr().err) and "d_model is both fixed" in err
+    # a value that cannot make a model with the fixed keys, and a key that cannot act for this algorithm
+    space.write_text("n_head: {type: categorical, choices: [3, 4]}\n")
+    assert tune(tiny_data, tmp_path / "tune", "--space", str(space)) == 2
+    assert "'n_head': value 3 is not valid (gpt2 needs d_model divisible by n_head" in capsys.readouterr().err
+    space.write_text("mlm_probability: {type: uniform, low: 0.1, high: 0.5}\n")
+    assert tune(tiny_data, tmp_path / "tune", "--space", str(space)) == 2
+    assert "mlm_probability has no effect with task clm" in capsys.readouterr().err
     assert not (tmp_path / "tune").exists()
+
+
+def test_an_untuned_value_outside_the_space_is_said(tiny_data, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("n_head: {type: categorical, choices: [8, 16]}\n")  # the untuned run has 4 heads
+    assert tune(tiny_data, tmp_path / "tune", "--space", str(space), "--trials", "1") == 0
+    assert load(tmp_path / "tune").trials[0].user_attrs["start"] == "untuned configuration moved into the space (n_head 4 -> 8)"
 
 
 def test_a_space_file_replaces_the_default_space(tiny_data, tmp_path, capsys):

@@ -144,7 +144,8 @@ _LOSS = {"gbce": [_d("gbce_t", 0.0, 1.0, 0.05), _NEGATIVES],
 PAPER_FIXED = {"num_train_epochs": 10.0, "layer_norm_featurewise": True, "layer_norm_all_features": False,
                "hidden_act": "gelu", "warmup_steps": 0}
 PAPER_FIXED_BY_TASK = {"rtd": {"rtd_tied_generator": True, "rtd_sample_from_batch": True, "rtd_use_batch_interaction": False}}
-PAPER_FIXED_BY_MODEL = {"albert": {"num_hidden_groups": -1, "inner_group_num": 1}}
+# GRU4Rec: the paper's FT mode (a new model per window, trained on all past windows: §4.1.5); n_epochs 10 is the default
+PAPER_FIXED_BY_MODEL = {"albert": {"num_hidden_groups": -1, "inner_group_num": 1}, "gru4rec": {"no_incremental_training": True}}
 
 
 def _lambdas(mean_length: float) -> tuple[float, ...]:
@@ -244,11 +245,11 @@ def default_space(cfg: ExperimentConfig, mean_session_length: float = 5.0) -> Se
 
 
 def paper_fixed(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The appendix's fixed settings for ``cfg``'s family (empty for baselines)."""
+    """The appendix's fixed settings for ``cfg``'s family (for a baseline, only GRU4Rec's training mode)."""
     from sessrec.baselines import BASELINES
 
     if cfg.model_type in BASELINES:
-        return {}
+        return dict(PAPER_FIXED_BY_MODEL.get(cfg.model_type, {}))
     return {**PAPER_FIXED, **PAPER_FIXED_BY_TASK.get(cfg.task, {}), **PAPER_FIXED_BY_MODEL.get(cfg.model_type, {})}
 
 
@@ -329,7 +330,25 @@ def check_space(space: SearchSpace, cfg: ExperimentConfig, source: str) -> None:
         elif p.name in _NOT_TUNABLE:
             raise SessrecError(f"{where} cannot be tuned: it {_NOT_TUNABLE[p.name]}")
         else:
-            _check_values(p, lambda v, p=p: apply(cfg, {**context, p.name: v}, source).validate(), where)
+            _check_values(p, lambda v, p=p: _model_check(apply(cfg, {**context, p.name: v}, source).validate(), p.name,
+                                                         alone=not _BODY_SHAPE.intersection(space.names) - {p.name}),
+                          where)
+
+
+# Keys that together shape the sequence model (e.g. d_model divisible by n_head): a value of one is checked against
+# the body only while the others are fixed (with two of them tuned, only some pairs fit)
+_BODY_SHAPE = {"d_model", "n_head", "n_layer", "model_config"}
+
+
+def _model_check(cfg: ExperimentConfig, name: str, alone: bool) -> None:
+    """A key that cannot act with this algorithm is refused; a body-shaping key, tuned alone, must make a body."""
+    inert = [line for line in cfg.inert_options() if line.startswith(f"{name} has no effect")]
+    if inert:
+        raise SessrecError(inert[0])
+    if alone and name in _BODY_SHAPE:
+        from sessrec.bodies.registry import build_body
+
+        build_body(cfg)
 
 
 # Keys whose change would change what the objective measures, not how well a model does.

@@ -25,6 +25,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -225,7 +226,11 @@ def _warm_starts(base: ExperimentConfig, space: SearchSpace, preset_values: dict
     from sessrec.experiment import run_label
     from sessrec.presets import list_presets, load_preset
 
-    starts = [("untuned configuration", space.snap(flat_values(base)))]
+    untuned = flat_values(base)
+    snapped = space.snap(untuned)
+    moved = [f"{k} {untuned[k]} -> {v}" for k, v in snapped.items() if untuned.get(k) != v]
+    # a default outside the space is moved to its nearest value: the label says so (it is not the untuned run then)
+    starts = [("untuned configuration" + (f" moved into the space ({', '.join(moved)})" if moved else ""), snapped)]
     if not preset:
         candidate = f"rees46/{run_label(base)}"
         if candidate in list_presets():
@@ -435,9 +440,13 @@ def _quiet_info() -> Iterator[None]:
 
 
 def _worker(plan: Plan, seed: int) -> None:
-    """Body of a ``--n-jobs`` worker process: run trials until the study has its target."""
-    study = open_study(plan, seed, create=False)
-    _run_trials(study, plan, callbacks=[])
+    """Body of a ``--n-jobs`` worker process: run trials until the study has its target. A signal ends it with
+    128 + its number and no traceback (the parent says what happened, once)."""
+    try:
+        study = open_study(plan, seed, create=False)
+        _run_trials(study, plan, callbacks=[])
+    except KeyboardInterrupt as e:  # its trial was marked interrupted and queued again by _run_trials
+        sys.exit(128 + int(getattr(e, "signum", signal.SIGINT)))
 
 
 def _run_trials(study, plan: Plan, callbacks: list) -> None:
@@ -526,6 +535,9 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     requeued = recover_interrupted(study)
     printer(_header(plan, study, requeued))
     pop = _pop_reference(plan, study, out)
+    if fixed & {"eval_on_test_set"}:
+        printer("note: --eval-on-test-set / --no-eval-on-test-set have no effect on tuning: trials are measured on the "
+                "validation split, and best.yaml (and --final-seeds) run on the test split, as in the paper")
     monitor = _Monitor(plan, study, printer, pop, quiet=cfg.quiet, out=out)
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
@@ -543,6 +555,9 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
             signal.signal(signal.SIGTERM, previous)
         monitor.close()
         summary = write_outputs(plan, study, out, pop, time.time() - monitor.started)
+    if _finished(study) < plan.target:  # the loop ended early: --timeout
+        printer(f"stopped by --timeout after {_finished(study)} of {plan.target} trials; run the same command to "
+                "continue the study")
     best = summary.get("best")
     if best is None:
         raise SessrecError(f"no trial of study '{plan.study_name}' finished; see {out / 'trials.csv'}")
