@@ -188,7 +188,7 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     out_dir = group.broadcast(made[0] if made else None)
     lock = made[1] if made else RunLock(out_dir, None)  # the other processes of a distributed run write nothing
     out.append(out_dir)
-    with _run_guard(out_dir, lock):
+    with _run_guard(out_dir, lock, cfg.save_checkpoints):
         resume_from = group.broadcast(group.on_main(lambda: resume_state(out_dir, cfg, schema, group.size))
                                       if cfg.resume else None)
         with group.together():
@@ -355,11 +355,11 @@ def resume_state(out_dir: Path, cfg: ExperimentConfig, schema: Schema, world_siz
 
 
 @contextlib.contextmanager
-def _run_guard(out_dir: Path, lock: RunLock) -> Iterator[None]:
+def _run_guard(out_dir: Path, lock: RunLock, checkpoints: bool = True) -> Iterator[None]:
     """A run's lifetime: its folder locked, SIGTERM/SIGINT turned into a stop at the next safe point,
     and a failed write (a full disk) said with what is intact and how to go on."""
     try:
-        with lock, stop_on_signals():
+        with lock, stop_on_signals(checkpoints):
             yield
     except WriteError as e:
         folder = find_checkpoint(out_dir)

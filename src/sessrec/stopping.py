@@ -56,8 +56,9 @@ def stop_requested() -> int | None:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Within this block SIGTERM and SIGINT request a stop (see the module docstring) instead of
+def stop_on_signals(checkpoint: bool = True) -> Iterator[None]:
+    """Within this block SIGTERM and SIGINT request a stop (see the module docstring; ``checkpoint``: whether
+    the run saves one there, for the message) instead of
     ending the process. Only in the main thread (the only one Python delivers signals to), and a
     signal the process was started ignoring (SIGINT for a job started with ``&`` from a script)
     stays ignored."""
@@ -74,7 +75,8 @@ def stop_on_signals() -> Iterator[None]:
             raise RunInterrupted(signum, f"stopped at once by a second {name}; the newest complete checkpoint is kept")
         _requested = signum
         # os.write, not print or logging: the handler may run while the main thread is inside a write to stderr
-        os.write(2, f"sessrec: {name} received: stopping at the next safe point with a checkpoint "
+        saving = " with a checkpoint" if checkpoint else ""
+        os.write(2, f"sessrec: {name} received: stopping at the next safe point{saving} "
                     f"(send it again to stop at once)\n".encode())
 
     _requested = None
