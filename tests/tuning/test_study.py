@@ -252,6 +252,22 @@ def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_d
         assert [t.params for t in trials if t.number != lost.number] == [t.params for t in load(tmp_path / "whole").trials]
 
 
+def test_values_drawn_again_are_not_run_again(tiny_data, tmp_path):
+    """4 trials from 2 possible values: the repeats take their twin's value (a run is deterministic) without a run."""
+    space = tmp_path / "space.yaml"
+    space.write_text("dropout: {type: categorical, choices: [0.0, 0.2]}\n")
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--space", str(space), "--trials", "4", "--no-warm-start", "--no-prune") == 0
+    trials = load(out).trials
+    twins = [t for t in trials if "same_as" in t.user_attrs]
+    assert len(twins) >= 2 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in twins:
+        first = trials[t.user_attrs["same_as"]]
+        assert first.params == t.params and first.value == t.value and "same_as" not in first.user_attrs
+        assert not (out / "trials" / f"trial-{t.number:04d}").exists()
+    assert "not run again" in (out / "trials.csv").read_text()
+
+
 def test_workers_share_one_study(tiny_data, tmp_path):
     out = tmp_path / "tune"
     assert tune(tiny_data, out, "--trials", "4", "--n-jobs", "2", "--no-prune") == 0

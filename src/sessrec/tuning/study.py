@@ -397,6 +397,10 @@ class Objective:
         except SessrecError as e:
             trial.set_user_attr("error", str(e))
             raise
+        twin = _same_values(trial)
+        if twin is not None:  # TPE drew values already run (small spaces): the run is deterministic, so its value stands
+            trial.set_user_attr("same_as", twin.number)
+            return twin.value
         cfg.output_dir = str(plan.trials_dir / f"trial-{trial.number:04d}")
         start, last = cfg.start_time_window_index, cfg.final_time_window_index
 
@@ -424,6 +428,14 @@ class Objective:
         if not math.isfinite(value):
             trial.set_user_attr("error", f"{plan.metric_key} is {value}")
         return value
+
+
+def _same_values(trial) -> Any:
+    """A complete trial of the study with exactly ``trial``'s values, if any."""
+    from optuna.trial import TrialState
+
+    return next((t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if t.params == trial.params and t.number != trial.number), None)
 
 
 @contextlib.contextmanager
@@ -706,7 +718,8 @@ def write_outputs(plan: Plan, study, out: Path, pop: float | None, seconds: floa
     writer = csv.writer(buf)
     writer.writerow(["number", "state", "value", "duration_s", "pruned_after_window", "start", "retry_of", "note", *names])
     for t in trials:
-        note = "interrupted" if t.user_attrs.get("interrupted") else t.user_attrs.get("error", "")
+        note = ("interrupted" if t.user_attrs.get("interrupted") else t.user_attrs.get("error", "")
+                or (f"same values as trial {t.user_attrs['same_as']}: not run again" if "same_as" in t.user_attrs else ""))
         params = plan.space.used(t.params)
         writer.writerow([t.number, t.state.name, "" if t.value is None else repr(t.value),
                          "" if t.duration is None else f"{t.duration.total_seconds():.1f}",
