@@ -81,6 +81,15 @@ def test_data_sets_are_told_apart_by_their_path_not_their_folder_name(tmp_path):
     assert all(c.b == "Most popular" or c.a == "Most popular" for c in compare(groups))  # no cross-data pair
 
 
+def test_runs_scored_on_test_and_on_validation_are_not_compared(tmp_path):
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50}, eval_on_test_set=True)
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm")
+    groups = group_runs([load_run(p) for p in (a, b)])
+    assert [(g.label, g.dataset) for g in groups] == [("XLNet (MLM)", "rees46 (test)"), ("GPT-2 (CLM)", "rees46 (validation)"),
+                                                      ("Most popular", "rees46 (test)"), ("Most popular", "rees46 (validation)")]
+    assert all("Most popular" in (c.a, c.b) for c in compare(groups))
+
+
 def test_same_label_rows_are_told_apart_by_their_config(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.3}, d_model=64)
     b = fake_run(tmp_path / "b", {2: 0.2}, d_model=128)

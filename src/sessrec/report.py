@@ -86,7 +86,7 @@ class Run:
     model_type: str
     task: str | None
     seed: int | None
-    dataset: str
+    dataset: str | tuple[str, str]  # (data path, split) as read; its short name once grouped (group_runs)
     identity: dict[str, Any]  # the config without seed, paths and switches: equal identity = same algorithm
     windows: dict[int, dict[tuple[str, int], float]]  # evaluated window -> metrics
     pop_windows: dict[int, dict[tuple[str, int], float]] = field(default_factory=dict)
@@ -148,7 +148,8 @@ def _load_sessrec_run(path: Path) -> Run:
         cfg, windows, pop, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, False
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
-               dataset=_dataset_key(cfg.get("data_path")), identity=_identity(cfg), windows=windows,
+               dataset=_dataset_key(cfg.get("data_path"), bool(cfg.get("eval_on_test_set"))), identity=_identity(cfg),
+               windows=windows,
                pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
                expected_windows=(final - start) if start and final else None, finished=finished,
                running=not finished and is_locked(path))
@@ -173,7 +174,7 @@ def _load_original_run(path: Path) -> Run:
     windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
-               seed=params.get("seed"), dataset=_dataset_key(params.get("data_path")),
+               seed=params.get("seed"), dataset=_dataset_key(params.get("data_path"), bool(params.get("eval_on_test_set"))),
                identity=_identity(params) if params else {"folder": str(path)}, windows=windows,
                original_script=True)  # the script writes the CSV once, after its last window
 
@@ -183,19 +184,21 @@ def _identity(cfg: dict[str, Any]) -> dict[str, Any]:
             if k not in _NOT_IDENTITY and not any(s in k for s in ("dir", "path", "name"))}
 
 
-def _dataset_key(data_path: str | None) -> str:
-    """The data a run read, as its (normalised) path: two folders of one name are two data sets."""
-    if not data_path:
-        return "sample"
-    p = Path(os.path.normpath(data_path))
-    return "sample" if p.parts[-2:] == ("data", "sample") else str(p)
+def _dataset_key(data_path: str | None, on_test: bool) -> tuple[str, str]:
+    """The evaluation data of a run: its data path (normalised: two folders of one name are two data sets) and
+    split (runs scored on test and on validation are never compared)."""
+    p = Path(os.path.normpath(data_path)) if data_path else None
+    path = "sample" if p is None or p.parts[-2:] == ("data", "sample") else str(p)
+    return path, "test" if on_test else "validation"
 
 
-def _short_dataset_names(keys: set[str]) -> dict[str, str]:
-    """Each data set's folder name, or its whole path where two data sets share a folder name."""
-    names = {k: Path(k).name or k for k in keys}
-    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
-    return {k: k if n in shared else n for k, n in names.items()}
+def _short_dataset_names(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Each data set's folder name, or its whole path where two data sets share a folder name; with the split where
+    the runs were scored on more than one."""
+    names = {k: Path(k[0]).name or k[0] for k in keys}
+    clash = {n for n in names.values() if len({k[0] for k in keys if names[k] == n}) > 1}
+    splits = len({k[1] for k in keys}) > 1
+    return {k: (k[0] if n in clash else n) + (f" ({k[1]})" if splits else "") for k, n in names.items()}
 
 
 def _read_loss(history: Path) -> list[tuple[int, float, int]]:
