@@ -183,3 +183,16 @@ def test_outputs_that_are_files_are_named(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"sessrec: error: {flag} ") and "is a file, not a folder" in err and len(err.splitlines()) == 1
     assert a_file.read_text() == "keep me"
+
+
+def test_version_and_a_closed_pipe(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == "sessrec 0.1.0"
+    # `sessrec run --list-presets | head -1`: the reader stopped early, which is no error (it printed
+    # "sessrec: error: [Errno 32] Broken pipe"); run in a child, whose stdout the handler redirects
+    script = ("import sys\nfrom sessrec.cli import run_guarded\n"
+              "def command():\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+              "sys.exit(run_guarded('sessrec', command))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, "")

@@ -275,6 +275,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sessrec", description="Session-based recommendation with Transformers, evaluated incrementally over time.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="incremental training and evaluation over time windows",
@@ -457,6 +458,9 @@ def _guarded(prog: str, command: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output was piped into a command that stopped reading (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 0
     except OSError as e:  # a folder that cannot be written (read-only, full, a file in the way) met below our checks
         print(f"{prog}: error: {_os_error_line(e)}", file=sys.stderr)
         return 2
@@ -487,6 +491,12 @@ def _end_distributed_process(code: int) -> typing.NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _version() -> str:
+    from sessrec import __version__
+
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
