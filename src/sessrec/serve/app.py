@@ -105,7 +105,7 @@ class Server:
     def metadata(self) -> dict[str, Any]:
         o = self.opts
         return {**self.model.metadata(),
-                "watching": str(self.run_dir) if self.watcher is not None else None,
+                "watching": str(self.run_dir / "checkpoint-last") if self.watcher is not None else None,
                 "batching": {"max_batch": o.max_batch, "max_wait_ms": o.batch_wait_ms,
                              "batches": self.batcher.batches, "sessions": self.batcher.sessions,
                              "largest_batch": self.batcher.largest},
