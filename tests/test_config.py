@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from sessrec.config import ExperimentConfig
@@ -66,3 +68,17 @@ def test_options_that_cannot_act_are_named():
         "sequence model)"]
     assert ExperimentConfig(task="mlm", rtd_discriminator_loss_weight=10.0).inert_options() == [
         "rtd_discriminator_loss_weight has no effect with task mlm (an RTD option)"]
+
+
+def test_values_set_directly_are_converted_and_checked_like_a_file_s():
+    """A notebook user builds the config in Python: "no" is False (a truthy string scored on test), numbers written as
+    text or numpy numbers are numbers, and a wrong type is a one-line error before anything runs."""
+    import numpy as np
+
+    cfg = ExperimentConfig(eval_on_test_set="no", d_model="64", seed=np.int64(3), learning_rate=np.float32(0.5)).validate()
+    assert (cfg.eval_on_test_set, cfg.d_model, cfg.seed, cfg.learning_rate) == (False, 64, 3, 0.5)
+    assert type(cfg.d_model) is int and type(cfg.seed) is int
+    for values, match in [({"d_model": 16.5}, "'d_model' expects int, got 16.5"), ({"d_model": None}, "cannot be null"),
+                          ({"top_ks": 20}, "'top_ks' expects list"), ({"device": "gpu"}, "device must be auto, cpu")]:
+        with pytest.raises(SessrecError, match=re.escape(match) if "'" in match else match):
+            ExperimentConfig(**values).validate()

@@ -168,3 +168,21 @@ def test_options_that_cannot_act_are_warned(tiny_data, tmp_path, caplog):
         run_experiment(tiny_config(tiny_data, tmp_path / "pop", model_type="pop", use_side_information_features=True,
                                    final_time_window_index=2), printer=lambda *_: None)
     assert "use_side_information_features has no effect on the pop baseline (it reads item ids only)" in caplog.text
+
+
+def test_the_callers_random_state_and_metric_names(tiny_data, tmp_path):
+    """From a notebook: the run seeds the global generators for itself, then gives the caller's back; a metric name
+    that is not in the results says which are."""
+    import random
+
+    import numpy as np
+    import torch
+
+    np.random.seed(123), random.seed(1), torch.manual_seed(9)
+    expected = (np.random.rand(), random.random(), torch.rand(1).item())
+    np.random.seed(123), random.seed(1), torch.manual_seed(9)
+    result = run_experiment(tiny_config(tiny_data, tmp_path / "r", final_time_window_index=2), printer=lambda *_: None)
+    assert (np.random.rand(), random.random(), torch.rand(1).item()) == expected
+    assert result.metric("ndcg_at_20") == result.metric("eval_/next-item/ndcg_at_20")
+    with pytest.raises(SessrecError, match=r"no metric 'ndcg@20': the run has .*ndcg_at_20"):
+        result.metric("ndcg@20")

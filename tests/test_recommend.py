@@ -1,6 +1,8 @@
 import json
 import logging
+import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -169,6 +171,26 @@ def test_recommender_gives_what_the_trained_learner_gives(tmp_path):
         rec.recommend([[3]], k=30)
 
 
+def test_python_inputs_a_notebook_user_writes(tmp_path):
+    """Generators, numpy ids and k are taken; slips are one-line errors, not torch's: an unnested session, text or
+    None ids, 0 (padding: it changed the answer), a fraction k."""
+    g = torch.Generator().manual_seed(0)
+    data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g)}, "item")
+    folder, _ = trained_checkpoint(tmp_path, SCHEMA, data, model_type="gpt2", task="clm")
+    rec = Recommender.load(folder)
+    want = rec.recommend([[5, 10], [7]], k=3, exclude_seen=True)
+    given = rec.recommend((s for s in (np.array([5, 10]), range(7, 8))), k=np.int64(3), exclude_seen=True)
+    assert (given.ids, given.unknown) == (want.ids, [[], []])
+    for sessions, k, message in [([5, 10, 20], 3, "a list of sessions is"), ([["5", "10"]], 3, "item id '5' is not a model id"),
+                                 ([[5, None]], 3, "item id None is not a model id"), ([[5, 0, 10]], 3, "item id 0 is not"),
+                                 ([[True, 5]], 3, "item id True is not"), ([[5]], 3.0, "k must be a whole number"),
+                                 ([[10**20]], 3, "item id 100000000000000000000 is outside this model's range 1..29"),
+                                 ([{"item": [5], "colour": [1]}], 3, "'colour' is not a feature of this model"),
+                                 ({"item": [5]}, 3, "give a list of sessions")]:
+        with pytest.raises(SessrecError, match=re.escape(message)):
+            rec.recommend(sessions, k=k)
+
+
 def test_recommend_command_items_and_parquet(tmp_path, capsys):
     g = torch.Generator().manual_seed(0)
     data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g)}, "item")
@@ -198,6 +220,10 @@ def test_side_information_model_needs_every_feature(tmp_path, side_info, capsys,
     assert ids == recommend(learner, sessions_to_batch([session], schema.item_id.name, 8), 4)[0].tolist()
     with pytest.raises(SessrecError, match="give each session as a dict"):
         rec.recommend([[3, 4]])
+    continuous = next(n for n in rec.input_names if schema[n].is_continuous and not schema[n].is_time)
+    nan = {**session, continuous: [float("nan")] + session[continuous][1:]}
+    with pytest.raises(SessrecError, match=f"features.{continuous} must hold finite numbers"):
+        rec.recommend([nan], k=4)  # it answered nothing, silently
     out = tmp_path / "recs.parquet"
     assert main(["recommend", "--model-dir", str(folder), "--input", str(tiny_data / "0002" / "test.parquet"), "--output", str(out)]) == 0
     assert pq.read_table(out).num_rows == pq.read_table(tiny_data / "0002" / "test.parquet").num_rows

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -206,7 +208,12 @@ class ExperimentConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def validate(self) -> ExperimentConfig:
-        """Check values that do not depend on the data; raise a one-line error naming the key."""
+        """Check values that do not depend on the data; raise a one-line error naming the key. Values set directly
+        (``ExperimentConfig(d_model="64")``, numpy numbers) are converted and type-checked as ``from_dict`` does: a
+        string ``"no"`` for a switch is False, not a truthy string."""
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], "config"))
         self.input_features_aggregation = ALIASES.get(self.input_features_aggregation, self.input_features_aggregation)
         _choice("task", self.task, TASKS)
         _choice("learning_rate_schedule", self.schedule, SCHEDULES)
@@ -217,6 +224,8 @@ class ExperimentConfig:
         _choice("loss_type", self.loss_type, LOSSES)
         self._validate_loss()
         self._validate_numbers()
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise SessrecError(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
         if self.attn_type is not None:
             _choice("attn_type", self.attn_type, ("uni", "bi"))
         for name in ("d_model", "n_layer", "n_head", "per_device_train_batch_size", "per_device_eval_batch_size",
@@ -368,8 +377,8 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
     elif base is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
+            return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
@@ -378,7 +387,7 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             except ValueError:
                 pass
     elif base is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str):
             try:

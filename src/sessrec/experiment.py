@@ -65,8 +65,12 @@ class ExperimentResult:
     learner: Any = field(default=None, repr=False)  # the model as trained on the last window
 
     def metric(self, name: str = "ndcg_at_20") -> float:
-        """AOT of an evaluation metric, e.g. ``result.metric("recall_at_20")``."""
-        return self.aot[f"eval_/next-item/{name}"]
+        """AOT of an evaluation metric, e.g. ``result.metric("recall_at_20")`` (or its whole key)."""
+        key = name if name in self.aot else f"eval_/next-item/{name}"
+        if key not in self.aot:
+            known = sorted(k.rsplit("/", 1)[-1] for k in self.aot if k.startswith("eval_/next-item/"))
+            raise SessrecError(f"no metric {name!r}: the run has {', '.join(known)}")
+        return self.aot[key]
 
 
 def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
@@ -148,8 +152,12 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
         log.warning(line)
     group = distributed.init(cfg.device, cfg.ddp_timeout)
     out: list[Path] = []  # the output folder, once known: named by a lost-contact error
-    with group.failures_said(lambda: str(out[0]) if out and find_checkpoint(out[0]) is not None else None):
-        return _run(group.broadcast(cfg), group, printer if group.is_main else _silent, on_window, out)
+    callers = rng_state()  # the run seeds the global generators: a notebook's own draws go on as they were
+    try:
+        with group.failures_said(lambda: str(out[0]) if out and find_checkpoint(out[0]) is not None else None):
+            return _run(group.broadcast(cfg), group, printer if group.is_main else _silent, on_window, out)
+    finally:
+        set_rng_state(callers)
 
 
 def _inert_options(cfg: ExperimentConfig) -> list[str]:

@@ -154,6 +154,13 @@ def keep_last(batch: Batch, item_key: str, max_len: int) -> Batch:
     return {k: torch.where(valid, v.gather(1, index), torch.zeros((), dtype=v.dtype)) for k, v in batch.items()}
 
 
+def _whole(value: Any, name: str) -> int:
+    """``value`` as an int (numpy's integers too); a bool, a fraction or text is an error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SessrecError(f"{name} must be a whole number (got {value!r})")
+    return int(value)
+
+
 class Recommender:
     """A learner loaded from a checkpoint folder (``RUN_DIR/checkpoint-last``), ready to recommend.
 
@@ -227,6 +234,12 @@ class Recommender:
         """Top-``k`` items and scores for the item following each session (fewer when ``exclude_seen``
         leaves fewer). With a catalog, unknown original ids are skipped (listed in ``unknown``; an
         error with ``strict``)."""
+        k = _whole(k, "k")
+        if isinstance(sessions, (str, bytes, Mapping)):
+            raise SessrecError("give a list of sessions ([[5, 10, 20]] or [{...}]), not one session")
+        sessions = list(sessions)  # a generator too
+        if self.catalog is None or internal_ids:
+            sessions = [self._model_id_session(s, i) for i, s in enumerate(sessions)]
         if self.catalog is not None and not internal_ids:
             encoded = [self.encode(s, strict, where=f"session {i}: ") for i, s in enumerate(sessions)]
             if not encoded:
@@ -248,6 +261,40 @@ class Recommender:
             seen = sessions_to_batch(items, self.item_key, max(map(len, items)))[self.item_key]
         ids, scores = rows(*self.recommend_batch(batch, k, exclude_seen, seen), k)
         return Recommendations(ids, scores, [[] for _ in sessions])
+
+    def _model_id_session(self, session: Any, i: int) -> list | dict:
+        """A session of model ids (a list, or a dict of feature lists) as lists, checked: ids are whole numbers from 1
+        (0 is padding: it would change the answer unseen), a dict holds only the model's features, and its continuous
+        features are finite."""
+        if isinstance(session, Mapping):
+            extra = sorted(set(session) - set(self.input_names))
+            if extra:
+                raise SessrecError(f"session {i}: {', '.join(map(repr, extra))} is not a feature of this model (it reads "
+                                   f"{', '.join(self.input_names)}; sessions of original ids need the run's catalog)")
+            out = {n: self._values(v, i, n) for n, v in session.items()}
+            for n, values in out.items():
+                if self.schema[n].is_continuous and not self.schema[n].is_time:
+                    model_floats(n, values)
+            ids = out.get(self.item_key, [])
+        else:
+            out = ids = self._values(session, i, self.item_key)
+        bad = [v for v in ids if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1]
+        if bad:
+            raise SessrecError(f"session {i}: item id {bad[0]!r} is not a model id (whole numbers from 1; 0 is padding)")
+        beyond = [v for v in ids if v >= self.schema.n_items]
+        if beyond:  # before a tensor is made of it (a 20-digit id overflowed there)
+            raise SessrecError(f"item id {beyond[0]} is outside this model's range 1..{self.schema.n_items - 1}")
+        return out
+
+    @staticmethod
+    def _values(values: Any, i: int, name: str) -> list:
+        if isinstance(values, (str, bytes, numbers.Number)) or values is None:
+            raise SessrecError(f"session {i}: {name} must be a list of values (got {values!r}); a list of sessions is "
+                               "[[5, 10, 20], ...], not [5, 10, 20]")
+        try:
+            return list(values)
+        except TypeError:
+            raise SessrecError(f"session {i}: {name} must be a list of values (got {values!r})") from None
 
     def encode(self, session: SessionLike, strict: bool = False, now: float | None = None, where: str = "") -> Encoded:
         """A session (item ids, or a dict with ``items`` and optionally ``timestamps`` and ``features``)

@@ -1,6 +1,7 @@
 import math
 
 import pyarrow.parquet as pq
+import pytest
 
 from sessrec.data.sample import DEFAULTS, bundled_sample_path, generate_sample
 from sessrec.schema import load_schema
@@ -45,3 +46,15 @@ def test_side_features_describe_the_items():
     # sessions mostly stay in one sub-category: that is what side information helps to see
     same = [a == b for s in t["sess_csid_seq"] for a, b in zip(s, s[1:])]
     assert sum(same) / len(same) > 0.5
+
+
+def test_an_event_log_needs_sample_windows(tmp_path):
+    from sessrec.data.sample import sample_event_log
+    from sessrec.data.synthetic import write_realistic_windows
+    from sessrec.errors import SessrecError
+
+    with pytest.raises(SessrecError, match="no sample windows"):
+        sample_event_log(tmp_path / "nowhere", tmp_path / "log.parquet")
+    write_realistic_windows(tmp_path / "other")
+    with pytest.raises(SessrecError, match="not a window of the sample data set"):
+        sample_event_log(tmp_path / "other", tmp_path / "log.parquet")

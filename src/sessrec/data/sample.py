@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sessrec.errors import SessrecError
 from sessrec.io import atomic_replace_dir
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST, TIME, FeatureSpec, Schema
 
@@ -240,7 +241,11 @@ def sample_event_log(data_dir: str | Path, path: str | Path) -> Path:
     (epoch seconds); the input of ``sessrec prepare events``."""
     frames = []
     for f in sorted(Path(data_dir).glob("*/*.parquet")):
-        t = pq.read_table(f, columns=["session_id", ITEM, CSID, BRAND, "sess_price_log_norm_seq", TIME_COLUMN])
+        try:
+            t = pq.read_table(f, columns=["session_id", ITEM, CSID, BRAND, "sess_price_log_norm_seq", TIME_COLUMN])
+        except (pa.ArrowInvalid, OSError) as e:
+            raise SessrecError(f"{f}: not a window of the sample data set ({str(e).splitlines()[0]}); give a folder "
+                               "written by `sessrec sample-data`") from None
         flat = {name: pc.list_flatten(t.column(name)) for name in t.column_names if name != "session_id"}
         frames.append(pa.table({
             "session": pc.take(t.column("session_id"), pc.list_parent_indices(t.column(ITEM))),
@@ -248,6 +253,8 @@ def sample_event_log(data_dir: str | Path, path: str | Path) -> Path:
             "category": pc.binary_join_element_wise("c", pc.cast(flat[CSID], pa.string()), ""),
             "brand": pc.binary_join_element_wise("b", pc.cast(flat[BRAND], pa.string()), ""),
             "price": flat["sess_price_log_norm_seq"], "time": flat[TIME_COLUMN]}))
+    if not frames:
+        raise SessrecError(f"no sample windows (*/*.parquet) in {data_dir}; write them with `sessrec sample-data DIR`")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.concat_tables(frames), path)
