@@ -56,7 +56,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExperimentResult:
-    """Per-window and averaged-over-time metrics of one run (keys as in the original script)."""
+    """Per-window and averaged-over-time metrics of one run (keys as in the original script). ``windows``: one dict
+    per evaluated window (``index``, ``metrics``, ``pop``, ``train_windows``, ``n_train_sessions``,
+    ``n_eval_sessions``, and the training figures); ``aot`` / ``pop_aot``: their averages over time for the model and
+    the most-popular ranking."""
 
     output_dir: Path
     windows: list[dict[str, Any]]
