@@ -87,6 +87,7 @@ def test_wandb_logger_records_loss_windows_and_aot(tiny_data, tmp_path, monkeypa
     assert windows[0]["eval_/next-item/ndcg_at_20"] == res.windows[0]["metrics"]["eval_/next-item/ndcg_at_20"]
     assert "pop/eval_/next-item/ndcg_at_20" in windows[0] and windows[0]["info/n_train_sessions"] > 0
     assert run.summary["eval_/next-item/ndcg_at_20_AOT"] == res.metric("ndcg_at_20") and run.finished
+    assert run.summary["pop/eval_/next-item/ndcg_at_20_AOT"] == res.pop_aot["eval_/next-item/ndcg_at_20"]
 
 
 @pytest.mark.skipif(not HAS_TENSORBOARD, reason="tensorboard is not installed (optional extra sessrec[loggers])")
@@ -100,6 +101,8 @@ def test_tensorboard_event_files(tiny_data, tmp_path):
     assert ndcg[1].value == pytest.approx(res.windows[1]["metrics"]["eval_/next-item/ndcg_at_20"])
     assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6]
     assert events.Scalars("eval_/next-item/ndcg_at_20_AOT")[0].value == pytest.approx(res.metric("ndcg_at_20"))
+    assert events.Scalars("pop/eval_/next-item/ndcg_at_20_AOT")[0].value == pytest.approx(
+        res.pop_aot["eval_/next-item/ndcg_at_20"])  # the most-popular ranking's AOT too
 
 
 @pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed (optional extra sessrec[loggers])")

@@ -336,7 +336,7 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
         elapsed = writer.elapsed_seconds()
         with group.together():
             writer.finish(aot, {"pop_aot": pop_aot, "total_seconds": elapsed})
-            loggers.finish(aot)
+            loggers.finish({**aot, **{f"pop/{k}": v for k, v in pop_aot.items()}})  # as the windows' pop/ scalars
     printer(_row("AOT", aot, {"pop": pop_aot} if pop_aot else {}, cfg.top_ks))
     k = max(cfg.top_ks)
     if pop_aot and aot:
