@@ -213,7 +213,10 @@ class ExperimentConfig:
         string ``"no"`` for a switch is False, not a truthy string."""
         hints = _hints()
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], "config"))
+            value = _coerce(f.name, getattr(self, f.name), hints[f.name], "config")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SessrecError(f"{f.name} must be a finite number (got {value})")
+            setattr(self, f.name, value)
         self.input_features_aggregation = ALIASES.get(self.input_features_aggregation, self.input_features_aggregation)
         _choice("task", self.task, TASKS)
         _choice("learning_rate_schedule", self.schedule, SCHEDULES)
@@ -297,11 +300,7 @@ class ExperimentConfig:
         return out
 
     def _validate_numbers(self) -> None:
-        """Every number finite; the optimiser's settings in their ranges; a seed that every generator takes."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SessrecError(f"{f.name} must be a finite number (got {value})")
+        """The optimiser's settings in their ranges; a seed that every generator takes."""
         for name in ("weight_decay", "max_grad_norm"):
             if getattr(self, name) < 0:
                 raise SessrecError(f"{name} must be >= 0 (got {getattr(self, name)})")

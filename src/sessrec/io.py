@@ -48,6 +48,16 @@ def file_in_the_way(path: str | Path) -> Path | None:
     return next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
 
 
+def check_output_folder(path: str | Path, flag: str) -> None:
+    """An output folder (given as ``flag``) that is a file, or lies under one, is a one-line error."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SessrecError(f"{flag} {path} is a file, not a folder")
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise SessrecError(f"{flag} {path}: {blocker} is a file, not a folder")
+
+
 @contextlib.contextmanager
 def writing(path: str | Path) -> Iterator[None]:
     """Turn an ``OSError`` raised while writing ``path`` into a :class:`WriteError` naming it."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_text
+from sessrec.io import atomic_write_text, check_output_folder
 
 SEED_PREFIX = "seed-"
 
@@ -78,11 +78,8 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
         _check_folder(out, cfg, seeds)
     rows: list[dict[str, Any]] = []
     for i, seed in enumerate(seeds, 1):
-        run_dir = out / f"{SEED_PREFIX}{seed}"
-        one = copy.deepcopy(cfg)
-        one.seed, one.output_dir = seed, str(run_dir)
-        earlier = _earlier_config(run_dir)
-        changed = earlier is not None and bool(_differences(earlier, one))
+        run_dir, one, diffs = _seed_run(cfg, out, seed)
+        changed = bool(diffs)
         done = _finished(run_dir) if run_dir.is_dir() and not changed else None
         if done is not None and not cfg.overwrite_output_dir:
             printer(f"seed {seed} ({i}/{len(seeds)}): finished earlier, read from {run_dir}")
@@ -105,10 +102,18 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
     return summary
 
 
+def _seed_run(cfg: ExperimentConfig, out: Path, seed: int) -> tuple[Path, ExperimentConfig, list[str]]:
+    """A seed's run folder, its config, and how that differs from the config of an earlier run there (if any)."""
+    run_dir = out / f"{SEED_PREFIX}{seed}"
+    one = copy.deepcopy(cfg)
+    one.seed, one.output_dir = seed, str(run_dir)
+    earlier = _earlier_config(run_dir)
+    return run_dir, one, _differences(earlier, one) if earlier is not None else []
+
+
 def _check_folder(out: Path, cfg: ExperimentConfig, seeds: Sequence[int]) -> None:
     """Before any run: ``out`` holds nothing but seed folders and summaries, and no seed folder of another config."""
-    if out.exists() and not out.is_dir():
-        raise SessrecError(f"--output-dir {out} is a file, not a folder")
+    check_output_folder(out, "--output-dir")
     if not out.is_dir():
         return
     ours = {"summary.json", "summary.md"} | {p.name for p in seed_dirs(out)}
@@ -118,11 +123,7 @@ def _check_folder(out: Path, cfg: ExperimentConfig, seeds: Sequence[int]) -> Non
                            f"{', ...' if len(foreign) > 3 else ''}); choose another --output-dir, or pass "
                            "--overwrite-output-dir")
     for seed in seeds:
-        run_dir = out / f"{SEED_PREFIX}{seed}"
-        one = copy.deepcopy(cfg)
-        one.seed, one.output_dir = seed, str(run_dir)
-        earlier = _earlier_config(run_dir)
-        diffs = _differences(earlier, one) if earlier is not None else []
+        run_dir, _, diffs = _seed_run(cfg, out, seed)
         if diffs:
             raise SessrecError(f"{run_dir} was run with another configuration ({'; '.join(diffs[:4])}"
                                f"{'; ...' if len(diffs) > 4 else ''}): running it again would replace its results; "

@@ -238,8 +238,6 @@ class Recommender:
         if isinstance(sessions, (str, bytes, Mapping)):
             raise SessrecError("give a list of sessions ([[5, 10, 20]] or [{...}]), not one session")
         sessions = list(sessions)  # a generator too
-        if self.catalog is None or internal_ids:
-            sessions = [self._model_id_session(s, i) for i, s in enumerate(sessions)]
         if self.catalog is not None and not internal_ids:
             encoded = [self.encode(s, strict, where=f"session {i}: ") for i, s in enumerate(sessions)]
             if not encoded:
@@ -250,6 +248,7 @@ class Recommender:
                 out.ids += [self.catalog.decode(row) for row in ids]
                 out.scores += scores
             return out
+        sessions = [self._model_id_session(s, i) for i, s in enumerate(sessions)]
         if self.side_features and any(not isinstance(s, Mapping) for s in sessions):
             raise SessrecError(f"this model reads more than item ids ({', '.join(self.side_features)}): "
                                f"give each session as a dict with '{self.item_key}' and those features, not item ids alone")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes, atomic_write_text
+from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder
 from sessrec.report_html import Table, render_html
 from sessrec.runlock import is_locked
 
@@ -149,8 +149,7 @@ def _load_sessrec_run(path: Path) -> Run:
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
                dataset=_dataset_key(cfg.get("data_path"), bool(cfg.get("eval_on_test_set"))), identity=_identity(cfg),
-               windows=windows,
-               pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
+               windows=windows, pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
                expected_windows=(final - start) if start and final else None, finished=finished,
                running=not finished and is_locked(path))
 
@@ -573,8 +572,7 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     """Read the runs, write ``report.md``, ``report.html``, ``report.csv``, ``comparisons.csv``,
     ``per_window.csv`` and the PNGs."""
     out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise SessrecError(f"--output {out} is a file, not a folder")
+    check_output_folder(out, "--output")
     paths, tunes = expand_folders(run_dirs)
     runs, seen = [], set()
     for p in paths:

@@ -60,7 +60,8 @@ from sessrec.data.windows import SPLITS, window_dir
 from sessrec.datasets.catalog import LatestItems, latest_per_item, plain_integer, write_catalog
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_replace_dir, atomic_write_text, file_in_the_way
+from sessrec.io import atomic_replace_dir, atomic_write_text, check_output_folder
+from sessrec.runlock import pid_alive
 from sessrec.schema import CATEGORICAL, LIST, TIME, FeatureSpec, Schema
 
 WINDOW_MS = {"day": DAY_MS, "hour": HOUR_MS}
@@ -234,11 +235,7 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
-    if out.is_file():
-        raise SessrecError(f"--output {out} is a file, not a folder")
-    in_the_way = file_in_the_way(out)
-    if in_the_way is not None:
-        raise SessrecError(f"--output {out}: {in_the_way} is a file, not a folder")
+    check_output_folder(out, "--output")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SessrecError(f"output folder {out} is not empty; pass --overwrite to replace it")
 
@@ -249,19 +246,9 @@ def _remove_stale_temporaries(out: Path, progress: Progress) -> None:
     prefix = f".{out.name}.tmp-{socket.gethostname()}-"
     for folder in out.parent.glob(f"{glob.escape(prefix)}*"):
         pid = folder.name[len(prefix):]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             progress.say(f"removed {folder}, left by a run that was stopped")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _bucket_key(opts: Options) -> str:

@@ -38,7 +38,8 @@ import yaml
 
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes, atomic_write_text
+from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder
+from sessrec.runlock import pid_alive
 from sessrec.stopping import RunInterrupted, signal_name
 from sessrec.tuning.space import (
     SearchSpace,
@@ -339,16 +340,6 @@ def _redact(url: str) -> str:
     return url
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_interrupted(study) -> list[int]:
     """Trials left RUNNING by a killed process of this machine are marked failed and queued again
     with the same parameters (trials of other machines are recovered by Optuna's heartbeat)."""
@@ -358,7 +349,7 @@ def recover_interrupted(study) -> list[int]:
     host, requeued = socket.gethostname(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker") or {}
-        if worker.get("host") == host and not _pid_alive(int(worker.get("pid", -1))):
+        if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
             try:
                 study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
                 study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -539,8 +530,7 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     """Tune ``cfg``'s algorithm; ``fixed`` are the config keys the user set (they are not tuned)."""
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
-    if out.exists() and not out.is_dir():
-        raise SessrecError(f"--output-dir {out} is a file, not a folder")
+    check_output_folder(out, "--output-dir")
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(plan, cfg.seed, create=True)
     n_before = len(study.trials)
