@@ -82,3 +82,11 @@ def test_values_set_directly_are_converted_and_checked_like_a_file_s():
                           ({"top_ks": 20}, "'top_ks' expects list"), ({"device": "gpu"}, "device must be auto, cpu")]:
         with pytest.raises(SessrecError, match=re.escape(match) if "'" in match else match):
             ExperimentConfig(**values).validate()
+
+
+def test_constructor_names_the_field_a_misspelt_keyword_meant():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'd_modle' \(did you mean 'd_model'\?\)"):
+        ExperimentConfig(d_modle=64)
+    with pytest.raises(TypeError, match=r"'model' \(did you mean 'model_type'\?\)"):
+        ExperimentConfig(model="gpt2")
+    assert ExperimentConfig(d_model=32).d_model == 32

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import numbers
 import re
 import types
 import typing
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,9 +197,7 @@ class ExperimentConfig:
         for key, value in values.items():
             name = ALIASES.get(key, key).replace("-", "_")
             if name not in hints:
-                close = difflib.get_close_matches(name, list(hints), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise SessrecError(f"{source}: unknown key '{key}'{hint}")
+                raise SessrecError(f"{source}: unknown key '{key}'{_did_you_mean(name, hints)}")
             setattr(self, name, _coerce(name, value, hints[name], source))
         return self
 
@@ -350,6 +350,29 @@ def _choice(name: str, value: Any, allowed: tuple) -> None:
 
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(ExperimentConfig)
+
+
+def _did_you_mean(name: str, fields: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
+    """The dataclass constructor, whose misspelt keyword (``ExperimentConfig(d_modle=64)``) says which field was
+    meant, as a YAML key or flag does."""
+    @functools.wraps(init)
+    def checked(self: ExperimentConfig, *args: Any, **kwargs: Any) -> None:
+        names = {f.name for f in dataclasses.fields(ExperimentConfig)}
+        for key in kwargs:
+            if key not in names:
+                meant = ALIASES.get(key)
+                hint = f" (did you mean '{meant}'?)" if meant in names else _did_you_mean(key, names)
+                raise TypeError(f"ExperimentConfig got an unexpected keyword argument '{key}'{hint}")
+        init(self, *args, **kwargs)
+    return checked
+
+
+ExperimentConfig.__init__ = _checked_init(ExperimentConfig.__init__)  # type: ignore[method-assign]
 
 
 def field_help() -> dict[str, str]:

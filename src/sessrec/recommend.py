@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item
+from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item, unknown_items
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, read_parquet
@@ -333,7 +333,7 @@ class Recommender:
         kept = set(keep)
         unknown = [v for i, v in enumerate(items) if i not in kept]
         if unknown and strict:
-            raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}")
+            raise unknown_items(unknown)
         if not keep:
             raise no_known_item(unknown)
         out = {}

@@ -246,8 +246,7 @@ class Catalog:
                 ids.append(found)
                 keep.append(i)
         if unknown and strict:
-            raise SessrecError(f"{len(unknown)} unknown item(s): {', '.join(map(repr, unknown[:5]))}"
-                               + (" ..." if len(unknown) > 5 else ""))
+            raise unknown_items(unknown)
         if not ids:
             raise no_known_item(unknown)
         id_array = np.asarray(ids, dtype=np.int64)
@@ -296,12 +295,21 @@ class NoKnownItem(SessrecError):
     """A session without items, or whose items are all unknown to the model."""
 
 
+def _first_ids(unknown: Sequence[Any]) -> str:
+    """The first five ids of ``unknown`` and how many more there are."""
+    return ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+
+
 def no_known_item(unknown: Sequence[Any]) -> NoKnownItem:
     """The error of a session left without items: the ids that were not known, if any."""
     if not unknown:
         return NoKnownItem("the session has no items")
-    return NoKnownItem(f"the session has no item known to the model (unknown: {', '.join(map(repr, unknown[:5]))}"
-                       + (f" and {len(unknown) - 5} more)" if len(unknown) > 5 else ")"))
+    return NoKnownItem(f"the session has no item known to the model (unknown: {_first_ids(unknown)})")
+
+
+def unknown_items(unknown: Sequence[Any]) -> SessrecError:
+    """The error of a strict request with items the model does not know."""
+    return SessrecError(f"{len(unknown)} unknown item(s): {_first_ids(unknown)}")
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
