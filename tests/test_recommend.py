@@ -361,7 +361,7 @@ def test_interaction_times_keep_their_seconds_in_the_python_api(tmp_path):
     data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g), "ts": t}, "item")
     folder, learner = trained_checkpoint(tmp_path, schema, data, model_type="hstu", task="clm")
     with torch.no_grad():
-        learner.model.body.time_bias.normal_(0.0, 1.0)  # a strong time bias: the seconds matter
+        learner.model.body.layers[0].time_bias.normal_(0.0, 1.0)  # a strong time bias: the seconds matter
     rec = Recommender(learner, schema, 8, 64)
     session = {"item": [3, 4, 5], "ts": [1.7e9 + 0.5, 1.7e9 + 3.5, 1.7e9 + 40.5]}
     batch = sessions_to_batch([session], "item", 8, float64=["ts"])

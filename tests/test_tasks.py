@@ -36,8 +36,22 @@ def test_mlm_mask_keeps_one_masked_and_one_visible():
         assert not (m & (items == 0)).any()
         assert (m.sum(1) >= 1).all()
         assert ((~m & (items != 0)).sum(1) >= 1).all()
-    rate = mlm_mask(torch.randint(1, 50, (2000, 20)), 0.3, g).float().mean().item()
-    assert 0.27 < rate < 0.33
+    single = torch.tensor([[5, 0, 0], [7, 0, 0]])
+    assert not mlm_mask(single, 0.99, g).any()  # a lone item has nothing to be predicted from
+
+
+def test_mlm_mask_draws_as_many_targets_as_the_original():
+    """The original (hf4rec recsys_tasks.mask_tokens, Transformers4Rec MaskedLanguageModeling): Bernoulli(p) targets
+    plus one random item per session, then one unmasked where all are targets. Its expectation, computed by hand:
+    a target is an item drawn (p) or, if not drawn, the extra one (1/n): p + (1 - p) / n per item, for n = 20
+    and p = 0.3: 0.335 (the all-masked correction is negligible at n = 20)."""
+    g = torch.Generator().manual_seed(0)
+    rate = mlm_mask(torch.randint(1, 50, (4000, 20)), 0.3, g).float().mean().item()
+    assert abs(rate - (0.3 + 0.7 / 20)) < 0.005
+    # n = 2, p = 0.5: the extra target makes both targets with probability 1/2 (both drawn: 1/4, one drawn and the
+    # extra the other: 2 * 1/4 * 1/2, none drawn: 0); then one is visible again: always exactly one target
+    two = mlm_mask(torch.randint(1, 50, (2000, 2)), 0.5, g)
+    assert (two.sum(1) == 1).all()
 
 
 def test_make_room_for_next_shifts_full_sessions():
@@ -108,8 +122,12 @@ def test_plm_perm_mask_is_a_factorisation_order():
     pair = pm[:, [1, 2, 5, 6]][:, :, [1, 2, 5, 6]]
     off = ~torch.eye(4, dtype=torch.bool)
     assert ((pair + pair.transpose(1, 2))[:, off] == 1).all()  # of two targets, exactly one sees the other
-    assert (pm[:, 5, 1] == 0).all() and (pm[:, 1, 5] == 1).all()  # the first half comes first in the order
     assert len({tuple(r.flatten().tolist()) for r in pm}) > 1  # the order is random
+    # one uniformly random order over all positions (the original's torch.randperm): any target comes before
+    # any other in half of the orders, whatever their places (a two-halves order put position 1 before 5 always)
+    many = plm_perm_mask(targets.repeat(80, 1), g)
+    for i, j in ((1, 5), (1, 2), (2, 6)):
+        assert 0.42 < many[:, j, i].float().mean().item() < 0.58  # j sees i: i comes first
     assert plm_perm_mask(torch.ones(3, 7, dtype=torch.bool), g).shape == (3, 7, 7)  # odd lengths
 
 

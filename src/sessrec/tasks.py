@@ -51,15 +51,21 @@ def random_choice_per_row(eligible: torch.Tensor, generator: torch.Generator | N
 
 
 def mlm_mask(items: torch.Tensor, probability: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Bernoulli(p) mask over real items, with at least one masked and one unmasked item per session of length >= 2."""
+    """The original system's MLM targets: each real item with probability ``p``, plus one random real item of every
+    session; where that makes every item a target, one random target is visible again. A session of ``n >= 2``
+    items gets about ``1 + p (n - 1)`` targets, at least one, and keeps one item visible; a single item is never
+    a target (nothing would be left to predict it from)."""
     real = items != 0
     rows = torch.arange(items.shape[0], device=items.device)
     masked = (uniform(items.shape, generator, items.device) < probability) & real
-    all_masked = (masked.sum(1) == real.sum(1)) & (real.sum(1) >= 2)
+    nonempty = real.any(1)
+    pick = random_choice_per_row(real, generator)
+    masked[rows[nonempty], pick[nonempty]] = True
+    all_masked = (masked.sum(1) == real.sum(1)) & nonempty
     if all_masked.any():
         keep = random_choice_per_row(masked, generator)
         masked[rows[all_masked], keep[all_masked]] = False
-    return at_least_one(masked, real, generator)
+    return masked
 
 
 def at_least_one(masked: torch.Tensor, real: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -200,16 +206,11 @@ def plm_targets(items: torch.Tensor, probability: float, max_span: int, permute_
 
 
 def plm_perm_mask(targets: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``[B, L, L]`` XLNet ``perm_mask`` (1 = query i may not see key j) of a random factorisation
-    order, as in ``transformers``' PLM collator: the two halves of the session are permuted by the
-    same random permutation, the first half ordered before the second; non-target items come
-    first (everyone sees them), and a target is seen only by positions later in the order (never
-    by itself). Odd lengths are handled by ordering ``L + 1`` positions and dropping the last.
+    """``[B, L, L]`` XLNet ``perm_mask`` (1 = query i may not see key j) of a uniformly random factorisation order
+    per session, as the original system drew it (``torch.randperm`` over the positions): non-target items come
+    first (everyone sees them), and a target is seen only by positions later in the order (never by itself).
     """
-    B, L = targets.shape
-    half = (L + 1) // 2
-    sigma = uniform((B, half), generator, targets.device).argsort(dim=1)
-    rank = torch.cat([sigma, sigma + half], dim=1)[:, :L].masked_fill(~targets, -1)
+    rank = uniform(targets.shape, generator, targets.device).argsort(dim=1).masked_fill(~targets, -1)
     return ((rank[:, :, None] <= rank[:, None, :]) & targets[:, None, :]).float()
 
 

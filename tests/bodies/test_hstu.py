@@ -31,26 +31,28 @@ def layer_norm(x, ln):
 
 
 def reference(body, x, real, t):
-    """The input positions, then one HSTU layer (Zhai et al. 2024, eq. 1-3), one session, pair by pair."""
-    layer = body.layers[0]
+    """The input positions, then the HSTU layers (Zhai et al. 2024, eq. 1-3), each with its own relative attention
+    bias as in the reference, one session, pair by pair."""
     L, d = x.shape
-    H, dh, N = layer.n_head, d // layer.n_head, body.max_len
+    N = body.max_len
     x = (x * math.sqrt(d) + body.input_pos.weight[:L]) * real[:, None]
-    uvqk = F.silu(layer_norm(x, layer.norm) @ layer.uvqk.weight.T + layer.uvqk.bias)
-    u, v, q, k = uvqk[:, :d], uvqk[:, d:2 * d], uvqk[:, 2 * d:3 * d], uvqk[:, 3 * d:]
-    av = torch.zeros(L, d)
-    for i in range(L):
-        for head in range(H):
-            sl = slice(head * dh, (head + 1) * dh)
-            for j in range(i + 1):
-                if not real[j]:
-                    continue
-                rab = body.pos_bias[N - 1 + i - j]
-                if t is not None:
-                    rab = rab + body.time_bias[min(int(math.log(max(abs(float(t[i] - t[j])), 1.0)) / 0.301), 128)]
-                av[i, sl] += F.silu(q[i, sl] @ k[j, sl] / math.sqrt(dh) + rab) / N * v[j, sl]
-    y = x + (u * layer_norm(av, layer.attn_norm)) @ layer.out.weight.T + layer.out.bias
-    return layer_norm(y, body.final_norm)
+    for layer in body.layers:
+        H, dh = layer.n_head, d // layer.n_head
+        uvqk = F.silu(layer_norm(x, layer.norm) @ layer.uvqk.weight.T + layer.uvqk.bias)
+        u, v, q, k = uvqk[:, :d], uvqk[:, d:2 * d], uvqk[:, 2 * d:3 * d], uvqk[:, 3 * d:]
+        av = torch.zeros(L, d)
+        for i in range(L):
+            for head in range(H):
+                sl = slice(head * dh, (head + 1) * dh)
+                for j in range(i + 1):
+                    if not real[j]:
+                        continue
+                    rab = layer.pos_bias[N - 1 + i - j]
+                    if t is not None:
+                        rab = rab + layer.time_bias[min(int(math.log(max(abs(float(t[i] - t[j])), 1.0)) / 0.301), 128)]
+                    av[i, sl] += F.silu(q[i, sl] @ k[j, sl] / math.sqrt(dh) + rab) / N * v[j, sl]
+        x = x + (u * layer_norm(av, layer.attn_norm)) @ layer.out.weight.T + layer.out.bias
+    return layer_norm(x, body.final_norm)
 
 
 def session():
@@ -61,9 +63,9 @@ def session():
     return x, mask, t
 
 
-@pytest.mark.parametrize("timed", [True, False])
-def test_hstu_matches_the_hand_written_layer(timed):
-    body = hstu(timed)
+@pytest.mark.parametrize("timed,n_layer", [(True, 1), (False, 1), (True, 2)])
+def test_hstu_matches_the_hand_written_layers(timed, n_layer):
+    body = hstu(timed, n_layer=n_layer)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         for p in body.parameters():
@@ -90,7 +92,7 @@ def test_hstu_uses_the_time_bias_when_the_data_has_timestamps():
     body = hstu()
     x, mask, t = session()
     with torch.no_grad():
-        body.time_bias.normal_(0.0, 1.0)
+        body.layers[0].time_bias.normal_(0.0, 1.0)
         base = body(x, mask, timestamps=t)
         moved = t.clone()
         moved[0, 3] += 1e6  # the time of item 3 only: outputs from position 3 on change
@@ -109,9 +111,9 @@ def test_session_model_feeds_the_time_column_to_hstu_only_when_there_is_one():
     timed = Schema([item, FeatureSpec("ts", "float", (LIST, TIME))])
     cfg = ExperimentConfig.from_dict({"model_type": "hstu", "task": "clm", "d_model": 8, "n_head": 2, "n_layer": 1})
     model = SessionModel(timed, cfg)
-    assert model.input_names == ["item", "ts"] and model.body.time_bias is not None
+    assert model.input_names == ["item", "ts"] and model.body.layers[0].time_bias is not None
     untimed = SessionModel(Schema([item]), cfg)
-    assert untimed.input_names == ["item"] and untimed.body.time_bias is None
+    assert untimed.input_names == ["item"] and untimed.body.layers[0].time_bias is None
     off = ExperimentConfig.from_dict({**cfg.to_dict(), "model_config": {"time_bias": False}})
     assert SessionModel(timed, off).input_names == ["item"]
     gpt2 = ExperimentConfig.from_dict({**cfg.to_dict(), "model_type": "gpt2"})
@@ -129,3 +131,10 @@ def test_session_model_feeds_the_time_column_to_hstu_only_when_there_is_one():
     assert isinstance(hstu(model_config={"final_norm": False}).final_norm, torch.nn.Identity)
     plain = hstu(model_config={"input_positions": False, "qk_scale": False})
     assert plain.input_pos is None and plain.layers[0].alpha == 1.0
+
+
+def test_each_hstu_layer_learns_its_own_relative_attention_bias():
+    body = hstu(n_layer=2)
+    names = {n for n, _ in body.named_parameters() if "bias" in n and ("pos_" in n or "time_" in n)}
+    assert names == {"layers.0.pos_bias", "layers.0.time_bias", "layers.1.pos_bias", "layers.1.time_bias"}
+    assert not torch.equal(body.layers[0].pos_bias, body.layers[1].pos_bias)

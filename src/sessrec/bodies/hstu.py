@@ -13,7 +13,7 @@ alone), padded positions zeroed. Each layer, with ``X`` its input and ``N = sess
 per head (``n_head`` heads of ``d_head = d_model / n_head``), ``alpha = 1 / sqrt(d_head)`` as in
 the reference's current attention kernels (``qk_scale: false``: ``alpha = 1``, its first release).
 The attention is point-wise: no softmax, the SiLU weights divided by the (maximum) sequence
-length, as in the reference. ``rab`` is the relative attention bias: a learned bias per distance
+length, as in the reference. ``rab`` is each layer's relative attention bias: a learned bias per distance
 ``i - j``, plus, when the data has a time column (the schema's first feature tagged ``time``), a
 learned bias per bucket ``floor(log(max(|t_i - t_j|, 1)) / 0.301)`` (at most ``time_buckets``,
 default 128) of the time between the two interactions. One deviation from the reference: it
@@ -53,8 +53,13 @@ def time_buckets(timestamps: torch.Tensor, n_buckets: int) -> torch.Tensor:
 
 
 class HSTULayer(nn.Module):
-    def __init__(self, d: int, n_head: int, dropout: float, eps: float, alpha: float):
+    """One HSTU block with its own relative attention bias, as each of the reference's layers has."""
+
+    def __init__(self, d: int, n_head: int, dropout: float, eps: float, alpha: float, max_len: int, std: float):
         super().__init__()
+        self.std = std
+        self.pos_bias = nn.Parameter(torch.empty(2 * max_len - 1).normal_(0.0, std))  # by distance i - j
+        self.time_bias: nn.Parameter | None = None
         self.n_head = n_head
         self.alpha = alpha
         self.norm = nn.LayerNorm(d, eps=eps)
@@ -67,9 +72,18 @@ class HSTULayer(nn.Module):
         nn.init.xavier_uniform_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, keep: torch.Tensor, n: int) -> torch.Tensor:
-        """``x [B, L, d]``; ``bias [B or 1, L, L]`` relative attention bias; ``keep [B, 1, L, L]`` 1.0 where
-        query i may attend to key j; ``n``: the length the attention is divided by."""
+    def add_time_bias(self, n_buckets: int) -> None:
+        self.time_bias = nn.Parameter(torch.empty(n_buckets + 1).normal_(0.0, self.std))
+
+    def forward(self, x: torch.Tensor, distance: torch.Tensor, buckets: torch.Tensor | None, keep: torch.Tensor,
+                n: int) -> torch.Tensor:
+        """``x [B, L, d]``; ``distance [L, L]`` index of ``i - j`` in ``pos_bias``; ``buckets [B, L, L]`` time buckets
+        (with a time bias); ``keep [B, 1, L, L]`` 1.0 where query i may attend to key j; ``n``: the length the
+        attention is divided by."""
+        bias = self.pos_bias[distance].unsqueeze(0)  # [1, L, L]
+        if self.time_bias is not None:
+            bias = bias + self.time_bias[buckets]
+        bias = bias.to(x.dtype)
         B, L, d = x.shape
         u, v, q, k = F.silu(self.uvqk(self.norm(x))).split(d, dim=-1)
         q, k, v = (t.view(B, L, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -95,12 +109,10 @@ class HSTU(nn.Module):
         self.wants_time = bool(opts["time_bias"])
         self.n_time_buckets = int(opts["time_buckets"])
         self.max_len = cfg.session_seq_length_max
-        self.std = cfg.initializer_range
-        self.pos_bias = nn.Parameter(torch.empty(2 * self.max_len - 1).normal_(0.0, cfg.initializer_range))
-        self.time_bias: nn.Parameter | None = None
+        self.uses_time = False
         alpha = (cfg.d_model // cfg.n_head) ** -0.5 if opts["qk_scale"] else 1.0
-        self.layers = nn.ModuleList(HSTULayer(cfg.d_model, cfg.n_head, cfg.dropout, cfg.layer_norm_eps, alpha)
-                                    for _ in range(cfg.n_layer))
+        self.layers = nn.ModuleList(HSTULayer(cfg.d_model, cfg.n_head, cfg.dropout, cfg.layer_norm_eps, alpha,
+                                              self.max_len, cfg.initializer_range) for _ in range(cfg.n_layer))
         self.input_pos: nn.Embedding | None = None
         if opts["input_positions"]:
             self.input_pos = nn.Embedding(self.max_len, cfg.d_model)
@@ -110,9 +122,11 @@ class HSTU(nn.Module):
 
     def use_timestamps(self) -> bool:
         """Add the time bias (unless ``time_bias: false``); True when the body then reads timestamps."""
-        if self.wants_time and self.time_bias is None:
-            self.time_bias = nn.Parameter(torch.empty(self.n_time_buckets + 1).normal_(0.0, self.std))
-        return self.time_bias is not None
+        if self.wants_time and not self.uses_time:
+            for layer in self.layers:
+                layer.add_time_bias(self.n_time_buckets)
+            self.uses_time = True
+        return self.uses_time
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor, causal: bool = True,
                 timestamps: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
@@ -121,19 +135,18 @@ class HSTU(nn.Module):
         B, L, _ = x.shape
         if L > self.max_len:
             raise SessrecError(f"hstu: sessions of {L} positions, longer than session_seq_length_max={self.max_len}")
-        if (timestamps is None) != (self.time_bias is None):
+        if (timestamps is None) == self.uses_time:
             raise SessrecError("hstu: the time bias needs the interactions' timestamps" if timestamps is None
                                else "hstu: timestamps given to a model built without a time bias")
         pos = torch.arange(L, device=x.device)
-        bias = self.pos_bias[(pos[:, None] - pos[None, :]) + self.max_len - 1].unsqueeze(0)  # [1, L, L], by i - j
-        if self.time_bias is not None:
-            bias = bias + self.time_bias[time_buckets(timestamps, self.n_time_buckets)]
+        distance = pos[:, None] - pos[None, :] + self.max_len - 1
+        buckets = time_buckets(timestamps, self.n_time_buckets) if self.uses_time else None
         keep = allowed_keys(padding_mask).to(x.dtype)
         if self.input_pos is not None:
             x = (x * x.shape[-1] ** 0.5 + self.input_pos.weight[:L]) * padding_mask[..., None].to(x.dtype)
         h = self.dropout(x)
         for layer in self.layers:
-            h = layer(h, bias.to(x.dtype), keep, self.max_len)
+            h = layer(h, distance, buckets, keep, self.max_len)
         return self.final_norm(h)
 
 
