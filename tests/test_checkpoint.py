@@ -2,11 +2,13 @@ import csv
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -235,3 +237,16 @@ def test_no_checkpoint_verifies_one_line_and_nothing_touched(tiny_data, tmp_path
         assert err.startswith(f"sessrec: error: checkpoint {out}/checkpoint-last is damaged: model.safetensors has 100 bytes, ")
         assert "load another checkpoint of the run" in err
         assert err.count("\n") == 1
+
+
+def test_resume_refuses_data_that_changed_since_the_checkpoint(tiny_data, tmp_path):
+    quiet = {"printer": lambda *_: None}
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    run_experiment(tiny_config(data, tmp_path / "a", model_type="pop", final_time_window_index=2), **quiet)
+    run_experiment(tiny_config(data, tmp_path / "a", model_type="pop", final_time_window_index=3, resume=True), **quiet)
+    changed = data / "0002" / "train.parquet"
+    pq.write_table(pq.read_table(changed).slice(1), changed)  # prepared again: another window 2
+    with pytest.raises(SessrecError, match=rf"cannot resume {tmp_path / 'a'}: the data changed since its checkpoint "
+                                           rf"\({changed}: [\d,]+ bytes then, [\d,]+ bytes now\); resume with the data"):
+        run_experiment(tiny_config(data, tmp_path / "a", model_type="pop", final_time_window_index=4, resume=True), **quiet)

@@ -121,6 +121,12 @@ def data_files(cfg: ExperimentConfig, data_path: Path, start: int, final: int) -
             + [(t, window_file(data_path, t, split, pad)) for t in range(start + 1, final + 1)])
 
 
+def data_sizes(files: list[tuple[int, Path]], data_path: Path) -> dict[str, int]:
+    """The size of every file a run reads, by its path under the data folder: what tells data prepared again
+    from the data a checkpoint was trained on, without reading it (as a tuning study tells its data)."""
+    return {path.relative_to(data_path).as_posix(): path.stat().st_size for _, path in files}
+
+
 def check_data(files: list[tuple[int, Path]], schema: Schema, features: list[FeatureSpec]) -> None:
     """The loader's checks on every file, one column at a time, before the run writes or trains
     anything: bad data in the last window fails at once, not after the training of the others."""
@@ -193,7 +199,9 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     pop = MostPopular(cfg, schema) if cfg.compare_with_pop and cfg.model_type != "pop" else None
     names = set(learner.input_names) | (set(pop.input_names) if pop else set())
     specs = [f for f in schema.features if f.name in names]
-    group.on_main(lambda: check_data(data_files(cfg, data_path, start, final), schema, specs))  # before anything is written
+    files = data_files(cfg, data_path, start, final)
+    group.on_main(lambda: check_data(files, schema, specs))  # before anything is written
+    sizes = data_sizes(files, data_path)
 
     made = group.on_main(lambda: prepare_output_dir(cfg))
     out_dir = group.broadcast(made[0] if made else None)
@@ -236,7 +244,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
                 return None
             ranks = group.all_gather({"rng": rng_state(), "learner": learner.rank_state()}) if group.distributed else None
             return group.on_main(lambda: save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
-                                                         {**state, "world_size": group.size}, ranks, catalog))
+                                                         {**state, "world_size": group.size, "data_files": sizes},
+                                                         ranks, catalog))
 
         n_params = getattr(learner, "n_parameters", None)
         processes = f" | {group.size} processes, {learner.batch_size} sessions a step" if group.distributed else ""
@@ -407,6 +416,7 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
                            "the checkpoint's config is in " + str(folder / "config.yaml"))
     if saved_schema.to_pbtxt() != schema.to_pbtxt():
         raise SessrecError(f"cannot resume: the schema of {cfg.data_path} differs from the run's ({folder / 'schema.pbtxt'})")
+    _check_same_data(out_dir, Path(cfg.data_path), meta.get("data_files", {}))  # checkpoints before 2026-12 have none
     if meta["trained_window"] >= cfg.final_time_window_index:
         raise SessrecError(f"cannot resume: the checkpoint is past final_time_window_index {cfg.final_time_window_index} "
                            f"(trained through window {meta['trained_window']})")
@@ -416,6 +426,19 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
             log.warning("%s; moved it to %s and resuming from the older %s (the results after it are computed again)",
                         bad, moved.name, folder.name)
     return folder, meta
+
+
+def _check_same_data(out_dir: Path, data_path: Path, saved: dict[str, int]) -> None:
+    """Refuse to resume on data that changed since the checkpoint (prepared again, another folder of the same
+    schema): the results would mix two data sets."""
+    for name, size in saved.items():
+        path = data_path / name
+        now = path.stat().st_size if path.is_file() else None
+        if now != size:
+            found = f"{now:,} bytes now" if now is not None else "missing now"
+            raise SessrecError(f"cannot resume {out_dir}: the data changed since its checkpoint ({path}: {size:,} bytes "
+                               f"then, {found}); resume with the data it was trained on, or run it again with "
+                               "--overwrite-output-dir")
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
