@@ -9,6 +9,7 @@ from sessrec.checkpoint import save_checkpoint
 from sessrec.cli import main
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors
+from sessrec.errors import SessrecError
 from sessrec.export import export_model
 from sessrec.recommend import keep_last
 from tests.test_recommend import SCHEMA, side_info, trained_checkpoint  # noqa: F401 (side_info is a fixture)
@@ -72,3 +73,25 @@ def test_only_neural_models_are_exported(tmp_path, capsys):
     folder = save_checkpoint(tmp_path, 1, ExperimentConfig(model_type="pop"), SCHEMA, {"model": MostPopular(None, SCHEMA)}, {})
     assert main(["export", "--model-dir", str(folder), "--format", "torchscript"]) == 2
     assert "only neural models can be exported" in capsys.readouterr().err
+
+
+def test_export_never_overwrites_a_checkpoint_and_an_existing_file_only_with_overwrite(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    data = SessionTensors({"item": torch.randint(1, 30, (64, 8), generator=g)}, "item")
+    folder, _ = trained_checkpoint(tmp_path / "ckpt", SCHEMA, data)
+    weights = (folder / "model.safetensors").read_bytes()
+    for target in (folder / "model.safetensors", folder / "model.pt"):  # with --overwrite too: the checkpoint stays whole
+        assert main(["export", "--model-dir", str(folder), "--format", "torchscript", "--output", str(target), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert f"--output {target} is inside the checkpoint folder {folder}: writing there would damage it" in err
+        assert err.count("\n") == 1
+    assert (folder / "model.safetensors").read_bytes() == weights and not (folder / "model.pt").exists()
+    mine = tmp_path / "events.csv"
+    mine.write_text("session,item\n")
+    assert main(["export", "--model-dir", str(folder), "--format", "torchscript", "--output", str(mine)]) == 2
+    assert f"--output {mine} exists: pass --overwrite to replace it" in capsys.readouterr().err
+    assert mine.read_text() == "session,item\n"
+    with pytest.raises(SessrecError, match="exists: pass --overwrite"):
+        export_model(folder, "torchscript", mine)
+    assert export_model(folder, "torchscript", mine, overwrite=True).max_abs_diff == 0.0
+    assert torch.jit.load(str(mine)) is not None and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

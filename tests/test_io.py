@@ -1,10 +1,12 @@
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
 from sessrec.config import ExperimentConfig
-from sessrec.io import WriteError, atomic_write_bytes, atomic_write_text, writing
+from sessrec.errors import SessrecError
+from sessrec.io import WriteError, atomic_write_bytes, atomic_write_text, check_output_file, writing
 from sessrec.outputs import OutputWriter
 
 
@@ -52,3 +54,39 @@ def test_a_file_where_a_folder_should_be_is_named(tmp_path):
     with pytest.raises(WriteError, match=r"cannot write .*afile/sub/r.parquet: .*afile is a file, not a folder$"):
         atomic_write_bytes(tmp_path / "afile" / "sub" / "r.parquet", b"x")
     assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_an_output_file_never_replaces_a_checkpoint_data_or_input_file(tmp_path, monkeypatch):
+    """check_output_file: an existing file only with overwrite; never a folder, an input (also by a link), or a
+    path inside a checkpoint, a prepared data folder or one of its windows, with or without overwrite."""
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "run" / "checkpoint-last"
+    ckpt.mkdir(parents=True)
+    for name in ("manifest.json", "config.yaml", "model.safetensors"):
+        (ckpt / name).write_text("x")
+    data = tmp_path / "data"
+    (data / "0006").mkdir(parents=True)
+    (data / "schema.pbtxt").write_text("x")
+    (data / "0006" / "valid.parquet").write_text("x")
+    (tmp_path / "events.csv").write_text("session,item\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "events.csv")
+    refused = [
+        (ckpt / "model.safetensors", (), r"is inside the checkpoint folder .*checkpoint-last: writing there would damage it"),
+        (ckpt / "new.pt", (), "is inside the checkpoint folder"),
+        (data / "0006" / "valid.parquet", (), r"is inside the data window folder .*0006"),
+        (data / "recs.parquet", (), r"is inside the prepared data folder .*data:"),
+        (Path("data") / "0006" / "x" / "y.parquet", (), r"is inside the data window folder data/0006:"),
+        (tmp_path / "events.csv", [("--input", tmp_path / "events.csv")], "is the --input file"),
+        (tmp_path / "link.csv", [("--input", "events.csv")], "is the --input file"),
+        (tmp_path / "run", (), "is a folder"),
+    ]
+    for path, inputs, message in refused:
+        for overwrite in (False, True):
+            with pytest.raises(SessrecError, match=message):
+                check_output_file(path, "--output", inputs, overwrite)
+    with pytest.raises(SessrecError, match=r"^--output events.csv exists: pass --overwrite to replace it$"):
+        check_output_file("events.csv", "--output")
+    assert check_output_file("events.csv", "--output", overwrite=True) == Path("events.csv")
+    assert check_output_file(tmp_path / "run" / "model.pt", "--output") == tmp_path / "run" / "model.pt"  # a run folder is no checkpoint
+    assert check_output_file(tmp_path / "new" / "recs.parquet", "--output", [("--input", "events.csv")])
+    assert (ckpt / "model.safetensors").read_text() == "x" and (data / "0006" / "valid.parquet").read_text() == "x"

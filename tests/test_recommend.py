@@ -315,13 +315,93 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
     assert "2 of 3 sessions have no item known to the model: their rows are empty" in caplog.text
     out = pq.read_table(tmp_path / "out2.parquet").to_pydict()
     assert out["item_ids"] == [[], want.ids[0], []] and out["scores"][0] == [] and out["unknown"] == [2, 0, 0]
-    assert main([*args, "--strict"]) == 2
+    assert main([*args, "--strict", "--overwrite"]) == 2
     assert "some_unknown.parquet, row 0: 2 unknown item(s): 42, 43" in capsys.readouterr().err
     assert main(["recommend", "--model-dir", str(ckpt), "--input", str(catalog_data / "0003" / "valid.parquet"),
                  "--output", str(tmp_path / "x.parquet")]) == 2
     assert "no 'items' column" in capsys.readouterr().err
     assert main(["recommend", "--model-dir", str(ckpt), "--input", str(catalog_data / "0003" / "valid.parquet"),
                  "--output", str(tmp_path / "x.parquet"), "--internal-ids"]) == 0
+
+
+def test_recommend_output_never_replaces_the_input_data_or_a_checkpoint(catalog_data, catalog_run, tmp_path, capsys):
+    """--output: a new file, or an existing one with --overwrite; never the input, a checkpoint's file or a prepared
+    data folder's (not even with --overwrite): one line, exit 2, nothing changed; checked before the model loads."""
+    ckpt = catalog_run / "checkpoint-last"
+    rec = Recommender.load(ckpt)
+    rows, _ = written_sessions(catalog_data, rec, 2)
+    sessions = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"session_id": [1, 2], "items": [rec.catalog.decode(r["item_id"]) for r in rows]}), sessions)
+    window = catalog_data / "0003" / "valid.parquet"
+    kept = {p: p.read_bytes() for p in (sessions, window, ckpt / "model.safetensors")}
+    base = ["recommend", "--model-dir", str(ckpt), "--input", str(sessions), "-k", "3"]
+    for output, words in [(sessions, f"--output {sessions} is the --input file"),
+                          (window, f"--output {window} is inside the data window folder {window.parent}: writing there would"),
+                          (catalog_data / "recs.parquet", f"is inside the prepared data folder {catalog_data}:"),
+                          (ckpt / "model.safetensors", f"is inside the checkpoint folder {ckpt}:"),
+                          (tmp_path, f"--output {tmp_path} is a folder")]:
+        assert main([*base, "--output", str(output), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+    assert all(p.read_bytes() == b for p, b in kept.items()) and not (catalog_data / "recs.parquet").exists()
+    out = tmp_path / "recs.parquet"
+    assert main([*base, "--output", str(out)]) == 0
+    first = out.read_bytes()
+    out.write_bytes(b"mine")
+    assert main([*base, "--output", str(out)]) == 2
+    assert f"--output {out} exists: pass --overwrite to replace it" in capsys.readouterr().err and out.read_bytes() == b"mine"
+    assert main([*base, "--output", str(out), "--overwrite"]) == 0 and out.read_bytes() == first
+    with pytest.raises(SessrecError, match="exists: pass --overwrite"):
+        rec.recommend_file(sessions, out, k=3)
+    assert rec.recommend_file(sessions, out, k=3, overwrite=True) == 2
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", "1000084", "--output", str(tmp_path / "x.parquet")]) == 2
+    assert "--output goes with --input" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def text_id_run(catalog_data, tmp_path_factory):
+    """A model of data whose item ids are text with spaces, commas and quotes (``Blue Shirt 1000084``,
+    ``say "1000091", ok``): the catalog data's event log with its ids rewritten."""
+    root = tmp_path_factory.mktemp("text-ids")
+    events = pq.read_table(catalog_data.parent / "events.parquet")
+    items = events.column("item").to_pylist()
+    text = [f"Blue Shirt {i}" if i % 2 == 0 else f'say "{i}", ok' for i in items]
+    pq.write_table(events.set_column(events.column_names.index("item"), "item", pa.array(text)), root / "events.parquet")
+    assert main(["prepare", "events", "--input", str(root / "events.parquet"), "--session-col", "session", "--item-col",
+                 "item", "--time-col", "time", "--output", str(root / "data"), "--quiet"]) == 0
+    assert main(["run", "--data-path", str(root / "data"), "--output-dir", str(root / "run"), "--model", "gpt2", "--task",
+                 "clm", "--d-model", "16", "--n-layer", "1", "--n-head", "1", "--max-steps", "2",
+                 "--final-time-window-index", "2", "--quiet", "--no-compare-with-pop"]) == 0
+    return root / "run" / "checkpoint-last"
+
+
+def test_recommend_items_keep_spaces_inside_ids_and_items_json_takes_any_id(text_id_run, capsys):
+    """--items drops only the spaces around each id (it deleted every space: 'Blue Shirt 1' became 'BlueShirt1');
+    --items-json takes ids exactly, commas and quotes included."""
+    rec = Recommender.load(text_id_run)
+    shirts = [i for i in rec.catalog.item.raw[1:] if i.startswith("Blue Shirt")][:2]
+    says = [i for i in rec.catalog.item.raw[1:] if i.startswith("say")][:1]
+    assert len(shirts) == 2 and says and "," in says[0]
+
+    def printed(args):
+        assert main(["recommend", "--model-dir", str(text_id_run), "-k", "3", "--timestamps", "1569888000,1569888060",
+                     *args]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert not any(line.startswith("skipped") for line in lines), lines
+        return [line.split(maxsplit=1)[1].rsplit(maxsplit=1)[0].strip() for line in lines[1:]]
+
+    def want(items):
+        return rec.recommend([{"items": items, "timestamps": [1569888000, 1569888060]}], k=3).ids[0]
+
+    assert printed(["--items", f" {shirts[0]} ,{shirts[1]}  "]) == want(shirts)
+    assert printed(["--items-json", json.dumps([says[0], shirts[0]])]) == want([says[0], shirts[0]])
+    assert main(["recommend", "--model-dir", str(text_id_run), "--items", shirts[0].replace(" ", ""), "--strict"]) == 2
+    assert "1 unknown item(s): 'BlueShirt" in capsys.readouterr().err
+    for bad in ('["a",', '{"items": ["a"]}', '["a", 1.5]', '[["a"]]', "[true]"):
+        assert main(["recommend", "--model-dir", str(text_id_run), "--items-json", bad]) == 2
+        assert "--items-json must be a JSON list of item ids" in capsys.readouterr().err
+    assert main(["recommend", "--model-dir", str(text_id_run), "--items", "a", "--items-json", '["a"]']) == 2
+    assert "give either --items" in capsys.readouterr().err
 
 
 def test_run_evaluates_every_position_for_model_and_baseline(tiny_data, tmp_path):

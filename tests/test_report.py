@@ -81,6 +81,45 @@ def test_data_sets_are_told_apart_by_their_path_not_their_folder_name(tmp_path):
     assert all(c.b == "Most popular" or c.a == "Most popular" for c in compare(groups))  # no cross-data pair
 
 
+def test_one_data_folder_by_a_relative_and_an_absolute_path_or_a_link_is_one_data_set(tmp_path, monkeypatch):
+    """`sessrec run --data-path data/rees46 -o runs/a` stores the path as typed, tune's final runs it resolved: a
+    relative path is read from where the run was started (the run folder less its relative output_dir), so the
+    report (run from anywhere) has one data set, one most-popular row and the tests between the two."""
+    proj = tmp_path / "proj"
+    (proj / "data" / "rees46").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(proj / "data" / "rees46")
+    monkeypatch.chdir(proj)
+    a = fake_run(proj / "runs" / "a", {2: 0.30, 3: 0.40, 4: 0.50}, data_path="data/rees46", output_dir="runs/a")
+    b = fake_run(proj / "tune" / "final" / "seed-1", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm",
+                 data_path=str(proj / "data" / "rees46"), output_dir="tune/final/seed-1")
+    c = fake_run(proj / "runs" / "c", {2: 0.12, 3: 0.32, 4: 0.22}, model="vsknn", task="clm", data_path=str(tmp_path / "link"))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    groups = group_runs([load_run(p) for p in (a, b, c)])
+    assert [(g.label, g.dataset) for g in groups] == [("XLNet (MLM)", "rees46"), ("GPT-2 (CLM)", "rees46"),
+                                                      ("V-SkNN", "rees46"), ("Most popular", "rees46")]
+    assert {(c.a, c.b) for c in compare(groups) if c.metric == ("ndcg", 20)} >= {("XLNet (MLM)", "GPT-2 (CLM)"),
+                                                                                 ("XLNet (MLM)", "V-SkNN")}
+    # two folders of one name stay two data sets, labelled by their paths (relative to here when under it)
+    (other / "data" / "rees46").mkdir(parents=True)
+    d = fake_run(other / "runs" / "d", {2: 0.2, 3: 0.2, 4: 0.2}, data_path="data/rees46", output_dir="runs/d")
+    assert [g.dataset for g in group_runs([load_run(a), load_run(d)], with_pop=False)] == \
+        [str(proj / "data" / "rees46"), "data/rees46"]
+
+
+def test_runs_copied_from_another_machine_keep_their_data_set(tmp_path, monkeypatch):
+    """Runs made elsewhere (/cluster/u) and copied here: an absolute data path under the place the run folder was
+    made in is read under where it is now."""
+    proj = tmp_path / "proj"
+    monkeypatch.chdir(tmp_path)
+    a = fake_run(proj / "runs" / "a", {2: 0.30, 3: 0.40, 4: 0.50}, data_path="/cluster/u/data/rees46",
+                 output_dir="/cluster/u/runs/a")
+    b = fake_run(proj / "runs" / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm", data_path="data/rees46",
+                 output_dir="runs/b")
+    assert [g.dataset for g in group_runs([load_run(a), load_run(b)])] == ["rees46"] * 3
+
+
 def test_runs_scored_on_test_and_on_validation_are_not_compared(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50}, eval_on_test_set=True)
     b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm")

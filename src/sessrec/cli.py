@@ -198,18 +198,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from sessrec.io import check_output_file
     from sessrec.recommend import Recommender
 
-    if (args.items is None) == (args.input is None):
-        raise SessrecError("give either --items 12,55,7 (one session) or --input sessions.parquet")
-    rec = Recommender.load(args.model_dir, device=args.device)
-    original = rec.catalog is not None and not args.internal_ids
-    if args.timestamps is not None and (args.items is None or not original):
-        raise SessrecError("--timestamps goes with --items of original ids (a model with a catalog, without --internal-ids)")
+    if sum(x is not None for x in (args.items, args.items_json, args.input)) != 1:
+        raise SessrecError("give either --items 12,55,7 or --items-json '[\"a,b\", 7]' (one session) or "
+                           "--input sessions.parquet")
     if args.input is not None:
         if not args.output:
             raise SessrecError("--input needs --output: the parquet file to write the recommendations to")
-        n = rec.recommend_file(args.input, args.output, args.k, args.exclude_seen, args.strict, args.internal_ids)
+        check_output_file(args.output, "--output", [("--input", args.input)], args.overwrite)  # before the model loads
+    elif args.output is not None:
+        raise SessrecError("--output goes with --input; the recommendations for --items are printed")
+    rec = Recommender.load(args.model_dir, device=args.device)
+    original = rec.catalog is not None and not args.internal_ids
+    if args.timestamps is not None and (args.input is not None or not original):
+        raise SessrecError("--timestamps goes with --items of original ids (a model with a catalog, without --internal-ids)")
+    if args.input is not None:
+        n = rec.recommend_file(args.input, args.output, args.k, args.exclude_seen, args.strict, args.internal_ids,
+                               args.overwrite)
         print(f"wrote top-{args.k} recommendations for {n} sessions to {args.output}")
         return 0
     if rec.side_features and not original:
@@ -217,13 +224,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                            "interaction times) and has no catalog to look them up in: --items gives item ids only; pass "
                            "--input sessions.parquet with "
                            f"list columns {', '.join(rec.input_names)}")
-    tokens = [x for x in args.items.replace(" ", "").split(",") if x]
+    if args.items_json is not None:
+        items: list = _json_items(args.items_json)
+    elif original:  # ids exactly as typed between the commas, but for the spaces around them
+        items = [t for t in (x.strip() for x in args.items.split(",")) if t]
+    else:
+        items = _numbers(args.items, "--items", int)
+    session: typing.Any = items
     if original:  # original ids may be text; the catalog matches "42" to 42 when its ids are numbers
-        session: typing.Any = {"items": tokens}
+        session = {"items": items}
         if args.timestamps is not None:
             session["timestamps"] = _numbers(args.timestamps, "--timestamps", float)
-    else:
-        session = _numbers(args.items, "--items", int)
     res = rec.recommend([session], args.k, args.exclude_seen, strict=args.strict, internal_ids=args.internal_ids)
     width = max([10, *(len(str(i)) for i in res.ids[0])])
     print(f"{'rank':>4} {'item_id':>{width}} {'score':>10}")
@@ -236,16 +247,30 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def _numbers(text: str, flag: str, kind: type) -> list:
     try:
-        return [kind(x) for x in text.replace(" ", "").split(",") if x]
+        return [kind(t) for t in (x.strip() for x in text.split(",")) if t]
     except ValueError:
         raise SessrecError(f"{flag} must be comma-separated {'item ids such as 12,55,7' if kind is int else 'numbers'} "
                            f"(got '{text}')") from None
 
 
+def _json_items(text: str) -> list:
+    """``--items-json``: a JSON list of item ids, text or whole numbers, taken exactly (commas and spaces too)."""
+    import json
+
+    try:
+        items = json.loads(text)
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or any(isinstance(v, bool) or not isinstance(v, (str, int)) for v in items):
+        raise SessrecError("--items-json must be a JSON list of item ids, text or whole numbers, oldest first, "
+                           f"e.g. '[\"a,b\", \"Blue Shirt M\", 42]' (got {text!r})")
+    return items
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from sessrec.export import export_model
 
-    res = export_model(args.model_dir, args.format, args.output)
+    res = export_model(args.model_dir, args.format, args.output, overwrite=args.overwrite)
     check = ("not checked (onnxruntime is not installed)" if res.max_abs_diff is None else
              f"max |score difference| vs PyTorch on {res.n_checked} random sessions: {res.max_abs_diff:.2e}")
     print(f"wrote {res.path} ({args.format}); inputs: {', '.join(res.input_names)}; {check}")
@@ -334,14 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Top-k next items (ids and scores) for one session typed on the command line "
                                      "or for every session (row) of a parquet file.")
     rec.add_argument("--model-dir", required=True, metavar="DIR", help="a checkpoint folder, e.g. RUN_DIR/checkpoint-last")
-    rec.add_argument("--items", metavar="IDS", help="one session: comma-separated item ids, oldest first (e.g. 12,55,7); "
-                     "the original ids when the model has a catalog (data made by sessrec prepare)")
+    rec.add_argument("--items", metavar="IDS", help="one session: comma-separated item ids, oldest first (e.g. 12,55,7; "
+                     "spaces around an id are dropped, those inside kept); the original ids when the model has a "
+                     "catalog (data made by sessrec prepare)")
+    rec.add_argument("--items-json", metavar="JSON", help="one session as a JSON list of item ids, taken exactly: ids "
+                     "with commas or edge spaces, e.g. '[\"a,b\", \" lead\", 42]' (instead of --items)")
     rec.add_argument("--timestamps", metavar="SECONDS", help="with --items: the items' times, comma-separated epoch "
                      "seconds, for the features rebuilt from time (default: now)")
     rec.add_argument("--input", metavar="PARQUET", help="sessions, one row each: a list column 'items' of original ids "
                      "(optional 'timestamps' and side-feature list columns) with a catalog, else list columns of the "
                      "model's input features")
-    rec.add_argument("--output", metavar="PARQUET", help="with --input: where to write item_ids and scores list columns")
+    rec.add_argument("--output", metavar="PARQUET", help="with --input: where to write item_ids and scores list columns "
+                     "(a new file; never the input, nor inside a checkpoint or prepared data folder)")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     rec.add_argument("-k", type=int, default=10, help="number of items (default: 10)")
     rec.add_argument("--exclude-seen", action="store_true", help="never recommend an item already in the session")
     rec.add_argument("--strict", action="store_true", help="an item id the model does not know is an error "
@@ -356,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "[batch, n_items - 1] scores (column j = item id j + 1); checked against PyTorch.")
     exp.add_argument("--model-dir", required=True, metavar="DIR", help="a checkpoint folder, e.g. RUN_DIR/checkpoint-last")
     exp.add_argument("--format", required=True, choices=["torchscript", "onnx"])
-    exp.add_argument("--output", metavar="FILE", help="default: model.pt or model.onnx in the current folder")
+    exp.add_argument("--output", metavar="FILE", help="default: model.pt or model.onnx in the current folder (a new "
+                     "file; never inside a checkpoint or prepared data folder)")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     exp.set_defaults(func=cmd_export)
 
     srv = sub.add_parser("serve", help="serve a saved model over HTTP/JSON (FastAPI + uvicorn)",

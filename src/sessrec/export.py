@@ -32,7 +32,7 @@ from torch import nn
 
 from sessrec.data.loader import Batch
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes
+from sessrec.io import atomic_write_bytes, check_output_file
 from sessrec.recommend import Recommender
 from sessrec.schema import Schema
 
@@ -82,12 +82,17 @@ class ExportResult:
     n_checked: int
 
 
-def export_model(model_dir: str | Path, fmt: str, output: str | Path | None = None) -> ExportResult:
-    """Export the model of a checkpoint folder; returns where it went and how closely it matches PyTorch."""
+def export_model(model_dir: str | Path, fmt: str, output: str | Path | None = None,
+                 overwrite: bool = False) -> ExportResult:
+    """Export the model of a checkpoint folder; returns where it went and how closely it matches PyTorch.
+
+    ``output`` (default ``model.pt`` / ``model.onnx`` here) must not exist unless ``overwrite``, and may never
+    lie inside a checkpoint or prepared data folder (``model_dir`` included): a one-line error, before loading."""
     if fmt not in FORMATS:
         raise SessrecError(f"format must be one of {', '.join(FORMATS)} (got '{fmt}')")
+    path = check_output_file(output if output else f"model{SUFFIX[fmt]}", "--output", overwrite=overwrite)
     rec = Recommender.load(model_dir, device="cpu")
-    return export_recommender(rec, fmt, Path(output) if output else Path(f"model{SUFFIX[fmt]}"), str(model_dir))
+    return export_recommender(rec, fmt, path, str(model_dir))
 
 
 def export_recommender(rec: Recommender, fmt: str, path: Path, name: str = "the model") -> ExportResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -56,6 +57,63 @@ def check_output_folder(path: str | Path, flag: str) -> None:
     blocker = file_in_the_way(path)
     if blocker is not None:
         raise SessrecError(f"{flag} {path}: {blocker} is a file, not a folder")
+
+
+def check_output_file(path: str | Path, flag: str, inputs: Sequence[tuple[str, str | Path]] = (),
+                      overwrite: bool = False) -> Path:
+    """An output file (given as ``flag``) that would replace what it should not is a one-line error: always a
+    folder, one of ``inputs`` (``(flag, path)`` pairs), or a path inside a checkpoint folder, a prepared data
+    folder or one of its window folders (a file written there damages them); an existing file unless ``overwrite``.
+    The writes themselves stay atomic (:func:`atomic_write_bytes`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SessrecError(f"{flag} {path} is a folder: give the file to write")
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise SessrecError(f"{flag} {path}: {blocker} is a file, not a folder")
+    for input_flag, input_path in inputs:
+        if _same_file(path, Path(input_path)):
+            raise SessrecError(f"{flag} {path} is the {input_flag} file: writing it would replace the input; "
+                               "give another path")
+    as_given = [p for p in path.parents if p != Path(".")]  # first: an error names the folder as the user wrote it
+    for folder in dict.fromkeys([*as_given, *Path(os.path.abspath(path)).parents, *path.resolve().parents]):
+        what = _guarded_folder(folder)
+        if what:
+            raise SessrecError(f"{flag} {path} is inside {what} {folder}: writing there would damage it; "
+                               "give a path outside it")
+    if path.exists() and not overwrite:
+        raise SessrecError(f"{flag} {path} exists: pass --overwrite to replace it")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same path, a link to it, or a hard link)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+_WINDOW = re.compile(r"[0-9]+")
+
+
+def _guarded_folder(folder: Path) -> str | None:
+    """What ``folder`` is when a file written into it would damage it: a checkpoint (its manifest lists its
+    files), a prepared data folder (a schema or catalog beside window folders) or one of its window folders."""
+    try:
+        if (folder / "manifest.json").is_file() and (folder / "config.yaml").is_file() or \
+                (folder / "model.safetensors").is_file() and (folder / "experiment.json").is_file():
+            return "the checkpoint folder"
+        if ((folder / "schema.pbtxt").is_file() or (folder / "catalog.json").is_file()) and \
+                any(p.is_dir() and _WINDOW.fullmatch(p.name) for p in folder.iterdir()):
+            return "the prepared data folder"
+        if _WINDOW.fullmatch(folder.name) and any((folder / f"{s}.parquet").is_file() for s in ("train", "valid", "test")):
+            return "the data window folder"
+    except OSError:  # a folder that cannot be listed is none of them
+        pass
+    return None
 
 
 @contextlib.contextmanager

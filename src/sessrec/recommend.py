@@ -27,7 +27,7 @@ import torch
 from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item, unknown_items
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes, read_parquet
+from sessrec.io import atomic_write_bytes, check_output_file, read_parquet
 from sessrec.learners import Learner, build_learner
 from sessrec.schema import Schema
 
@@ -398,15 +398,18 @@ class Recommender:
         return torch.cat([p[0] for p in parts]).cpu(), torch.cat([p[1] for p in parts]).cpu()
 
     def recommend_file(self, input_path: str | Path, output_path: str | Path, k: int = 10,
-                       exclude_seen: bool = False, strict: bool = False, internal_ids: bool = False) -> int:
+                       exclude_seen: bool = False, strict: bool = False, internal_ids: bool = False,
+                       overwrite: bool = False) -> int:
         """Sessions of a parquet file (one row per session) → a parquet file with the input's non-list
         columns (e.g. a session id) plus ``item_ids`` and ``scores`` lists; returns the row count.
 
         With a catalog the input has an ``items`` list column of original ids, optionally
         ``timestamps`` and list columns of side features (see :meth:`encode`), and the output an
         ``unknown`` count per row; otherwise (or with ``internal_ids``) list columns of the model's
-        input features in model ids."""
+        input features in model ids. ``output_path`` must not exist unless ``overwrite``, and may never be
+        the input nor lie inside a checkpoint or prepared data folder (:func:`sessrec.io.check_output_file`)."""
         input_path = Path(input_path)
+        check_output_file(output_path, "--output", [("--input", input_path)], overwrite)
         try:
             table = read_parquet(input_path)
         except (OSError, pa.ArrowInvalid) as e:

@@ -147,8 +147,9 @@ def _load_sessrec_run(path: Path) -> Run:
 
         cfg, windows, pop, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, False
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
+    dataset = _dataset_key(cfg.get("data_path"), bool(cfg.get("eval_on_test_set")), path, cfg.get("output_dir"))
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
-               dataset=_dataset_key(cfg.get("data_path"), bool(cfg.get("eval_on_test_set"))), identity=_identity(cfg),
+               dataset=dataset, identity=_identity(cfg),
                windows=windows, pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
                expected_windows=(final - start) if start and final else None, finished=finished,
                running=not finished and is_locked(path))
@@ -173,7 +174,8 @@ def _load_original_run(path: Path) -> Run:
     windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
-               seed=params.get("seed"), dataset=_dataset_key(params.get("data_path"), bool(params.get("eval_on_test_set"))),
+               seed=params.get("seed"), dataset=_dataset_key(params.get("data_path"), bool(params.get("eval_on_test_set")),
+                                                             path, params.get("output_dir")),
                identity=_identity(params) if params else {"folder": str(path)}, windows=windows,
                original_script=True)  # the script writes the CSV once, after its last window
 
@@ -183,21 +185,61 @@ def _identity(cfg: dict[str, Any]) -> dict[str, Any]:
             if k not in _NOT_IDENTITY and not any(s in k for s in ("dir", "path", "name"))}
 
 
-def _dataset_key(data_path: str | None, on_test: bool) -> tuple[str, str]:
-    """The evaluation data of a run: its data path (normalised: two folders of one name are two data sets) and
-    split (runs scored on test and on validation are never compared)."""
-    p = Path(os.path.normpath(data_path)) if data_path else None
-    path = "sample" if p is None or p.parts[-2:] == ("data", "sample") else str(p)
+def _dataset_key(data_path: str | None, on_test: bool, run_dir: Path | None = None,
+                 output_dir: str | None = None) -> tuple[str, str]:
+    """The evaluation data of a run: its data folder, resolved (one folder given as a relative and as an absolute
+    path, or through a link, is one data set; two folders of one name are two), and split (runs scored on test and
+    on validation are never compared). See :func:`_locate_data`."""
+    if not data_path:
+        return "sample", "test" if on_test else "validation"
+    p = _locate_data(data_path, run_dir, output_dir)
+    path = "sample" if p.parts[-2:] == ("data", "sample") else str(p)
     return path, "test" if on_test else "validation"
 
 
+def _locate_data(data_path: str, run_dir: Path | None, output_dir: str | None) -> Path:
+    """Where a run's data folder is on this machine, as far as its folder tells: a relative data path is relative to
+    the folder the run was started in, which is the run folder less its recorded relative ``output_dir`` (both paths
+    were given from there; else this process's folder is taken); where a recorded absolute ``output_dir`` is no
+    longer where the run folder is (copied from another machine or folder), an absolute data path under the old
+    place is taken under the new one. Links are followed where the path exists."""
+    data = Path(os.path.normpath(data_path))
+    started_in, moved = None, None
+    if run_dir is not None and output_dir:
+        out = Path(os.path.normpath(output_dir))
+        places = list(dict.fromkeys([Path(os.path.abspath(run_dir)), run_dir.resolve()]))
+        if not out.is_absolute() and ".." not in out.parts:
+            started_in = next((Path(*h.parts[: len(h.parts) - len(out.parts)]) for h in places
+                               if h.parts[len(h.parts) - len(out.parts):] == out.parts), None)
+        elif out.is_absolute() and out not in places:
+            here = places[0]
+            n = 0  # the trailing folders the recorded and the present place share
+            while n < min(len(here.parts), len(out.parts)) - 1 and here.parts[-1 - n] == out.parts[-1 - n]:
+                n += 1
+            if n:
+                moved = (Path(*out.parts[: len(out.parts) - n]), Path(*here.parts[: len(here.parts) - n]))
+    if not data.is_absolute():
+        data = (started_in or Path.cwd()) / data
+    elif moved is not None and data.is_relative_to(moved[0]):
+        data = moved[1] / data.relative_to(moved[0])
+    return data.resolve()
+
+
 def _short_dataset_names(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Each data set's folder name, or its whole path where two data sets share a folder name; with the split where
-    the runs were scored on more than one."""
+    """Each data set's folder name, or its whole path where two data sets share a folder name (relative to this
+    process's folder when under it); with the split where the runs were scored on more than one."""
     names = {k: Path(k[0]).name or k[0] for k in keys}
     clash = {n for n in names.values() if len({k[0] for k in keys if names[k] == n}) > 1}
     splits = len({k[1] for k in keys}) > 1
-    return {k: (k[0] if n in clash else n) + (f" ({k[1]})" if splits else "") for k, n in names.items()}
+    return {k: (_readable(k[0]) if n in clash else n) + (f" ({k[1]})" if splits else "") for k, n in names.items()}
+
+
+def _readable(path: str) -> str:
+    """An absolute path relative to this process's folder when it lies under it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 def _read_loss(history: Path) -> list[tuple[int, float, int]]:

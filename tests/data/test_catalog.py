@@ -1,4 +1,6 @@
-from sessrec.data.catalog import no_known_item, unknown_items
+import numpy as np
+
+from sessrec.data.catalog import IdMap, no_known_item, unknown_items
 
 
 def test_unknown_item_errors_name_five_ids_and_count_the_rest():
@@ -7,3 +9,17 @@ def test_unknown_item_errors_name_five_ids_and_count_the_rest():
     assert str(unknown_items([42])) == "1 unknown item(s): 42"
     assert str(no_known_item(ids)) == "the session has no item known to the model (unknown: 'a', 2, 'c', 4, 'e' and 2 more)"
     assert str(no_known_item([])) == "the session has no items"
+
+
+def test_numeric_ids_match_only_their_own_text():
+    """An integer catalog takes 123 (Python or numpy) and the text "123", never other text int() reads as 123:
+    leading zeros, a sign, underscores, spaces, other scripts' digits are other ids (README: matched exactly)."""
+    m = IdMap("item", {123: 1, 42: 2, -7: 3, 0: 4}, [None, 123, 42, -7, 0], np.zeros(5, dtype=np.int64), None, True)
+    for value, want in [(123, 1), (np.int64(123), 1), (np.uint64(42), 2), ("123", 1), ("42", 2), ("-7", 3), ("0", 4)]:
+        assert m.lookup(value) == want, value
+    for value in ["00123", "0123", "+42", "1_2_3", "123 ", " 123", "\u0661\u0662\u0663", "-0", "123\n", "", "12.0",
+                  True, None, "9" * 5000]:
+        assert m.lookup(value) is None, repr(value)
+    text = IdMap("item", {"00123": 1, "123": 2}, [None, "00123", "123"], np.zeros(3, dtype=np.int64), None, False)
+    assert (text.lookup("00123"), text.lookup("123"), text.lookup(123), text.lookup(np.int64(123))) == (1, 2, 2, 2)
+    assert text.lookup("123 ") is None

@@ -73,6 +73,10 @@ BAD = [
     ("POST", "/recommend", {"items": [1000084], "colour": "red"}, {}, 422, "colour: Extra inputs are not permitted"),
     ("POST", "/recommend", {"items": ["nope", 12]}, {}, 422, "no item known to the model (unknown: 'nope', 12)"),
     ("POST", "/recommend", {"items": ["nope", 1000084], "strict": True}, {}, 422, "1 unknown item(s): 'nope'"),
+    # an integer catalog matches the text of its ids exactly: not every text int() reads as the number
+    ("POST", "/recommend", {"items": ["01000084", "+1000084", "1_000_084", "1000084 ", "\u0661\u0660"]}, {}, 422,
+     "no item known to the model (unknown: '01000084', '+1000084', '1_000_084', '1000084 ', '\u0661\u0660')"),
+    ("POST", "/recommend", {"items": ["1000084", "01000084"], "strict": True}, {}, 422, "1 unknown item(s): '01000084'"),
     ("POST", "/recommend", {"items": [1000084] * 1001}, {}, 422, "over the limit of 1,000"),
     ("POST", "/recommend", {"items": [1000084, 1000511], "timestamps": [1.0]}, {}, 422, "timestamps has 1 values for 2"),
     ("POST", "/recommend", {"items": [1000084], "timestamps": [-5]}, {}, 422, "epoch seconds"),

@@ -105,6 +105,9 @@ def _read_meta(folder: Path) -> dict:
         raise SessrecError(f"cannot read the catalog {folder / META}: {e}") from None
 
 
+_CANONICAL_INT = re.compile(r"-?[1-9][0-9]*|0")  # the text Python's str() gives an int (ASCII digits only)
+
+
 @dataclass
 class IdMap:
     """Original values ↔ ids of one feature."""
@@ -117,15 +120,21 @@ class IdMap:
     numeric: bool  # the original values are integers
 
     def lookup(self, value: Any) -> int | None:
-        """The id of an original value (``"42"`` and ``42`` are the same value), or None when unknown."""
+        """The id of an original value, or None when unknown. Values are matched exactly; integers and their
+        decimal text are one value (``"42"`` and ``42``), but only the text ``str(42)`` is 42: ``"042"``,
+        ``"+42"``, ``"4_2"``, ``" 42"`` or other scripts' digits are not."""
         if self.numeric:
             if isinstance(value, str):
+                if not _CANONICAL_INT.fullmatch(value):
+                    return None
                 try:
                     value = int(value)
-                except ValueError:
+                except ValueError:  # beyond Python's limit on the digits of a text integer
                     return None
             elif not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 return None
+            else:
+                value = int(value)
         elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             value = str(value)
         return self.to_id.get(value)
