@@ -186,3 +186,23 @@ def test_the_callers_random_state_and_metric_names(tiny_data, tmp_path):
     assert result.metric("ndcg_at_20") == result.metric("eval_/next-item/ndcg_at_20")
     with pytest.raises(SessrecError, match=r"no metric 'ndcg@20': the run has .*ndcg_at_20"):
         result.metric("ndcg@20")
+
+
+def test_top_ks_reaching_the_catalog_are_warned(tiny_data, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_config(tiny_data, tmp_path / "pop", model_type="pop", top_ks=[10, 199, 500],
+                                   final_time_window_index=2), printer=lambda *_: None)
+    assert "top_ks 199, 500: not below the catalog's 199 items, where every target the model can score is a hit" \
+        in caplog.text
+
+
+def test_the_most_popular_comparison_scores_the_sessions_the_model_scores(tiny_data, tmp_path):
+    """With --compute-metrics-each-n-steps the model is scored on every n-th batch: the most-popular comparison
+    (paired with it in the report's t-tests) must be scored on the same sessions."""
+    result = run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="gru", task="clm",
+                                        per_device_eval_batch_size=16, compute_metrics_each_n_steps=2),
+                            printer=lambda *_: None)
+    for w in result.windows:
+        assert w["pop"]["eval_n_sessions"] == w["metrics"]["eval_n_sessions"] < w["n_eval_sessions"] * 2

@@ -35,12 +35,14 @@ def test_ties_are_pessimistic():
     assert m["recall_at_20"].item() == 0.0
 
 
-def test_a_nan_target_score_ranks_last():
-    """A diverged model scores NaN: its target must count as missed, not as rank 0 (NDCG = inf)."""
-    scores = torch.tensor([[0.5, float("nan"), 0.1], [float("nan")] * 3])
-    assert target_ranks(scores, torch.tensor([1, 0])).tolist() == [3.0, 3.0]
-    acc = MetricAccumulator([1, 2])
-    acc.update(scores, torch.tensor([1, 0]))
+def test_a_target_the_model_cannot_score_is_never_a_hit():
+    """A diverged model scores NaN, a baseline -inf for an item it never saw: the target counts as missed, not as
+    rank 0 (NDCG = inf), and not as a hit where k reaches the catalog size."""
+    inf = float("inf")
+    scores = torch.tensor([[0.5, float("nan"), 0.1], [float("nan")] * 3, [0.5, -inf, 0.1], [-inf] * 3])
+    assert target_ranks(scores, torch.tensor([1, 0, 1, 2])).tolist() == [inf] * 4
+    acc = MetricAccumulator([1, 2, 3, 10])
+    acc.update(scores, torch.tensor([1, 0, 1, 2]))
     assert all(v == 0.0 for v in acc.result().values())
 
 

@@ -192,6 +192,10 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     cfg.final_time_window_index = final
     split = "test" if cfg.eval_on_test_set else "valid"
     pad = cfg.time_window_folder_pad_digits
+    too_large = sorted({k for k in cfg.top_ks if k >= schema.n_items - 1})
+    if too_large and group.is_main:
+        log.warning("top_ks %s: not below the catalog's %d items, where every target the model can score is a hit "
+                    "(HR = 1); choose k below %d", ", ".join(map(str, too_large)), schema.n_items - 1, schema.n_items - 1)
     # Built before anything is written: a model the config cannot build (a task the architecture does
     # not support, bad baseline parameters) stops the run with an error and no output folder.
     seed_everything(cfg.seed)
@@ -326,6 +330,7 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             if pop is not None:
                 pop.fit_window(pop_data(t, train), t)
                 info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
+                                                each_n_batches=cfg.compute_metrics_each_n_steps,  # the model's sessions
                                                 last_item_only=last_only, group=group), "eval")
                 pop_rows.append(info["pop"])
             with group.together():

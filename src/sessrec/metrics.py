@@ -25,10 +25,11 @@ METRIC_NAMES = ("ndcg", "recall", "mrr")
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1-based pessimistic rank of ``targets[i]`` in ``scores[i]`` (shape ``[B, C]``), as float.
-    A NaN target score (a diverged model) ranks last."""
-    target_scores = scores.gather(1, targets.view(-1, 1))
-    ranks = (scores >= target_scores).sum(dim=1, dtype=torch.int32).to(torch.float64)  # int32: half the bytes of the default int64
-    return ranks.masked_fill(target_scores.view(-1).isnan(), float(scores.shape[1]))
+    A target the model cannot score (NaN: a diverged model; -inf: an item a baseline never saw) is never a hit,
+    whatever k: its rank is infinite."""
+    target_scores = scores.gather(1, targets.view(-1, 1)).view(-1)
+    ranks = (scores >= target_scores[:, None]).sum(dim=1, dtype=torch.int32).to(torch.float64)  # int32: half the bytes of the default int64
+    return ranks.masked_fill(target_scores.isnan() | (target_scores == float("-inf")), float("inf"))
 
 
 def metrics_from_ranks(ranks: torch.Tensor, top_ks: Sequence[int]) -> dict[str, torch.Tensor]:
