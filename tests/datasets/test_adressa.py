@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 from scipy.special import erfinv
 
+from sessrec.datasets import raw as raw_module
 from sessrec.schema import load_schema
 from tests.datasets.helpers import (
     SCHEMAS,
@@ -119,3 +120,88 @@ def test_negative_counts_are_refused(prepared, tmp_path, capsys, flag):
     raw, _ = prepared
     rc, _, err = prepare(["adressa", "--input", str(raw), "--output", str(tmp_path / "o"), flag, "-1"], capsys)
     assert rc == 2 and err.strip().splitlines()[-1] == f"sessrec: error: {flag} must be >= 0, got -1"
+
+
+def _digest(out) -> dict:
+    from tests.datasets.test_golden import digest
+
+    return digest(out, "")
+
+
+def test_adressa_blank_lines_and_a_byte_order_mark_change_nothing(prepared, tmp_path, capsys):
+    """Blank lines are skipped and not counted: a session cut from a user's stream keeps the id of its first event's
+    input position, as without them; a UTF-8 byte order mark is read like none."""
+    raw, _ = prepared
+    args = ["--days", "2", "--min-sessions-per-window", "2", "--rare-category-count", "2"]
+    assert prepare(["adressa", "--input", str(raw), "--output", str(tmp_path / "plain"), *args], capsys)[0] == 0
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for day in sorted(raw.iterdir()):
+        lines = day.read_text().splitlines()
+        (odd / day.name).write_bytes(b"\xef\xbb\xbf" + "\n\n".join(lines).encode() + b"\r\n  \n")
+    assert prepare(["adressa", "--input", str(odd), "--output", str(tmp_path / "odd_out"), *args], capsys)[0] == 0
+    assert _digest(tmp_path / "odd_out") == _digest(tmp_path / "plain")
+
+
+@pytest.mark.parametrize("chunk", [None, 300])  # one block; blocks of about one event
+@pytest.mark.parametrize("bad, message", [
+    ({"userId": "u9", "url": "x"}, "line 13: empty value in the required column time"),
+    (b'{"userId": "u9", "time": 1483264800, "title": "f\xf8rste"}', "line 13 is not UTF-8 text (byte b'\\xf8')"),
+    ('{"userId": "u9", "time": 14832648', "line 13 is not JSON: '{\"userId\": \"u9\", \"time\": 14832648'"),
+])
+def test_adressa_errors_name_the_files_own_line(tmp_path, capsys, monkeypatch, chunk, bad, message):
+    """The line counts the blank lines before it, and a valid event with a raw U+2028 in its title (a line break
+    for Python's splitlines, not for JSON lines) is one line."""
+    if chunk:
+        monkeypatch.setattr(raw_module, "CHUNK_BYTES", chunk)
+    folder = tmp_path / "three_month"
+    folder.mkdir()
+    good = [json.dumps(_event("u1", 600 + i, "A", "oslo", i) | {"title": "første\u2028linje"}, ensure_ascii=False)
+            for i in range(8)]
+    bad_line = bad if isinstance(bad, bytes) else (bad if isinstance(bad, str) else json.dumps(bad)).encode()
+    text = "\n".join([*good[:3], "", *good[3:5], "", "", *good[5:8]]).encode() + b"\n\n" + bad_line + b"\n"  # line 13
+    (folder / "20170101").write_bytes(text)
+    rc, _, err = prepare(["adressa", "--input", str(folder), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert err.startswith(f"sessrec: error: {folder / '20170101'}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_adressa_events_without_a_user_or_an_article_are_dropped_and_counted(tmp_path, capsys):
+    """README: events without a user or an item are dropped and the progress output counts them; an empty text is
+    no value."""
+    folder = tmp_path / "three_month"
+    folder.mkdir()
+    events = [_event(f"u{k // 3}", 600 + k, "ABC"[k % 3], "oslo", k) for k in range(9)]
+    del events[4]["userId"]
+    events[5]["userId"] = " "
+    events[7]["canonicalUrl"] = ""
+    (folder / "20170101").write_text("\n".join(map(json.dumps, events)) + "\n")
+    from sessrec.cli import main
+
+    out = tmp_path / "out"
+    assert main(["prepare", "adressa", "--input", str(folder), "--output", str(out), "--min-sessions-per-window", "1"]) == 0
+    assert "dropped 3 without a user or an item" in capsys.readouterr().err
+    sessions = all_sessions(out, ("train",))
+    assert sorted(sessions["session_size"].to_list()) == [2, 3]  # u0: A B C; u1: only A; u2: A C
+
+
+def test_adressa_empty_side_values_are_id_1(tmp_path, capsys):
+    """README: 1 = empty or rare. "" (also after the first part of category1) and an empty author list are empty,
+    even when they are frequent."""
+    folder = tmp_path / "three_month"
+    folder.mkdir()
+    events = [_event(f"u{k // 3}", 600 + k, "ABC"[k % 3], "", k) for k in range(9)]
+    for e in events:
+        e.update({"category1": "" if e["canonicalUrl"].endswith("A.html") else "|fotball", "author": [],
+                  "region": "  ", "city": ""})
+    (folder / "20170101").write_text("\n".join(map(json.dumps, events)) + "\n")
+    out = tmp_path / "out"
+    rc, _, err = prepare(["adressa", "--input", str(folder), "--output", str(out), "--min-sessions-per-window", "1",
+                          "--rare-category-count", "1"], capsys)
+    assert rc == 0, err
+    train = all_sessions(out, ("train",))
+    for name in ("city", "region", "category0_encoded", "author_encoded"):
+        assert set(train[name].explode().to_list()) == {1}, name
+        assert pl.read_parquet(out / f"catalog-map-{name}.parquet").height == 0, name
+    assert set(train["category1_encoded"].explode().to_list()) == {1, 2}  # "" → 1, "|fotball" → 2

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from sessrec.cli import main
 from sessrec.datasets import raw
 from tests.datasets.helpers import prepare
 from tests.datasets.test_rees46 import HEADER, write_rees46
@@ -173,3 +174,33 @@ def test_out_of_range_options_are_refused_before_reading(tmp_path, capsys, flags
     rc, _, err = prepare(["rees46", "--input", str(raw), "--output", str(tmp_path / "o"), *flags], capsys)
     assert rc == 2 and err.strip().splitlines()[-1] == f"sessrec: error: {message}"
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("dataset, flags, message", [
+    ("yoochoose", ["--repeats", "user"], "--repeats user keeps each (user, item) pair's first interaction, but YOOCHOOSE "
+                                         "clicks have no user (SessionID,Timestamp,ItemID,Category); use --repeats "
+                                         "consecutive, session or keep"),
+    ("yoochoose", ["--session-gap", "30m"], "--session-gap does not apply to yoochoose: its sessions are given "
+                                            "(SessionID), and YOOCHOOSE clicks have no user (SessionID,Timestamp,ItemID,"
+                                            "Category); leave the option out"),
+    ("rees46", ["--session-gap", "1h"], "--session-gap does not apply to rees46: its sessions are given (user_session); "
+                                        "leave the option out"),
+    ("g1", ["--session-gap", "1h"], "--session-gap does not apply to g1: its sessions are given (session_id); leave "
+                                    "the option out"),
+])
+def test_options_a_data_set_cannot_honour_are_refused_before_reading(tmp_path, capsys, dataset, flags, message):
+    """One line naming the option and why, exit 2, before any input is read (the input does not even exist)."""
+    args = ["--input", str(tmp_path / "missing")] + (["--articles", str(tmp_path / "missing.csv")] if dataset == "g1" else [])
+    rc, _, err = prepare([dataset, *args, "--output", str(tmp_path / "o"), *flags], capsys)
+    assert rc == 2 and err.strip().splitlines() == [f"sessrec: error: {message}"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_yoochoose_help_does_not_offer_repeats_user(capsys):
+    with pytest.raises(SystemExit):
+        main(["prepare", "yoochoose", "--help"])
+    text = capsys.readouterr().out
+    assert "{consecutive,session,keep}" in text and "(user, item)" not in text and "--session-gap" not in text
+    with pytest.raises(SystemExit):
+        main(["prepare", "g1", "--help"])
+    assert "{consecutive,session,user,keep}" in capsys.readouterr().out

@@ -102,3 +102,89 @@ def test_g1_schema_has_weekday_cos_instead_of_the_duplicate(prepared, tmp_path):
     assert all(text.count(f'name: "{n}"') == 2 for n in schema.names)  # feature name + domain name, once each
     assert schema["click_timestamp"].is_time and schema.n_items == 6  # articles 10, 20, 30, 40, 99
     assert "ndcg_at_20_AOT" in train_run(out, tmp_path / "run")
+
+
+def test_g1_repeats_user_keeps_each_users_first_click_of_an_article(prepared, tmp_path, capsys):
+    """G1 clicks have a user_id: --repeats user keeps each (user, article) pair's first click (README step 2)."""
+    clicks, articles, _ = prepared
+    out = tmp_path / "user"
+    rc, _, err = prepare(["g1", "--input", str(clicks), "--articles", str(articles), "--output", str(out),
+                          "--repeats", "user", "--min-sessions-per-window", "1"], capsys)
+    assert rc == 0, err
+    rows = [(u, s, a, (T0 + m * MIN) // 1000) for hour in HOURS.values() for u, s, a, m, *_ in hour]
+    first: dict = {}
+    for order, (u, _, a, t) in enumerate(rows):
+        first[(u, a)] = min(first.get((u, a), (t, order)), (t, order))
+    kept = [(s, t, a) for order, (u, s, a, t) in enumerate(rows) if first[(u, a)] == (t, order)]
+    _, sessions, counts = reference(kept, repeats="keep", window_s=3600, min_sessions=1)
+    assert 1005 not in sessions  # user 1 had clicked article 10 before: only 30 is left, too short
+    ids = frequency_ids(counts)
+    train = all_sessions(out, ("train",))
+    assert {r["session_id"]: r["click_article_id"] for r in train.iter_rows(named=True)} == \
+        {s: [ids[a] for _, a in evs] for s, evs in sessions.items()}
+
+
+def test_g1_repeats_user_needs_the_user_column(tmp_path, capsys):
+    clicks, articles = write_g1(tmp_path)
+    for path in clicks.glob("*.csv"):  # the same files without their first column, user_id
+        path.write_text("\n".join(line.split(",", 1)[1] for line in path.read_text().splitlines()) + "\n")
+    args = ["g1", "--input", str(clicks), "--articles", str(articles), "--min-sessions-per-window", "1"]
+    rc, _, err = prepare([*args, "--output", str(tmp_path / "o"), "--repeats", "user"], capsys)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"sessrec: error: {clicks / 'clicks_hour_000.csv'}, line 1: --repeats user needs the user_id column, which the "
+        "header does not have; add it, or choose another --repeats"]
+    assert not (tmp_path / "o").exists()
+    assert prepare([*args, "--output", str(tmp_path / "o")], capsys)[0] == 0  # the default does not need it
+
+
+def _g1_run(tmp_path, name: str, clicks, articles, capsys) -> tuple[dict, str]:
+    """Digest of a G1 run, and its progress output."""
+    from sessrec.cli import main
+    from tests.datasets.test_golden import digest
+
+    out = tmp_path / name
+    assert main(["prepare", "g1", "--input", str(clicks), "--articles", str(articles), "--output", str(out),
+                 "--min-sessions-per-window", "1"]) == 0
+    err = capsys.readouterr().err
+    return digest(out, ""), err
+
+
+def test_g1_clicks_without_a_session_or_an_article_are_dropped_and_counted(tmp_path, capsys):
+    """README: events without a session id or an item are dropped, and the progress output counts them."""
+    clicks, articles = write_g1(tmp_path)
+    expected, _ = _g1_run(tmp_path, "clean", clicks, articles, capsys)
+    path = clicks / "clicks_hour_002.csv"
+    lines = path.read_text().splitlines()
+    no_session = lines[1].split(",")
+    no_session[1] = ""
+    no_article = lines[2].split(",")
+    no_article[4] = ""
+    path.write_text("\n".join([lines[0], ",".join(no_session), ",".join(no_article), *lines[1:]]) + "\n")
+    got, err = _g1_run(tmp_path, "holes", clicks, articles, capsys)
+    assert got == expected and "dropped 2 without a session or an item" in err
+
+
+def test_g1_blank_lines_are_skipped(tmp_path, capsys):
+    """An extra newline at the end of a clicks file or of articles_metadata.csv, or a blank line between rows."""
+    clicks, articles = write_g1(tmp_path)
+    expected, _ = _g1_run(tmp_path, "clean", clicks, articles, capsys)
+    path = clicks / "clicks_hour_000.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:3], "", *lines[3:]]) + "\n\n")
+    articles.write_text(articles.read_text() + "\n")
+    assert _g1_run(tmp_path, "blank", clicks, articles, capsys)[0] == expected
+
+
+def test_g1_a_click_that_lost_a_field_is_refused(tmp_path, capsys):
+    clicks, articles = write_g1(tmp_path)
+    path = clicks / "clicks_hour_000.csv"
+    lines = path.read_text().splitlines()
+    short = lines[3].split(",")
+    del short[8]  # click_os: the country, region and referrer would move one column left
+    path.write_text("\n".join([*lines[:3], ",".join(short), *lines[4:]]) + "\n")
+    rc, _, err = prepare(["g1", "--input", str(clicks), "--articles", str(articles), "--output", str(tmp_path / "o"),
+                          "--min-sessions-per-window", "1"], capsys)
+    assert rc == 2 and err.strip().splitlines() == [
+        f"sessrec: error: {path}, line 4 has 11 fields, expected 12 (every row needs a value, empty or not, for each "
+        f"header column): {','.join(short)!r}"]
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.tmp*"))

@@ -9,6 +9,7 @@ from sessrec.datasets import pipeline, raw
 from sessrec.datasets.cli import parse_duration
 from sessrec.datasets.features import gauss_rank_apply, gauss_rank_fit, gini
 from sessrec.datasets.pipeline import Categorical, Options, encoder, sessionize, split_indices
+from sessrec.errors import SessrecError
 
 
 def test_encoder_orders_by_frequency_with_an_unknown_slot():
@@ -85,7 +86,8 @@ def test_csv_blocks_never_cut_a_quoted_field(tmp_path, monkeypatch):
     rows = [("1", 'he said "hi"\nthen left'), ("2", "plain"), ("3", "a,b")]
     path.write_text("id,text\n" + "".join(f'{i},"{t.replace(chr(34), chr(34) * 2)}"\n' for i, t in rows))
     got = pl.concat(raw.csv_batches(path, ["id", "text"], ["id", "text"]))
-    assert list(zip(got["id"], got["text"])) == rows and got[raw.LINE].to_list() == [0, 1, 2]
+    assert list(zip(got["id"], got["text"])) == rows
+    assert [raw.line_number(n, True) for n in got[raw.LINE]] == [2, 4, 5]  # the first row spans lines 2-3
 
 
 def test_windows_at_a_time_bounded_by_the_largest_windows_events():
@@ -161,3 +163,12 @@ def test_integer_text_items_give_the_outputs_of_text_items(tmp_path, monkeypatch
             assert (tmp_path / "int" / name).read_bytes() == (tmp_path / "text" / name).read_bytes(), name
     items = pl.read_parquet(next((tmp_path / "int").glob("catalog-map-item*.parquet"))).sort("id")
     assert items["raw"].to_list()[:3] == [10, 100, 9]  # the text order of equal counts; the values as numbers
+
+
+def test_an_option_that_needs_users_on_events_without_them_names_the_option(tmp_path):
+    """The data set modules refuse such options before reading; the pipeline's own check names the option too."""
+    events = pl.LazyFrame({"session": [1, 1], "item": [5, 6], "t": [0, 1]})
+    for opts, option in ((pipeline.Options(tmp_path, repeats="user"), "--repeats user"),
+                         (pipeline.Options(tmp_path, session_gap_ms=60_000), "cutting sessions after --session-gap")):
+        with pytest.raises(SessrecError, match=f"^{option}.* needs each event's user, and this input has no user column"):
+            pipeline._sink_buckets(events, tmp_path / "b", 1, pipeline._bucket_key(opts), pipeline._user_option(opts))

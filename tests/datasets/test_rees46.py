@@ -169,3 +169,20 @@ def test_rees46_output_does_not_depend_on_buckets_or_blocks(tmp_path, capsys, mo
     for f in files:
         a, b = tmp_path / "one" / f, tmp_path / "many" / f
         assert pl.read_parquet(a).equals(pl.read_parquet(b)) if f.suffix == ".parquet" else a.read_text() == b.read_text()
+
+
+def test_rees46_events_without_a_product_or_a_session_are_dropped_and_counted(prepared, tmp_path, capsys):
+    """README: dropped and counted, not an error; the outputs are those of the events without them."""
+    from sessrec.cli import main
+    from tests.datasets.test_golden import digest
+
+    raw, _ = prepared
+    lines = raw.read_text().splitlines()
+    holes = tmp_path / "holes.csv"
+    no_product, no_session = lines[2].split(","), lines[3].split(",")
+    no_product[2], no_session[-1] = "", ""
+    holes.write_text("\n".join([*lines[:2], ",".join(no_product), ",".join(no_session), *lines[2:]]) + "\n")
+    for name, path in (("clean", raw), ("holes", holes)):
+        assert main(["prepare", "rees46", "--input", str(path), "--output", str(tmp_path / name)]) == 0
+        assert ("dropped 2 without a session or an item" in capsys.readouterr().err) == (name == "holes")
+    assert digest(tmp_path / "holes", "") == digest(tmp_path / "clean", "")

@@ -1,6 +1,7 @@
 """The two readers of a data set's raw files: the fast lazy scan and the exact block reader give the same
 events; the scan is what runs on good input; when it fails, the block reader takes over."""
 
+import csv
 import dataclasses
 from datetime import datetime, timezone
 
@@ -10,6 +11,7 @@ import pytest
 from sessrec.datasets import events, rees46, yoochoose
 from sessrec.datasets.pipeline import Options, prepare
 from sessrec.errors import SessrecError
+from tests.datasets import helpers
 from tests.datasets.golden_inputs import write_events_csv, write_events_parquet, write_rees46, write_yoochoose
 from tests.datasets.test_golden import digest
 
@@ -96,3 +98,84 @@ def test_yoochoose_time_and_events_parquet_datetimes(tmp_path):
     pl.DataFrame({"s": [1], "i": ["a"], "t": [when]}).write_parquet(pq)
     cols = events.Columns("i", "t", "s", None, (), ())
     assert events.source([pq], cols).scan().collect()["t"].to_list() == [int(when.timestamp() * 1000)]
+
+
+# data set -> (writer of its golden input, its source, its recipe, the CLI arguments before --output)
+def _dataset(name: str, tmp_path):
+    cols = events.Columns(item="item", time="ts", session="sess", user=None, categorical=("colour",),
+                          continuous=("price",))
+    return {
+        "rees46": (lambda: write_rees46(tmp_path / "raw")[0], lambda p: rees46.source([p]), rees46.recipe(),
+                   lambda p: ["rees46", "--input", str(p)]),
+        "yoochoose": (lambda: write_yoochoose(tmp_path / "raw"), lambda p: yoochoose.source([p]), yoochoose.recipe(),
+                      lambda p: ["yoochoose", "--input", str(p)]),
+        "events": (lambda: write_events_csv(tmp_path / "raw"), lambda p: events.source([p], cols),
+                   events.recipe(cols, "UTC"),
+                   lambda p: ["events", "--input", str(p), "--session-col", "sess", "--item-col", "item", "--time-col",
+                              "ts", "--categorical-cols", "colour", "--continuous-cols", "price"]),
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["rees46", "yoochoose", "events"])
+@pytest.mark.parametrize("lost", ["a middle field", "the last field"])
+def test_a_row_that_lost_a_field_is_refused_by_both_readers(tmp_path, capsys, name, lost):
+    """Polars reads a row with too few fields with empty last fields: the fast scan fails on it (its values moved
+    into other columns, or it is looked up in the file), and the exact reader names its line."""
+    write, make_source, _, cli = _dataset(name, tmp_path)
+    lines = write().read_text().splitlines()
+    fields = lines[40].split(",")
+    del fields[2 if lost == "a middle field" else -1]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*lines[:40], ",".join(fields), *lines[41:]]) + "\n")
+    source = make_source(bad)
+    with pytest.raises(pl.exceptions.PolarsError):
+        source.scan().collect()
+    expected = f"{bad}, line 41 has {len(fields)} fields, expected {len(fields) + 1} "
+    with pytest.raises(SessrecError) as e:
+        list(source.batches())
+    assert str(e.value).startswith(expected), str(e.value)
+    rc, _, err = helpers.prepare([*cli(bad), "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1].startswith(f"sessrec: error: {expected}")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def _no_blocks():
+    raise AssertionError("the block reader ran")
+
+
+def test_empty_last_values_stay_on_the_fast_path(tmp_path, capsys):
+    """Rows whose last field is empty (YOOCHOOSE's empty categories, the events' empty prices, a REES46 row
+    without a user_session) are looked up in the file and accepted: the scan alone reads the input."""
+    for name in ("rees46", "yoochoose", "events"):
+        write, make_source, recipe, _ = _dataset(name, tmp_path / name)
+        path = write()
+        if name == "rees46":
+            lines = path.read_text().splitlines()
+            lines[7] = lines[7][:lines[7].rindex(",") + 1]  # no session: dropped
+            path.write_text("\n".join(lines) + "\n")
+        source = make_source(path)
+        assert source.scan().collect()["t"].len() > 1000
+        assert _run(tmp_path, f"{name}-fast", dataclasses.replace(source, batches=_no_blocks), recipe) == \
+            _run(tmp_path, f"{name}-exact", dataclasses.replace(source, scan=None), recipe)
+
+
+@pytest.mark.parametrize("name", ["rees46", "yoochoose", "events"])
+def test_blank_lines_and_quoted_values_change_nothing(tmp_path, capsys, name):
+    """Blank lines (before the header, between rows, at the end, CRLF or spaces only) are skipped and not counted;
+    every value quoted, an empty one as "", reads as unquoted."""
+    write, _, _, cli = _dataset(name, tmp_path)
+    path = write()
+    lines = path.read_text().splitlines()
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n" + "\n".join(line + ("\n\r\n  " if i % 97 == 5 else "") for i, line in enumerate(lines))
+                     + "\n\n\n")
+    quoted = tmp_path / "quoted.csv"
+    with open(quoted, "w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(csv.reader(lines))
+    digests = []
+    for variant in (path, blank, quoted):
+        out = tmp_path / f"out-{variant.stem}"
+        rc, _, err = helpers.prepare([*cli(variant), "--output", str(out)], capsys)
+        assert rc == 0, err
+        digests.append(digest(out, ""))
+    assert digests[1] == digests[0] and digests[2] == digests[0]

@@ -96,3 +96,25 @@ def test_yoochoose_schema_and_training(prepared, tmp_path):
     assert all(set(f.tags) == set(paper[f.name].tags) for f in paper.features)
     assert schema.n_items == 7 and schema["category-list"].max_value == 4  # 1 = unknown, then S, 1, the brand id
     assert "ndcg_at_20_AOT" in train_run(out, tmp_path / "run")
+
+
+def test_yoochoose_clicks_without_a_session_or_an_item_are_dropped_and_counted(tmp_path, capsys):
+    """README: dropped and counted, not an error; the outputs are those of the clicks without them. A category of
+    spaces only is empty (id 1), as an empty one is."""
+    from sessrec.cli import main
+    from tests.datasets.test_golden import digest
+
+    lines = CLICKS.splitlines()
+    variants = {"clean": lines, "holes": [*lines[:3], ",2014-04-07T10:55:00.000Z,214536502,0",
+                                          "1,2014-04-07T10:55:00.000Z,,0", *lines[3:]],
+                "spaces": [line[:line.rindex(",") + 1] + ("  " if line.endswith(",") else line.rsplit(",", 1)[1])
+                           for line in lines]}
+    got = {}
+    for name, text in variants.items():
+        (tmp_path / f"{name}.dat").write_text("\n".join(text) + "\n")
+        assert main(["prepare", "yoochoose", "--input", str(tmp_path / f"{name}.dat"), "--output", str(tmp_path / name),
+                     "--min-session-length", "1"]) == 0
+        got[name] = digest(tmp_path / name, "")
+        err = capsys.readouterr().err
+        assert ("dropped 2 without a session or an item" in err) == (name == "holes")
+    assert got["holes"] == got["clean"] and got["spaces"] == got["clean"]

@@ -53,6 +53,11 @@ def day_files(folder: str | Path, days: int) -> list[Path]:
     return dated[:days] if days > 0 else dated
 
 
+def _present(e: pl.Expr, empty: tuple[str, ...] = ("",)) -> pl.Expr:
+    """``e`` with empty text (spaces only, or one of ``empty``) as a missing value: no user, no item, or side id 1."""
+    return pl.when(~e.str.strip_chars().is_in(empty)).then(e)
+
+
 def _read_file(path: Path) -> Iterator[pl.DataFrame]:
     line = first_line(path)
     if line is None:
@@ -60,11 +65,14 @@ def _read_file(path: Path) -> Iterator[pl.DataFrame]:
     if not line.lstrip().startswith("{"):
         raise SessrecError(f"{path}, line 1: not an ADRESSA JSON-lines file: {line[:120]!r}{looks_like(line)}")
     for batch in json_batches(path, FIELDS):
-        b = convert(batch, {}, path, has_header=False, required=("userId", "time"))
-        yield b.select(  # events without a canonicalUrl (not an article page) have no item: dropped
-            LINE, (pl.col("time") * 1000).alias("t"), pl.col("canonicalUrl").alias("item"), pl.col("userId").alias("user"),
-            *(pl.col(c) for c in FIELDS if c not in ("userId", "time", "canonicalUrl", "category1")),
-            pl.col("category1").str.split("|").list.first().alias("category0"), "category1")
+        b = convert(batch, {}, path, has_header=False, required=("time",))
+        # events without a user, or without a canonicalUrl (not an article page: no item), are dropped and counted
+        yield b.select(
+            LINE, (pl.col("time") * 1000).alias("t"), _present(pl.col("canonicalUrl")).alias("item"),
+            _present(pl.col("userId")).alias("user"),
+            *(_present(pl.col(c)) for c in FIELDS if c not in ("userId", "time", "canonicalUrl", "category1", "author")),
+            _present(pl.col("author"), ("", "[]")),  # a JSON list is read as its text
+            _present(pl.col("category1").str.split("|").list.first()).alias("category0"), _present(pl.col("category1")))
 
 
 def read_events(paths: list[Path]) -> Iterator[pl.DataFrame]:

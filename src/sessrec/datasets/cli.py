@@ -38,14 +38,21 @@ def parse_duration(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def _add_shared(p: argparse.ArgumentParser, defaults: dict) -> None:
+# data set -> why it cannot honour an option that the others offer (given anyway: one line, exit 2, before reading)
+NO_USER = {"yoochoose": "YOOCHOOSE clicks have no user (SessionID,Timestamp,ItemID,Category)"}
+GIVEN_SESSIONS = {"rees46": "user_session", "yoochoose": "SessionID", "g1": "session_id"}
+
+
+def _add_shared(p: argparse.ArgumentParser, defaults: dict, name: str) -> None:
     p.add_argument("--output", "-o", required=True, type=Path, help="output folder (written only when the run succeeds)")
     p.add_argument("--window", choices=("day", "hour"), default=defaults["window"],
                    help="time window of a session, by its first interaction, UTC (default: %(default)s)")
+    offered = ("consecutive", "session", "keep") if name in NO_USER else ("consecutive", "session", "user", "keep")
     p.add_argument("--repeats", choices=("consecutive", "session", "user", "keep"), default=defaults["repeats"],
+                   metavar="{" + ",".join(offered) + "}",
                    help="repeated items to remove: consecutive repeats in a session (e-commerce), any repeat in a "
-                        "session (news), every (user, item) interaction but the first in the whole data, or none "
-                        "(default: %(default)s)")
+                        "session (news), " + ("" if name in NO_USER else "every (user, item) interaction but the first "
+                                              "in the whole data, ") + "or none (default: %(default)s)")
     p.add_argument("--split", choices=("80-10-10", "all+10-10", "all+50-50"), default=defaults["split"],
                    help="per-window split: 80-10-10 = disjoint random train/valid/test; all+10-10 = train all, "
                         "valid/test two disjoint random 10%% subsets; all+50-50 = train all, valid/test a random "
@@ -103,7 +110,9 @@ def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
     for name, (help_text, defaults) in DATASETS.items():
         p = datasets.add_parser(name, help=help_text, description=help_text)
         _add_dataset_flags(name, p)
-        _add_shared(p, defaults)
+        _add_shared(p, defaults, name)
+        if name in GIVEN_SESSIONS:  # not offered; refused with the reason rather than argparse's usage text
+            p.add_argument("--session-gap", help=argparse.SUPPRESS)
         p.set_defaults(func=cmd_prepare)
 
 
@@ -119,5 +128,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             raise SessrecError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if getattr(args, "session_gap", None) is not None and args.dataset == "events" and args.session_col:
         raise SessrecError("--session-gap applies only when sessions are cut from --user-col (no --session-col)")
+    if args.dataset in GIVEN_SESSIONS and args.session_gap is not None:
+        no_user = f", and {NO_USER[args.dataset]}" if args.dataset in NO_USER else ""
+        raise SessrecError(f"--session-gap does not apply to {args.dataset}: its sessions are given ("
+                           f"{GIVEN_SESSIONS[args.dataset]}){no_user}; leave the option out")
+    if args.dataset in NO_USER and args.repeats == "user":
+        raise SessrecError(f"--repeats user keeps each (user, item) pair's first interaction, but {NO_USER[args.dataset]}; "
+                           "use --repeats consecutive, session or keep")
     importlib.import_module(f"sessrec.datasets.{args.dataset}").run(args, opts)
     return 0

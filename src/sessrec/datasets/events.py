@@ -14,12 +14,18 @@ or hour; train = all the window's sessions, valid / test = a random half each (`
 Output columns: ``item_id``, the categorical columns under their own names, ``<col>_norm`` for the
 continuous ones, ``item_age_days_log_norm``, ``hour_sin``, ``hour_cos``, ``weekday_sin``,
 ``weekday_cos``, and ``timestamp`` (seconds).
+
+Logs as users' tools write them are read as what they mean, and what cannot be read right is refused
+in one line: ISO times with an offset or ``Z`` are converted to UTC; a date that starts with a day
+and a month is read in the order the values tell, or refused; ids are text, ``""`` and NaN missing,
+whole floats integers (``1.0`` is ``1``; a float past 2^53 is refused, its digits are lost); a
+parquet file is known by its first bytes too, and a folder stands for its files (:func:`input_files`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +41,16 @@ from sessrec.datasets.features import (
     mean_std,
     standardize,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
+from sessrec.datasets.pipeline import (
+    Categorical,
+    Continuous,
+    Options,
+    PrepareResult,
+    Recipe,
+    Source,
+    output_columns,
+    prepare,
+)
 from sessrec.datasets.raw import (
     LINE,
     Conversion,
@@ -46,6 +61,7 @@ from sessrec.datasets.raw import (
     csv_scan,
     existing_files,
     in_input_order,
+    line_number,
     strict_conversions,
 )
 from sessrec.errors import SessrecError
@@ -53,7 +69,17 @@ from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
 
 UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 PARQUET_ROWS = 500_000
+SAMPLE_ROWS = 1000  # rows read for a file's first values
+PARQUET_SUFFIXES = (".parquet", ".pq")
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d*)?([eE][-+]?\d+)?\s*$")
+# a date that starts with two numbers of 1-2 digits, the day and the month in some order: 03/05/2024, 3-5-24, 05.03.2024
+_DAY_MONTH = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:\D|$)"
+# an id written as a float: with a point or an exponent (1.0, 1.79e+18), or NaN; and any number, for the whole column
+_FLOAT_TEXT = r"^[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)$|^(?i:[-+]?nan)$"
+_NUMBER_TEXT = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^(?i:[-+]?(nan|inf|infinity))$"
+# epoch milliseconds of 0001-01-01 and of the end of 9999-12-31: the times a window can start at
+_YEARS_MS = (-62_135_596_800_000, 253_402_300_799_999)
+SESSION_COLUMNS = ("session_id", "session_start", "session_size")  # the scalar columns of a session row
 
 
 @dataclass(frozen=True)
@@ -75,9 +101,24 @@ class Columns:
         names = [self.item, self.time, self.session, self.user, *self.categorical, *self.continuous]
         return list(dict.fromkeys(n for n in names if n))
 
-    def select(self) -> list[pl.Expr]:
-        out = [pl.col(self.time).alias("t"), pl.col(self.item).cast(pl.String).alias("item")]
-        out += [pl.col(c).cast(pl.String).alias(role) for role, c in (("session", self.session), ("user", self.user)) if c]
+    @property
+    def ids(self) -> list[str]:
+        """The id columns (item, session, user): a missing value drops the event."""
+        return list(dict.fromkeys(n for n in (self.item, self.session, self.user) if n))
+
+    def select(self, float_ids: Collection[str] = ()) -> list[pl.Expr]:
+        """The pipeline's columns. Ids become text: ``""`` and NaN are missing values (a CSV's empty field is one;
+        pandas writes a missing number as NaN), and in the ``float_ids`` (float columns, or text written as
+        floats), a whole number is the integer's text: ``1.0`` is item ``1``."""
+        def text_id(c: str) -> pl.Expr:
+            e = pl.col(c)
+            if c in float_ids:
+                return (pl.when(e.is_nan()).then(pl.lit(None, pl.String))
+                        .when(e == e.floor()).then(e.cast(pl.Int64).cast(pl.String)).otherwise(e.cast(pl.String)))
+            return pl.when(e.cast(pl.String) != "").then(e.cast(pl.String))
+
+        out = [pl.col(self.time).alias("t"), text_id(self.item).alias("item")]
+        out += [text_id(c).alias(role) for role, c in (("session", self.session), ("user", self.user)) if c]
         out += [pl.col(c).cast(pl.String).alias(f"c:{c}") for c in self.categorical]
         # NaN and infinities are missing values (the mean), as pandas writes a missing number: one NaN in the
         # statistics would make the whole standardised feature NaN
@@ -85,45 +126,307 @@ class Columns:
         return out
 
 
-def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns) -> Conversion:
-    """Epoch milliseconds from a datetime, a number in ``--time-unit``, or text (``--time-format`` or inferred)."""
+def check_names(cols: Columns, reserved: Collection[str]) -> None:
+    """Refuse, before reading, a side column listed twice, one that also plays another role, and one whose output
+    column (its name; ``<col>_norm`` for a continuous one) is another output column (``reserved``, or another side
+    column's)."""
+    if cols.time == cols.item:
+        raise SessrecError(f"--time-col {cols.time} is also the --item-col; give each role its own column")
+    roles = {cols.item: "--item-col", cols.time: "--time-col"}
+    for name, flag in ((cols.session, "--session-col"), (cols.user, "--user-col")):
+        if name in (cols.item, cols.time):
+            raise SessrecError(f"{flag} {name} is also the {roles[name]}; give each role its own column")
+    for name, flag in ((cols.session, "--session-col"), (cols.user, "--user-col")):
+        if name:
+            roles.setdefault(name, flag)  # a session column may also be the user column
+    outputs: dict[str, str] = {}
+    for flag, names, suffix in (("--categorical-cols", cols.categorical, ""), ("--continuous-cols", cols.continuous, "_norm")):
+        for name in names:
+            if names.count(name) > 1:
+                raise SessrecError(f"{flag} lists {name} {names.count(name)} times; list each column once")
+            if name in roles:
+                raise SessrecError(f"{flag} {name} is the {roles[name]}; a column cannot also be a side feature")
+            out = name + suffix
+            if out in reserved:
+                raise SessrecError(f"{flag} {name}: the output already has a column {out} (its own columns: "
+                                   f"{', '.join(reserved)}); rename that column in the input")
+            if out in outputs:
+                raise SessrecError(f"{flag} {name} and {outputs[out]} would both be the output column {out}; rename one "
+                                   "of them in the input")
+            outputs[out] = f"{flag} {name}"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a file's values, beyond their types, say about how to read it: the same for both readers."""
+
+    time_sample: str | None = None  # the first time value that is not empty, where the column is text
+    float_text: frozenset[str] = frozenset()  # text id columns of whole numbers written as floats ('1.0', 'NaN')
+    # text dates that start with a day and a month (03/05/2024): (a value whose first number is > 12, so the day; a
+    # value whose second one is), None where there is none
+    day_month: tuple[str | None, str | None] | None = None
+
+
+def _file_facts(frame: pl.LazyFrame, schema: pl.Schema, cols: Columns) -> Facts:
+    """The :class:`Facts` of one file's columns (``frame``, a lazy query: the CSV's text or the parquet's values).
+    The first values come from the head of the file; only a file whose first values say so is read whole, for the
+    time column of dates that start with two small numbers and for id columns of floats written as text."""
+    head = frame.head(SAMPLE_ROWS).collect()  # one query for the first values, mostly
+
+    def first(c: str) -> str | None:
+        present = pl.col(c).is_not_null() & (pl.col(c) != "")
+        values = head.filter(present)[c] if head.height < SAMPLE_ROWS or head.filter(present).height else \
+            frame.select(c).filter(present).head(1).collect()[c]
+        return values[0] if len(values) else None
+
+    sample = first(cols.time) if schema[cols.time] == pl.String else None
+    candidates = [c for c in cols.ids if schema[c] == pl.String and re.match(_FLOAT_TEXT, first(c) or "")]
+    checks = []
+    for c in candidates:
+        e, number = pl.col(c), pl.col(c).cast(pl.Float64, strict=False)
+        whole = e.str.contains(_NUMBER_TEXT) & (number.is_nan() | number.is_infinite() | (number == number.floor()))
+        checks.append((e.is_null() | (e == "") | whole).all().alias(f"f:{c}"))
+    slash = sample is not None and not cols.time_format and re.match(_DAY_MONTH, sample)
+    if slash:
+        t = pl.col(cols.time)
+        checks += [t.filter(t.str.extract(_DAY_MONTH, k).cast(pl.Int32) > 12).first().alias(f"d:{k}") for k in (1, 2)]
+    found = frame.select(checks).collect().row(0, named=True) if checks else {}
+    return Facts(sample, frozenset(c for c in candidates if found[f"f:{c}"]),
+                 (found["d:1"], found["d:2"]) if slash else None)
+
+
+def _day_first(facts: dict[Path, Facts], cols: Columns) -> bool | None:
+    """Whether text dates that start with a day and a month (03/05/2024) have the day first, told by the values of
+    every file: a first number above 12 is a day, a second one above 12 too. None where no file has such dates."""
+    slash = {path: f for path, f in facts.items() if f.day_month}
+    if not slash:
+        return None
+    days = [(path, f.day_month[0]) for path, f in slash.items() if f.day_month[0]]
+    months = [(path, f.day_month[1]) for path, f in slash.items() if f.day_month[1]]
+    if days and months:
+        raise SessrecError(f"the {cols.time} values mix dates with the day first ({days[0][0]}: {days[0][1]!r}) and "
+                           f"with the month first ({months[0][0]}: {months[0][1]!r}); write them in one order and pass "
+                           "--time-format")
+    if not days and not months:
+        path, f = next(iter(slash.items()))
+        raise SessrecError(f"{path}: the {cols.time} values such as {f.time_sample!r} could be day/month or month/day "
+                           "dates, and none has a number above 12 to tell which; pass --time-format "
+                           f"{_date_format(f.time_sample, True)!r} (day first) or {_date_format(f.time_sample, False)!r} "
+                           "(month first)")
+    return bool(days)
+
+
+def _date_format(sample: str, day_first: bool) -> str:
+    """A strptime format for a date like ``sample`` (03/05/2024 16:04), for messages: its date part, and its time
+    part where it has a usual shape."""
+    m = re.match(r"^\s*\d{1,2}([/.-])\d{1,2}([/.-])(\d+)(.*)$", sample)
+    if m is None:
+        return "%d/%m/%Y %H:%M:%S" if day_first else "%m/%d/%Y %H:%M:%S"
+    sep1, sep2, year, rest = m.groups()
+    date = f"{'%d' if day_first else '%m'}{sep1}{'%m' if day_first else '%d'}{sep2}{'%y' if len(year) == 2 else '%Y'}"
+    t = re.match(r"^([ T])\d{1,2}:\d\d(:\d\d)?(\.\d+)?(\s*)([AaPp][Mm])?(\s*)(Z|[+-]\d\d:?\d\d)?$", rest)
+    if t is None:
+        return date
+    sep, seconds, fraction, space1, ampm, space2, zone = t.groups()
+    zone = {None: "", "Z": "Z"}.get(zone, "%z")
+    return (f"{date}{sep}{'%I' if ampm else '%H'}:%M{':%S' if seconds else ''}{'%.f' if fraction else ''}"
+            f"{space1}{'%p' if ampm else ''}{space2}{zone}")
+
+
+def _float_id(dtype: pl.DataType) -> Conversion:
+    """An id column of floats (or of text written as floats, where ``""`` is NaN): refused where a value is too large
+    for the float to hold it exactly (2^53; 2^24 for float32), which merges ids silently."""
+    bits = 24 if dtype == pl.Float32 else 53
+
+    def number(e: pl.Expr, strict: bool) -> pl.Expr:
+        return pl.when(e == "").then(pl.lit("NaN")).otherwise(e).cast(pl.Float64, strict=strict) if dtype == pl.String else e
+
+    def exact(values: pl.Series) -> pl.Series:
+        if (values.is_not_nan() & (values.abs() >= 2.0 ** bits)).fill_null(False).any():
+            raise pl.exceptions.ComputeError(f"a value of {values.name} is too large for a float id")
+        return values
+
+    def expr(e: pl.Expr, strict: bool) -> pl.Expr:
+        x = number(e, strict)
+        return x.map_batches(exact, is_elementwise=True) if strict else pl.when(x.is_nan() | (x.abs() < 2.0 ** bits)).then(x)
+
+    return Conversion(expr, f"an id: as a float, an id of 2^{bits} or more has lost digits (ids merge); write the "
+                            "column as integers or as text")
+
+
+def _in_years(e: pl.Expr) -> pl.Expr:
+    """``e`` (epoch ms), failing the query where a time is beyond the years 1-9999 (the exact reader then names the
+    file, and the files whose times are in another unit)."""
+    def check(values: pl.Series) -> pl.Series:
+        if ((values < _YEARS_MS[0]) | (values > _YEARS_MS[1])).fill_null(False).any():
+            raise pl.exceptions.ComputeError(f"a value of {values.name} is beyond the years 1-9999")
+        return values
+    return e.map_batches(check, is_elementwise=True)
+
+
+def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_first: bool | None = None,
+                     path: Path | None = None, years: bool = False) -> Conversion:
+    """Epoch milliseconds from a datetime, a number in ``--time-unit``, or text (``--time-format``, else inferred from
+    the file's first value ``sample``: ISO 8601 with an offset or ``Z`` is converted to UTC, text without one is read
+    as UTC; a date that starts with a day and a month in the order ``day_first``). ``years``: the fast path fails on a
+    number beyond the years 1-9999 (several files: one may be in another unit)."""
     scale = UNIT_MS[cols.time_unit]
-    numeric = Conversion(lambda e, strict: (e.cast(pl.Float64, strict=strict) * scale).cast(pl.Int64),
-                         f"a number of {cols.time_unit} since 1970")
+
+    def number(e: pl.Expr, strict: bool) -> pl.Expr:
+        return (e.cast(pl.Float64, strict=strict) * scale).cast(pl.Int64)
+
+    numeric = Conversion(number, f"a number of {cols.time_unit} since 1970",
+                         fast=(lambda e: _in_years(number(e, True))) if years else None)
     if dtype == pl.Date:
         return Conversion(lambda e, strict: e.cast(pl.Datetime("ms")).dt.epoch("ms"), "a date")
     if isinstance(dtype, pl.Datetime):
         return Conversion(lambda e, strict: e.dt.epoch("ms"), "a time")
     if dtype.is_numeric():
         return numeric
+    if dtype not in (pl.String, pl.Categorical, pl.Null) and not isinstance(dtype, pl.Enum):
+        raise SessrecError(f"{path}: the --time-col {cols.time} is a {dtype} column; it must hold datetimes, numbers "
+                           f"of --time-unit since 1970, or text")
     if cols.time_format:
-        return Conversion(lambda e, strict: e.str.strptime(pl.Datetime("ms"), cols.time_format, strict=strict)
-                          .dt.epoch("ms"), f"a time in the format {cols.time_format!r}")
+        return Conversion(lambda e, strict: e.cast(pl.String).str.strptime(pl.Datetime("ms"), cols.time_format,
+                                                                           strict=strict).dt.epoch("ms"),
+                          f"a time in the format {cols.time_format!r}")
     if sample is not None and _NUMBER.match(sample):
         return numeric
-    return Conversion(lambda e, strict: e.str.to_datetime(time_unit="ms", strict=strict).dt.epoch("ms"),
-                      "a time in the format of the first value (pass --time-format)")
+    swap = sample is not None and day_first is False and re.match(_DAY_MONTH, sample)
 
+    def text(e: pl.Expr, strict: bool) -> pl.Expr:
+        e = e.cast(pl.String)
+        if swap:  # month/day/year: polars infers day/month/year dates only
+            e = e.str.replace(r"^(\s*)(\d{1,2})([/.-])(\d{1,2})([/.-])", "${1}${4}${3}${2}${5}")
+        # a time zone: polars refuses to infer a format with an offset (+01:00, Z) otherwise
+        return e.str.to_datetime(time_unit="ms", time_zone="UTC", strict=strict).dt.epoch("ms")
 
-def _conversions(schema: pl.Schema, sample: str | None, cols: Columns) -> dict[str, Conversion]:
-    """The time column to epoch ms (its format from its type or its first value), text continuous columns to numbers."""
-    conv = {cols.time: _time_conversion(schema[cols.time], sample, cols)}
-    conv.update({c: as_float() for c in cols.continuous if schema[c] == pl.String})
+    conv = Conversion(text, f"a time in the format of the first value {sample!r} (or pass --time-format)"
+                      if sample is not None else "a time (pass --time-format)")
+    if sample is not None and pl.select(conv.expr(pl.lit(sample), False)).item() is None:
+        hint = _date_format(sample, day_first is not False) if re.match(_DAY_MONTH, sample) else "%Y-%m-%d %H:%M:%S"
+        raise SessrecError(f"{path}: cannot infer a time format from the first {cols.time} value {sample!r}; pass "
+                           f"--time-format (e.g. {hint!r})")
     return conv
 
 
-def _typed(batch: pl.DataFrame, path: Path, cols: Columns, has_header: bool) -> pl.DataFrame:
-    values = batch[cols.time].drop_nulls()
-    sample = str(values[0]) if values.len() and batch[cols.time].dtype == pl.String else None
+def _conversions(schema: pl.Schema, facts: Facts, cols: Columns, path: Path, day_first: bool | None = None,
+                 years: bool = False) -> dict[str, Conversion]:
+    """The time column to epoch ms (its format from its type or the file's first value), continuous columns to
+    numbers, float id columns checked (see :class:`Columns.select`)."""
+    conv = {cols.time: _time_conversion(schema[cols.time], facts.time_sample, cols, day_first, path, years)}
+    for c in cols.continuous:
+        dtype = schema[c]
+        if dtype == pl.String:
+            conv[c] = as_float()
+        elif dtype.is_decimal() or dtype in (pl.Boolean, pl.Null):  # a boolean is 0 or 1
+            conv[c] = Conversion(lambda e, strict: e.cast(pl.Float64, strict=strict), "a number")
+        elif dtype == pl.Categorical or isinstance(dtype, pl.Enum):
+            raise SessrecError(f"{path}: --continuous-cols {c} is a categorical (dictionary-encoded text) column, not "
+                               "a number; list it under --categorical-cols, or store it as numbers")
+        elif not dtype.is_numeric():
+            raise SessrecError(f"{path}: --continuous-cols {c} is a {dtype} column, not a number; store it as numbers")
+    conv.update({c: _float_id(schema[c]) for c in _float_ids(schema, facts, cols)})
+    return conv
+
+
+def _float_ids(schema: pl.Schema, facts: Facts, cols: Columns) -> set[str]:
+    return {c for c in cols.ids if schema[c].is_float() or c in facts.float_text}
+
+
+@dataclass(frozen=True)
+class _File:
+    """One input file, and what its reading needs to know."""
+
+    path: Path
+    parquet: bool
+    header: list[str] | None  # a CSV's field names, as check_header gives them (as asked for)
+    facts: Facts
+    # the CSV reader's own names of the header fields, where they differ from ``header`` (spaces around a name):
+    # its fast scan takes those
+    read_as: dict[str, str] | None = None
+
+    def text(self, cols: Columns) -> pl.LazyFrame:
+        return _lazy(self.path, self.parquet, self.header, cols)
+
+
+def _lazy(path: Path, parquet: bool, header: list[str] | None, cols: Columns) -> pl.LazyFrame:
+    """The needed columns of a file, untyped: a CSV's text, a parquet file's values."""
+    if parquet:
+        return pl.scan_parquet(path).select(cols.needed)
+    # the names of check_header, in place of the file's (which may have spaces around them)
+    return pl.scan_csv(path, infer_schema=False, new_columns=header, truncate_ragged_lines=False,
+                       null_values=[""]).select(cols.needed)
+
+
+class Files:
+    """The input files with their :class:`Facts`, looked at once for both readers (the fast one may fail and the
+    exact one take over), and the order of day and month of text dates, told by all files' values together."""
+
+    def __init__(self, paths: list[Path], cols: Columns) -> None:
+        self.paths, self.cols = paths, cols
+        self._files: list[_File] | None = None
+        self._error: SessrecError | None = None  # what the fast path found, for the exact one
+        self.day_first: bool | None = None
+
+    def files(self) -> list[_File]:
+        if self._error is not None:
+            raise self._error
+        if self._files is None:
+            try:
+                files = [self._look(path) for path in self.paths]
+                self.day_first = _day_first({f.path: f.facts for f in files}, self.cols)
+            except SessrecError as e:
+                self._error = e
+                raise
+            self._files = files
+        return self._files
+
+    def _look(self, path: Path) -> _File:
+        parquet = is_parquet(path)
+        header = None
+        if parquet:
+            _parquet_file(path, self.cols)
+        else:
+            header = _csv_header(path, self.cols)
+        frame = _lazy(path, parquet, header, self.cols)
+        try:
+            facts = _file_facts(frame, frame.collect_schema(), self.cols)
+        except pl.exceptions.PolarsError as e:
+            if parquet:
+                raise SessrecError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+            for _ in csv_batches(path, self.cols.needed, header):  # names the line the CSV reader stopped at
+                pass
+            raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]})") from None
+        return _File(path, parquet, header, facts, None if parquet else _read_as(path, header))
+
+
+def _read_as(path: Path, header: list[str]) -> dict[str, str] | None:
+    """{name given: the CSV reader's name} of the header fields whose names differ (a name with spaces around it)."""
     try:
-        return convert(batch, _conversions(batch.schema, sample, cols), path, has_header, required=(cols.time,))
+        names = pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False).collect_schema().names()
+    except pl.exceptions.PolarsError:  # the exact reader will say what is wrong
+        return None
+    if len(names) != len(header):  # a quoted comma in a name: the fast scan will fail, the exact reader take over
+        return None
+    return {given: name for given, name in zip(header, names) if given != name} or None
+
+
+def _typed(batch: pl.DataFrame, file: _File, cols: Columns, day_first: bool | None) -> pl.DataFrame:
+    conv = _conversions(batch.schema, file.facts, cols, file.path, day_first)
+    try:
+        return convert(batch, conv, file.path, not file.parquet, required=(cols.time,))
     except pl.exceptions.PolarsError:
-        raise SessrecError(f"{path}: cannot infer the format of the time column {cols.time} from {sample!r}; "
-                           "pass --time-format (e.g. '%Y-%m-%d %H:%M:%S')") from None
+        raise SessrecError(f"{file.path}: cannot infer the format of the time column {cols.time} from "
+                           f"{file.facts.time_sample!r}; pass --time-format (e.g. '%Y-%m-%d %H:%M:%S')") from None
 
 
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in (".parquet", ".pq")
+def is_parquet(path: Path) -> bool:
+    """A parquet file: by its suffix, or else by its first bytes (Spark's ``part-00000-...c000`` files have none)."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return True
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
 
 
 def _parquet_file(path: Path, cols: Columns) -> pq.ParquetFile:
@@ -150,40 +453,113 @@ def _csv_header(path: Path, cols: Columns) -> list[str]:
     return check_header(path, cols.needed, "an event log CSV with these columns")
 
 
-def read_events(paths: list[Path], cols: Columns) -> Iterator[pl.DataFrame]:
-    def read_file(path: Path) -> Iterator[pl.DataFrame]:
-        if _is_parquet(path):
-            batches = _parquet_batches(path, cols)
+class _Units:
+    """Several files whose epoch numbers are in different units: some within the years 1-9999 in ``--time-unit``,
+    some beyond them (milliseconds read as seconds). Named with the files, where the pipeline could only say that
+    some times are beyond those years."""
+
+    def __init__(self, cols: Columns) -> None:
+        self.cols = cols
+        self.good: Path | None = None  # a file whose times are all within the years
+        self.bad: tuple[Path, int, object] | None = None  # a file with one beyond them: its line and value
+
+    def _mixed(self, where: str, other: str) -> SessrecError:
+        return SessrecError(f"{where}, while {other}: the files have their times in different units; convert them to "
+                            f"one (--time-unit, {self.cols.time_unit}, applies to every file)")
+
+    def batch(self, path: Path, raw: pl.DataFrame, typed: pl.DataFrame, has_header: bool) -> tuple[int, object] | None:
+        """The first time beyond the years in ``typed`` (its line and raw value), refused where another file's are all
+        within them."""
+        t = typed[self.cols.time]
+        beyond = ((t < _YEARS_MS[0]) | (t > _YEARS_MS[1])).fill_null(False)
+        if not beyond.any():
+            return None
+        row = int(beyond.arg_true()[0])
+        line, value = line_number(int(raw[LINE][row]), has_header), raw[self.cols.time][row]
+        if self.good is not None:
+            raise self._mixed(f"{path}, line {line}: the {self.cols.time} value {value!r} is beyond the years 1-9999 as "
+                              f"{self.cols.time_unit} since 1970", f"the times of {self.good} are within them")
+        return line, value
+
+    def file_done(self, path: Path, first_beyond: tuple[int, object] | None) -> None:
+        if first_beyond is None and self.bad is not None:
+            bad, line, value = self.bad
+            raise self._mixed(f"{path}: the {self.cols.time} times are within the years 1-9999 as {self.cols.time_unit} "
+                              "since 1970", f"those of {bad} are not (line {line}: {value!r})")
+        if first_beyond is None:
+            self.good = self.good or path
         else:
-            batches = csv_batches(path, cols.needed, _csv_header(path, cols))
+            self.bad = self.bad or (path, *first_beyond)
+
+
+def read_events(paths: list[Path], cols: Columns, files: Files | None = None) -> Iterator[pl.DataFrame]:
+    files = files or Files(paths, cols)
+    units = _Units(cols) if len(paths) > 1 else None
+
+    def read_file(file: _File) -> Iterator[pl.DataFrame]:
+        batches = (_parquet_batches(file.path, cols) if file.parquet
+                   else csv_batches(file.path, cols.needed, file.header))
+        first_beyond = None
         for batch in batches:
-            yield _typed(batch, path, cols, has_header=not _is_parquet(path)).select(LINE, *cols.select())
+            typed = _typed(batch, file, cols, files.day_first)
+            if units is not None and first_beyond is None:
+                first_beyond = units.batch(file.path, batch, typed, not file.parquet)
+            yield typed.select(LINE, *cols.select(_float_ids(batch.schema, file.facts, cols)))
+        if units is not None:
+            units.file_done(file.path, first_beyond)
 
-    return in_input_order(paths, read_file)
+    by_path = {f.path: f for f in files.files()}
+    return in_input_order(paths, lambda path: read_file(by_path[path]))
 
 
-def _scan_file(path: Path, cols: Columns) -> pl.LazyFrame:
+def _scan_file(file: _File, cols: Columns, day_first: bool | None, years: bool) -> pl.LazyFrame:
     """One file's events as a lazy query with strict conversions; the time format from the file's first value."""
-    if _is_parquet(path):
-        _parquet_file(path, cols)
-        text = pl.scan_parquet(path).select(cols.needed)
-        if text.head(1).collect().height == 0:
-            raise SessrecError(f"{path}: the file has no events")
-    else:
-        header = _csv_header(path, cols)
-        text = pl.scan_csv(path, schema={name: pl.String for name in header}, truncate_ragged_lines=False)
+    text = file.text(cols)
+    if file.parquet and text.head(1).collect().height == 0:
+        raise SessrecError(f"{file.path}: the file has no events")
     schema = text.collect_schema()
-    first = text.select(cols.time).drop_nulls().head(1).collect()[cols.time] if schema[cols.time] == pl.String else []
-    conv = _conversions(schema, str(first[0]) if len(first) else None, cols)
-    if _is_parquet(path):
-        return text.with_columns(**strict_conversions(conv, (cols.time,))).select(cols.select())
-    return csv_scan(path, header, conv, (cols.time,)).select(cols.select())
+    conv = _conversions(schema, file.facts, cols, file.path, day_first, years)
+    select = cols.select(_float_ids(schema, file.facts, cols))
+    if file.parquet:
+        return text.with_columns(**strict_conversions(conv, (cols.time,))).select(select)
+    if not file.read_as:
+        return csv_scan(file.path, file.header, conv, (cols.time,)).select(select)
+    named = file.read_as.get
+    return (csv_scan(file.path, [named(h, h) for h in file.header], {named(c, c): v for c, v in conv.items()},
+                     (named(cols.time, cols.time),))
+            .rename({name: given for given, name in file.read_as.items()}, strict=False).select(select))
 
 
 def source(paths: list[Path], cols: Columns) -> Source:
-    """The event logs: :func:`read_events`, and the same as one lazy query with strict conversions (fast path)."""
-    return Source(lambda: read_events(paths, cols), sum(p.stat().st_size for p in paths),
-                  lambda: pl.concat([_scan_file(p, cols) for p in paths], how="vertical_relaxed"))
+    """The event logs: :func:`read_events`, and the same as one lazy query with strict conversions (fast path). The
+    files are looked at once (:class:`Files`) for both."""
+    files = Files(paths, cols)
+
+    def scan() -> pl.LazyFrame:
+        return pl.concat([_scan_file(f, cols, files.day_first, len(paths) > 1) for f in files.files()],
+                         how="vertical_relaxed")
+
+    return Source(lambda: read_events(paths, cols, files), sum(p.stat().st_size for p in paths), scan)
+
+
+def input_files(inputs: list[str]) -> list[Path]:
+    """The ``--input`` paths, a folder standing for its event files: its parquet files (by suffix or first bytes) and
+    CSV files, under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
+    order of their paths (``part-2`` before ``part-10``); hidden files and folders, ``_``-prefixed ones (Spark's
+    ``_SUCCESS``) and ``.crc`` files are left out. Partition values in folder names are not read as columns."""
+    out: list[Path] = []
+    for given in map(Path, inputs):
+        if not given.is_dir():
+            out.append(given)
+            continue
+        found = [p for p in given.rglob("*") if p.is_file() and p.suffix.lower() != ".crc"
+                 and not any(part.startswith((".", "_")) for part in p.relative_to(given).parts)
+                 and (p.suffix.lower() == ".csv" or (p.stat().st_size and is_parquet(p)))]
+        if not found:
+            raise SessrecError(f"input {given} is a folder without parquet or .csv files; pass the event files")
+        out += sorted(found, key=lambda p: [int(s) if s.isdigit() else s
+                                            for s in re.split(r"(\d+)", p.relative_to(given).as_posix())])
+    return out
 
 
 def _age_log_days() -> pl.Expr:
@@ -233,4 +609,6 @@ def run(args, opts: Options) -> PrepareResult:
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
                    tuple(args.continuous_cols), args.time_unit, args.time_format)
-    return prepare(recipe(cols, args.timezone), source(existing_files(args.input, "input file"), cols), opts)
+    bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
+    check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
+    return prepare(recipe(cols, args.timezone), source(existing_files(input_files(args.input), "input file"), cols), opts)

@@ -59,14 +59,21 @@ def read_articles(path: Path) -> pl.DataFrame:
     return pl.concat(parts).select(pl.col("article_id").alias("item"), pl.col("created_at_ts").alias("created_at")).unique("item")
 
 
-def read_events(paths: list[Path], articles: pl.DataFrame) -> Iterator[pl.DataFrame]:
+def read_events(paths: list[Path], articles: pl.DataFrame, users: bool = False) -> Iterator[pl.DataFrame]:
+    """The clicks of the hourly files, in file order, with the article's creation time; with ``users`` (``--repeats
+    user``) each file must have the ``user_id`` column. A click without a session id or an article is kept here and
+    dropped (and counted) with the others when sessions are built."""
     def read_file(path: Path) -> Iterator[pl.DataFrame]:
         header = check_header(path, ("session_id", "click_article_id", "click_timestamp", *SIDE), "a G1 clicks CSV")
+        if users and "user_id" not in header:
+            raise SessrecError(f"{path}, line 1: --repeats user needs the user_id column, which the header does not "
+                               "have; add it, or choose another --repeats")
+        user = [pl.col("user_id").alias("user")] if "user_id" in header else []
         for batch in csv_batches(path, [c for c in G1_CLICK_COLUMNS if c in header], header):
             b = convert(batch, {c: v for c, v in CLICK_CONVERSIONS.items() if c in header}, path,
-                        required=("session_id", "click_article_id", "click_timestamp", *SIDE))
+                        required=("click_timestamp", *SIDE))
             b = b.select(LINE, pl.col("click_timestamp").alias("t"), pl.col("click_article_id").alias("item"),
-                         pl.col("session_id").alias("session"), *SIDE)
+                         pl.col("session_id").alias("session"), *user, *SIDE)
             yield b.join(articles, on="item", how="left", maintain_order="left")
 
     return in_input_order(paths, read_file)
@@ -105,4 +112,6 @@ def recipe() -> Recipe:
 def run(args, opts: Options) -> PrepareResult:
     paths = files_in(args.input, "*.csv", "G1 click files")
     articles = read_articles(existing_files([args.articles], "articles file")[0])
-    return prepare(recipe(), Source(lambda: read_events(paths, articles), sum(p.stat().st_size for p in paths)), opts)
+    users = opts.repeats == "user"
+    return prepare(recipe(), Source(lambda: read_events(paths, articles, users), sum(p.stat().st_size for p in paths)),
+                   opts)

@@ -209,7 +209,7 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
     try:
         work = tmp / "_work"
         n_buckets = max(1, math.ceil(source.input_bytes / BUCKET_BYTES))
-        _write_buckets(source, work / "buckets", n_buckets, _bucket_key(opts), progress)
+        _write_buckets(source, work / "buckets", n_buckets, _bucket_key(opts), progress, _user_option(opts))
         store = SessionStore(work / "sessions", integer_items=integer_text(work / "buckets", "item"))
         _build_sessions(work / "buckets", n_buckets, store, _bucket_key(opts), opts, progress)
         counts = store.counts()
@@ -255,13 +255,20 @@ def _bucket_key(opts: Options) -> str:
     return "user" if opts.session_gap_ms is not None or opts.repeats == "user" else "session"
 
 
+def _user_option(opts: Options) -> str:
+    """The option that needs each event's user, for messages."""
+    return "--repeats user" if opts.repeats == "user" else "cutting sessions after --session-gap of inactivity"
+
+
 # ---- step 1: buckets -----------------------------------------------------------------------------
-def _write_buckets(source: Source, folder: Path, n_buckets: int, key: str, progress: Progress) -> None:
-    """Events → ``folder/RUN/_bucket=B/*.ipc``, one run for the fast scan, else one per batch (in input order)."""
+def _write_buckets(source: Source, folder: Path, n_buckets: int, key: str, progress: Progress,
+                   user_option: str = "--repeats user") -> None:
+    """Events → ``folder/RUN/_bucket=B/*.ipc``, one run for the fast scan, else one per batch (in input order).
+    ``user_option``: what needs the events' user column, when ``key`` is ``user``."""
     if source.scan is not None:
         try:
             progress.say(f"reading {source.input_bytes / 2**20:,.0f} MB")
-            _sink_buckets(source.scan(), folder / "00000", n_buckets, key)
+            _sink_buckets(source.scan(), folder / "00000", n_buckets, key, user_option)
             return
         except (pl.exceptions.PolarsError, SessrecError) as e:
             # the exact reader names the first bad line, and reports several problems in the input's order
@@ -271,17 +278,19 @@ def _write_buckets(source: Source, folder: Path, n_buckets: int, key: str, progr
     try:
         for i, batch in enumerate(source.batches()):
             bar.update(batch.height)
-            _sink_buckets(batch.lazy(), folder / f"{i:05d}", n_buckets, key)
+            _sink_buckets(batch.lazy(), folder / f"{i:05d}", n_buckets, key, user_option)
     finally:
         bar.close()
 
 
-def _sink_buckets(events: pl.LazyFrame, folder: Path, n_buckets: int, key: str) -> None:
+def _sink_buckets(events: pl.LazyFrame, folder: Path, n_buckets: int, key: str,
+                  user_option: str = "--repeats user") -> None:
     """One streaming query: events → one IPC file per bucket, in input order. ``_row`` is kept (and numbered
     when missing) only where it is a session id or breaks ties between rows that are not in input order."""
     names = events.collect_schema().names()
-    if key not in names:
-        raise SessrecError(f"sessions are cut from each user's stream here, but the events have no user column ({key})")
+    if key not in names:  # the data set modules refuse such options before reading: a missed case
+        raise SessrecError(f"{user_option} needs each event's user, and this input has no user column; "
+                           "choose another option")
     if key == "user" and "_row" not in names:
         events = events.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     elif key != "user" and "_row" in names:

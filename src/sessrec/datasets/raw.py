@@ -3,15 +3,20 @@
 Every CSV column is read as text and converted here, so a value that does not parse is reported
 with its line, its column and the text found, instead of an exception from deep inside polars.
 Before reading, the first line of each file is checked: a file of another data set's format is
-recognised and named in the message.
+recognised and named in the message. Blank lines are skipped (they are not events, and do not
+count in the input order); line numbers in messages are the file's own, blank lines and quoted
+fields that span lines included.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +27,12 @@ import polars as pl
 from sessrec.errors import SessrecError
 
 CHUNK_BYTES = 32 * 2**20  # raw CSV bytes parsed at a time
-LINE = "_line"  # 0-based data row index within a file, added by the CSV scanner
+# where a row is in its file: 0-based, counted from the first line after the header (line_number() gives the file's
+# 1-based line); blank lines and quoted fields that span lines count, so a row after them has a larger number
+LINE = "_line"
+SCAN_ROW = "_sessrec_scan_row"  # the 0-based row of a fast CSV scan (blank lines are rows there)
+BOM = b"\xef\xbb\xbf"
+JSON_BLANK = b" \t\r"  # a JSON-lines line of only these is skipped, by polars as by us
 
 REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
                   "user_id", "user_session")
@@ -170,20 +180,38 @@ def files_in(folder: str | Path, pattern: str, what: str) -> list[Path]:
 
 
 def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]:
-    """The header of a CSV file; a clear error when a required column is missing."""
+    """The header of a CSV file; a clear error when a required column is missing.
+
+    Names are compared bare: without the spaces and quotes around them (``" session "`` and ``"Item "`` are
+    ``session`` and ``Item``), the header's and the required ones alike, so that a column is found by its bare
+    name and by the name the error shows (``' session '``). A header name is returned as it was asked for,
+    so that the reader's columns carry the names the caller selects."""
+    import difflib  # here, for the error only
+
+    def bare(name: str) -> str:
+        return name.strip().strip('"').strip()
+
     line = first_line(path)
     if line is None:
         raise SessrecError(f"{path}: the file is empty")
-    names = [n.strip().strip('"') for n in line.split(",")]
-    missing = [c for c in required if c not in names]
+    names = [bare(n) for n in line.split(",")]
+    asked: dict[str, str] = {}
+    for c in required:
+        if asked.setdefault(bare(c), c) != c:
+            raise SessrecError(f"{path}: {asked[bare(c)]!r} and {c!r} name the same column {bare(c)} of the header; "
+                               "name it once")
+    missing = [c for c in required if bare(c) not in names]
     if missing:
+        close = [m for c in missing for m in difflib.get_close_matches(bare(c), names, 1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise SessrecError(f"{path}, line 1: not {dataset}: column(s) {', '.join(missing)} missing from the header "
-                           f"{line[:160]!r}{looks_like(line)}")
-    return names
+                           f"{line[:160]!r}{looks_like(line)}{hint}")
+    return [asked.get(n, n) for n in names]
 
 
 def _row_chunks(f: BinaryIO, size: int, quoted: bool = True) -> Iterator[bytes]:
-    """Blocks of about ``size`` bytes that end at a row boundary (for CSV, not inside a quoted field)."""
+    """Blocks of about ``size`` bytes that end at a row boundary (for CSV, not inside a quoted field), blank ones
+    included: their lines count in the line numbers."""
     while data := f.read(size):
         cut = len(data)
         if len(data) == size:  # more may follow: end at the last complete row, re-read the rest
@@ -195,79 +223,277 @@ def _row_chunks(f: BinaryIO, size: int, quoted: bool = True) -> Iterator[bytes]:
                 size *= 2
                 continue
             f.seek(cut - len(data), io.SEEK_CUR)
-        if data[:cut].strip():
-            yield data[:cut] if cut < len(data) else data
+        yield data[:cut] if cut < len(data) else data
 
 
-def _bad_line(chunk: bytes, n_fields: int, first_line: int) -> str:
-    """Find the first line of ``chunk`` that is not UTF-8 text, or else the first row with a number of fields other
-    than ``n_fields`` (error path only)."""
+def _n_lines(chunk: bytes) -> int:
+    """The lines of a block, a last one without its newline included."""
+    return chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+
+
+def _blank(row: list[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _fields_message(line: int, n: int, expected: int, text: str) -> str:
+    fix = ("a value with a comma needs quotes" if n > expected
+           else "every row needs a value, empty or not, for each header column")
+    return f"line {line} has {n} fields, expected {expected} ({fix}): {text[:120]!r}"
+
+
+def _not_utf8(chunk: bytes, first_line: int) -> str | None:
+    """The first line of ``chunk`` (whose first line is line ``first_line`` of the file) that is not UTF-8 text."""
     for i, line in enumerate(chunk.split(b"\n")):
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as e:
-            return f"line {first_line + i} is not UTF-8 text (byte {line[e.start:e.start + 1]!r}): {line[:120]!r}"
-    rows = csv.reader(io.StringIO(chunk.decode("utf-8", errors="replace")))
-    for i, row in enumerate(rows):
-        if row and len(row) != n_fields:
-            return f"line {first_line + i} has {len(row)} fields, expected {n_fields}: {','.join(row)[:120]!r}"
-    return f"lines {first_line}.."
+            return (f"line {first_line + i} is not UTF-8 text (byte {line[e.start:e.start + 1]!r}), save the file as "
+                    f"UTF-8: {line[:120]!r}")
+    return None
+
+
+def _bad_fields(chunk: bytes, n_fields: int, first_line: int) -> str | None:
+    """The first row of ``chunk`` (UTF-8 text) with a number of fields other than ``n_fields``; blank lines are
+    skipped (error path only)."""
+    reader = csv.reader(line + "\n" for line in chunk.decode("utf-8").split("\n"))
+    before = 0  # the lines before the row: a quoted field may span lines
+    for row in reader:
+        if not _blank(row) and len(row) != n_fields:
+            return _fields_message(first_line + before, len(row), n_fields, ",".join(row))
+        before = reader.line_num
+    return None
+
+
+MARK = "\x1f"  # added at the end of every line to count a row's fields (_field_counts)
+
+
+def _field_counts(chunk: bytes, n_fields: int) -> pl.Series:
+    """The number of fields of each row of ``chunk`` (0 for a blank line), its rows as polars reads them, where no
+    row has more than ``n_fields``. Polars fills the missing last fields of a short row with nulls, as it reads
+    empty ones: the block is read again with a mark added at the end of every line, and a row's fields are those
+    before its mark (a value equal to the mark comes before it)."""
+    marked = chunk.replace(b"\r\n", b"\n").replace(b"\n", f",{MARK}\n".encode())
+    if not marked.endswith(b"\n"):
+        marked += f",{MARK}".encode()
+    names = [f"f{i}" for i in range(n_fields + 1)]
+    rows = pl.read_csv(marked, has_header=False, schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=False)
+    count = pl.max_horizontal([pl.when(pl.col(n) == MARK).then(i) for i, n in enumerate(names)])
+    blank = (count == 1) & (pl.col("f0").fill_null("").str.strip_chars() == "")
+    return rows.select(pl.when(blank).then(0).otherwise(count).alias("fields")).to_series()
+
+
+def _with_lines(df: pl.DataFrame, chunk: bytes, first: int) -> pl.DataFrame:
+    """``df``, the rows of ``chunk`` with every column of the file, with :data:`LINE` (``first`` for the block's first
+    line): a row's line counts the newlines inside the quoted fields before it."""
+    line = pl.int_range(pl.len(), dtype=pl.Int64) + first
+    if df.height != _n_lines(chunk):  # some quoted field spans lines
+        inside = pl.sum_horizontal([pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in df.columns])
+        line = line + inside.cum_sum().shift(1, fill_value=0)
+    return df.with_columns(line.alias(LINE))
+
+
+def _whole_rows(df: pl.DataFrame, chunk: bytes, first: int, header: Sequence[str], path: Path,
+                has_header: bool) -> pl.DataFrame:
+    """``df`` (the rows of ``chunk`` with :data:`LINE`) without its blank lines; a row with fewer fields than the header
+    stops everything with its line. Only blocks with an empty last field are looked at again."""
+    if not df[header[-1]].has_nulls():  # a blank line or a short row leaves the last field empty
+        return df
+    counts = _field_counts(chunk, len(header))
+    if counts.len() != df.height:  # both read the block with polars: never seen
+        raise SessrecError(f"{path}: cannot count the fields of the rows from line {line_number(first, has_header)} on; "
+                           "check the quotes there")
+    short = (counts != len(header)) & (counts != 0)
+    if short.any():
+        row = int(short.arg_true()[0])
+        line = int(df[LINE][row])
+        text = chunk.split(b"\n")[line - first].rstrip(b"\r").decode("utf-8", errors="replace")
+        raise SessrecError(f"{path}, {_fields_message(line_number(line, has_header), counts[row], len(header), text)}")
+    blank = counts == 0
+    return df.filter(~blank) if blank.any() else df
 
 
 def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True) -> Iterator[pl.DataFrame]:
-    """Text batches of ``columns`` (plus ``_line``, the 0-based data row) of a CSV file whose fields are ``header``.
+    """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``.
 
     The file is read in blocks of :data:`CHUNK_BYTES` cut at row boundaries and each block is parsed
     by polars: memory stays that of one block whatever the file size (polars' own streaming CSV
-    scan reads ahead of a slow consumer, so its memory grows with the file)."""
+    scan reads ahead of a slow consumer, so its memory grows with the file). Blank lines are skipped;
+    a row with more or fewer fields than the header stops everything with its line. A quoted empty
+    value (``""``) is empty, as an empty field is."""
     schema = {name: pl.String for name in header}
-    rows = 0
+    line = 0  # LINE of the block's first line
     with open(path, "rb") as f:
-        if has_header:
-            f.readline()
+        if f.read(len(BOM)) != BOM:
+            f.seek(0)
+        while has_header and (head := f.readline()) and not head.strip():  # blank lines before the header, as
+            line += 1  # check_header skips them
         for chunk in _row_chunks(f, CHUNK_BYTES):
+            first, line = line, line + chunk.count(b"\n")
+            if not chunk.strip():
+                continue
+            start = 0  # polars takes the number of fields from the first line: a blank one is cut off
+            while (end := chunk.find(b"\n", start)) >= 0 and not chunk[start:end].strip():
+                start, first = end + 1, first + 1
+            chunk = chunk[start:] if start else chunk
             try:
-                df = pl.read_csv(chunk, has_header=False, schema=schema, row_index_name=LINE, row_index_offset=rows,
-                                 truncate_ragged_lines=False)
+                df = pl.read_csv(chunk, has_header=False, schema=schema, truncate_ragged_lines=False, null_values=[""])
             except pl.exceptions.PolarsError as e:
-                where = _bad_line(chunk, len(header), line_number(rows, has_header))
-                raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): {where}") from None
-            rows += df.height
-            yield df.select(LINE, *columns)
+                at = line_number(first, has_header)
+                where = _not_utf8(chunk, at)
+                if where is None and (fields := _bad_fields(chunk, len(header), at)):
+                    raise SessrecError(f"{path}, {fields}") from None
+                raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): "
+                                   f"{where or f'lines {at}..'}") from None
+            df = _whole_rows(_with_lines(df, chunk, first), chunk, first, header, path, has_header)
+            if df.height:
+                yield df.select(LINE, *columns)
+
+
+def _count_fields(line: bytes) -> int:
+    """The fields of one CSV line (0 for a blank one)."""
+    text = line.rstrip(b"\r")
+    if not text.strip():
+        return 0
+    if b'"' not in text:
+        return text.count(b",") + 1
+    return len(next(csv.reader([text.decode("utf-8", errors="replace")])))
+
+
+class _Lines:
+    """Lines of a file by number (0-based), the file read as far as asked once: the index keeps where each block of
+    about :attr:`BLOCK` bytes starts, and the last :attr:`CACHED` blocks read are kept."""
+
+    BLOCK = 2**20
+    CACHED = 8
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.starts, self.offsets = [0], [0]  # first line and byte offset of each block indexed, then of the next
+        self.at_end = False
+        self.spanning: int | None = None  # the first line with an odd number of quotes: a field may go on after it
+        self.blocks: OrderedDict[int, list[bytes]] = OrderedDict()
+
+    def _index_block(self, f: BinaryIO) -> None:
+        f.seek(self.offsets[-1])
+        data = b""
+        while True:
+            more = f.read(self.BLOCK)
+            data += more
+            cut = data.rfind(b"\n") + 1
+            if len(more) < self.BLOCK:  # the end of the file
+                cut, self.at_end = len(data), True
+                break
+            if cut:
+                break
+        block = data[:cut]
+        if self.spanning is None and b'"' in block:
+            odd = next((i for i, line in enumerate(block.split(b"\n")) if line.count(b'"') % 2), None)
+            self.spanning = None if odd is None else self.starts[-1] + odd
+        if block:
+            self.starts.append(self.starts[-1] + _n_lines(block))
+            self.offsets.append(self.offsets[-1] + cut)
+
+    def get(self, numbers: Sequence[int]) -> list[bytes | None]:
+        """The lines ``numbers`` (without their newline); None for one past the end of the file, or at or after a
+        line where a quoted field may go on over the next line (rows are not lines from there on)."""
+        out: list[bytes | None] = []
+        with open(self.path, "rb") as f:
+            for k in numbers:
+                while k >= self.starts[-1] and not self.at_end:
+                    self._index_block(f)
+                if k >= self.starts[-1] or (self.spanning is not None and self.spanning <= k):
+                    out.append(None)
+                    continue
+                b = bisect.bisect_right(self.starts, k) - 1
+                if b not in self.blocks:
+                    f.seek(self.offsets[b])
+                    self.blocks[b] = f.read(self.offsets[b + 1] - self.offsets[b]).split(b"\n")
+                    if len(self.blocks) > self.CACHED:
+                        self.blocks.popitem(last=False)
+                out.append(self.blocks[b][k - self.starts[b]])
+        return out
+
+
+class _RowFields:
+    """The fast scan's check of its rows' fields. Polars reads a row with too few fields as one with empty last
+    fields, so each row of the scan whose last field is empty (rare: none in the real REES46 and YOOCHOOSE files but
+    a few rows without a session) is looked up in the file: one with too few fields, or that cannot be found as one
+    line, fails the query, and the exact reader then names it. Called by polars on the scan's batches, from several
+    threads; reads the file once at most, as far as the last such row."""
+
+    def __init__(self, path: Path, n_fields: int, header_lines: int) -> None:
+        self.path, self.n_fields, self.header_lines = path, n_fields, header_lines
+        self.lines = _Lines(path)
+        self.lock = threading.Lock()
+
+    def __call__(self, rows: pl.Series) -> pl.Series:
+        """``rows``: the scan row of each row whose last field is empty, else null → all true, or the query fails."""
+        suspects = rows.drop_nulls()
+        if suspects.len():
+            numbers = [row + self.header_lines for row in suspects.to_list()]
+            with self.lock:
+                lines = self.lines.get(numbers)
+            for number, line in zip(numbers, lines):
+                fields = None if line is None else _count_fields(line)
+                if fields is None:
+                    raise pl.exceptions.ComputeError(f"{self.path}: cannot find data row {number + 1 - self.header_lines} "
+                                                     "as one line (a quoted field spans lines before it)")
+                if fields != self.n_fields:
+                    raise pl.exceptions.ComputeError(f"{self.path}, line {number + 1}: {fields} fields, expected "
+                                                     f"{self.n_fields}")
+        return pl.repeat(True, rows.len(), eager=True)
+
+
+def _lines_before_rows(path: Path, has_header: bool) -> int:
+    """The lines before a CSV scan's first row: the header, and the empty lines before it, which polars skips."""
+    if not has_header:
+        return 0
+    with open(path, "rb") as f:
+        lines = 1
+        while (line := f.readline()) and not line.rstrip(b"\r\n"):
+            lines += 1
+    return lines
 
 
 def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversion], required: Sequence[str] = (),
              has_header: bool = True) -> pl.LazyFrame:
     """:func:`csv_batches` and :func:`convert` as one lazy query, for a
     :class:`~sessrec.datasets.pipeline.Source`'s fast path: numbers are parsed by the CSV reader, and a value
-    :func:`convert` would reject (or more: see :class:`Conversion`) fails the query. A file without rows is an
-    error, as in :func:`in_input_order`."""
+    :func:`convert` would reject (or more: see :class:`Conversion`), a row with too few fields (:class:`_RowFields`)
+    and a blank line (all its values are empty, and ``required`` is not empty) fail the query. A file without rows
+    is an error, as in :func:`in_input_order`. The row check rides on the first ``required`` column, which every
+    data set's events use."""
+    if not required:
+        raise ValueError("csv_scan needs a required column")
     typed = {c: conv.dtype for c, conv in conversions.items() if conv.dtype is not None}
     scan = pl.scan_csv(path, has_header=has_header, schema={name: typed.get(name, pl.String()) for name in header},
-                       truncate_ragged_lines=False)
+                       truncate_ragged_lines=False, null_values=[""], row_index_name=SCAN_ROW)
     if scan.head(1).collect().height == 0:
         raise SessrecError(f"{path}: the file has no events")
     checked = {c: v for c, v in conversions.items() if c not in typed or v.fast}  # typed: only a further check
-    return scan.with_columns(**strict_conversions(checked, required))
+    exprs = strict_conversions(checked, required)
+    fields = pl.when(pl.col(header[-1]).is_null()).then(pl.col(SCAN_ROW)).map_batches(
+        _RowFields(path, len(header), _lines_before_rows(path, has_header)), return_dtype=pl.Boolean, is_elementwise=True)
+    exprs[required[0]] = pl.when(fields).then(exprs[required[0]])
+    return scan.with_columns(**exprs)
 
 
 def in_input_order(paths: Sequence[Path], read_file: Callable[[Path], Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
-    """The batches of every file (each with ``_line``, its row in the file) numbered ``_row`` across the files
-    in order: the input order, which breaks ties in time. A file without events is an error."""
+    """The batches of every file (each with :data:`LINE`, dropped here) numbered ``_row`` across the files in order:
+    the input order, which breaks ties in time and gives a session cut from a user's stream its id (that of its first
+    event). Events only are numbered, not blank lines. A file without events is an error."""
     offset = 0
     for path in paths:
-        rows = 0
+        start = offset
         for batch in read_file(path):
-            if batch.height:
-                rows = int(batch[LINE].max()) + 1
-            yield batch.with_columns((pl.col(LINE).cast(pl.Int64) + offset).alias("_row")).drop(LINE)
-        if rows == 0:
+            yield batch.with_columns(pl.int_range(offset, offset + batch.height, dtype=pl.Int64).alias("_row")).drop(LINE)
+            offset += batch.height
+        if offset == start:
             raise SessrecError(f"{path}: the file has no events")
-        offset += rows
 
 
 def line_number(row: int, has_header: bool) -> int:
-    """1-based line of 0-based data row ``row`` (quoted multi-line fields aside)."""
+    """The file's 1-based line of :data:`LINE` ``row``."""
     return row + 1 + int(has_header)
 
 
@@ -288,34 +514,57 @@ def convert(batch: pl.DataFrame, conversions: dict[str, Conversion], path: Path,
 
 
 def _bad_json_line(chunk: bytes, first: int, fields: dict[str, type]) -> str:
-    """The first line of ``chunk`` that is not a JSON object with the right value types (error path only)."""
-    for i, line in enumerate(chunk.decode("utf-8", errors="replace").splitlines()):
-        if not line.strip():
-            continue
+    """The first line of ``chunk`` (``first``: its line in the file) that is not UTF-8 text, or not a JSON object
+    with the right value types (error path only). Lines end at a newline only, as polars reads them (not at
+    U+2028 and the other line breaks of Python's ``splitlines``)."""
+    for i, raw in enumerate(chunk.split(b"\n")):
         where = f"line {first + i}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return f"{where} is not UTF-8 text (byte {raw[e.start:e.start + 1]!r}), save the file as UTF-8: {raw[:120]!r}"
+        if not line.strip(JSON_BLANK.decode()):
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
             return f"{where} is not JSON: {line.strip()[:120]!r}{looks_like(line)}"
         if not isinstance(obj, dict):
             return f"{where} is not a JSON object: {line.strip()[:120]!r}"
-        for key, kind in fields.items():
+        for key, kind in fields.items():  # polars reads any value as text (a list as its JSON): integers only
             value = obj.get(key)
-            if value is not None and not (isinstance(value, kind) and not isinstance(value, bool)):
-                return f"{where}: field {key} is {value!r}, expected {'an integer' if kind is int else 'text'}"
+            if kind is int and value is not None and not (isinstance(value, int) and not isinstance(value, bool)
+                                                          and -2**63 <= value < 2**63):
+                return f"{where}: field {key} is {value!r}, expected an integer"
     return f"lines {first}.."
 
 
+def _json_lines(chunk: bytes, first: int, n: int) -> pl.Series:
+    """:data:`LINE` of the ``n`` events polars read from ``chunk`` (``first``: its first line's): it skips the lines of
+    only spaces, tabs and carriage returns."""
+    if n == _n_lines(chunk):
+        return pl.int_range(first, first + n, dtype=pl.Int64, eager=True)
+    lines = [first + i for i, line in enumerate(chunk.split(b"\n")) if line.strip(JSON_BLANK)]
+    if len(lines) != n:  # never seen: polars refuses any other line without an event
+        lines = list(range(first, first + n))
+    return pl.Series(lines, dtype=pl.Int64)
+
+
 def json_batches(path: Path, fields: dict[str, type]) -> Iterator[pl.DataFrame]:
-    """Batches of the ``fields`` (``int`` or ``str`` values; absent = null) of a JSON-lines file, plus ``_line``
-    (the 0-based line), read in blocks of :data:`CHUNK_BYTES` like :func:`csv_batches`."""
+    """Batches of the ``fields`` (``int`` or ``str`` values; absent = null) of a JSON-lines file, plus :data:`LINE`,
+    read in blocks of :data:`CHUNK_BYTES` like :func:`csv_batches`. A UTF-8 byte order mark is skipped, as are blank
+    lines."""
     schema = {k: pl.Int64 if kind is int else pl.String for k, kind in fields.items()}
-    rows = 0
+    line = 0  # LINE of the block's first line
     with open(path, "rb") as f:
+        if f.read(len(BOM)) != BOM:
+            f.seek(0)
         for chunk in _row_chunks(f, CHUNK_BYTES, quoted=False):
+            first, line = line, line + chunk.count(b"\n")
+            if not chunk.strip(JSON_BLANK + b"\n"):
+                continue
             try:
-                df = pl.read_ndjson(chunk, schema=schema, row_index_name=LINE, row_index_offset=rows)
+                df = pl.read_ndjson(chunk, schema=schema)
             except pl.exceptions.PolarsError:
-                raise SessrecError(f"{path}: cannot read the JSON lines: {_bad_json_line(chunk, rows + 1, fields)}") from None
-            rows += df.height
-            yield df
+                raise SessrecError(f"{path}: cannot read the JSON lines: {_bad_json_line(chunk, first + 1, fields)}") from None
+            yield df.with_columns(_json_lines(chunk, first, df.height).alias(LINE))

@@ -54,7 +54,8 @@ CONVERSIONS = {
     "price": as_float(finite=True),
     "user_id": as_int(),
 }
-REQUIRED = ("event_time", "product_id", "category_id", "price")
+# the features need these; an event without a product (item) or a user_session is dropped (and counted)
+REQUIRED = ("event_time", "category_id", "price")
 EVENT_COLUMNS = ("event_time", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session")
 
 

@@ -51,21 +51,22 @@ CONVERSIONS = {
     "timestamp": as_time_ms("%Y-%m-%dT%H:%M:%S%.fZ", "2014-04-07T10:51:09.277Z", fast=iso_millis),
     "item_id": as_int(),
 }
-REQUIRED = ("session_id", "timestamp", "item_id")
+REQUIRED = ("timestamp",)  # a click without a session or an item is dropped (and counted) when sessions are built
 
 
 def _check_first_line(path: Path) -> None:
     line = first_line(path) or ""
     fields = line.split(",")
-    if len(fields) != 4 or not ISO_TIME.match(fields[1].strip()):
+    if len(fields) != 4 or not ISO_TIME.match(fields[1].strip().strip('"')):
         raise SessrecError(f"{path}, line 1: not a YOOCHOOSE clicks file (header-less SessionID,Timestamp,ItemID,"
                            f"Category with an ISO time): {line[:160]!r}{looks_like(line)}")
 
 
 def _events() -> list[pl.Expr]:
     """The converted raw columns → the pipeline's event columns."""
+    category = pl.col("category").str.strip_chars()
     return [pl.col("timestamp").alias("t"), pl.col("item_id").alias("item"), pl.col("session_id").alias("session"),
-            pl.col("category").str.strip_chars()]
+            pl.when(category != "").then(category).alias("category")]  # spaces only: empty, id 1
 
 
 def _read_file(path: Path) -> Iterator[pl.DataFrame]:

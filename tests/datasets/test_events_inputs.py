@@ -1,0 +1,337 @@
+"""`sessrec prepare events` on logs as users' tools write them: the same events written differently give the same
+output (ISO times with offsets, float ids, hive folders, parquet without a suffix, spaced header names), and what
+cannot be read right (ambiguous day/month dates, float ids past 2^53, clashing column names) is refused in one line."""
+
+from __future__ import annotations
+
+import decimal
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sessrec.cli import main
+from sessrec.data.catalog import Catalog
+from sessrec.datasets import events
+from tests.datasets.helpers import all_sessions, prepare, train_run
+
+T0 = datetime(2024, 3, 13, 8, 0, tzinfo=timezone.utc)  # 13, 14, 15 March: a day above 12
+COLS = ["--session-col", "session", "--item-col", "item", "--time-col", "ts"]
+
+
+def _events(days: int = 3, start: datetime = T0) -> list[tuple[int, int, datetime]]:
+    """(session, item, time): 12 sessions a day of 2-4 events a minute apart, items 0-8, in a fixed order."""
+    rows = []
+    for s in range(12 * days):
+        begin = start + timedelta(days=s // 12, hours=s % 12)
+        rows += [(s, (s * 7 + k * 5) % 9, begin + timedelta(minutes=k)) for k in range(2 + s % 3)]
+    return rows
+
+
+def _write(path: Path, columns: dict) -> Path:
+    frame = pl.DataFrame(columns, strict=False)
+    frame.write_parquet(path) if path.suffix == ".parquet" else frame.write_csv(path)
+    return path
+
+
+def _epoch_csv(path: Path, rows) -> Path:
+    return _write(path, {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                         "ts": [int(t.timestamp()) for _, _, t in rows]})
+
+
+def _prepared(tmp_path: Path, capsys, name: str, inputs: list, *flags: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sessions written (ordered by session id) and the item map, of a prepare that must succeed."""
+    out = tmp_path / f"out-{name}"
+    rc, _, err = prepare(["events", "--input", *map(str, inputs), *COLS, *flags, "--output", str(out)], capsys)
+    assert rc == 0, err
+    return (all_sessions(out).sort("session_id", "split"),
+            pl.read_parquet(out / "catalog-map-item_id.parquet").sort("id"))
+
+
+def _refused(tmp_path: Path, capsys, inputs: list, *flags: str, cols: list[str] = COLS) -> str:
+    """The one error line of a prepare that must stop with exit 2, no traceback and no output."""
+    out = tmp_path / "refused"
+    rc, _, err = prepare(["events", "--input", *map(str, inputs), *cols, *flags, "--output", str(out)], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("sessrec: error: ") and "Traceback" not in err, err
+    assert not out.exists()
+    return lines[0]
+
+
+# ---- D1: ISO 8601 with an offset or Z ----------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_events_iso_times_with_an_offset_or_z_are_read_as_utc(tmp_path, capsys, fmt):
+    rows = _events()
+    reference = _prepared(tmp_path, capsys, "epoch", [_epoch_csv(tmp_path / "epoch.csv", rows)])
+    zones = [timezone(timedelta(hours=1)), timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+    offsets = [t.astimezone(zones[k % 3]).isoformat() for k, (_, _, t) in enumerate(rows)]  # 2024-03-13T09:00:00+01:00
+    zulu = [t.strftime("%Y-%m-%d %H:%M:%S.000Z") for _, _, t in rows]
+    for name, times in (("offset", offsets), ("zulu", zulu)):
+        path = _write(tmp_path / f"{name}.{fmt}", {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                                   "ts": times})
+        assert all(a.equals(b) for a, b in zip(_prepared(tmp_path, capsys, name, [path]), reference)), name
+
+
+def test_events_a_time_format_that_cannot_be_inferred_is_blamed_on_the_right_value(tmp_path, capsys):
+    rows = _events(1)
+    times = [t.strftime("%Y-%m-%d %H:%M:%S") for _, _, t in rows]
+    columns = {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows]}
+    first_bad = _write(tmp_path / "first.csv", {**columns, "ts": ["at nine", *times[1:]]})
+    line = _refused(tmp_path, capsys, [first_bad])
+    assert f"{first_bad}: cannot infer a time format from the first ts value 'at nine'; pass --time-format" in line
+    later_bad = _write(tmp_path / "later.csv", {**columns, "ts": [*times[:4], "at nine", *times[5:]]})
+    line = _refused(tmp_path, capsys, [later_bad])
+    assert f"{later_bad}, line 6: cannot read ts value 'at nine' as a time in the format of the first value " \
+           f"'{times[0]}'" in line
+
+
+# ---- D2: day/month order -------------------------------------------------------------------------------------------
+def _slash(tmp_path: Path, name: str, rows, fmt: str) -> Path:
+    return _write(tmp_path / f"{name}.csv", {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                             "ts": [t.strftime(fmt) for _, _, t in rows]})
+
+
+def test_events_day_month_dates_are_read_in_the_order_the_values_tell(tmp_path, capsys):
+    rows = _events()  # 13-15 March: the day is above 12
+    reference = _prepared(tmp_path, capsys, "epoch", [_epoch_csv(tmp_path / "epoch.csv", rows)])
+    for name, fmt in (("dmy", "%d/%m/%Y %H:%M"), ("mdy", "%m/%d/%Y %H:%M"), ("dmy-dots", "%d.%m.%Y %H:%M:%S")):
+        written = _prepared(tmp_path, capsys, name, [_slash(tmp_path, name, rows, fmt)])
+        assert all(a.equals(b) for a, b in zip(written, reference)), name
+
+
+def test_events_ambiguous_day_month_dates_are_refused_unless_a_format_is_given(tmp_path, capsys):
+    rows = _events(start=datetime(2024, 3, 5, 8, 0, tzinfo=timezone.utc))  # 5-7 March: 03/05, 03/06, 03/07
+    path = _slash(tmp_path, "us", rows, "%m/%d/%Y %H:%M")
+    line = _refused(tmp_path, capsys, [path])
+    assert line == (f"sessrec: error: {path}: the ts values such as '03/05/2024 08:00' could be day/month or month/day "
+                    "dates, and none has a number above 12 to tell which; pass --time-format '%d/%m/%Y %H:%M' (day first) "
+                    "or '%m/%d/%Y %H:%M' (month first)")
+    reference = _prepared(tmp_path, capsys, "epoch", [_epoch_csv(tmp_path / "epoch.csv", rows)])
+    given = _prepared(tmp_path, capsys, "given", [path], "--time-format", "%m/%d/%Y %H:%M")
+    assert all(a.equals(b) for a, b in zip(given, reference))
+    # another file's values tell the order for all of them
+    later = _events(start=datetime(2024, 3, 13, 8, 0, tzinfo=timezone.utc))
+    later = [(s + 100, i, t) for s, i, t in later]
+    both = _prepared(tmp_path, capsys, "both", [path, _slash(tmp_path, "us-later", later, "%m/%d/%Y %H:%M")])
+    reference = _prepared(tmp_path, capsys, "epoch-both", [_epoch_csv(tmp_path / "epoch-both.csv", rows + later)])
+    assert all(a.equals(b) for a, b in zip(both, reference))
+    # values that put the day first and others the month first
+    mixed = _slash(tmp_path, "mixed", later[:10], "%d/%m/%Y %H:%M").read_text() + \
+        _slash(tmp_path, "mixed2", later[10:], "%m/%d/%Y %H:%M").read_text().split("\n", 1)[1]
+    (tmp_path / "mixed.csv").write_text(mixed)
+    line = _refused(tmp_path, capsys, [tmp_path / "mixed.csv"])
+    assert "the ts values mix dates with the day first" in line and "with the month first" in line
+
+
+# ---- D3, D4: missing and float ids ---------------------------------------------------------------------------------
+def test_events_nan_and_empty_ids_are_missing_in_csv_and_parquet(tmp_path, capsys):
+    rows = _events()
+    gaps = {3, 10, 17}  # no session; no item at 5 and 20
+    nulls = _write(tmp_path / "nulls.parquet", {
+        "session": [None if k in gaps else str(s) for k, (s, _, _) in enumerate(rows)],
+        "item": [None if k in (5, 20) else str(i) for k, (_, i, _) in enumerate(rows)],
+        "ts": [int(t.timestamp()) for _, _, t in rows]})
+    reference = _prepared(tmp_path, capsys, "nulls", [nulls])
+    empty = pl.read_parquet(nulls).with_columns(pl.col("session", "item").fill_null(""))
+    empty.write_parquet(tmp_path / "empty.parquet")
+    (tmp_path / "empty.csv").write_text(empty.write_csv(quote_style="always"))  # "" in a CSV: quoted, not absent
+    floats = pl.read_parquet(nulls).with_columns(pl.col("session", "item").cast(pl.Float64).fill_null(float("nan")))
+    floats.write_parquet(tmp_path / "nan.parquet")
+    for name in ("empty.parquet", "empty.csv", "nan.parquet"):
+        out = tmp_path / f"out-{name}"
+        assert main(["prepare", "events", "--input", str(tmp_path / name), *COLS, "--output", str(out)]) == 0
+        assert "dropped 5 without a session or an item" in capsys.readouterr().err, name
+        written = (all_sessions(out).sort("session_id", "split"), pl.read_parquet(out / "catalog-map-item_id.parquet"))
+        assert written[0].equals(reference[0]) and written[1].sort("id").equals(reference[1]), name
+
+
+def test_events_whole_float_ids_are_integers_and_large_ones_refused(tmp_path, capsys):
+    rows = _events()
+    ints = _prepared(tmp_path, capsys, "ints", [_epoch_csv(tmp_path / "ints.csv", rows)])
+    assert ints[1]["raw"].dtype == pl.Int64 and ints[0]["session_id"][0] == "0"
+    columns = {"session": [float(s) for s, _, _ in rows], "item": [float(i) for _, i, _ in rows],
+               "ts": [int(t.timestamp()) for _, _, t in rows]}
+    as_floats = _write(tmp_path / "floats.parquet", columns)
+    float32 = pl.read_parquet(as_floats).with_columns(pl.col("item").cast(pl.Float32))
+    float32.write_parquet(tmp_path / "float32.parquet")
+    pandas_csv = tmp_path / "pandas.csv"  # pandas.to_csv of a float column: 1.0, 2.0, ...
+    pandas_csv.write_text("session,item,ts\n" + "".join(f"{s:.1f},{i:.1f},{int(t.timestamp())}\n" for s, i, t in rows))
+    for path in (as_floats, tmp_path / "float32.parquet", pandas_csv):
+        written = _prepared(tmp_path, capsys, path.name, [path])
+        assert all(a.equals(b) for a, b in zip(written, ints)), path.name
+    # text ids that are not all whole floats stay text
+    versions = _write(tmp_path / "versions.csv", {**columns, "item": [f"1.{i}0" if i else "1.5" for _, i, _ in rows]})
+    raw = _prepared(tmp_path, capsys, "versions", [versions])[1]["raw"]
+    assert raw.dtype == pl.String and {"1.10", "1.50"} <= set(raw)  # 1.1 and 1.10 would be one float
+
+    big = _write(tmp_path / "big.parquet", {**columns, "session": [1.79e18 + 256.0 * s for s, _, _ in rows]})
+    line = _refused(tmp_path, capsys, [big])
+    assert line.startswith(f"sessrec: error: {big}, line 1: cannot read session value 1.79e+18 as an id: as a float, an "
+                           "id of 2^53 or more has lost digits (ids merge); write the column as integers or as text")
+    big32 = float32.with_columns(pl.col("item") + 2.0**24)
+    big32.write_parquet(tmp_path / "big32.parquet")
+    assert "cannot read item value 16777216.0 as an id: as a float, an id of 2^24 or more" in \
+        _refused(tmp_path, capsys, [tmp_path / "big32.parquet"])
+    big_csv = tmp_path / "big.csv"
+    big_csv.write_text(pandas_csv.read_text().replace("\n0.0,", "\n1.7900000000000023e+18,"))
+    assert f"{big_csv}, line 2: cannot read session value '1.7900000000000023e+18' as an id" in \
+        _refused(tmp_path, capsys, [big_csv])
+
+
+def test_events_float_item_ids_are_served_by_the_users_ids(tmp_path, capsys):
+    rows = _events()
+    path = _write(tmp_path / "floats.parquet", {"session": [s for s, _, _ in rows],
+                                                "item": [float(i) if k % 7 else float("nan") for k, (_, i, _) in enumerate(rows)],
+                                                "ts": [int(t.timestamp()) for _, _, t in rows]})
+    out = tmp_path / "data"
+    assert prepare(["events", "--input", str(path), *COLS, "--output", str(out)], capsys)[0] == 0
+    catalog = Catalog.load(out)
+    assert catalog.numeric_ids and sorted(v for v in catalog.item.raw if v is not None) == list(range(9))
+    assert catalog.item.lookup("1") == catalog.item.lookup(1) is not None and catalog.item.lookup("1.0") is None
+    train_run(out, tmp_path / "run", side_information=False)
+    capsys.readouterr()
+    assert main(["recommend", "--model-dir", str(tmp_path / "run" / "checkpoint-last"), "--items", "1,2,3", "-k", "3",
+                 "--timestamps", ",".join(str(int(T0.timestamp()) + 60 * k) for k in range(3))]) == 0
+    assert "unknown" not in capsys.readouterr().err
+
+
+# ---- D5: side columns --------------------------------------------------------------------------------------------
+def test_events_decimal_and_boolean_continuous_columns_are_numbers(tmp_path, capsys):
+    rows = _events()
+    base = {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows], "ts": [int(t.timestamp()) for _, _, t in rows]}
+    prices = [decimal.Decimal(f"{(i * 13 % 50) / 4:.2f}") for _, i, _ in rows]
+    table = pa.table({**base, "price": pa.array(prices, pa.decimal128(10, 2)), "flag": [i % 2 == 0 for _, i, _ in rows],
+                      "category": pa.array([f"c{i % 3}" for _, i, _ in rows]).dictionary_encode()})
+    pq.write_table(table, tmp_path / "side.parquet")
+    as_float = pl.read_parquet(tmp_path / "side.parquet").with_columns(pl.col("price").cast(pl.Float64),
+                                                                       pl.col("flag").cast(pl.Float64))
+    as_float.write_parquet(tmp_path / "float.parquet")
+    side = ["--continuous-cols", "price", "flag"]
+    written = _prepared(tmp_path, capsys, "side", [tmp_path / "side.parquet"], *side)
+    assert all(a.equals(b) for a, b in zip(written, _prepared(tmp_path, capsys, "float", [tmp_path / "float.parquet"], *side)))
+    assert written[0]["flag_norm"].explode().n_unique() == 2
+    line = _refused(tmp_path, capsys, [tmp_path / "side.parquet"], "--continuous-cols", "category")
+    assert line == (f"sessrec: error: {tmp_path / 'side.parquet'}: --continuous-cols category is a categorical "
+                    "(dictionary-encoded text) column, not a number; list it under --categorical-cols, or store it as "
+                    "numbers")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--categorical-cols", "category", "category"], "--categorical-cols lists category 2 times; list each column once"),
+    (["--continuous-cols", "price", "price"], "--continuous-cols lists price 2 times"),
+    (["--categorical-cols", "hour_sin"], "--categorical-cols hour_sin: the output already has a column hour_sin (its own "
+                                         "columns: item_id, item_age_days_log_norm, hour_sin, hour_cos, weekday_sin, "
+                                         "weekday_cos, timestamp, session_id, session_start, session_size); rename that "
+                                         "column in the input"),
+    (["--categorical-cols", "timestamp"], "--categorical-cols timestamp: the output already has a column timestamp"),
+    (["--categorical-cols", "session_size"], "--categorical-cols session_size: the output already has a column"),
+    (["--categorical-cols", "item_id"], "--categorical-cols item_id: the output already has a column item_id"),
+    (["--categorical-cols", "item"], "--categorical-cols item is the --item-col; a column cannot also be a side feature"),
+    (["--continuous-cols", "ts"], "--continuous-cols ts is the --time-col"),
+    (["--categorical-cols", "price_norm", "--continuous-cols", "price"],
+     "--continuous-cols price and --categorical-cols price_norm would both be the output column price_norm"),
+])
+def test_events_side_columns_that_clash_are_refused_before_reading(tmp_path, capsys, flags, message):
+    path = tmp_path / "not-read.csv"
+    path.write_text("not even a CSV of these columns\n")
+    assert _refused(tmp_path, capsys, [path], *flags).startswith(f"sessrec: error: {message}")
+
+
+def test_events_a_side_column_that_is_the_item_column_of_another_name_clashes(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    path.write_text("session_id,item_id,timestamp,hour_sin\n")
+    line = _refused(tmp_path, capsys, [path], "--categorical-cols", "hour_sin",
+                    cols=["--session-col", "session_id", "--item-col", "item_id", "--time-col", "timestamp"])
+    assert "--categorical-cols hour_sin: the output already has a column hour_sin" in line
+
+
+# ---- D10: header names with spaces -------------------------------------------------------------------------------
+def test_events_csv_header_names_are_matched_without_the_spaces_around_them(tmp_path, capsys):
+    rows = _events()
+    reference = _prepared(tmp_path, capsys, "epoch", [_epoch_csv(tmp_path / "epoch.csv", rows)])
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(' session ,"Item ",Time Stamp\n' + "".join(f"{s},{i},{int(t.timestamp())}\n" for s, i, t in rows))
+    for session, item in (("session", "Item"), (" session ", "Item "), ("session ", '"Item "')):
+        out = tmp_path / f"out-{session!r}{item!r}"
+        rc, _, err = prepare(["events", "--input", str(spaced), "--session-col", session, "--item-col", item,
+                              "--time-col", "Time Stamp", "--output", str(out)], capsys)
+        assert rc == 0, err
+        assert all_sessions(out).sort("session_id", "split").equals(reference[0])
+    line = _refused(tmp_path, capsys, [spaced], cols=["--session-col", "session", "--item-col", "item", "--time-col",
+                                                      "Time Stamp"])
+    assert "column(s) item missing from the header ' session ,\"Item \",Time Stamp' (did you mean 'Item'?)" in line
+    line = _refused(tmp_path, capsys, [spaced], "--categorical-cols", " session",
+                    cols=["--session-col", "session", "--item-col", "Item", "--time-col", "Time Stamp"])
+    assert "'session' and ' session' name the same column session of the header; name it once" in line
+
+
+# ---- D11: parquet without a suffix, folders, files in different time units -------------------------------------
+def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path, capsys):
+    rows = _events()
+    columns = {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+               "ts": [int(t.timestamp()) for _, _, t in rows]}
+    reference = _prepared(tmp_path, capsys, "one", [_write(tmp_path / "one.parquet", columns)])
+    spark = tmp_path / "part-00000-abc.c000"
+    spark.write_bytes((tmp_path / "one.parquet").read_bytes())
+    assert all(a.equals(b) for a, b in zip(_prepared(tmp_path, capsys, "spark", [spark]), reference))
+    # a hive-partitioned folder: a file per day (and two parts for the last), read in the natural order of the paths
+    hive = tmp_path / "hive"
+    frame = pl.DataFrame(columns)
+    for day in range(3):
+        part = frame.filter(pl.col("session") // 12 == day)
+        folder = hive / f"date=2024-03-{13 + day}"
+        folder.mkdir(parents=True)
+        if day < 2:
+            part.write_parquet(folder / "part-0.parquet")
+        else:
+            part.head(10).write_parquet(folder / "part-2.parquet")
+            part.slice(10).write_parquet(folder / "part-10.parquet")
+        (folder / ".part-0.parquet.crc").write_bytes(b"crc")
+    (hive / "_SUCCESS").write_bytes(b"")
+    assert all(a.equals(b) for a, b in zip(_prepared(tmp_path, capsys, "hive", [hive]), reference))
+    (tmp_path / "empty").mkdir()
+    assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
+        f"sessrec: error: input {tmp_path / 'empty'} is a folder without parquet or .csv files; pass the event files"
+
+
+def test_events_files_in_different_time_units_are_named(tmp_path, capsys):
+    rows = _events()
+    seconds = _epoch_csv(tmp_path / "seconds.csv", rows[:40])
+    millis = _write(tmp_path / "millis.parquet", {"session": [s for s, _, _ in rows[40:]], "item": [i for _, i, _ in rows[40:]],
+                                                  "ts": [int(t.timestamp()) * 1000 for _, _, t in rows[40:]]})
+    value = int(rows[40][2].timestamp()) * 1000
+    assert _refused(tmp_path, capsys, [seconds, millis]) == (
+        f"sessrec: error: {millis}, line 1: the ts value {value} is beyond the years 1-9999 as s since 1970, while the "
+        f"times of {seconds} are within them: the files have their times in different units; convert them to one "
+        "(--time-unit, s, applies to every file)")
+    line = _refused(tmp_path, capsys, [millis, seconds])
+    assert line.startswith(f"sessrec: error: {seconds}: the ts times are within the years 1-9999 as s since 1970, while "
+                           f"those of {millis} are not (line 1: {value})")
+
+
+# ---- both readers ------------------------------------------------------------------------------------------------
+def test_events_the_scan_and_the_block_reader_agree_on_these_inputs(tmp_path):
+    """The fast scan reads these inputs (it does not leave them to the block reader), and gives its events."""
+    rows = _events()
+    sessions, items = [s for s, _, _ in rows], [i for _, i, _ in rows]
+    epoch = [int(t.timestamp()) for _, _, t in rows]
+    cases = {
+        "offset.csv": {"session": sessions, "item": items,
+                       "ts": [t.astimezone(timezone(timedelta(hours=-5))).isoformat() for _, _, t in rows]},
+        "mdy.csv": {"session": sessions, "item": items, "ts": [t.strftime("%m/%d/%Y %H:%M") for _, _, t in rows]},
+        "floats.parquet": {"session": [float(s) for s in sessions],
+                           "item": [float(i) if k % 5 else float("nan") for k, i in enumerate(items)], "ts": epoch},
+        "floats.csv": {"session": [f"{s}.0" for s in sessions], "item": [f"{i}.0" for i in items], "ts": epoch},
+        "empty.parquet": {"session": [str(s) if s % 4 else "" for s in sessions], "item": items, "ts": epoch},
+    }
+    for name, columns in cases.items():
+        source = events.source([_write(tmp_path / name, columns)], events.Columns("item", "ts", "session", None, (), ()))
+        fast = source.scan().collect()
+        assert fast.height > 50 and fast.equals(pl.concat(source.batches()).drop("_row")), name
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(' session ,"Item ",ts\n' + "".join(f"{s},{i},{t}\n" for s, i, t in zip(sessions, items, epoch)))
+    source = events.source([spaced], events.Columns("Item", "ts", " session ", None, (), ()))
+    assert source.scan().collect().equals(pl.concat(source.batches()).drop("_row"))

@@ -1,0 +1,109 @@
+"""The raw readers (``sessrec.datasets.raw``): the file's own line numbers in messages, blank lines skipped and not
+counted as events, rows with too few fields refused by both the exact block reader and the fast scan, strict UTF-8
+per line, a byte order mark skipped, and only a newline ending a JSON line."""
+
+import json
+
+import polars as pl
+import pytest
+
+from sessrec.datasets import raw
+from sessrec.errors import SessrecError
+
+HEADER = ["id", "text", "n"]
+
+
+def _csv(tmp_path, text: str, name: str = "x.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode())
+    return path
+
+
+def _rows(path, header=HEADER, has_header=True) -> list[tuple]:
+    """(file line, values...) of every row the exact reader gives."""
+    batches = list(raw.csv_batches(path, header, header, has_header))
+    return [(raw.line_number(r[0], has_header), *r[1:]) for b in batches for r in b.iter_rows()]
+
+
+@pytest.mark.parametrize("chunk", [raw.CHUNK_BYTES, 12])  # one block, and a block of about a line
+def test_csv_blank_lines_are_skipped_and_lines_keep_their_numbers(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(raw, "CHUNK_BYTES", chunk)
+    text = '\n\r\nid,text,n\n1,a,5\n\n  \r\n2,"two\nlines",6\n3,,\n\n4,"",8\r\n\n'
+    got = _rows(_csv(tmp_path, text))
+    assert got == [(4, "1", "a", "5"), (7, "2", "two\nlines", "6"), (9, "3", None, None), (11, "4", None, "8")]
+    header_less = _rows(_csv(tmp_path, "\n1,a,5\n\n2,b,\n", "h.csv"), has_header=False)
+    assert header_less == [(2, "1", "a", "5"), (4, "2", "b", None)]  # "" and an empty field: both empty
+
+
+@pytest.mark.parametrize("chunk", [raw.CHUNK_BYTES, 12])
+def test_csv_a_row_with_too_few_fields_is_named_with_its_line(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(raw, "CHUNK_BYTES", chunk)
+    path = _csv(tmp_path, 'id,text,n\n1,a,5\n\n2,"x\ny",6\n3,c\n4,d,7\n')
+    with pytest.raises(SessrecError) as e:
+        _rows(path)
+    assert str(e.value) == (f"{path}, line 6 has 2 fields, expected 3 (every row needs a value, empty or not, for each "
+                            "header column): '3,c'")
+    path = _csv(tmp_path, "id,text,n\n1,a,5\n\n2,b,6,extra\n")
+    with pytest.raises(SessrecError, match=r"x.csv, line 4 has 4 fields, expected 3 "
+                                           r"\(a value with a comma needs quotes\): '2,b,6,extra'"):
+        _rows(path)
+
+
+def test_csv_counts_fields_as_polars_reads_the_rows(tmp_path):
+    """The marks added to count fields do not move rows: quoted commas, a quoted newline, CRLF, the mark's own byte
+    in a value, a last line without its newline."""
+    chunk = f'1,"a,b",3\r\n2,"x\ny",\r\n\r\n4\n5,{raw.MARK},6\n  \n7,8'.encode()
+    assert raw._field_counts(chunk, 3).to_list() == [3, 3, 0, 1, 3, 0, 2]
+
+
+def test_csv_scan_fails_on_a_row_that_lost_fields(tmp_path):
+    """The fast scan cannot see a short row (polars fills its last fields with nulls): rows whose last field is
+    empty are looked up in the file. Empty last values pass; a short row, a blank line, or a row after a quoted
+    field that spans lines (it cannot be found as one line) fail the query, for the exact reader to decide."""
+    conv = {"id": raw.as_int()}
+
+    def scan(text: str) -> pl.DataFrame:
+        return raw.csv_scan(_csv(tmp_path, text), HEADER, conv, ("id",)).select(HEADER).collect()
+
+    assert scan("\nid,text,n\n1,a,\n2,,\n3,c,9\n")["n"].to_list() == [None, None, "9"]  # an empty line before the header
+    for bad, message in (("id,text,n\n1,a,\n2,b\n3,c,9\n", "x.csv, line 3: 2 fields, expected 3"),
+                         ("id,text,n\n1,a,5\n\n3,c,9\n", "x.csv, line 3: 0 fields, expected 3"),
+                         ('id,text,n\n1,"a\nb",5\n2,c,\n', "x.csv: cannot find data row 2 as one line")):
+        with pytest.raises(pl.exceptions.ComputeError, match=message):
+            scan(bad)
+    assert _rows(_csv(tmp_path, 'id,text,n\n1,"a\nb",5\n2,c,\n')) == [(2, "1", "a\nb", "5"), (4, "2", "c", None)]
+    lines = raw._Lines(_csv(tmp_path, "a\nb\n\nc"))
+    lines.BLOCK = 2  # blocks of a line or so
+    assert lines.get([3, 0, 2, 4]) == [b"c", b"a", b"", None]
+
+
+@pytest.mark.parametrize("chunk", [raw.CHUNK_BYTES, 40])
+def test_json_lines_blank_lines_bom_and_line_numbers(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(raw, "CHUNK_BYTES", chunk)
+    events = [json.dumps({"userId": f"u{i}", "time": i, "title": "første\u2028linje"}, ensure_ascii=False)
+              for i in range(4)]
+    text = "\n".join([events[0], "", "  \t", events[1], "\r", events[2], "", events[3]]) + "\n\n"
+    path = tmp_path / "day"
+    path.write_bytes(raw.BOM + text.encode())
+    fields = {"userId": str, "time": int}
+    got = pl.concat(raw.json_batches(path, fields))
+    assert got["userId"].to_list() == ["u0", "u1", "u2", "u3"]
+    assert [raw.line_number(n, False) for n in got[raw.LINE]] == [1, 4, 6, 8]
+    ordered = pl.concat(raw.in_input_order([path, path], lambda p: raw.json_batches(p, fields)))
+    assert ordered["_row"].to_list() == list(range(8))  # events are numbered, blank lines are not
+
+
+@pytest.mark.parametrize("bad, message", [
+    (b'{"userId": "u", "time": 5, "title": "\xf8"}', "line 4 is not UTF-8 text (byte b'\\xf8')"),
+    (b'{"userId": "u", "time": 5', "line 4 is not JSON: '{\"userId\": \"u\", \"time\": 5'"),
+    (b'{"userId": "u", "time": "5"}', "line 4: field time is '5', expected an integer"),
+])
+def test_json_lines_errors_name_the_line(tmp_path, bad, message):
+    """The lines before the bad one: a valid event with U+2028 (a line break for Python's splitlines, not for
+    JSON lines), and a blank line."""
+    good = json.dumps({"userId": "u", "time": 1, "title": "a\u2028b"}, ensure_ascii=False).encode()
+    path = tmp_path / "day"
+    path.write_bytes(b"\n".join([good, b"", good, bad, good]) + b"\n")
+    with pytest.raises(SessrecError) as e:
+        list(raw.json_batches(path, {"userId": str, "time": int}))
+    assert str(e.value).startswith(f"{path}: cannot read the JSON lines: {message}"), str(e.value)
