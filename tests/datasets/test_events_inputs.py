@@ -335,3 +335,22 @@ def test_events_the_scan_and_the_block_reader_agree_on_these_inputs(tmp_path):
     spaced.write_text(' session ,"Item ",ts\n' + "".join(f"{s},{i},{t}\n" for s, i, t in zip(sessions, items, epoch)))
     source = events.source([spaced], events.Columns("Item", "ts", " session ", None, (), ()))
     assert source.scan().collect().equals(pl.concat(source.batches()).drop("_row"))
+
+
+def test_events_time_options_that_cannot_act_are_warned(tmp_path, capsys):
+    rows = _events()
+    stamps = {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows]}
+    as_datetimes = _write(tmp_path / "dt.parquet", {**stamps, "ts": [t for _, _, t in rows]})
+    numbers = _write(tmp_path / "n.parquet", {**stamps, "ts": [int(t.timestamp()) for _, _, t in rows]})
+
+    def err(name: str, path: Path, *flags: str) -> str:
+        rc, _, text = prepare(["events", "--input", str(path), *COLS, *flags, "--output", str(tmp_path / name)], capsys)
+        assert rc == 0, text
+        return text
+
+    assert f"warning: --time-unit and --time-format have no effect: the ts column of {as_datetimes} holds datetimes" \
+        in err("a", as_datetimes, "--time-unit", "ms", "--time-format", "%Y")
+    assert "no effect" not in err("b", as_datetimes)
+    assert all_sessions(tmp_path / "a").equals(all_sessions(tmp_path / "b"))  # the options did nothing indeed
+    assert "warning: --time-format has no effect: the ts column of" in err("c", numbers, "--time-format", "%Y")
+    assert "no effect" not in err("d", numbers, "--time-unit", "s")

@@ -91,8 +91,8 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--user-col", help="user column (needed without --session-col, or with --repeats user)")
         p.add_argument("--session-gap", type=parse_duration, metavar="DURATION",
                        help="inactivity that ends a user's session when there is no --session-col (default: 30m)")
-        p.add_argument("--time-unit", choices=("s", "ms", "us", "ns"), default="s",
-                       help="unit of a numeric time column (default: %(default)s)")
+        p.add_argument("--time-unit", choices=("s", "ms", "us", "ns"),
+                       help="unit of a numeric time column (default: s)")
         p.add_argument("--time-format", help="strftime format of a text time column (default: inferred)")
         p.add_argument("--timezone", default="UTC", help="time zone of the hour/weekday features (default: %(default)s)")
         p.add_argument("--categorical-cols", nargs="+", default=[], metavar="COL",

@@ -46,6 +46,7 @@ from sessrec.datasets.pipeline import (
     Continuous,
     Options,
     PrepareResult,
+    Progress,
     Recipe,
     Source,
     output_columns,
@@ -608,7 +609,30 @@ def run(args, opts: Options) -> PrepareResult:
         opts.session_gap_ms = args.session_gap or DEFAULT_SESSION_GAP_MS
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
-                   tuple(args.continuous_cols), args.time_unit, args.time_format)
+                   tuple(args.continuous_cols), args.time_unit or "s", args.time_format)
     bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
-    return prepare(recipe(cols, args.timezone), source(existing_files(input_files(args.input), "input file"), cols), opts)
+    paths = existing_files(input_files(args.input), "input file")
+    _warn_inert_time_options(paths, cols, args.time_unit is not None, Progress("events", opts.quiet))
+    return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
+
+
+def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool, progress: Progress) -> None:
+    """Say when --time-unit or --time-format cannot act: a parquet time column of datetimes or dates needs neither,
+    one of numbers no format (CSV times are text, which both can apply to)."""
+    for path in paths:
+        if not is_parquet(path):
+            continue
+        _parquet_file(path, cols)  # names a file without the column
+        dtype = pl.read_parquet_schema(path)[cols.time]
+        if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+            inert = [flag for flag, given in (("--time-unit", unit_given), ("--time-format", cols.time_format)) if given]
+            what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"
+        elif dtype.is_numeric():
+            inert, what = (["--time-format"] if cols.time_format else []), f"numbers (of --time-unit {cols.time_unit})"
+        else:
+            continue
+        if inert:
+            progress.warn(f"{' and '.join(inert)} ha{'ve' if len(inert) > 1 else 's'} no effect: the {cols.time} column "
+                          f"of {path} holds {what}")
+        return
