@@ -188,3 +188,18 @@ def test_g1_a_click_that_lost_a_field_is_refused(tmp_path, capsys):
         f"sessrec: error: {path}, line 4 has 11 fields, expected 12 (every row needs a value, empty or not, for each "
         f"header column): {','.join(short)!r}"]
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.tmp*"))
+
+
+def test_g1_an_article_listed_twice_is_one_article_or_a_one_line_error(tmp_path, capsys):
+    clicks, articles = write_g1(tmp_path)
+    lines = articles.read_text().splitlines()
+    out = tmp_path / "out"
+    args = ["g1", "--input", str(clicks), "--articles", str(articles), "--min-sessions-per-window", "2"]
+    assert prepare([*args, "--output", str(tmp_path / "once")], capsys)[0] == 0
+    articles.write_text("\n".join([*lines, lines[1]]) + "\n")  # the same row twice: the same output
+    assert prepare([*args, "--output", str(out)], capsys)[0] == 0
+    assert all_sessions(out).equals(all_sessions(tmp_path / "once"))
+    articles.write_text("\n".join([*lines, "10,3,1506800000000,0,180"]) + "\n")  # article 10 created twice
+    rc, _, err = prepare([*args, "--output", str(tmp_path / "x")], capsys)
+    assert rc == 2 and f"{articles}: article_id 10 has 2 different created_at_ts values" in err
+    assert "1 article(s) are listed with conflicting creation times: keep one row per article" in err

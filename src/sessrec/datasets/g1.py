@@ -56,7 +56,15 @@ def read_articles(path: Path) -> pl.DataFrame:
     parts = [convert(b, conv, path, required=tuple(conv)) for b in csv_batches(path, ("article_id", "created_at_ts"), header)]
     if not parts or not sum(p.height for p in parts):
         raise SessrecError(f"{path}: no articles after the header line")
-    return pl.concat(parts).select(pl.col("article_id").alias("item"), pl.col("created_at_ts").alias("created_at")).unique("item")
+    articles = pl.concat(parts).select(pl.col("article_id").alias("item"), pl.col("created_at_ts").alias("created_at"))
+    articles = articles.unique(maintain_order=True)  # a row repeated whole is one article
+    twice = articles.filter(pl.col("item").is_duplicated())
+    if twice.height:
+        item, times = twice["item"][0], twice.filter(pl.col("item") == twice["item"][0])["created_at"].to_list()
+        raise SessrecError(f"{path}: article_id {item} has {len(times)} different created_at_ts values ({times[0]}, "
+                           f"{times[1]}{', ...' if len(times) > 2 else ''}); {twice['item'].n_unique()} article(s) "
+                           "are listed with conflicting creation times: keep one row per article")
+    return articles
 
 
 def read_events(paths: list[Path], articles: pl.DataFrame, users: bool = False) -> Iterator[pl.DataFrame]:
