@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable
@@ -247,7 +248,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def _numbers(text: str, flag: str, kind: type) -> list:
     try:
-        return [kind(t) for t in (x.strip() for x in text.split(",")) if t]
+        values = [t for t in (x.strip() for x in text.split(",")) if t]
+        if kind is int and not all(re.fullmatch(r"-?[0-9]+", t) for t in values):  # int() also reads "5_0", "+5", "٥"
+            raise ValueError
+        return [kind(t) for t in values]
     except ValueError:
         raise SessrecError(f"{flag} must be comma-separated {'item ids such as 12,55,7' if kind is int else 'numbers'} "
                            f"(got '{text}')") from None
