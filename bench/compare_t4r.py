@@ -121,8 +121,13 @@ def main(argv: list[str] | None = None) -> None:
         [str(venv_python), "-c", "import transformers4rec.torch"], capture_output=True).returncode == 0
     data = Path(os.environ.get("T4R_DATA", a.work / "synth_data"))
     if not (data / "rees46_schema_synth.pbtxt").is_file():
+        # the anchor's generator writes its parquet files with pandas, which sessrec does not need
+        python = venv_python if have_ref else Path(sys.executable)
+        if subprocess.run([str(python), "-c", "import pandas"], capture_output=True).returncode:
+            raise SystemExit(f"the anchor's data generator needs pandas: pip install pandas, or make the data "
+                             f"elsewhere (python {a.anchors / 'make_synth_t4r.py'} DIR) and set T4R_DATA=DIR")
         data.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(a.anchors / "make_synth_t4r.py"), str(data)], check=True)
+        subprocess.run([str(python), str(a.anchors / "make_synth_t4r.py"), str(data)], check=True)
     print(f"machine: {describe()}; data: {data}; d_model {a.d_model}, 2 layers, batch {a.train_bs}, {a.epochs} epochs, "
           f"windows 1..{a.final}, seeds {a.seeds}, sessrec --compat {a.compat}")
     if not have_ref:
