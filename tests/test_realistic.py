@@ -97,7 +97,7 @@ def check_run(out: Path, data: Path, logits: bool = True) -> dict:
 
 def check_recommendations(folder: Path, data: Path, tmp_path: Path) -> None:
     """``sessrec recommend --exclude-seen`` on the last window: k distinct valid ids per session, none of its items."""
-    out = tmp_path / "recs.parquet"
+    out = tmp_path / f"recs-{folder.parent.name}.parquet"  # one file per run: --output never replaces one
     assert main(["recommend", "--model-dir", str(folder), "--input", str(data / "0004" / "valid.parquet"),
                  "--output", str(out), "-k", "10", "--exclude-seen"]) == 0
     got = pq.read_table(out).to_pydict()
