@@ -454,3 +454,15 @@ def test_interaction_times_keep_their_seconds_in_the_python_api(tmp_path):
     assert got.ids == want[0].tolist() and torch.allclose(torch.tensor(got.scores), want[1])
     rounded = recommend(learner, {n: v.float() for n, v in batch.items() if n == "ts"} | {"item": batch["item"]}, 5)
     assert not torch.allclose(rounded[1], want[1])  # what float32 times gave
+
+
+def test_a_session_that_is_not_a_list_is_one_line_with_a_catalog_too(catalog_run, tmp_path, capsys):
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    for session, shown in ((5, "5"), ({"items": "1000007"}, "'1000007'")):  # text was read one character at a time
+        with pytest.raises(SessrecError, match=rf"session 0: items must be a list of values \(got {shown}\)"):
+            rec.recommend([session])
+    scalar = tmp_path / "scalar.parquet"
+    pq.write_table(pa.table({"items": [1000007, 1000008]}), scalar)
+    assert main(["recommend", "--model-dir", str(catalog_run / "checkpoint-last"), "--input", str(scalar),
+                 "--output", str(tmp_path / "out.parquet")]) == 2
+    assert f"{scalar}, row 0: items must be a list of values (got 1000007)" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import shutil
 
 import pytest
 
@@ -110,8 +111,9 @@ def test_one_data_folder_by_a_relative_and_an_absolute_path_or_a_link_is_one_dat
 
 def test_runs_copied_from_another_machine_keep_their_data_set(tmp_path, monkeypatch):
     """Runs made elsewhere (/cluster/u) and copied here: an absolute data path under the place the run folder was
-    made in is read under where it is now."""
+    made in, and missing here, is read under where it is now, where the data is."""
     proj = tmp_path / "proj"
+    (proj / "data" / "rees46").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     a = fake_run(proj / "runs" / "a", {2: 0.30, 3: 0.40, 4: 0.50}, data_path="/cluster/u/data/rees46",
                  output_dir="/cluster/u/runs/a")
@@ -188,3 +190,18 @@ def test_not_a_run_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(SessrecError, match=r"notes.txt is a file: give run folders"):
         make_report([tmp_path / "notes.txt"], tmp_path / "r")
+
+
+def test_a_run_copied_without_its_data_keeps_the_data_it_read(tmp_path, monkeypatch):
+    """Runs archived elsewhere without their data: the recorded data path still exists, so it is kept (it was read
+    under the archive's folder, which has no data, and the copy became a data set of its own)."""
+    data = tmp_path / "w" / "mydata"
+    data.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "w")
+    a = fake_run(tmp_path / "w" / "runs" / "r1", {2: 0.30, 3: 0.40, 4: 0.50}, data_path=str(data),
+                 output_dir=str(tmp_path / "w" / "runs" / "r1"))
+    b = fake_run(tmp_path / "w" / "runs" / "r2", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm",
+                 data_path=str(data), output_dir=str(tmp_path / "w" / "runs" / "r2"))
+    archived = tmp_path / "w" / "archive" / "rep" / "runs" / "r2"
+    shutil.copytree(b, archived)
+    assert [g.dataset for g in group_runs([load_run(a), load_run(archived)])] == ["mydata"] * 3

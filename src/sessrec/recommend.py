@@ -270,13 +270,13 @@ class Recommender:
             if extra:
                 raise SessrecError(f"session {i}: {', '.join(map(repr, extra))} is not a feature of this model (it reads "
                                    f"{', '.join(self.input_names)}; sessions of original ids need the run's catalog)")
-            out = {n: self._values(v, i, n) for n, v in session.items()}
+            out = {n: _values(v, f"session {i}: ", n) for n, v in session.items()}
             for n, values in out.items():
                 if self.schema[n].is_continuous and not self.schema[n].is_time:
                     model_floats(n, values)
             ids = out.get(self.item_key, [])
         else:
-            out = ids = self._values(session, i, self.item_key)
+            out = ids = _values(session, f"session {i}: ", self.item_key)
         bad = [v for v in ids if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1]
         if bad:
             raise SessrecError(f"session {i}: item id {bad[0]!r} is not a model id (whole numbers from 1; 0 is padding)")
@@ -285,15 +285,6 @@ class Recommender:
             raise SessrecError(f"item id {beyond[0]} is outside this model's range 1..{self.schema.n_items - 1}")
         return out
 
-    @staticmethod
-    def _values(values: Any, i: int, name: str) -> list:
-        if isinstance(values, (str, bytes, numbers.Number)) or values is None:
-            raise SessrecError(f"session {i}: {name} must be a list of values (got {values!r}); a list of sessions is "
-                               "[[5, 10, 20], ...], not [5, 10, 20]")
-        try:
-            return list(values)
-        except TypeError:
-            raise SessrecError(f"session {i}: {name} must be a list of values (got {values!r})") from None
 
     def encode(self, session: SessionLike, strict: bool = False, now: float | None = None, where: str = "") -> Encoded:
         """A session (item ids, or a dict with ``items`` and optionally ``timestamps`` and ``features``)
@@ -307,10 +298,11 @@ class Recommender:
             items, times, feats = session["items"], session.get("timestamps"), session.get("features")
         else:
             items, times, feats = session, None, None
+        items = _values(items, where, "items")
         try:
             if self.catalog is not None:
-                return self.catalog.encode(list(items), self.input_names, times, feats, strict, now)
-            return self._encode_model_ids(list(items), times, feats or {}, strict)
+                return self.catalog.encode(items, self.input_names, times, feats, strict, now)
+            return self._encode_model_ids(items, times, feats or {}, strict)
         except NoKnownItem as e:
             raise NoKnownItem(f"{where}{e}") from None
         except SessrecError as e:
@@ -495,3 +487,14 @@ class Recommender:
                 value = int(v[bad][0])
                 what = "item id" if spec.is_item_id else f"'{name}' value"
                 raise SessrecError(f"{what} {value} is outside this model's range 1..{(card or 1) - 1}")
+
+
+def _values(values: Any, where: str, name: str) -> list:
+    """A session's list of values (item ids, a feature's values); a scalar or text is one line naming ``where``."""
+    if isinstance(values, (str, bytes, numbers.Number)) or values is None:
+        raise SessrecError(f"{where}{name} must be a list of values (got {values!r}); a list of sessions is "
+                           "[[5, 10, 20], ...], not [5, 10, 20]")
+    try:
+        return list(values)
+    except TypeError:
+        raise SessrecError(f"{where}{name} must be a list of values (got {values!r})") from None

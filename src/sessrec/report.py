@@ -202,7 +202,8 @@ def _locate_data(data_path: str, run_dir: Path | None, output_dir: str | None) -
     the folder the run was started in, which is the run folder less its recorded relative ``output_dir`` (both paths
     were given from there; else this process's folder is taken); where a recorded absolute ``output_dir`` is no
     longer where the run folder is (copied from another machine or folder), an absolute data path under the old
-    place is taken under the new one. Links are followed where the path exists."""
+    place that does not exist is taken under the new one where it exists there. Links are followed where the path
+    exists."""
     data = Path(os.path.normpath(data_path))
     started_in, moved = None, None
     if run_dir is not None and output_dir:
@@ -220,8 +221,10 @@ def _locate_data(data_path: str, run_dir: Path | None, output_dir: str | None) -
                 moved = (Path(*out.parts[: len(out.parts) - n]), Path(*here.parts[: len(here.parts) - n]))
     if not data.is_absolute():
         data = (started_in or Path.cwd()) / data
-    elif moved is not None and data.is_relative_to(moved[0]):
-        data = moved[1] / data.relative_to(moved[0])
+    elif moved is not None and data.is_relative_to(moved[0]) and not data.exists():
+        # the recorded data is not here: read it where the run folder's move took it, if it is there
+        candidate = moved[1] / data.relative_to(moved[0])
+        data = candidate if candidate.exists() else data
     return data.resolve()
 
 
