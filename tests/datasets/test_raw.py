@@ -4,6 +4,7 @@ per line, a byte order mark skipped, and only a newline ending a JSON line."""
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -56,25 +57,95 @@ def test_csv_counts_fields_as_polars_reads_the_rows(tmp_path):
     assert raw._field_counts(chunk, 3).to_list() == [3, 3, 0, 1, 3, 0, 2]
 
 
+def _scan(path, header=HEADER) -> pl.DataFrame:
+    return raw.csv_scan(path, header, {header[0]: raw.as_int()}, (header[0],)).select(header).collect()
+
+
 def test_csv_scan_fails_on_a_row_that_lost_fields(tmp_path):
     """The fast scan cannot see a short row (polars fills its last fields with nulls): rows whose last field is
-    empty are looked up in the file. Empty last values pass; a short row, a blank line, or a row after a quoted
-    field that spans lines (it cannot be found as one line) fail the query, for the exact reader to decide."""
-    conv = {"id": raw.as_int()}
-
+    empty are looked up in the file. Empty last values pass; a short row, or a row after a quoted field that spans
+    lines (it cannot be found as one line) fail the query, for the exact reader to decide."""
     def scan(text: str) -> pl.DataFrame:
-        return raw.csv_scan(_csv(tmp_path, text), HEADER, conv, ("id",)).select(HEADER).collect()
+        return _scan(_csv(tmp_path, text))
 
     assert scan("\nid,text,n\n1,a,\n2,,\n3,c,9\n")["n"].to_list() == [None, None, "9"]  # an empty line before the header
     for bad, message in (("id,text,n\n1,a,\n2,b\n3,c,9\n", "x.csv, line 3: 2 fields, expected 3"),
-                         ("id,text,n\n1,a,5\n\n3,c,9\n", "x.csv, line 3: 0 fields, expected 3"),
+                         ("id,text,n\n1,a,5\n\n3,c,9\n\n4,d\n", "x.csv, line 6: 2 fields, expected 3"),
                          ('id,text,n\n1,"a\nb",5\n2,c,\n', "x.csv: cannot find data row 2 as one line")):
         with pytest.raises(pl.exceptions.ComputeError, match=message):
             scan(bad)
     assert _rows(_csv(tmp_path, 'id,text,n\n1,"a\nb",5\n2,c,\n')) == [(2, "1", "a\nb", "5"), (4, "2", "c", None)]
-    lines = raw._Lines(_csv(tmp_path, "a\nb\n\nc"))
+
+
+def test_csv_line_fields_are_counted_in_bulk(tmp_path):
+    """:class:`raw._Lines` counts the fields of lines by number, in blocks: commas, but for lines with quotes (read
+    as CSV) and blank lines (0); -1 past the end or from a line whose quoted field goes on over the next one."""
+    lines = raw._Lines(_csv(tmp_path, 'a,b\n"x,y",z\n\n  \r\nc\n1,2,3\r\n,,\n"p\nq",r\n4,5'))
     lines.BLOCK = 2  # blocks of a line or so
-    assert lines.get([3, 0, 2, 4]) == [b"c", b"a", b"", None]
+    got = lines.fields(np.array([5, 0, 2, 1, 3, 4, 6, 7, 8, 9, 99]))
+    assert got.tolist() == [3, 2, 0, 2, 0, 1, 3, -1, -1, -1, -1]
+    assert raw._Lines(_csv(tmp_path, "a,b\n1,2")).fields(np.array([1, 0, 2])).tolist() == [2, 2, -1]
+
+
+def test_csv_scan_counts_fields_fast_where_the_last_column_is_often_empty(tmp_path, monkeypatch):
+    """Many rows with an empty last field (an often empty last column, a trailing comma on every line): the lines
+    without a quote are counted in bulk, only lines with a quote or without a comma are read one by one."""
+    one_by_one = []
+    count = raw._count_fields
+    monkeypatch.setattr(raw, "_count_fields", lambda line: one_by_one.append(line) or count(line))
+    monkeypatch.setattr(raw._Lines, "BLOCK", 1000)
+    rows = [f'{i},{"t" if i % 3 else ""},{"" if i % 2 else i}' for i in range(5000)]
+    rows[4001] = '4001,"a, b",'
+    path = _csv(tmp_path, "id,text,n\n" + "\n".join(rows) + "\n")
+    got = _scan(path)
+    assert got.height == 5000 and got["n"].null_count() == 2500 and got["text"][4001] == "a, b"
+    assert set(one_by_one) == {b'4001,"a, b",'}  # (the first batch is read twice: is there an event?)
+    assert got.equals(pl.concat(raw.csv_batches(path, HEADER, HEADER)).select(HEADER).with_columns(pl.col("id").cast(pl.Int64)))
+    rows[4003] = "4003,t"
+    with pytest.raises(pl.exceptions.ComputeError, match="x.csv, line 4005: 2 fields, expected 3"):
+        _scan(_csv(tmp_path, "id,text,n\n" + "\n".join(rows) + "\n"))
+
+
+@pytest.mark.parametrize("text", ["id,text,n\n1,a,5\n\n2,b,\n  \n3,c,6\n\n", "\r\n\nid,text,n\r\n\r\n1,a,5\r\n2,b,\r\n3,c,6\r\n\r\n",
+                                  "id,text,n\n\n\n1,a,5\n2,b,\n3,c,6"])
+def test_csv_scan_skips_blank_lines_as_the_exact_reader_does(tmp_path, text):
+    """A blank line (an extra newline at the end of a file, above all) leaves the fast scan on its path: it is left
+    out, as the exact reader skips it; the events, and their input order, are the same."""
+    path = _csv(tmp_path, text)
+    fast = _scan(path)
+    assert fast.rows() == [(1, "a", "5"), (2, "b", None), (3, "c", "6")]
+    exact = pl.concat(raw.in_input_order([path], lambda p: raw.csv_batches(p, HEADER, HEADER)))
+    assert exact.select(HEADER).with_columns(pl.col("id").cast(pl.Int64)).equals(fast)
+    with pytest.raises(SessrecError, match="the file has no events"):
+        _scan(_csv(tmp_path, "id,text,n\n\n\n", "empty.csv"))
+
+
+def test_csv_scan_and_exact_reader_agree_after_a_bom_and_a_blank_line(tmp_path):
+    """A byte order mark, then a blank line, then the header: both readers number the lines alike, so a row that lost
+    its last field is refused by both (the fast scan used to look up the line above it)."""
+    rows = "".join(f"{i},t,{i}\n" for i in range(20))
+    path = tmp_path / "bom.csv"
+    path.write_bytes(raw.BOM + ("\nid,text,n\n" + rows + "20,short\n21,t,\n").encode())
+    assert raw._lines_before_rows(path, True) == 2
+    with pytest.raises(pl.exceptions.ComputeError, match="bom.csv, line 23: 2 fields, expected 3"):
+        _scan(path)
+    with pytest.raises(SessrecError, match="bom.csv, line 23 has 2 fields, expected 3"):
+        _rows(path)
+    path.write_bytes(raw.BOM + ("\nid,text,n\n" + rows + "20,t,\n").encode())
+    assert _scan(path)["id"].to_list() == list(range(21))
+    assert [r[0] for r in _rows(path)] == list(range(3, 24))
+
+
+def test_csv_a_quoted_field_over_128_kib(tmp_path):
+    """Python's csv refuses a field over 128 KiB by default: the row checks read such a valid file (a row whose last
+    field is empty) as polars does, and name the bad row of a malformed one."""
+    long = "x" * 200_000
+    path = _csv(tmp_path, f'id,text,n\n1,"{long}",\n2,b,3\n')
+    assert _scan(path)["text"].str.len_chars().to_list() == [200_000, 1]
+    assert [r[:2] for r in _rows(path)] == [(2, "1"), (3, "2")]
+    path = _csv(tmp_path, f'id,text,n\n1,"{long}",5\n2,b,3,extra\n')
+    with pytest.raises(SessrecError, match="line 3 has 4 fields, expected 3"):
+        _rows(path)
 
 
 @pytest.mark.parametrize("chunk", [raw.CHUNK_BYTES, 40])

@@ -179,3 +179,19 @@ def test_blank_lines_and_quoted_values_change_nothing(tmp_path, capsys, name):
         assert rc == 0, err
         digests.append(digest(out, ""))
     assert digests[1] == digests[0] and digests[2] == digests[0]
+
+
+@pytest.mark.parametrize("name", ["rees46", "yoochoose", "events"])
+def test_blank_lines_stay_on_the_fast_path(tmp_path, capsys, name):
+    """Blank lines (an extra newline at the end of a file, above all, but also between rows) are left out by the
+    scan as the exact reader skips them: the scan alone reads the input, to the same events in the same order."""
+    write, make_source, recipe, _ = _dataset(name, tmp_path / name)
+    path = write()
+    lines = path.read_text().splitlines()
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n".join(line + ("\n" if i % 97 == 5 else "") for i, line in enumerate(lines)) + "\n\n")
+    source = make_source(blank)
+    assert source.scan().collect().height == make_source(path).scan().collect().height > 1000
+    assert _run(tmp_path, f"{name}-fast", dataclasses.replace(source, batches=_no_blocks), recipe) == \
+        _run(tmp_path, f"{name}-exact", dataclasses.replace(source, scan=None), recipe) == \
+        _run(tmp_path, f"{name}-plain", make_source(path), recipe)

@@ -10,11 +10,11 @@ fields that span lines included.
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import json
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -22,9 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import polars as pl
 
 from sessrec.errors import SessrecError
+
+# Python's csv refuses a field over 128 KiB by default, and a valid CSV may have longer text (a description): the
+# checks below read such a file as polars does (the limit is the process's; a C long on every platform)
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 CHUNK_BYTES = 32 * 2**20  # raw CSV bytes parsed at a time
 # where a row is in its file: 0-based, counted from the first line after the header (line_number() gives the file's
@@ -257,10 +262,13 @@ def _bad_fields(chunk: bytes, n_fields: int, first_line: int) -> str | None:
     skipped (error path only)."""
     reader = csv.reader(line + "\n" for line in chunk.decode("utf-8").split("\n"))
     before = 0  # the lines before the row: a quoted field may span lines
-    for row in reader:
-        if not _blank(row) and len(row) != n_fields:
-            return _fields_message(first_line + before, len(row), n_fields, ",".join(row))
-        before = reader.line_num
+    try:
+        for row in reader:
+            if not _blank(row) and len(row) != n_fields:
+                return _fields_message(first_line + before, len(row), n_fields, ",".join(row))
+            before = reader.line_num
+    except csv.Error:  # Python's csv reads this row otherwise than polars: the caller names the block
+        return None
     return None
 
 
@@ -312,6 +320,18 @@ def _whole_rows(df: pl.DataFrame, chunk: bytes, first: int, header: Sequence[str
     return df.filter(~blank) if blank.any() else df
 
 
+def _skip_header(f: BinaryIO, has_header: bool) -> int:
+    """Move ``f`` (at the start of a CSV file) past a UTF-8 byte order mark and, with ``has_header``, the blank lines
+    before the header (as :func:`first_line` skips them) and the header: the number of blank lines skipped. The
+    exact reader and the fast scan (:func:`_lines_before_rows`) both number lines from here."""
+    if f.read(len(BOM)) != BOM:
+        f.seek(0)
+    blank = 0
+    while has_header and (head := f.readline()) and not head.strip():
+        blank += 1
+    return blank
+
+
 def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True) -> Iterator[pl.DataFrame]:
     """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``.
 
@@ -321,12 +341,8 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
     a row with more or fewer fields than the header stops everything with its line. A quoted empty
     value (``""``) is empty, as an empty field is."""
     schema = {name: pl.String for name in header}
-    line = 0  # LINE of the block's first line
     with open(path, "rb") as f:
-        if f.read(len(BOM)) != BOM:
-            f.seek(0)
-        while has_header and (head := f.readline()) and not head.strip():  # blank lines before the header, as
-            line += 1  # check_header skips them
+        line = _skip_header(f, has_header)  # LINE of the block's first line
         for chunk in _row_chunks(f, CHUNK_BYTES):
             first, line = line, line + chunk.count(b"\n")
             if not chunk.strip():
@@ -349,19 +365,55 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
                 yield df.select(LINE, *columns)
 
 
-def _count_fields(line: bytes) -> int:
-    """The fields of one CSV line (0 for a blank one)."""
+def _count_fields(line: bytes) -> int | None:
+    """The fields of one CSV line (0 for a blank one); None where Python's csv cannot read it as one row."""
     text = line.rstrip(b"\r")
     if not text.strip():
         return 0
     if b'"' not in text:
         return text.count(b",") + 1
-    return len(next(csv.reader([text.decode("utf-8", errors="replace")])))
+    try:
+        return len(next(csv.reader([text.decode("utf-8", errors="replace")])))
+    except csv.Error:  # e.g. a carriage return inside an unquoted field
+        return None
+
+
+def _positions(data: bytes, byte: int) -> np.ndarray:
+    return np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == byte)
+
+
+@dataclass
+class _Block:
+    """The lines of one block of a file (a last one without its newline included), with the commas and quotes in
+    each, counted at once for the block (numpy)."""
+
+    data: bytes
+
+    def __post_init__(self) -> None:
+        ends = _positions(self.data, ord("\n"))
+        if not self.data.endswith(b"\n"):
+            ends = np.append(ends, len(self.data))
+        self.ends = ends  # where each line ends (its newline)
+        self.commas = np.diff(np.searchsorted(_positions(self.data, ord(",")), ends), prepend=0)
+        quotes = _positions(self.data, ord('"')) if b'"' in self.data else np.empty(0, dtype=np.int64)
+        self.quotes = np.diff(np.searchsorted(quotes, ends), prepend=0)
+
+    def line(self, k: int) -> bytes:
+        return self.data[(int(self.ends[k - 1]) + 1 if k else 0):int(self.ends[k])]
+
+    def fields(self, ks: np.ndarray) -> np.ndarray:
+        """The fields of lines ``ks`` (0 for a blank one, -1 for one Python's csv cannot read as one row): the commas
+        plus one, but for the rare lines with a quote or no comma (maybe blank), read with :func:`_count_fields`."""
+        out = self.commas[ks] + 1
+        for i in np.flatnonzero((self.quotes[ks] > 0) | (out == 1)):
+            n = _count_fields(self.line(int(ks[i])))
+            out[i] = -1 if n is None else n
+        return out
 
 
 class _Lines:
-    """Lines of a file by number (0-based), the file read as far as asked once: the index keeps where each block of
-    about :attr:`BLOCK` bytes starts, and the last :attr:`CACHED` blocks read are kept."""
+    """The fields of a file's lines by number (0-based), the file read as far as asked once: the index keeps where
+    each block of about :attr:`BLOCK` bytes starts, and the last :attr:`CACHED` blocks looked at are kept."""
 
     BLOCK = 2**20
     CACHED = 8
@@ -371,7 +423,7 @@ class _Lines:
         self.starts, self.offsets = [0], [0]  # first line and byte offset of each block indexed, then of the next
         self.at_end = False
         self.spanning: int | None = None  # the first line with an odd number of quotes: a field may go on after it
-        self.blocks: OrderedDict[int, list[bytes]] = OrderedDict()
+        self.blocks: OrderedDict[int, _Block] = OrderedDict()
 
     def _index_block(self, f: BinaryIO) -> None:
         f.seek(self.offsets[-1])
@@ -385,41 +437,50 @@ class _Lines:
                 break
             if cut:
                 break
-        block = data[:cut]
-        if self.spanning is None and b'"' in block:
-            odd = next((i for i, line in enumerate(block.split(b"\n")) if line.count(b'"') % 2), None)
-            self.spanning = None if odd is None else self.starts[-1] + odd
-        if block:
-            self.starts.append(self.starts[-1] + _n_lines(block))
-            self.offsets.append(self.offsets[-1] + cut)
+        if not cut:
+            return
+        data = data[:cut]
+        if self.spanning is None and b'"' in data:  # the blocks are looked at in bulk only where needed
+            block = _Block(data)
+            self._keep(len(self.starts) - 1, block)
+            if (odd := np.flatnonzero(block.quotes % 2)).size:
+                self.spanning = self.starts[-1] + int(odd[0])
+        self.starts.append(self.starts[-1] + _n_lines(data))
+        self.offsets.append(self.offsets[-1] + cut)
 
-    def get(self, numbers: Sequence[int]) -> list[bytes | None]:
-        """The lines ``numbers`` (without their newline); None for one past the end of the file, or at or after a
-        line where a quoted field may go on over the next line (rows are not lines from there on)."""
-        out: list[bytes | None] = []
+    def _keep(self, b: int, block: _Block) -> None:
+        self.blocks[b] = block
+        if len(self.blocks) > self.CACHED:
+            self.blocks.popitem(last=False)
+
+    def fields(self, numbers: np.ndarray) -> np.ndarray:
+        """The fields of the lines ``numbers`` (see :meth:`_Block.fields`); -1 for one past the end of the file, or at
+        or after a line where a quoted field may go on over the next line (rows are not lines from there on)."""
+        out = np.full(len(numbers), -1, dtype=np.int64)
+        if not len(numbers):
+            return out
         with open(self.path, "rb") as f:
-            for k in numbers:
-                while k >= self.starts[-1] and not self.at_end:
-                    self._index_block(f)
-                if k >= self.starts[-1] or (self.spanning is not None and self.spanning <= k):
-                    out.append(None)
-                    continue
-                b = bisect.bisect_right(self.starts, k) - 1
+            while int(numbers.max()) >= self.starts[-1] and not self.at_end:
+                self._index_block(f)
+            found = numbers < (self.starts[-1] if self.spanning is None else min(self.spanning, self.starts[-1]))
+            where = np.searchsorted(self.starts, numbers, side="right") - 1
+            for b in np.unique(where[found]).tolist():
                 if b not in self.blocks:
                     f.seek(self.offsets[b])
-                    self.blocks[b] = f.read(self.offsets[b + 1] - self.offsets[b]).split(b"\n")
-                    if len(self.blocks) > self.CACHED:
-                        self.blocks.popitem(last=False)
-                out.append(self.blocks[b][k - self.starts[b]])
+                    self._keep(b, _Block(f.read(self.offsets[b + 1] - self.offsets[b])))
+                self.blocks.move_to_end(b)
+                sel = found & (where == b)
+                out[sel] = self.blocks[b].fields(numbers[sel] - self.starts[b])
         return out
 
 
 class _RowFields:
     """The fast scan's check of its rows' fields. Polars reads a row with too few fields as one with empty last
-    fields, so each row of the scan whose last field is empty (rare: none in the real REES46 and YOOCHOOSE files but
-    a few rows without a session) is looked up in the file: one with too few fields, or that cannot be found as one
-    line, fails the query, and the exact reader then names it. Called by polars on the scan's batches, from several
-    threads; reads the file once at most, as far as the last such row."""
+    fields, and a blank line as a row of empty fields, so each row of the scan whose last field is empty (rare in
+    the real REES46 and YOOCHOOSE files: a few rows without a session) is looked up in the file, its fields counted
+    in bulk (:class:`_Lines`): a blank line is left out (as the exact reader skips it), and one with too few fields,
+    or that cannot be found as one line, fails the query, and the exact reader then names it. Called by polars on
+    the scan's batches, from several threads; reads the file once at most, as far as the last such row."""
 
     def __init__(self, path: Path, n_fields: int, header_lines: int) -> None:
         self.path, self.n_fields, self.header_lines = path, n_fields, header_lines
@@ -427,55 +488,54 @@ class _RowFields:
         self.lock = threading.Lock()
 
     def __call__(self, rows: pl.Series) -> pl.Series:
-        """``rows``: the scan row of each row whose last field is empty, else null → all true, or the query fails."""
+        """``rows``: the scan row of each row whose last field is empty, else null → whether to keep each row (false
+        for a blank line), or the query fails."""
         suspects = rows.drop_nulls()
-        if suspects.len():
-            numbers = [row + self.header_lines for row in suspects.to_list()]
-            with self.lock:
-                lines = self.lines.get(numbers)
-            for number, line in zip(numbers, lines):
-                fields = None if line is None else _count_fields(line)
-                if fields is None:
-                    raise pl.exceptions.ComputeError(f"{self.path}: cannot find data row {number + 1 - self.header_lines} "
-                                                     "as one line (a quoted field spans lines before it)")
-                if fields != self.n_fields:
-                    raise pl.exceptions.ComputeError(f"{self.path}, line {number + 1}: {fields} fields, expected "
-                                                     f"{self.n_fields}")
-        return pl.repeat(True, rows.len(), eager=True)
+        if not suspects.len():
+            return pl.repeat(True, rows.len(), eager=True)
+        numbers = suspects.to_numpy().astype(np.int64) + self.header_lines
+        with self.lock:
+            fields = self.lines.fields(numbers)
+        bad = np.flatnonzero((fields != self.n_fields) & (fields != 0))
+        if bad.size:
+            number, n = int(numbers[bad[0]]), int(fields[bad[0]])
+            if n < 0:
+                raise pl.exceptions.ComputeError(f"{self.path}: cannot find data row {number + 1 - self.header_lines} "
+                                                 "as one line (a quoted field spans lines before it)")
+            raise pl.exceptions.ComputeError(f"{self.path}, line {number + 1}: {n} fields, expected {self.n_fields}")
+        keep = np.ones(rows.len(), dtype=bool)
+        keep[np.flatnonzero(rows.is_not_null().to_numpy())[fields == 0]] = False
+        return pl.Series(rows.name, keep)
 
 
 def _lines_before_rows(path: Path, has_header: bool) -> int:
-    """The lines before a CSV scan's first row: the header, and the empty lines before it, which polars skips."""
+    """The lines before a CSV scan's first row: the header, and the blank lines before it, which polars skips (after
+    a byte order mark too; a line of spaces there fails the scan)."""
     if not has_header:
         return 0
     with open(path, "rb") as f:
-        lines = 1
-        while (line := f.readline()) and not line.rstrip(b"\r\n"):
-            lines += 1
-    return lines
+        return _skip_header(f, has_header) + 1
 
 
 def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversion], required: Sequence[str] = (),
              has_header: bool = True) -> pl.LazyFrame:
     """:func:`csv_batches` and :func:`convert` as one lazy query, for a
     :class:`~sessrec.datasets.pipeline.Source`'s fast path: numbers are parsed by the CSV reader, and a value
-    :func:`convert` would reject (or more: see :class:`Conversion`), a row with too few fields (:class:`_RowFields`)
-    and a blank line (all its values are empty, and ``required`` is not empty) fail the query. A file without rows
-    is an error, as in :func:`in_input_order`. The row check rides on the first ``required`` column, which every
-    data set's events use."""
+    :func:`convert` would reject (or more: see :class:`Conversion`), an empty ``required`` value and a row with too
+    few fields (:class:`_RowFields`) fail the query. Blank lines are left out, as :func:`csv_batches` skips them
+    (same events, in the same order). A file without events is an error, as in :func:`in_input_order`. Every data
+    set's events have a ``required`` column."""
     if not required:
         raise ValueError("csv_scan needs a required column")
     typed = {c: conv.dtype for c, conv in conversions.items() if conv.dtype is not None}
     scan = pl.scan_csv(path, has_header=has_header, schema={name: typed.get(name, pl.String()) for name in header},
                        truncate_ragged_lines=False, null_values=[""], row_index_name=SCAN_ROW)
-    if scan.head(1).collect().height == 0:
+    rows = scan.filter(pl.when(pl.col(header[-1]).is_null()).then(pl.col(SCAN_ROW)).map_batches(
+        _RowFields(path, len(header), _lines_before_rows(path, has_header)), return_dtype=pl.Boolean, is_elementwise=True))
+    if rows.head(1).collect().height == 0:
         raise SessrecError(f"{path}: the file has no events")
     checked = {c: v for c, v in conversions.items() if c not in typed or v.fast}  # typed: only a further check
-    exprs = strict_conversions(checked, required)
-    fields = pl.when(pl.col(header[-1]).is_null()).then(pl.col(SCAN_ROW)).map_batches(
-        _RowFields(path, len(header), _lines_before_rows(path, has_header)), return_dtype=pl.Boolean, is_elementwise=True)
-    exprs[required[0]] = pl.when(fields).then(exprs[required[0]])
-    return scan.with_columns(**exprs)
+    return rows.with_columns(**strict_conversions(checked, required))
 
 
 def in_input_order(paths: Sequence[Path], read_file: Callable[[Path], Iterator[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
