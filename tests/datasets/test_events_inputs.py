@@ -354,3 +354,24 @@ def test_events_time_options_that_cannot_act_are_warned(tmp_path, capsys):
     assert all_sessions(tmp_path / "a").equals(all_sessions(tmp_path / "b"))  # the options did nothing indeed
     assert "warning: --time-format has no effect: the ts column of" in err("c", numbers, "--time-format", "%Y")
     assert "no effect" not in err("d", numbers, "--time-unit", "s")
+
+
+def test_events_a_list_column_as_an_id_or_category_is_one_line(tmp_path, capsys):
+    rows = _events()
+    columns = {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+               "ts": [int(t.timestamp()) for _, _, t in rows], "tags": [[i] for _, i, _ in rows]}
+    path = _write(tmp_path / "lists.parquet", columns)
+    line = _refused(tmp_path, capsys, [path], "--categorical-cols", "tags")
+    assert f"{path}: the column tags holds List(Int64) values, not one value per event" in line
+    line = _refused(tmp_path, capsys, [path], cols=["--session-col", "session", "--item-col", "tags", "--time-col", "ts"])
+    assert "the column tags holds List(Int64) values" in line
+
+
+def test_events_a_nan_or_infinite_epoch_time_is_named_with_its_line(tmp_path, capsys):
+    path = _epoch_csv(tmp_path / "t.csv", _events())
+    lines = path.read_text().splitlines()
+    for bad in ("nan", "inf", "1e30"):
+        lines[5] = ",".join([*lines[5].split(",")[:2], bad])
+        path.write_text("\n".join(lines) + "\n")
+        assert _refused(tmp_path, capsys, [path]).endswith(f"{path}, line 6: cannot read ts value '{bad}' as a number "
+                                                           "of s since 1970")

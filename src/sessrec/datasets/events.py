@@ -274,7 +274,9 @@ def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_
     scale = UNIT_MS[cols.time_unit]
 
     def number(e: pl.Expr, strict: bool) -> pl.Expr:
-        return (e.cast(pl.Float64, strict=strict) * scale).cast(pl.Int64)
+        ms = e.cast(pl.Float64, strict=strict) * scale
+        # NaN, infinities and numbers past int64 are not times: null (the exact reader names the line) or, strict, an error
+        return ms.cast(pl.Int64, strict=strict) if strict else pl.when(ms.is_finite() & (ms.abs() < 9.2e18)).then(ms).cast(pl.Int64)
 
     numeric = Conversion(number, f"a number of {cols.time_unit} since 1970",
                          fast=(lambda e: _in_years(number(e, True))) if years else None)
@@ -316,6 +318,10 @@ def _conversions(schema: pl.Schema, facts: Facts, cols: Columns, path: Path, day
     """The time column to epoch ms (its format from its type or the file's first value), continuous columns to
     numbers, float id columns checked (see :class:`Columns.select`)."""
     conv = {cols.time: _time_conversion(schema[cols.time], facts.time_sample, cols, day_first, path, years)}
+    for c in [*cols.ids, *cols.categorical]:
+        if schema[c].is_nested():  # a list, array or struct column cannot be one id per event
+            raise SessrecError(f"{path}: the column {c} holds {schema[c]} values, not one value per event; give a "
+                               "column of text or integers (one row per event: explode the list first)")
     for c in cols.continuous:
         dtype = schema[c]
         if dtype == pl.String:
