@@ -178,3 +178,13 @@ def test_json_lines_errors_name_the_line(tmp_path, bad, message):
     with pytest.raises(SessrecError) as e:
         list(raw.json_batches(path, {"userId": str, "time": int}))
     assert str(e.value).startswith(f"{path}: cannot read the JSON lines: {message}"), str(e.value)
+
+
+def test_a_header_is_split_as_csv_and_a_name_given_twice_is_named(tmp_path):
+    quoted = tmp_path / "q.csv"
+    quoted.write_text('session,item,ts,"price, EUR"\ns0,0,1700000000,3\n')
+    assert raw.check_header(quoted, ["session", "price, EUR"], "x") == ["session", "item", "ts", "price, EUR"]
+    twice = tmp_path / "t.csv"
+    twice.write_text("id,session,item,id\n0,s0,1,2\n")
+    with pytest.raises(SessrecError, match=r"t.csv, line 1: the header names the column 'id' twice; rename one"):
+        raw.check_header(twice, ["session"], "x")

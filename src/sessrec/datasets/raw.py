@@ -199,7 +199,10 @@ def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]
     line = first_line(path)
     if line is None:
         raise SessrecError(f"{path}: the file is empty")
-    names = [bare(n) for n in line.split(",")]
+    names = [bare(n) for n in next(csv.reader([line]))]  # a quoted name may hold a comma ("price, EUR")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SessrecError(f"{path}, line 1: the header names the column {twice[0]!r} twice; rename one of them")
     asked: dict[str, str] = {}
     for c in required:
         if asked.setdefault(bare(c), c) != c:
