@@ -188,3 +188,13 @@ def test_a_header_is_split_as_csv_and_a_name_given_twice_is_named(tmp_path):
     twice.write_text("id,session,item,id\n0,s0,1,2\n")
     with pytest.raises(SessrecError, match=r"t.csv, line 1: the header names the column 'id' twice; rename one"):
         raw.check_header(twice, ["session"], "x")
+
+
+def test_a_stray_quote_inside_a_value_is_named_with_its_line(tmp_path):
+    path = tmp_path / "s.csv"
+    rows = [f's{i},{i % 7},{1700000000 + i},"a ""quoted"", value",c{i % 3}' for i in range(3000)]
+    rows[2500] = 's2500,1,1700002500,15" monitor,c0'
+    path.write_text("session,item,ts,desc,cat\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SessrecError, match=r"s.csv, line 2502: a quote inside a value that does not start with one"):
+        for _ in raw.csv_batches(path, ["session", "item", "ts", "desc", "cat"], raw.check_header(path, ["session"], "x")):
+            pass

@@ -275,6 +275,33 @@ def _bad_fields(chunk: bytes, n_fields: int, first_line: int) -> str | None:
     return None
 
 
+def _stray_quote(chunk: bytes, first_line: int) -> str | None:
+    """The first line of ``chunk`` with a quote inside a value that does not start with one (``15" monitor``), which
+    polars cannot read and Python's csv reads (error path only)."""
+    quoted = False
+    for i, line in enumerate(chunk.decode("utf-8", "replace").split("\n")):
+        at_start, j = not quoted, 0  # a row starts a field, unless a quoted field goes on from the line before
+        while j < len(line):
+            ch = line[j]
+            if quoted:
+                if ch == '"':
+                    if line[j + 1:j + 2] == '"':  # a doubled quote inside a quoted value
+                        j += 1
+                    else:
+                        quoted = False
+            elif ch == ",":
+                at_start, j = True, j + 1
+                continue
+            elif ch == '"' and at_start:
+                quoted = True
+            elif ch == '"':
+                return (f"line {first_line + i}: a quote inside a value that does not start with one ({line[:160]!r}); "
+                        'quote the whole value and double its quotes ("15"" monitor")')
+            at_start = False
+            j += 1
+    return None
+
+
 MARK = "\x1f"  # added at the end of every line to count a row's fields (_field_counts)
 
 
@@ -359,7 +386,7 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
             except pl.exceptions.PolarsError as e:
                 at = line_number(first, has_header)
                 where = _not_utf8(chunk, at)
-                if where is None and (fields := _bad_fields(chunk, len(header), at)):
+                if where is None and (fields := _bad_fields(chunk, len(header), at) or _stray_quote(chunk, at)):
                     raise SessrecError(f"{path}, {fields}") from None
                 raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): "
                                    f"{where or f'lines {at}..'}") from None
