@@ -15,10 +15,11 @@ def test_numeric_ids_match_only_their_own_text():
     """An integer catalog takes 123 (Python or numpy) and the text "123", never other text int() reads as 123:
     leading zeros, a sign, underscores, spaces, other scripts' digits are other ids (README: matched exactly)."""
     m = IdMap("item", {123: 1, 42: 2, -7: 3, 0: 4}, [None, 123, 42, -7, 0], np.zeros(5, dtype=np.int64), None, True)
-    for value, want in [(123, 1), (np.int64(123), 1), (np.uint64(42), 2), ("123", 1), ("42", 2), ("-7", 3), ("0", 4)]:
+    for value, want in [(123, 1), (np.int64(123), 1), (np.uint64(42), 2), ("123", 1), ("42", 2), ("-7", 3), ("0", 4),
+                        (123.0, 1), (np.float64(42.0), 2)]:  # a whole float is its integer, as prepare reads it
         assert m.lookup(value) == want, value
     for value in ["00123", "0123", "+42", "1_2_3", "123 ", " 123", "\u0661\u0662\u0663", "-0", "123\n", "", "12.0",
-                  True, None, "9" * 5000]:
+                  True, None, "9" * 5000, 123.5, float("nan"), float("inf"), 2.0**60]:
         assert m.lookup(value) is None, repr(value)
     text = IdMap("item", {"00123": 1, "123": 2}, [None, "00123", "123"], np.zeros(3, dtype=np.int64), None, False)
     assert (text.lookup("00123"), text.lookup("123"), text.lookup(123), text.lookup(np.int64(123))) == (1, 2, 2, 2)

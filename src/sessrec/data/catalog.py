@@ -122,8 +122,12 @@ class IdMap:
     def lookup(self, value: Any) -> int | None:
         """The id of an original value, or None when unknown. Values are matched exactly; integers and their
         decimal text are one value (``"42"`` and ``42``), but only the text ``str(42)`` is 42: ``"042"``,
-        ``"+42"``, ``"4_2"``, ``" 42"`` or other scripts' digits are not."""
+        ``"+42"``, ``"4_2"``, ``" 42"`` or other scripts' digits are not. A whole float (``42.0``, as pandas writes
+        an integer column with a missing value) is its integer, as ``sessrec prepare`` reads it."""
         if self.numeric:
+            if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer() \
+                    and abs(value) < 2**53:
+                value = int(value)
             if isinstance(value, str):
                 if not _CANONICAL_INT.fullmatch(value):
                     return None
