@@ -207,6 +207,8 @@ def test_recommend_command_items_and_parquet(tmp_path, capsys):
     assert out["item_ids"][1] == Recommender.load(folder).recommend([list(range(1, 15))], k=3).ids[0]  # last 8 items
     assert main(["recommend", "--model-dir", str(folder)]) == 2
     assert "either --items" in capsys.readouterr().err
+    assert main(["recommend", "--model-dir", str(tmp_path / "nowhere"), "--items", "1"]) == 2
+    assert f"{tmp_path / 'nowhere'} does not exist: give a run's checkpoint folder" in capsys.readouterr().err
     for typed in ("12,5_0", "+12", "1\u0662"):  # what int() would read as another number
         assert main(["recommend", "--model-dir", str(folder), "--items", typed]) == 2
         assert f"--items must be comma-separated item ids such as 12,55,7 (got '{typed}')" in capsys.readouterr().err

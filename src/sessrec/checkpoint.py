@@ -462,6 +462,8 @@ def read_checkpoint(folder: Path, verify: bool = True) -> tuple[ExperimentConfig
     """(config, schema, ``experiment.json``) of a checkpoint folder, with a clear error if it is not
     one or (with ``verify``) if it is damaged."""
     folder = Path(folder)
+    if not folder.exists():
+        raise SessrecError(f"{folder} does not exist: give a run's checkpoint folder (RUN_DIR/checkpoint-last)")
     if not (folder / "config.yaml").is_file() or not (folder / "experiment.json").is_file():
         hint = f"; did you mean {folder / LAST}?" if (folder / LAST).is_dir() else ""
         raise SessrecError(f"{folder} is not a sessrec checkpoint (no config.yaml / experiment.json){hint}")
