@@ -139,6 +139,20 @@ def test_abbreviated_flags_are_errors(argv, flag, capsys):
     assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv,line", [
+    (["run", "--d-mod", "8"], "sessrec run: error: unrecognized arguments: --d-mod 8 (--d-mod: did you mean --d-model?); "
+                              "see sessrec run --help"),
+    (["export", "--model-dir", "m", "--fromat", "onnx"], "sessrec export: error: the following arguments are required: "
+                                                         "--format (--fromat: did you mean --format?)"),
+    (["run", "--d-model", "abc"], "sessrec run: error: argument --d-model/--d_model: invalid int value: 'abc'"),
+])
+def test_a_command_line_mistake_is_one_line_with_the_closest_flag(argv, line, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(line), err
+
+
 def test_a_torchrun_worker_ends_at_once_with_its_code_and_its_output_flushed(tmp_path):
     """A worker of a torchrun job ends by ``os._exit`` after the command (no C++ destructors of the
     process group's threads, which can abort a clean exit): its code and output are kept, and

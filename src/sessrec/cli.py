@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import logging
 import os
 import re
@@ -41,10 +42,33 @@ class Parser(argparse.ArgumentParser):
     front end. ``add_subparsers`` makes sub-command parsers of the parent's class, so every
     sub-command, including those added later, refuses them too."""
 
+    argv: typing.ClassVar[list[str]] = []  # the command line being parsed, for the hints of error()
+
     def __init__(self, *args, **kwargs):
         if kwargs.pop("allow_abbrev", False):
             raise ValueError("sessrec's command lines never accept abbreviated flags")
         super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> typing.NoReturn:
+        """One line: the mistake, the closest flag of this command to one it does not have, and where the help is
+        (argparse printed the usage first: about 100 lines for ``sessrec run``)."""
+        options = [o for action in self._actions for o in action.option_strings]
+        typed = [t.split("=")[0] for t in self.argv if t.startswith("--") and t.split("=")[0] not in options]
+        close = [(t, m[0]) for t in typed if (m := difflib.get_close_matches(t, options, 1))]
+        hint = f" ({close[0][0]}: did you mean {close[0][1]}?)" if close else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}; see {self.prog} --help\n")
+
+    def parse_command(self, argv: list[str] | None) -> argparse.Namespace:
+        """``parse_args``, with an unknown flag reported by the (sub-)command that was given it."""
+        Parser.argv = list(sys.argv[1:] if argv is None else argv)
+        args, extra = self.parse_known_args(argv)
+        if extra:
+            parser = self
+            while (subs := next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)) \
+                    and getattr(args, subs.dest, None) in subs.choices:
+                parser = subs.choices[getattr(args, subs.dest)]
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return args
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -537,7 +561,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_command(argv)
     setup_process(args.verbose)
     return run_guarded("sessrec", lambda: args.func(args))
 
