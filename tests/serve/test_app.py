@@ -71,6 +71,7 @@ BAD = [
     ("POST", "/recommend", {"items": [1000084], "k": 2.5}, {}, 422, "k:"),
     ("POST", "/recommend", {"items": [1000084], "exclude_seen": "yes"}, {}, 422, "exclude_seen"),
     ("POST", "/recommend", {"items": [1000084], "colour": "red"}, {}, 422, "colour: Extra inputs are not permitted"),
+    ("POST", "/recommend", {"itemz": [1000084]}, {}, 422, "itemz: Extra inputs are not permitted (and 1 more)"),
     ("POST", "/recommend", {"items": ["nope", 12]}, {}, 422, "no item known to the model (unknown: 'nope', 12)"),
     ("POST", "/recommend", {"items": ["nope", 1000084], "strict": True}, {}, 422, "1 unknown item(s): 'nope'"),
     # an integer catalog matches the text of its ids exactly: not every text int() reads as the number

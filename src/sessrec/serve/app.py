@@ -136,7 +136,9 @@ _UNION_TAGS = {"int", "str", "float", "bool"}  # pydantic names the member of a 
 
 
 def _validation_message(errors: list[dict]) -> tuple[int, str]:
-    """One line for pydantic's errors: the first place that is wrong and what each accepted type says."""
+    """One line for pydantic's errors: the first place that is wrong and what each accepted type says; an unknown
+    field first (``itemz`` is why ``items`` is missing)."""
+    errors = sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")
     first = errors[0]
     if first.get("type") == "json_invalid":
         return 400, f"invalid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
