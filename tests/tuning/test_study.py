@@ -213,14 +213,15 @@ def test_pruned_trials_stop_before_their_last_window(tiny_data, tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143)])
 def test_a_killed_tune_continues_with_the_same_command_and_loses_no_trial(tiny_data, tmp_path, sig, code):
     out = tmp_path / "tune"
-    n = "12"  # enough trials that one is still running after the first completes, whatever the poll's latency
+    n = "24"  # enough trials that one is still running after the first completes, whatever the poll's latency (12 were
+    # all done before the poll saw one running, once, on a fast idle machine)
     cmd = [sys.executable, "-m", "sessrec.cli", "tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "gpt2",
            "--task", "clm", *TINY, "--no-prune", "--trials", n, "--tune-windows", "4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed = None
     deadline = time.time() + 120
     while time.time() < deadline and killed is None and proc.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.1)
         if not (out / "trials.csv").exists():  # a trial has finished; opening the study as it is made races its creation
             continue
         try:
