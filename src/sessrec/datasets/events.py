@@ -25,7 +25,7 @@ parquet file is known by its first bytes too, and a folder stands for its files 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,27 +242,29 @@ def _float_id(dtype: pl.DataType) -> Conversion:
     def number(e: pl.Expr, strict: bool) -> pl.Expr:
         return pl.when(e == "").then(pl.lit("NaN")).otherwise(e).cast(pl.Float64, strict=strict) if dtype == pl.String else e
 
-    def exact(values: pl.Series) -> pl.Series:
-        if (values.is_not_nan() & (values.abs() >= 2.0 ** bits)).fill_null(False).any():
-            raise pl.exceptions.ComputeError(f"a value of {values.name} is too large for a float id")
-        return values
-
     def expr(e: pl.Expr, strict: bool) -> pl.Expr:
         x = number(e, strict)
-        return x.map_batches(exact, is_elementwise=True) if strict else pl.when(x.is_nan() | (x.abs() < 2.0 ** bits)).then(x)
+        if strict:
+            return _failing(x, lambda v: v.is_not_nan() & (v.abs() >= 2.0 ** bits), "is too large for a float id")
+        return pl.when(x.is_nan() | (x.abs() < 2.0 ** bits)).then(x)
 
     return Conversion(expr, f"an id: as a float, an id of 2^{bits} or more has lost digits (ids merge); write the "
                             "column as integers or as text")
 
 
+def _failing(e: pl.Expr, bad: Callable[[pl.Series], pl.Series], what: str) -> pl.Expr:
+    """``e``, failing the fast query where ``bad`` holds for a value (the exact reader then names the line)."""
+    def check(values: pl.Series) -> pl.Series:
+        if bad(values).fill_null(False).any():
+            raise pl.exceptions.ComputeError(f"a value of {values.name} {what}")
+        return values
+    return e.map_batches(check, is_elementwise=True)
+
+
 def _in_years(e: pl.Expr) -> pl.Expr:
     """``e`` (epoch ms), failing the query where a time is beyond the years 1-9999 (the exact reader then names the
     file, and the files whose times are in another unit)."""
-    def check(values: pl.Series) -> pl.Series:
-        if ((values < _YEARS_MS[0]) | (values > _YEARS_MS[1])).fill_null(False).any():
-            raise pl.exceptions.ComputeError(f"a value of {values.name} is beyond the years 1-9999")
-        return values
-    return e.map_batches(check, is_elementwise=True)
+    return _failing(e, lambda v: (v < _YEARS_MS[0]) | (v > _YEARS_MS[1]), "is beyond the years 1-9999")
 
 
 def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_first: bool | None = None,
@@ -629,8 +631,8 @@ def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool,
     for path in paths:
         if not is_parquet(path):
             continue
-        _parquet_file(path, cols)  # names a file without the column
-        dtype = pl.read_parquet_schema(path)[cols.time]
+        arrow = _parquet_file(path, cols).schema_arrow  # names a file without the column
+        dtype = pl.from_arrow(arrow.empty_table().select([cols.time])).schema[cols.time]
         if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
             inert = [flag for flag, given in (("--time-unit", unit_given), ("--time-format", cols.time_format)) if given]
             what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"

@@ -609,10 +609,9 @@ def _bad_json_line(chunk: bytes, first: int, fields: dict[str, type]) -> str:
     U+2028 and the other line breaks of Python's ``splitlines``)."""
     for i, raw in enumerate(chunk.split(b"\n")):
         where = f"line {first + i}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            return f"{where} is not UTF-8 text (byte {raw[e.start:e.start + 1]!r}), save the file as UTF-8: {raw[:120]!r}"
+        if bad := _not_utf8(raw, first + i):
+            return bad
+        line = raw.decode("utf-8")
         if not line.strip(JSON_BLANK.decode()):
             continue
         try:
@@ -647,8 +646,7 @@ def json_batches(path: Path, fields: dict[str, type]) -> Iterator[pl.DataFrame]:
     schema = {k: pl.Int64 if kind is int else pl.String for k, kind in fields.items()}
     line = 0  # LINE of the block's first line
     with open(path, "rb") as f:
-        if f.read(len(BOM)) != BOM:
-            f.seek(0)
+        _skip_header(f, has_header=False)  # a byte order mark
         for chunk in _row_chunks(f, CHUNK_BYTES, quoted=False):
             first, line = line, line + chunk.count(b"\n")
             if not chunk.strip(JSON_BLANK + b"\n"):

@@ -210,12 +210,11 @@ def _data_fingerprint(data_path: Path, schema: Any, start: int, n: int, pad: int
     """What tells one data set from another without reading it: the schema and the tuning files' sizes (the path is
     kept to be shown, not compared: the same data may be reached by another path or copied)."""
     from sessrec.data.windows import window_file
+    from sessrec.experiment import data_sizes
 
     used = [(t, "train") for t in range(start, start + n - 1)] + [(t, "valid") for t in range(start + 1, start + n)]
-    files = []
-    for t, split in used:
-        p = window_file(data_path, t, split, pad)
-        files.append(f"{p.parent.name}/{p.name}:{p.stat().st_size}")
+    sizes = data_sizes([(t, window_file(data_path, t, split, pad)) for t, split in used], data_path)
+    files = [f"{name}:{size}" for name, size in sizes.items()]
     digest = hashlib.sha256((schema.to_pbtxt() + "\n" + "\n".join(files)).encode()).hexdigest()[:16]
     return {"path": str(data_path), "windows": [start, start + n - 1], "digest": digest}
 
