@@ -291,10 +291,22 @@ def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path
             part.slice(10).write_parquet(folder / "part-10.parquet")
         (folder / ".part-0.parquet.crc").write_bytes(b"crc")
     (hive / "_SUCCESS").write_bytes(b"")
+    # Spark's empty parts: a parquet schema without rows, a CSV header alone, a file without bytes
+    frame.head(0).write_parquet(hive / "date=2024-03-13" / "part-1.parquet")
+    (hive / "date=2024-03-14" / "part-1.csv").write_text("session,item,ts\n\n")
+    (hive / "date=2024-03-14" / "part-2.csv").write_bytes(b"")
     assert all(a.equals(b) for a, b in zip(_prepared(tmp_path, capsys, "hive", [hive]), reference))
+    assert main(["prepare", "events", "--input", str(hive), *COLS, "--output", str(tmp_path / "out-hive2")]) == 0
+    err = capsys.readouterr().err
+    assert f"left out 3 file(s) without events: {hive / 'date=2024-03-13' / 'part-1.parquet'}, " in err
     (tmp_path / "empty").mkdir()
     assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
         f"sessrec: error: input {tmp_path / 'empty'} is a folder without parquet or .csv files; pass the event files"
+    (tmp_path / "empty" / "part-0.csv").write_text("session,item,ts\n")
+    assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
+        f"sessrec: error: input {tmp_path / 'empty'} is a folder whose 1 parquet or .csv file(s) hold no events"
+    assert _refused(tmp_path, capsys, [tmp_path / "empty" / "part-0.csv"]) == \
+        f"sessrec: error: {tmp_path / 'empty' / 'part-0.csv'}: the file has no events"  # named, it is a mistake
 
 
 def test_events_files_in_different_time_units_are_named(tmp_path, capsys):

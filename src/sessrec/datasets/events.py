@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sessrec.datasets import DEFAULT_SESSION_GAP_MS
@@ -61,6 +62,7 @@ from sessrec.datasets.raw import (
     csv_batches,
     csv_scan,
     existing_files,
+    has_rows,
     in_input_order,
     line_number,
     strict_conversions,
@@ -551,12 +553,15 @@ def source(paths: list[Path], cols: Columns) -> Source:
     return Source(lambda: read_events(paths, cols, files), sum(p.stat().st_size for p in paths), scan)
 
 
-def input_files(inputs: list[str]) -> list[Path]:
+def input_files(inputs: list[str]) -> tuple[list[Path], list[Path]]:
     """The ``--input`` paths, a folder standing for its event files: its parquet files (by suffix or first bytes) and
     CSV files, under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
     order of their paths (``part-2`` before ``part-10``); hidden files and folders, ``_``-prefixed ones (Spark's
-    ``_SUCCESS``) and ``.crc`` files are left out. Partition values in folder names are not read as columns."""
+    ``_SUCCESS``) and ``.crc`` files are left out, and so are a folder's files without events (Spark writes empty
+    parts: no bytes, a header only or a parquet schema only). Partition values in folder names are not read as
+    columns. Returns the files and the folders' files left out for having no events."""
     out: list[Path] = []
+    empty: list[Path] = []
     for given in map(Path, inputs):
         if not given.is_dir():
             out.append(given)
@@ -566,9 +571,26 @@ def input_files(inputs: list[str]) -> list[Path]:
                  and (p.suffix.lower() == ".csv" or (p.stat().st_size and is_parquet(p)))]
         if not found:
             raise SessrecError(f"input {given} is a folder without parquet or .csv files; pass the event files")
-        out += sorted(found, key=lambda p: [int(s) if s.isdigit() else s
-                                            for s in re.split(r"(\d+)", p.relative_to(given).as_posix())])
-    return out
+        events = [p for p in found if _has_events(p)]
+        if not events:
+            raise SessrecError(f"input {given} is a folder whose {len(found)} parquet or .csv file(s) hold no events")
+        empty += sorted(set(found) - set(events))
+        out += sorted(events, key=lambda p: [int(s) if s.isdigit() else s
+                                             for s in re.split(r"(\d+)", p.relative_to(given).as_posix())])
+    return out, empty
+
+
+def _has_events(path: Path) -> bool:
+    """Whether a file may hold events: not one without bytes, a parquet file without rows or a CSV file without a line
+    after its header (a file the readers cannot open is kept, for them to name the problem)."""
+    if not path.stat().st_size:
+        return False
+    if is_parquet(path):
+        try:
+            return pq.ParquetFile(path).metadata.num_rows > 0
+        except (OSError, pa.ArrowException):
+            return True
+    return has_rows(path)
 
 
 def _age_log_days() -> pl.Expr:
@@ -620,7 +642,11 @@ def run(args, opts: Options) -> PrepareResult:
                    tuple(args.continuous_cols), args.time_unit or "s", args.time_format)
     bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
-    paths = existing_files(input_files(args.input), "input file")
+    found, empty = input_files(args.input)
+    paths = existing_files(found, "input file")
+    if empty:
+        shown = ", ".join(map(str, empty[:3])) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
+        Progress("events", opts.quiet).say(f"left out {len(empty)} file(s) without events: {shown}")
     _warn_inert_time_options(paths, cols, args.time_unit is not None, Progress("events", opts.quiet))
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
 

@@ -362,6 +362,13 @@ def _skip_header(f: BinaryIO, has_header: bool) -> int:
     return blank
 
 
+def has_rows(path: Path, has_header: bool = True) -> bool:
+    """Whether a CSV file has a line that is not blank after its header."""
+    with open(path, "rb") as f:
+        _skip_header(f, has_header)
+        return any(line.strip() for line in f)
+
+
 def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True) -> Iterator[pl.DataFrame]:
     """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``.
 
