@@ -161,7 +161,7 @@ def test_adressa_errors_name_the_files_own_line(tmp_path, capsys, monkeypatch, c
     bad_line = bad if isinstance(bad, bytes) else (bad if isinstance(bad, str) else json.dumps(bad)).encode()
     text = "\n".join([*good[:3], "", *good[3:5], "", "", *good[5:8]]).encode() + b"\n\n" + bad_line + b"\n"  # line 13
     (folder / "20170101").write_bytes(text)
-    rc, _, err = prepare(["adressa", "--input", str(folder), "--output", str(tmp_path / "o")], capsys)
+    rc, _, err = prepare(["adressa", "--input", str(folder), "--days", "0", "--output", str(tmp_path / "o")], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert err.startswith(f"sessrec: error: {folder / '20170101'}")
     assert not (tmp_path / "o").exists()
@@ -205,3 +205,15 @@ def test_adressa_empty_side_values_are_id_1(tmp_path, capsys):
         assert set(train[name].explode().to_list()) == {1}, name
         assert pl.read_parquet(out / f"catalog-map-{name}.parquet").height == 0, name
     assert set(train["category1_encoded"].explode().to_list()) == {1, 2}  # "" → 1, "|fotball" → 2
+
+
+def test_fewer_day_files_than_days_are_warned_about(prepared, tmp_path, capsys):
+    """The one-week release with the default --days 16 reads its 7 files, and says so (Table 1's days differ)."""
+    raw, _ = prepared
+    n = len(list(raw.iterdir()))
+    args = ["adressa", "--input", str(raw), "--min-sessions-per-window", "2", "--rare-category-count", "2"]
+    rc, _, err = prepare([*args, "--output", str(tmp_path / "a")], capsys)
+    assert rc == 0 and f"warning: --days 16: {raw} has {n} day file(s); reading all {n}" in err
+    for days in ("0", str(n)):
+        rc, _, err = prepare([*args, "--output", str(tmp_path / f"d{days}"), "--days", days], capsys)
+        assert rc == 0 and "warning" not in err

@@ -29,7 +29,16 @@ from sessrec.datasets.features import (
     hour_weekday,
     hour_weekday_rules,
 )
-from sessrec.datasets.pipeline import Categorical, Continuous, Options, PrepareResult, Recipe, Source, prepare
+from sessrec.datasets.pipeline import (
+    Categorical,
+    Continuous,
+    Options,
+    PrepareResult,
+    Progress,
+    Recipe,
+    Source,
+    prepare,
+)
 from sessrec.datasets.raw import LINE, convert, files_in, first_line, in_input_order, json_batches, looks_like
 from sessrec.errors import SessrecError
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
@@ -107,6 +116,9 @@ def recipe(rare_count: int) -> Recipe:
 
 def run(args, opts: Options) -> PrepareResult:
     paths = day_files(args.input, args.days)
+    if 0 < len(paths) < args.days:  # the one-week release, or a folder missing days: Table 1's days differ from the paper's
+        Progress("adressa", opts.quiet).warn(f"--days {args.days}: {args.input} has {len(paths)} day file(s); "
+                                             f"reading all {len(paths)} (--days 0 reads all without this warning)")
     opts.session_gap_ms = args.session_gap
     return prepare(recipe(args.rare_category_count), Source(lambda: read_events(paths), sum(p.stat().st_size for p in paths)),
                    opts)
