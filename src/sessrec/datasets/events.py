@@ -295,7 +295,7 @@ def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_
                            f"of --time-unit since 1970, or text")
     if cols.time_format:
         return Conversion(lambda e, strict: e.cast(pl.String).str.strptime(pl.Datetime("ms"), cols.time_format,
-                                                                           strict=strict).dt.epoch("ms"),
+                                                                           strict=strict, cache=False).dt.epoch("ms"),
                           f"a time in the format {cols.time_format!r}")
     if sample is not None and _NUMBER.match(sample):
         return numeric

@@ -90,9 +90,11 @@ def _finite_only(e: pl.Expr) -> pl.Expr:
     return e.map_batches(check, is_elementwise=True)
 
 
+# strptime's cache=False: event times are mostly distinct, and polars' cache of parsed texts made parsing 2.3x slower
+# (REES46 times, 5M rows: 0.47 -> 0.20 s; YOOCHOOSE 0.56 -> 0.21 s; same values)
 def as_time_ms(fmt: str, example: str, fast: Callable[[pl.Expr], pl.Expr] | None = None) -> Conversion:
     """Text time in ``fmt`` (UTC) → epoch milliseconds."""
-    return Conversion(lambda e, strict: e.str.strptime(pl.Datetime("ms"), fmt, strict=strict).dt.epoch("ms"),
+    return Conversion(lambda e, strict: e.str.strptime(pl.Datetime("ms"), fmt, strict=strict, cache=False).dt.epoch("ms"),
                       f"a time like '{example}'", fast=fast)
 
 
@@ -100,7 +102,7 @@ def iso_millis(e: pl.Expr) -> pl.Expr:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (three digits of a second) → epoch ms, as ``%Y-%m-%dT%H:%M:%S%.fZ`` reads it
     but 2-3x faster (polars' strptime has no fast path for ``%.f``); any other text, or none, fails."""
     text = pl.when(e.str.contains(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")).then(e).otherwise(pl.lit("another shape"))
-    return (text.str.slice(0, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%dT%H:%M:%S", strict=True).dt.epoch("ms")
+    return (text.str.slice(0, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%dT%H:%M:%S", strict=True, cache=False).dt.epoch("ms")
             + text.str.slice(20, 3).cast(pl.Int64, strict=True))
 
 
