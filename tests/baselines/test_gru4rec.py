@@ -152,6 +152,15 @@ def test_unknown_prefix_items_are_skipped():
     assert (s[2, 1:] == 0).all()  # nothing known: constant scores, a miss under pessimistic ranking
 
 
+def test_items_of_single_click_sessions_are_scored_and_sampled():
+    """As both official versions: every event's item is in the catalog and the sampling support, though a single click
+    is no training pair (an item seen only there scores like the others, not -inf)."""
+    lrn = learner("gru4rec", {**SMALL, "n_epochs": 1}, [*cycle_sessions(40, seed=4), [42]], n_items=N_ITEMS)
+    assert lrn.seen[42] and not lrn.seen[43]
+    s = scores(lrn, [[1, 2]])
+    assert np.isfinite(s[0, 42]) and np.isneginf(s[0, 43])
+
+
 def test_fine_tunes_across_windows_without_no_incremental_training():
     lrn = learner("gru4rec", {**SMALL, "n_epochs": 1}, cycle_sessions(40, seed=4), n_items=N_ITEMS)
     net = lrn.net

@@ -88,7 +88,7 @@ class VSTANParams(STANParams):
         if self.lambda_idf is not None and self.lambda_idf is not False:
             at_least(self.model, "lambda_idf", self.lambda_idf, 0.0)
         if self.similarity != "cosine":
-            log.warning("vstan: similarity=%r is ignored, as in session-rec's VSKNN_STAN (always the weighted cosine)",
+            log.warning("vstan: similarity=%r is ignored, as in the paper's hf4rec VSKNN_STAN (always the weighted cosine)",
                         self.similarity)
 
 

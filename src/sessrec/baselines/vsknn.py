@@ -68,8 +68,8 @@ class VSKNNParams:
         if self.last_n_clicks is not None:
             at_least(NAME, "last_n_clicks", self.last_n_clicks, 1)
         if self.similarity != "cosine":
-            log.warning("vsknn: similarity=%r is ignored, as in session-rec's VMContextKNN (the similarity is always "
-                        "the position-weighted overlap 'vec')", self.similarity)
+            log.warning("vsknn: similarity=%r is ignored, as in the paper's hf4rec VMContextKNN (the similarity is "
+                        "always the position-weighted overlap 'vec')", self.similarity)
         why = "the paper never used it"
         if self.dwelling_time:
             unsupported(NAME, "dwelling_time", True, why)
