@@ -125,6 +125,30 @@ def test_a_study_made_for_other_data_or_settings_is_refused_untouched(tiny_data,
     assert digest(out / "study.db") == before
 
 
+def test_another_algorithm_or_a_run_folder_as_output_is_refused_untouched(tiny_data, tmp_path, capsys):
+    """Another algorithm's study in the folder (its files would be replaced), or a run's folder (mixed with the study's
+    files, it would leave reports), is one line, and nothing changes."""
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "1") == 0
+    before = {p: digest(p) for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    xlnet = ["tune", "--data-path", str(tiny_data), "--model", "xlnet", "--task", "mlm", *TINY, "--trials", "1"]
+    assert main([*xlnet, "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (f"sessrec: error: --output-dir {out} holds the tuning of study 'gpt2-clm' "
+                                               "(tune.json), not 'xlnet-mlm': its files would be replaced; give another "
+                                               "--output-dir")
+    (out / "tune.json").unlink()  # killed before its first summary: the storage tells
+    assert main([*xlnet, "-o", str(out)]) == 2
+    assert "holds the study 'gpt2-clm', not 'xlnet-mlm'" in capsys.readouterr().err
+    assert {p: digest(p) for p in out.rglob("*") if p.is_file()} == {p: d for p, d in before.items() if p.name != "tune.json"}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    assert main([*xlnet, "-o", str(run)]) == 2
+    assert "holds no sessrec tune study" in capsys.readouterr().err
+    assert [p.name for p in run.iterdir()] == ["results.json"]
+
+
 def test_the_same_data_by_another_path_continues_the_study(tiny_data, tmp_path, monkeypatch):
     """A relative path, or a copy of the folder, is the same data set: the study goes on."""
     import shutil

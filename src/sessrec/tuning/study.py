@@ -259,7 +259,27 @@ def _untuned_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, A
 
 
 # ---- the study -------------------------------------------------------------------------------------------
-def open_study(plan: Plan, sampler_seed: int, create: bool):
+def _check_output(out: Path, study_name: str) -> None:
+    """``--output-dir`` is new, empty or this study's: the outputs of another study (its tune.json) would be replaced,
+    and those of a run mixed with the study's."""
+    check_output_folder(out, "--output-dir")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        other = json.loads((out / "tune.json").read_text()).get("study")
+    except (OSError, ValueError, AttributeError):
+        other = None
+    if other is not None and other != study_name:
+        raise SessrecError(f"--output-dir {out} holds the tuning of study '{other}' (tune.json), not '{study_name}': "
+                           "its files would be replaced; give another --output-dir")
+    if other is None and not ((out / "study.db").exists() or (out / "trials").is_dir() or (out / "tune.json").exists()):
+        raise SessrecError(f"--output-dir {out} is not empty and holds no sessrec tune study (tune.json, study.db, "
+                           "trials/); give a new or empty folder")
+
+
+def open_study(plan: Plan, sampler_seed: int, create: bool, alone: bool = False):
+    """Load the plan's study (refused when it was made for something else), or create it with ``create``; with
+    ``alone`` (the output folder's own study.db) no other study may be in the storage: their files would clash."""
     """Load (or with ``create``, create) the study, checking it was made for this data and algorithm."""
     optuna = _optuna()
     from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -299,6 +319,9 @@ def open_study(plan: Plan, sampler_seed: int, create: bool):
         return study
     if not create:
         raise SessrecError(f"study '{plan.study_name}' not found in {_redact(plan.storage_url)}")
+    if alone and names:
+        raise SessrecError(f"{_redact(plan.storage_url)} holds the study '{sorted(names)[0]}', not '{plan.study_name}': "
+                           "the two would share their output files; give another --output-dir")
     study = optuna.create_study(study_name=plan.study_name, storage=storage, sampler=sampler(), pruner=pruner,
                                 direction="maximize")
     study.set_user_attr("sessrec", plan.signature)
@@ -529,9 +552,9 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     """Tune ``cfg``'s algorithm; ``fixed`` are the config keys the user set (they are not tuned)."""
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
-    check_output_folder(out, "--output-dir")
+    _check_output(out, plan.study_name)
     out.mkdir(parents=True, exist_ok=True)
-    study = open_study(plan, cfg.seed, create=True)
+    study = open_study(plan, cfg.seed, create=True, alone=opts.storage is None)
     n_before = len(study.trials)
     requeued = recover_interrupted(study)
     printer(_header(plan, study, requeued))
