@@ -349,6 +349,11 @@ OBJECTIVES: dict[str, ObjectiveBuilder] = {
 
 
 def build_objective(cfg: ExperimentConfig, body: nn.Module, input_dim: int) -> nn.Module:
+    return check_objective(cfg, body)(cfg, input_dim)
+
+
+def check_objective(cfg: ExperimentConfig, body: nn.Module) -> type[nn.Module]:
+    """The objective class of ``cfg.task``, refused where ``body`` cannot run it."""
     if cfg.task not in OBJECTIVES:
         raise SessrecError(f"task '{cfg.task}' is not available (choose from {', '.join(OBJECTIVES)})")
     objective_class = OBJECTIVES[cfg.task]
@@ -359,4 +364,4 @@ def build_objective(cfg: ExperimentConfig, body: nn.Module, input_dim: int) -> n
         raise SessrecError(f"model_type '{cfg.model_type}' cannot run causally: it does not support task '{cfg.task}'")
     if not objective_class.causal and not getattr(body, "supports_bidirectional", True):
         raise SessrecError(f"model_type '{cfg.model_type}' is causal only: use task clm, not '{cfg.task}'")
-    return objective_class(cfg, input_dim)
+    return objective_class

@@ -109,6 +109,13 @@ def test_space_file_accepts_the_appendix_spellings(tmp_path):
     ("baseline_params.k: {type: int, low: 10, high: 20}\n", "is a baseline parameter, but model_type is xlnet"),
     ("data_path: {type: categorical, choices: [a, b]}\n", "cannot be tuned: it selects the data"),
     ("dropout: 0.1\n", "expected a mapping with 'type'"),
+    # a grid that does not reach high: Optuna narrowed it with a warning at every trial
+    ("dropout: {type: discrete_uniform, low: 0.0, high: 0.5, step: 0.7}\n",
+     "'dropout': high 0.5 is not low 0 plus a multiple of step 0.7 (the grid would end at 0)"),
+    ("dropout: {type: discrete_uniform, low: 0.0, high: 0.5, step: 0.3}\n", "(the grid would end at 0.3)"),
+    ("n_layer: {type: int, low: 1, high: 4, step: 5}\n", "high 4 is not low 1 plus a multiple of step 5"),
+    ("hidden_act: {type: categorical, choices: [relu, nonsense]}\n",
+     "'hidden_act': value 'nonsense' is not valid (unknown activation 'nonsense'"),
     ("{}\n", "the search space is empty"),
 ])
 def test_bad_space_files_are_one_line_errors(tmp_path, text, message):
@@ -116,6 +123,13 @@ def test_bad_space_files_are_one_line_errors(tmp_path, text, message):
         load_space(write(tmp_path, text), cfg())
     assert message in str(e.value) and "\n" not in str(e.value)
     assert str(tmp_path / "space.yaml") in str(e.value)
+
+
+def test_grids_of_decimal_steps_are_accepted(tmp_path):
+    space = load_space(write(tmp_path, "label_smoothing: {type: discrete_uniform, low: 0.0, high: 0.9, step: 0.1}\n"
+                                       "item_id_embeddings_init_std: {type: discrete_uniform, low: 0.01, high: 0.15, "
+                                       "step: 0.02}\n"), cfg())
+    assert [p.high for p in space.params] == [0.9, 0.15]
 
 
 def test_baseline_space_values_are_checked(tmp_path):

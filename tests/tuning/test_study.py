@@ -149,6 +149,20 @@ def test_another_algorithm_or_a_run_folder_as_output_is_refused_untouched(tiny_d
     assert [p.name for p in run.iterdir()] == ["results.json"]
 
 
+@pytest.mark.parametrize("model, task, message", [
+    ("gpt3", "clm", "unknown model_type 'gpt3'"),
+    ("xlnet", "clm", None),
+    ("gpt2", "plm", "task plm needs XLNet's permutation attention"),
+])
+def test_an_algorithm_a_run_refuses_is_refused_before_the_study(tiny_data, tmp_path, capsys, model, task, message):
+    out = tmp_path / "tune"
+    rc = main(["tune", "--data-path", str(tiny_data), "-o", str(out), "--model", model, "--task", task, *TINY,
+               "--trials", "1", "--hidden-act", "relu" if message else "nonsense"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and not out.exists(), err
+    assert (message or "unknown activation 'nonsense'") in err
+
+
 def test_the_same_data_by_another_path_continues_the_study(tiny_data, tmp_path, monkeypatch):
     """A relative path, or a copy of the folder, is the same data set: the study goes on."""
     import shutil

@@ -296,14 +296,25 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
             raise SessrecError(f"{where}: int needs whole low, high and step (got {dict(spec)})")
         if step is None:
             step = 1.0
+        _check_grid(low, high, step, where)
         return Param(key, kind, int(low), int(high), int(step))
     if kind == "discrete_uniform" and step is None:
         raise SessrecError(f"{where}: discrete_uniform needs 'step'")
+    if kind == "discrete_uniform":
+        _check_grid(low, high, step, where)
     if kind in ("uniform", "log_uniform") and step is not None:
         raise SessrecError(f"{where}: {kind} is continuous and takes no 'step' (use discrete_uniform)")
     if kind == "log_uniform" and low <= 0:
         raise SessrecError(f"{where}: log_uniform needs low > 0 (got {spec['low']})")
     return Param(key, kind, low, high, step)
+
+
+def _check_grid(low: float, high: float, step: float, where: str) -> None:
+    """``high`` is on the grid ``low + k * step`` (else Optuna narrows the range with a warning at every trial)."""
+    k = (high - low) / step
+    if abs(k - round(k)) > 1e-9 * max(1.0, abs(k)):
+        raise SessrecError(f"{where}: high {high:g} is not low {low:g} plus a multiple of step {step:g} (the grid "
+                           f"would end at {low + math.floor(k) * step:g}); make high - low a multiple of step")
 
 
 def check_space(space: SearchSpace, cfg: ExperimentConfig, source: str) -> None:
@@ -345,6 +356,10 @@ def _model_check(cfg: ExperimentConfig, name: str, alone: bool) -> None:
     inert = [line for line in cfg.inert_options() if line.startswith(f"{name} has no effect")]
     if inert:
         raise SessrecError(inert[0])
+    if name == "hidden_act":  # checked where the body is built (a string of transformers' ACT2FN names)
+        from sessrec.features import activation
+
+        activation(cfg.hidden_act)
     if alone and name in _BODY_SHAPE:
         from sessrec.bodies.registry import build_body
 

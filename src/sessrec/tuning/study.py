@@ -133,6 +133,7 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
     base.update({k: v for k, v in {**applied, **preset_values}.items()
                  if k not in fixed and k not in ("eval_on_test_set", "seed")}, opts.preset or "paper's fixed settings")
     base.validate()
+    check_algorithm(base)
     data_path, schema = resolve_data(base)
     base.data_path = str(data_path.resolve())
     start, final = resolve_window_range(data_path, base.start_time_window_index, base.final_time_window_index,
@@ -173,6 +174,19 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
     if opts.warm_start:
         plan.warm_starts = _warm_starts(base, space, preset_values, opts.preset)
     return plan
+
+
+def check_algorithm(cfg: ExperimentConfig) -> None:
+    """What a run refuses as it builds its model, refused before a study is made (else every trial fails): an unknown
+    model_type, a task the architecture cannot run, an unknown activation."""
+    from sessrec.baselines import BASELINES
+    from sessrec.bodies.registry import build_body
+    from sessrec.features import activation
+    from sessrec.tasks import check_objective
+
+    if cfg.model_type not in BASELINES:
+        activation(cfg.hidden_act)
+        check_objective(cfg, build_body(cfg))
 
 
 def _space(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, data_path: Path, schema: Any,
