@@ -29,6 +29,13 @@ def test_yaml_round_trip(tmp_path):
     p.write_text("d_model: 8\nfoo: 1\n")
     with pytest.raises(SessrecError, match=r"c.yaml: unknown key 'foo'"):
         ExperimentConfig.from_yaml(p)
+    # a key given twice (a hand-edited best.yaml) is refused, not resolved to its last value
+    p.write_text("d_model: 16\nn_layer: 1\nd_model: 32\nbaseline_params: {k: 1, k: 2}\n")
+    with pytest.raises(SessrecError, match=r"c.yaml: the key 'd_model' is given twice \(lines 1 and 3\); keep one"):
+        ExperimentConfig.from_yaml(p)
+    p.write_text("baseline_params:\n  k: 1\n  k: 2\n")
+    with pytest.raises(SessrecError, match=r"the key 'k' is given twice \(lines 2 and 3\)"):
+        ExperimentConfig.from_yaml(p)
 
 
 @pytest.mark.parametrize("values,match", [

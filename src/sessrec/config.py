@@ -428,12 +428,35 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
     raise SessrecError(f"{source}: '{name}' expects {base.__name__}, got {value!r}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float):  # others are left to PyYAML
+                continue
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(f"the key '{key}' is given twice (lines {lines[key]} and {line}); keep one")
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config, preset or search-space file: a mapping, each key once."""
     path = Path(path)
     if not path.is_file():
         raise SessrecError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as e:
+        raise SessrecError(f"config file {path}: {e}") from None
     except yaml.YAMLError as e:
         raise SessrecError(f"config file {path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
