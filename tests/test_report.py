@@ -60,6 +60,20 @@ def test_seeds_are_one_row_and_the_paired_t_test_is_over_windows(tmp_path):
     assert "*" not in md.split("\n\n")[0]  # p_bonferroni = 0.22: nobody is significantly best
 
 
+def test_a_run_of_the_same_algorithm_data_and_seed_counts_once(tmp_path):
+    """A copied folder, or one seed run twice (a tune's --final-seeds and best.yaml's --seeds): one run, not two (two
+    would halve the spread), and the report says which was left out."""
+    a1 = fake_run(tmp_path / "a1", {2: 0.30, 3: 0.40, 4: 0.50}, seed=1)
+    a2 = fake_run(tmp_path / "a2", {2: 0.32, 3: 0.42, 4: 0.52}, seed=2)
+    shutil.copytree(a1, tmp_path / "copy")
+    other = fake_run(tmp_path / "other", {2: 0.30, 3: 0.40, 4: 0.50}, seed=1, dropout=0.3)  # another config
+    report = make_report([a1, a2, tmp_path / "copy", other], tmp_path / "report")
+    assert [(g.label.split()[0], len(g.runs)) for g in report.groups] == [("XLNet", 2), ("XLNet", 1), ("Most", 1)]
+    note = f"left out: the same algorithm, data and seed (1) as {a1}"
+    assert f"- `{tmp_path / 'copy'}`: {note}" in (tmp_path / "report" / "report.md").read_text()
+    assert note in report.markdown
+
+
 def test_star_marks_a_row_significantly_better_than_all_others(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.50, 3: 0.62, 4: 0.55, 5: 0.71, 6: 0.58}, final_time_window_index=6)
     b = fake_run(tmp_path / "b", {2: 0.10, 3: 0.13, 4: 0.11, 5: 0.16, 6: 0.12}, model="gpt2", task="clm", final_time_window_index=6)

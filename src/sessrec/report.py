@@ -619,20 +619,31 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     out = Path(output)
     check_output_folder(out, "--output")
     paths, tunes = expand_folders(run_dirs)
-    runs, seen = [], set()
+    runs, seen, copies = [], set(), []
     for p in paths:
-        if p.resolve() not in seen:  # the same folder given twice is one run
-            seen.add(p.resolve())
-            runs.append(load_run(p))
+        if p.resolve() in seen:  # the same folder given twice is one run
+            continue
+        seen.add(p.resolve())
+        run = load_run(p)
+        twin = next((r for r in runs if run.seed is not None and (r.seed, r.dataset, r.identity) == (run.seed, run.dataset,
+                                                                                                      run.identity)), None)
+        if twin is None:
+            runs.append(run)
+        else:  # a copy, or the same seed run twice (a tune's --final-seeds and best.yaml's --seeds): counted once
+            copies.append((run.path, f"left out: the same algorithm, data and seed ({run.seed}) as {twin.path}"))
     groups = group_runs(runs, with_pop=with_pop)
     comparisons = compare(groups)
     markdown = render_markdown(groups, comparisons)
+    if copies:
+        markdown += "".join(f"\n`{path}` {note}.\n" for path, note in copies)
     if not runs and tunes:
         markdown = (f"No runs to tabulate: {', '.join(f'`{t}`' for t in tunes)} hold(s) no final runs (`sessrec tune "
                     "... --final-seeds 5` makes them); the tuning history is in report.html.\n")
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.md", out / "report.csv", out / "comparisons.csv", out / "per_window.csv", out / "metrics_per_window.png"]
-    atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{r.path}`: {r.status}" for r in runs) + "\n\n" + markdown)
+    statuses = [(r.path, r.status) for r in runs] + copies
+    atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{path}`: {status}" for path, status in statuses)
+                      + "\n\n" + markdown)
     atomic_write_text(files[1], _csv(table_rows(groups)))
     atomic_write_text(files[2], _csv([{"data": c.dataset, "metric": metric_name(c.metric), "a": c.a, "b": c.b,
                                        "mean_a_minus_b": c.mean_diff, "t": c.t, "p": c.p,
@@ -645,7 +656,8 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     if plot_loss(runs, labels, out / "training_loss.png"):
         files.append(out / "training_loss.png")
     html = render_html(results_table(groups, comparisons) if runs else None, comparisons_table(groups, comparisons),
-                       TABLE_NOTE, [(str(r.path), r.status) for r in runs], [f for f in files if f.suffix == ".png"], tunes)
+                       TABLE_NOTE, [(str(path), status) for path, status in statuses], [f for f in files if f.suffix == ".png"],
+                       tunes)
     atomic_write_text(out / "report.html", html)
     files.insert(1, out / "report.html")
     return Report(groups, comparisons, markdown, files)
