@@ -74,6 +74,15 @@ def test_a_run_of_the_same_algorithm_data_and_seed_counts_once(tmp_path):
     assert note in report.markdown
 
 
+def test_rows_evaluated_on_different_windows_are_noted(tmp_path):
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50})
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31}, model="gpt2", task="clm")
+    md = make_report([a, b], tmp_path / "report").markdown
+    assert ("The rows were evaluated on different windows (XLNet (MLM): 2..4; GPT-2 (CLM): 2..3; Most popular: 2..4): "
+            "their averages are not over the same days") in md
+    assert "different windows" not in make_report([a], tmp_path / "one").markdown
+
+
 def test_star_marks_a_row_significantly_better_than_all_others(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.50, 3: 0.62, 4: 0.55, 5: 0.71, 6: 0.58}, final_time_window_index=6)
     b = fake_run(tmp_path / "b", {2: 0.10, 3: 0.13, 4: 0.11, 5: 0.16, 6: 0.12}, model="gpt2", task="clm", final_time_window_index=6)

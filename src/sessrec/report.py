@@ -477,7 +477,7 @@ def comparisons_table(groups: list[Group], comparisons: list[Comparison]) -> Tab
 
 def render_markdown(groups: list[Group], comparisons: list[Comparison]) -> str:
     """The table (with ``*`` marks) and the pairwise tests, as Markdown."""
-    lines = results_table(groups, comparisons).markdown() + ["", TABLE_NOTE]
+    lines = results_table(groups, comparisons).markdown() + ["", TABLE_NOTE, *_window_differences(groups)]
     tests = comparisons_table(groups, comparisons)
     if tests.rows:
         lines += ["", f"Paired t-tests over evaluated windows ({', '.join(metric_name(m) for m in PLOTTED)}; "
@@ -485,6 +485,21 @@ def render_markdown(groups: list[Group], comparisons: list[Comparison]) -> str:
         if any(c.n_windows < 2 for c in comparisons if c.metric in PLOTTED):
             lines += ["", "A t-test needs at least 2 shared windows: n/a where there is only one."]
     return "\n".join(lines) + "\n"
+
+
+def _window_differences(groups: list[Group]) -> list[str]:
+    """A note per data set whose rows were evaluated on different windows: their averages are over different days."""
+    def span(ws: list[int]) -> str:
+        return f"{ws[0]}..{ws[-1]}" if ws == list(range(ws[0], ws[-1] + 1)) else ", ".join(map(str, ws))
+
+    notes = []
+    for dataset in dict.fromkeys(g.dataset for g in groups):
+        rows = [(g.label, sorted(g.per_window)) for g in groups if g.dataset == dataset and g.per_window]
+        if len({tuple(ws) for _, ws in rows}) > 1:
+            notes += ["", f"The rows{f' of {dataset}' if len({g.dataset for g in groups}) > 1 else ''} were evaluated "
+                          f"on different windows ({'; '.join(f'{label}: {span(ws)}' for label, ws in rows)}): their "
+                          "averages are not over the same days; each t-test below uses the windows its two rows share."]
+    return notes
 
 
 def _num(v: float, fmt: str) -> str:
