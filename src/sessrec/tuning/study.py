@@ -567,8 +567,14 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
     _check_output(out, plan.study_name)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    study = open_study(plan, cfg.seed, create=True, alone=opts.storage is None)
+    try:
+        study = open_study(plan, cfg.seed, create=True, alone=opts.storage is None)
+    except SessrecError:
+        if made and not any(out.iterdir()):  # a storage that cannot be opened leaves no empty folder
+            out.rmdir()
+        raise
     n_before = len(study.trials)
     requeued = recover_interrupted(study)
     printer(_header(plan, study, requeued))
