@@ -644,10 +644,11 @@ def run(args, opts: Options) -> PrepareResult:
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
     found, empty = input_files(args.input)
     paths = existing_files(found, "input file")
+    progress = Progress("events", opts.quiet)
     if empty:
         shown = ", ".join(map(str, empty[:3])) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
-        Progress("events", opts.quiet).say(f"left out {len(empty)} file(s) without events: {shown}")
-    _warn_inert_time_options(paths, cols, args.time_unit is not None, Progress("events", opts.quiet))
+        progress.say(f"left out {len(empty)} file(s) without events: {shown}")
+    _warn_inert_time_options(paths, cols, args.time_unit is not None, progress)
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
 
 

@@ -292,9 +292,8 @@ def _check_output(out: Path, study_name: str) -> None:
 
 
 def open_study(plan: Plan, sampler_seed: int, create: bool, alone: bool = False):
-    """Load the plan's study (refused when it was made for something else), or create it with ``create``; with
+    """Load the plan's study, checking it was made for this data and algorithm, or create it with ``create``; with
     ``alone`` (the output folder's own study.db) no other study may be in the storage: their files would clash."""
-    """Load (or with ``create``, create) the study, checking it was made for this data and algorithm."""
     optuna = _optuna()
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
