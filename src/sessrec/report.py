@@ -648,17 +648,18 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
             copies.append((run.path, f"left out: the same algorithm, data and seed ({run.seed}) as {twin.path}"))
     groups = group_runs(runs, with_pop=with_pop)
     comparisons = compare(groups)
-    markdown = render_markdown(groups, comparisons)
-    if copies:
+    markdown = table_markdown = render_markdown(groups, comparisons)
+    if copies:  # report.md names them in its run list; the printed report here
         markdown += "".join(f"\n`{path}` {note}.\n" for path, note in copies)
     if not runs and tunes:
         markdown = (f"No runs to tabulate: {', '.join(f'`{t}`' for t in tunes)} hold(s) no final runs (`sessrec tune "
                     "... --final-seeds 5` makes them); the tuning history is in report.html.\n")
+        table_markdown = markdown
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.md", out / "report.csv", out / "comparisons.csv", out / "per_window.csv", out / "metrics_per_window.png"]
     statuses = [(r.path, r.status) for r in runs] + copies
     atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{path}`: {status}" for path, status in statuses)
-                      + "\n\n" + markdown)
+                      + "\n\n" + table_markdown)
     atomic_write_text(files[1], _csv(table_rows(groups)))
     atomic_write_text(files[2], _csv([{"data": c.dataset, "metric": metric_name(c.metric), "a": c.a, "b": c.b,
                                        "mean_a_minus_b": c.mean_diff, "t": c.t, "p": c.p,
