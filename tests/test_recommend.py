@@ -468,3 +468,41 @@ def test_a_session_that_is_not_a_list_is_one_line_with_a_catalog_too(catalog_run
     assert main(["recommend", "--model-dir", str(catalog_run / "checkpoint-last"), "--input", str(scalar),
                  "--output", str(tmp_path / "out.parquet")]) == 2
     assert f"{scalar}, row 0: items must be a list of values (got 1000007)" in capsys.readouterr().err
+
+
+def test_an_input_column_named_as_an_answer_column_is_refused(catalog_data, catalog_run, tmp_path):
+    """An input column named item_ids, scores or unknown (an earlier output given again) would make an output with
+    two columns of that name, which no parquet reader opens: refused, nothing written."""
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    rows, _ = written_sessions(catalog_data, rec, 1)
+    items = rec.catalog.decode(rows[0]["item_id"])
+    pq.write_table(pa.table({"session_id": [1], "items": [items]}), tmp_path / "in.parquet")
+    rec.recommend_file(tmp_path / "in.parquet", tmp_path / "out.parquet", k=3)
+    with pytest.raises(SessrecError, match=r"out.parquet: column 'unknown' has the name of an answer column the output "
+                                           r"adds \(item_ids, scores, unknown\); rename or drop it"):
+        rec.recommend_file(tmp_path / "out.parquet", tmp_path / "again.parquet", k=3)
+    pq.write_table(pa.table({"items": [items], "scores": [0.5]}), tmp_path / "scored.parquet")
+    with pytest.raises(SessrecError, match="column 'scores' has the name"):
+        rec.recommend_file(tmp_path / "scored.parquet", tmp_path / "again.parquet", k=3)
+    assert not (tmp_path / "again.parquet").exists()
+
+
+def test_flags_of_the_python_api_are_booleans(catalog_data, catalog_run, tmp_path):
+    """numpy's bools (what a pandas row holds) are flags; text, numbers, None or lists are one-line errors ("no" and
+    "false" would read as true, [True] as one flag for all sessions)."""
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    rows, _ = written_sessions(catalog_data, rec, 1)
+    session = [{"items": rec.catalog.decode(rows[0]["item_id"]), "timestamps": rows[0]["timestamp"]}]
+    assert rec.recommend(session, k=3, exclude_seen=np.True_).ids == rec.recommend(session, k=3, exclude_seen=True).ids
+    assert rec.recommend(session, k=3, strict=np.False_).ids == rec.recommend(session, k=3).ids
+    for name in ("exclude_seen", "strict", "internal_ids"):
+        for value in ("no", "false", 0, 1, None, [True]):
+            with pytest.raises(SessrecError, match=f"^{name} must be True or False"):
+                rec.recommend(session, k=3, **{name: value})
+    with pytest.raises(SessrecError, match="'items' is not a feature of this model .*; with internal_ids=True a session "
+                                           "holds model values, no original ids"):
+        rec.recommend([{"items": [15]}], k=2, internal_ids=True)
+    pq.write_table(pa.table({"items": [session[0]["items"]]}), tmp_path / "in.parquet")
+    with pytest.raises(SessrecError, match="^exclude_seen must be True or False"):
+        rec.recommend_file(tmp_path / "in.parquet", tmp_path / "out.parquet", exclude_seen="no")
+    assert not (tmp_path / "out.parquet").exists()

@@ -245,10 +245,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(f"wrote top-{args.k} recommendations for {n} sessions to {args.output}")
         return 0
     if rec.side_features and not original:
+        why = "with --internal-ids nothing looks them up" if args.internal_ids else "it has no catalog to look them up in"
         raise SessrecError(f"this model reads more than item ids ({', '.join(rec.side_features)}: side information or "
-                           "interaction times) and has no catalog to look them up in: --items gives item ids only; pass "
-                           "--input sessions.parquet with "
-                           f"list columns {', '.join(rec.input_names)}")
+                           f"interaction times) and {why}: --items gives item ids only; pass --input sessions.parquet "
+                           f"with list columns {', '.join(rec.input_names)}")
     if args.items_json is not None:
         items: list = _json_items(args.items_json)
     elif original:  # ids exactly as typed between the commas, but for the spaces around them

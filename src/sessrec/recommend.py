@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item, unknown_items
+from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, check_output_file, read_parquet
@@ -154,6 +154,14 @@ def keep_last(batch: Batch, item_key: str, max_len: int) -> Batch:
     return {k: torch.where(valid, v.gather(1, index), torch.zeros((), dtype=v.dtype)) for k, v in batch.items()}
 
 
+def _flag(value: Any, name: str) -> bool:
+    """``value`` as a bool (numpy's too, as pandas rows give it); anything else is an error: ``"no"`` or ``[True]``
+    would be read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise SessrecError(f"{name} must be True or False (got {value!r})")
+    return bool(value)
+
+
 def _whole(value: Any, name: str) -> int:
     """``value`` as an int (numpy's integers too); a bool, a fraction or text is an error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -235,6 +243,8 @@ class Recommender:
         leaves fewer). With a catalog, unknown original ids are skipped (listed in ``unknown``; an
         error with ``strict``)."""
         k = _whole(k, "k")
+        exclude_seen, strict, internal_ids = (_flag(v, n) for v, n in ((exclude_seen, "exclude_seen"), (strict, "strict"),
+                                                                       (internal_ids, "internal_ids")))
         if isinstance(sessions, (str, bytes, Mapping)):
             raise SessrecError("give a list of sessions ([[5, 10, 20]] or [{...}]), not one session")
         sessions = list(sessions)  # a generator too
@@ -268,8 +278,10 @@ class Recommender:
         if isinstance(session, Mapping):
             extra = sorted(set(session) - set(self.input_names))
             if extra:
+                hint = ("with internal_ids=True a session holds model values, no original ids" if self.catalog is not None
+                        else "sessions of original ids need the run's catalog")
                 raise SessrecError(f"session {i}: {', '.join(map(repr, extra))} is not a feature of this model (it reads "
-                                   f"{', '.join(self.input_names)}; sessions of original ids need the run's catalog)")
+                                   f"{', '.join(self.input_names)}; {hint})")
             out = {n: _values(v, f"session {i}: ", n) for n, v in session.items()}
             for n, values in out.items():
                 if self.schema[n].is_continuous and not self.schema[n].is_time:
@@ -277,13 +289,18 @@ class Recommender:
             ids = out.get(self.item_key, [])
         else:
             out = ids = _values(session, f"session {i}: ", self.item_key)
+        self._check_model_ids(ids, f"session {i}: ")
+        return out
+
+    def _check_model_ids(self, ids: Sequence[Any], where: str) -> None:
+        """Model item ids are whole numbers 1 .. n_items - 1 (0 is padding: it would change the answer unseen);
+        checked before a tensor is made of them (a 20-digit id overflowed there)."""
         bad = [v for v in ids if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1]
         if bad:
-            raise SessrecError(f"session {i}: item id {bad[0]!r} is not a model id (whole numbers from 1; 0 is padding)")
+            raise SessrecError(f"{where}item id {bad[0]!r} is not a model id (whole numbers from 1; 0 is padding)")
         beyond = [v for v in ids if v >= self.schema.n_items]
-        if beyond:  # before a tensor is made of it (a 20-digit id overflowed there)
-            raise SessrecError(f"item id {beyond[0]} is outside this model's range 1..{self.schema.n_items - 1}")
-        return out
+        if beyond:
+            raise SessrecError(f"{where}item id {beyond[0]} is outside this model's range 1..{self.schema.n_items - 1}")
 
 
     def encode(self, session: SessionLike, strict: bool = False, now: float | None = None, where: str = "") -> Encoded:
@@ -302,15 +319,15 @@ class Recommender:
         try:
             if self.catalog is not None:
                 return self.catalog.encode(items, self.input_names, times, feats, strict, now)
-            return self._encode_model_ids(items, times, feats or {}, strict)
+            return self._encode_model_ids(items, times, feats or {})
         except NoKnownItem as e:
             raise NoKnownItem(f"{where}{e}") from None
         except SessrecError as e:
             raise SessrecError(f"{where}{e}") from None
 
-    def _encode_model_ids(self, items: list[Any], times: Any, features: Mapping[str, Any], strict: bool) -> Encoded:
+    def _encode_model_ids(self, items: list[Any], times: Any, features: Mapping[str, Any]) -> Encoded:
         """A session of model ids, with every side feature in ``features`` (model values): what a model
-        without a catalog needs. Ids outside the model's range are unknown."""
+        without a catalog needs. An id outside the model's range is an error, as in :meth:`recommend`."""
         if times is not None:
             raise SessrecError("timestamps need a catalog to rebuild features from (this model has none): "
                                "send the model's feature values in 'features'")
@@ -319,31 +336,24 @@ class Recommender:
         if missing or extra:
             raise SessrecError(f"this model has no catalog: 'features' must hold exactly its side features "
                                f"({', '.join(self.side_features) or 'none'}) in model values")
-        n_items = self.schema.n_items
-        keep = [i for i, v in enumerate(items)
-                if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 < v < n_items]
-        kept = set(keep)
-        unknown = [v for i, v in enumerate(items) if i not in kept]
-        if unknown and strict:
-            raise unknown_items(unknown)
-        if not keep:
-            raise no_known_item(unknown)
+        if not items:
+            raise no_known_item([])
+        self._check_model_ids(items, "")
         out = {}
         for name in self.side_features:
             values = features[name]
             if len(values) != len(items):
                 raise SessrecError(f"features.{name} has {len(values)} values for {len(items)} items")
             spec = self.schema[name]
-            kept = [values[i] for i in keep]
-            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in kept):
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in values):
                 raise SessrecError(f"features.{name} must hold finite numbers")
             if spec.is_categorical:
                 card = spec.cardinality or 0
-                if any(not isinstance(v, int) or not 0 <= v < card for v in kept):
+                if any(not isinstance(v, int) or not 0 <= v < card for v in values):
                     raise SessrecError(f"features.{name} must hold ids 0..{card - 1}")
-            out[name] = (np.asarray(kept, dtype=np.int64) if spec.is_categorical else np.asarray(kept, dtype=np.float64)
-                         if spec.is_time else model_floats(name, kept))
-        return Encoded(np.asarray([items[i] for i in keep], dtype=np.int64), out, unknown)
+            out[name] = (np.asarray(values, dtype=np.int64) if spec.is_categorical else np.asarray(values, dtype=np.float64)
+                         if spec.is_time else model_floats(name, values))
+        return Encoded(np.asarray(items, dtype=np.int64), out, [])
 
     def _check_k(self, k: int) -> None:
         """``k`` between 1 and the number of items the model can recommend (as the server says)."""
@@ -400,18 +410,28 @@ class Recommender:
         ``unknown`` count per row; otherwise (or with ``internal_ids``) list columns of the model's
         input features in model ids. ``output_path`` must not exist unless ``overwrite``, and may never be
         the input nor lie inside a checkpoint or prepared data folder (:func:`sessrec.io.check_output_file`)."""
+        k = _whole(k, "k")
+        exclude_seen, strict, internal_ids, overwrite = (
+            _flag(v, n) for v, n in ((exclude_seen, "exclude_seen"), (strict, "strict"), (internal_ids, "internal_ids"),
+                                     (overwrite, "overwrite")))
         input_path = Path(input_path)
         check_output_file(output_path, "--output", [("--input", input_path)], overwrite)
         try:
             table = read_parquet(input_path)
         except (OSError, pa.ArrowInvalid) as e:
             raise SessrecError(f"cannot read parquet file {input_path}: {e}") from None
-        if self.catalog is not None and not internal_ids:
+        with_catalog = self.catalog is not None and not internal_ids
+        keep = [c for c in table.column_names if not pa.types.is_list(table.schema.field(c).type)
+                and not pa.types.is_large_list(table.schema.field(c).type)]  # list columns are the sessions
+        answers = ["item_ids", "scores", *(["unknown"] if with_catalog else [])]
+        taken = [c for c in keep if c in answers]
+        if taken:  # the output would hold two columns of that name, which no parquet reader accepts
+            raise SessrecError(f"{input_path}: column {taken[0]!r} has the name of an answer column the output adds "
+                               f"({', '.join(answers)}); rename or drop it (an earlier output's answers, for instance)")
+        if with_catalog:
             ids, scores, unknown = self._recommend_table(table, input_path, k, exclude_seen, strict)
         else:
             ids, scores, unknown = self._recommend_table_internal(table, input_path, k, exclude_seen)
-        keep = [c for c in table.column_names if not pa.types.is_list(table.schema.field(c).type)
-                and not pa.types.is_large_list(table.schema.field(c).type)]
         out = table.select(keep)
         id_type = pa.int64() if self.catalog is None or internal_ids or self.catalog.numeric_ids else pa.string()
         out = out.append_column("item_ids", pa.array(ids, pa.list_(id_type)))

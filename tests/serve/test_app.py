@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from sessrec.errors import SessrecError
 from sessrec.recommend import Recommender
 from tests.conftest import written_sessions
 from tests.serve.conftest import running
@@ -30,6 +31,10 @@ def test_served_answers_equal_the_offline_model(catalog_data, catalog_run, catal
     items = rec.catalog.decode(rows[0]["item_id"])
     want = rec.recommend([{"items": items, "timestamps": rows[0]["timestamp"]}], k=3, exclude_seen=True)
     body = client.post("/recommend", json={"items": ["404", *map(str, items)], "timestamps": [0, *rows[0]["timestamp"]],
+                                           "k": 3, "exclude_seen": True}).json()
+    assert body["items"] == want.ids[0] and body["unknown"] == ["404"]
+    # a whole float is its integer (what JSON writers send for a float column), as in the Python API
+    body = client.post("/recommend", json={"items": ["404", *map(float, items)], "timestamps": [0, *rows[0]["timestamp"]],
                                            "k": 3, "exclude_seen": True}).json()
     assert body["items"] == want.ids[0] and body["unknown"] == ["404"]
 
@@ -60,7 +65,10 @@ BAD = [
     ("POST", "/recommend", {"items": []}, {}, 422, "the session is empty"),
     ("POST", "/recommend", {"items": None}, {}, 422, "items"),
     ("POST", "/recommend", {"items": [True]}, {}, 422, "items.0"),
-    ("POST", "/recommend", {"items": [1.5]}, {}, 422, "items.0"),
+    ("POST", "/recommend", {"items": [1.5]}, {}, 422, "items.0: 1.5 is not an item id (a whole number or text)"),
+    ("POST", "/recommend", b'{"items": [1000084, Infinity]}', {}, 422, "items.1: inf is not an item id"),
+    ("POST", "/recommend", {"items": [1000084], "features": {"hour_sin": [0.5]}}, {}, 422,
+     "features.hour_sin is rebuilt from the interaction times: send 'timestamps' instead"),
     ("POST", "/recommend", {"items": [[1000084]]}, {}, 422, "items.0"),
     ("POST", "/recommend", {"items": "1000084"}, {}, 422, "items"),
     ("POST", "/recommend", {"items": [1000084], "k": 0}, {}, 422, "k must be between 1 and"),
@@ -146,13 +154,22 @@ def test_a_chunked_body_over_the_limit_is_refused(catalog_server):
 
 
 def test_a_model_without_catalog_takes_model_ids(straight_run):
-    """The tiny sample has no catalog: items are model ids, an id outside the model is unknown."""
+    """The tiny sample has no catalog: items are model ids; anything else (padding 0, an id outside the model, text)
+    is a 422 with the Python API's words."""
     rec = Recommender.load(straight_run / "checkpoint-last")
+    n = rec.schema.n_items
     with running(straight_run, watch=False) as (client, _):
         assert client.get("/metadata").json()["catalog"]["original_ids"] is False
-        body = client.post("/recommend", json={"items": [12, 5, 7, 5000], "k": 5}).json()
-        assert body["items"] == rec.recommend([[12, 5, 7]], k=5).ids[0] and body["unknown"] == [5000]
-        r = client.post("/recommend", json={"items": ["12"]})
-        assert r.status_code == 422 and "no item known" in r.json()["error"]
+        body = client.post("/recommend", json={"items": [12, 5, 7], "k": 5}).json()
+        assert body["items"] == rec.recommend([[12, 5, 7]], k=5).ids[0] and body["unknown"] == []
+        for items, words in [([12, n], f"item id {n} is outside this model's range 1..{n - 1}"),
+                             ([0, 12], "item id 0 is not a model id (whole numbers from 1; 0 is padding)"),
+                             ([-1], "item id -1 is not a model id (whole numbers from 1; 0 is padding)"),
+                             (["12"], "item id '12' is not a model id (whole numbers from 1; 0 is padding)")]:
+            r = client.post("/recommend", json={"items": items})
+            assert r.status_code == 422 and r.json()["error"] == words, (items, r.text)
+            with pytest.raises(SessrecError) as e:
+                rec.recommend([items])
+            assert str(e.value) == f"session 0: {words}"
         r = client.post("/recommend", json={"items": [12], "timestamps": [1.0]})
         assert r.status_code == 422 and "need a catalog" in r.json()["error"]

@@ -46,6 +46,11 @@ def test_serve_command_answers_and_stops_on_sigterm(catalog_run):
 def test_serve_command_refuses_what_it_cannot_serve(tmp_path, capsys):
     assert main(["serve", "--model-dir", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "log.csv").write_text("a,b\n")
+    assert main(["serve", "--model-dir", str(tmp_path / "log.csv")]) == 2
+    assert f"--model-dir {tmp_path / 'log.csv'} is not a folder: give a run folder" in capsys.readouterr().err
+    assert main(["serve", "--model-dir", str(tmp_path), "--num-threads", "-1"]) == 2
+    assert "--num-threads must be >= 0" in capsys.readouterr().err
     assert main(["serve", "--model-dir", str(tmp_path)]) == 2
     assert "is not a sessrec checkpoint" in capsys.readouterr().err
     assert main(["serve", "--model-dir", str(tmp_path), "--max-batch", "0"]) == 2

@@ -237,7 +237,7 @@ class Catalog:
         """Model inputs ``inputs`` (feature names, the item id among them) of a session of original
         item ids. ``timestamps`` (epoch seconds, one per item; default: ``now``, the current time) feed
         the rebuilt features; ``features`` holds per-item values sent by the client (original values
-        for categorical features, model values for continuous ones). Unknown items are skipped (an
+        for categorical features, model values for continuous ones; not the rebuilt ones). Unknown items are skipped (an
         error with ``strict``); a session left with no item is an error."""
         n = len(items)
         if timestamps is not None and len(timestamps) != n:
@@ -248,6 +248,8 @@ class Catalog:
             if name not in inputs or name == self.item.name:
                 usable = ", ".join(x for x in inputs if x != self.item.name) or "none: the model reads item ids only"
                 raise SessrecError(f"features.{name} is not a side feature of this model (its side features: {usable})")
+            if name in self.rules or name == self.time_column:  # sent values would replace them unseen
+                raise SessrecError(f"features.{name} is rebuilt from the interaction times: send 'timestamps' instead")
             if len(values) != n:
                 raise SessrecError(f"features.{name} has {len(values)} values for {n} items")
         ids, keep, unknown = [], [], []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -62,6 +63,8 @@ class Options:
         for name in ("max_batch", "max_k", "max_items", "max_body_bytes", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise SessrecError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
+        if self.num_threads < 0:
+            raise SessrecError(f"--num-threads must be >= 0 (0: torch's default; got {self.num_threads})")
         if self.batch_wait_ms < 0 or self.watch_interval <= 0:
             raise SessrecError("--batch-wait-ms must be >= 0 and --watch-interval > 0")
         if not 0 <= self.port < 65536:
@@ -77,7 +80,7 @@ class RecommendRequest(BaseModel):
     """One session, oldest item first."""
 
     model_config = ConfigDict(extra="forbid")
-    items: list[Item]
+    items: list[Item | StrictFloat]  # a whole float is its integer (JSON writers send 42.0 for a float column)
     k: StrictInt = 10
     exclude_seen: StrictBool = False
     timestamps: list[Number] | None = None  # epoch seconds, one per item (default: now)
@@ -259,12 +262,18 @@ def _check(req: RecommendRequest, opts: Options, model: ServedModel) -> dict[str
     max_k = _max_k(opts, model)
     if not 1 <= req.k <= max_k:
         raise BadRequest(422, f"k must be between 1 and {max_k} (got {req.k})")
-    session: dict[str, Any] = {"items": req.items}
+    session: dict[str, Any] = {"items": [_whole_item(v, i) if isinstance(v, float) else v for i, v in enumerate(req.items)]}
     if req.timestamps is not None:
         session["timestamps"] = req.timestamps
     if req.features:
         session["features"] = req.features
     return session
+
+
+def _whole_item(value: float, i: int) -> int:
+    if not (math.isfinite(value) and value.is_integer() and abs(value) < 2**53):
+        raise BadRequest(422, f"items.{i}: {value!r} is not an item id (a whole number or text)")
+    return int(value)
 
 
 def bind(host: str, port: int) -> socket.socket:

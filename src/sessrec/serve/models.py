@@ -166,7 +166,8 @@ def initial_checkpoint(model_dir: Path) -> tuple[Path, Path | None]:
             log.warning("%s; serving the older %s", bad, folder.name)
         return folder, model_dir
     if not model_dir.is_dir():
-        raise SessrecError(f"--model-dir {model_dir} does not exist")
+        what = "is not a folder" if model_dir.exists() else "does not exist"
+        raise SessrecError(f"--model-dir {model_dir} {what}: give a run folder or one of its checkpoint folders")
     return model_dir, None
 
 
