@@ -66,6 +66,9 @@ def test_schedule_suffix_and_derived_values():
 
 def test_options_that_cannot_act_are_named():
     assert ExperimentConfig(task="plm").inert_options() == []
+    assert ExperimentConfig(model_type="gru", task="clm", hidden_act="relu", n_head=3).inert_options() == [
+        "n_head has no effect on the gru body (a Transformer option)",
+        "hidden_act has no effect on the gru body (a Transformer option)"]
     assert ExperimentConfig(task="clm", plm_mask_input=True, mlm_probability=0.2).inert_options() == [
         "plm_mask_input has no effect with task clm (a PLM option)",
         "mlm_probability has no effect with task clm (an MLM/RTD option)"]

@@ -206,3 +206,40 @@ def test_the_most_popular_comparison_scores_the_sessions_the_model_scores(tiny_d
                             printer=lambda *_: None)
     for w in result.windows:
         assert w["pop"]["eval_n_sessions"] == w["metrics"]["eval_n_sessions"] < w["n_eval_sessions"] * 2
+
+
+def test_a_baselines_neural_options_are_warned_and_make_no_other_algorithm(tiny_data, tmp_path, caplog):
+    """`sessrec run --model pop --task rtd --d-model 999`: said once; the run is the same algorithm as without them."""
+    import logging
+
+    from sessrec.cli import main
+    from sessrec.report import load_run
+
+    base = ["run", "--data-path", str(tiny_data), "--model", "pop", "--final-time-window-index", "2", "--quiet"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*base, "-o", str(tmp_path / "a"), "--task", "rtd", "--d-model", "999", "--seed", "3"]) == 0
+    assert "no effect on the pop baseline (options of the neural models): --task --d-model" in caplog.text
+    assert main([*base, "-o", str(tmp_path / "b")]) == 0
+    assert load_run(tmp_path / "a").identity == load_run(tmp_path / "b").identity
+
+
+def test_a_given_schema_far_larger_than_the_datas_is_warned(tiny_data, tmp_path, caplog):
+    """The paper's YAML feature configs keep the original data's 390,000 items: on prepared data every evaluation would
+    also rank ids that never occur. Warned (naming both files), not refused; an equal schema is not warned about."""
+    import logging
+
+    from sessrec.schema import load_schema
+
+    own = load_schema(tiny_data / "schema.pbtxt")
+    load_schema(tiny_data / "schema.pbtxt").with_item_cardinality(own.n_items * 10).save(tmp_path / "big.pbtxt")
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_config(tiny_data, tmp_path / "big", model_type="pop", final_time_window_index=2,
+                                   features_schema_path=str(tmp_path / "big.pbtxt")), printer=lambda *_: None)
+    assert (f"big.pbtxt gives the item id a cardinality of {own.n_items * 10:,}, the data's own schema "
+            f"{tiny_data / 'schema.pbtxt'} {own.n_items:,}: every evaluation also ranks the {own.n_items * 9:,} ids that "
+            "never occur") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_config(tiny_data, tmp_path / "same", model_type="pop", final_time_window_index=2,
+                                   features_schema_path=str(tiny_data / "schema.pbtxt")), printer=lambda *_: None)
+    assert "never occur" not in caplog.text

@@ -506,3 +506,13 @@ def test_flags_of_the_python_api_are_booleans(catalog_data, catalog_run, tmp_pat
     with pytest.raises(SessrecError, match="^exclude_seen must be True or False"):
         rec.recommend_file(tmp_path / "in.parquet", tmp_path / "out.parquet", exclude_seen="no")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_float_id_beyond_2_53_is_an_error_not_an_unknown_rounded_id(catalog_run):
+    """A float cannot hold every id beyond 2**53 (pandas makes one of an integer column with a missing value): it may
+    stand for another id, so it is refused with the reason rather than listed as an unknown id nobody sent."""
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    assert rec.catalog.numeric_ids
+    with pytest.raises(SessrecError, match=r"session 0: item 9007199254740994.0 is a float beyond 2\*\*53, which cannot "
+                                           "hold every integer id exactly"):
+        rec.recommend([[1000084, float(2**53 + 2)]], k=3)

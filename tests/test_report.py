@@ -229,3 +229,13 @@ def test_a_run_copied_without_its_data_keeps_the_data_it_read(tmp_path, monkeypa
     archived = tmp_path / "w" / "archive" / "rep" / "runs" / "r2"
     shutil.copytree(b, archived)
     assert [g.dataset for g in group_runs([load_run(a), load_run(archived)])] == ["mydata"] * 3
+
+
+def test_options_that_cannot_act_make_no_other_algorithm(tmp_path):
+    """A CLM run recorded with the original's mlm_probability (a preset of an earlier release) and one without: one
+    algorithm, two seeds; a dropout differs: two."""
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40}, model="gpt2", task="clm", seed=1, mlm_probability=0.15)
+    b = fake_run(tmp_path / "b", {2: 0.32, 3: 0.42}, model="gpt2", task="clm", seed=2)
+    c = fake_run(tmp_path / "c", {2: 0.32, 3: 0.42}, model="gpt2", task="clm", seed=2, dropout=0.3)
+    groups = group_runs([load_run(p) for p in (a, b, c)], with_pop=False)
+    assert sorted(len(g.runs) for g in groups) == [1, 2]

@@ -158,6 +158,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{name:<32} {describe(name)}")
         return 0
     cfg = config_from_args(args)
+    if cfg.model_type in _baselines():  # set by the user, so said here (a config's defaults are no choice)
+        from sessrec.config import neural_only_options
+
+        inert = [n for n in neural_only_options() if n in vars(args)]
+        if inert:
+            logging.getLogger("sessrec.run").warning(
+                "no effect on the %s baseline (options of the neural models): %s", cfg.model_type,
+                " ".join(f"--{n.replace('_', '-')}" for n in inert))
     if args.seeds and launch.launched():
         raise EveryProcessError("--seeds runs the seeds one after the other in one process, not under torchrun: start one "
                            "torchrun per seed (`... -m sessrec run --seed N --output-dir OUT/seed-N`), then "

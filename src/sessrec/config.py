@@ -48,6 +48,37 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
 
 
+# options that act with some tasks only: option -> (those tasks, what it is)
+_TASK_ONLY = {**{name: (("plm",), "a PLM option")
+                 for name in ("plm_probability", "plm_max_span_length", "plm_permute_all", "plm_mask_input")},
+              **{name: (("rtd",), "an RTD option")
+                 for name in ("rtd_sample_from_batch", "rtd_use_batch_interaction", "rtd_discriminator_loss_weight",
+                              "rtd_generator_loss_weight", "rtd_tied_generator", "electra_generator_hidden_size")},
+              "mlm_probability": (("mlm", "rtd"), "an MLM/RTD option")}
+
+
+_RNN_INERT = ("n_head", "hidden_act", "layer_norm_eps")  # Transformer options a GRU/LSTM body has no use for
+
+
+def inert_with_task(task: str, model_type: str = "") -> dict[str, str]:
+    """{option: why it has no effect} for the options that cannot act with ``task`` (and, for a recurrent body,
+    ``model_type``)."""
+    out = {name: f"no effect with task {task} ({what})" for name, (tasks, what) in _TASK_ONLY.items() if task not in tasks}
+    if model_type in ("gru", "lstm"):
+        out.update({name: f"no effect on the {model_type} body (a Transformer option)" for name in _RNN_INERT})
+    return out
+
+
+def neural_only_options() -> list[str]:
+    """The options of the neural models' architecture, objective and training: a baseline reads item ids with its own
+    ``baseline_params`` (its seed, evaluation and data options still apply)."""
+    names = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    model = names[names.index("task"):names.index("train_on_last_item_seq_only") + 1]
+    training = names[names.index("learning_rate"):names.index("learning_rate_num_cosine_cycles_by_epoch") + 1]
+    return [n for n in model + training + ["fp16", "bf16"]
+            if n not in ("eval_on_last_item_seq_only", "baseline_params", "per_device_eval_batch_size")]
+
+
 @dataclass
 class ExperimentConfig:
     """Everything one incremental train/evaluate experiment needs."""
@@ -284,15 +315,8 @@ class ExperimentConfig:
         """Options set away from their defaults that cannot act with this task or generator: warned, not refused (the
         paper's command lines carry some of them)."""
         default = ExperimentConfig()
-        groups = {("plm", "a PLM option"): ("plm_probability", "plm_max_span_length", "plm_permute_all", "plm_mask_input"),
-                  ("rtd", "an RTD option"): ("rtd_sample_from_batch", "rtd_use_batch_interaction",
-                                             "rtd_discriminator_loss_weight", "rtd_generator_loss_weight",
-                                             "rtd_tied_generator", "electra_generator_hidden_size")}
-        out = [f"{name} has no effect with task {self.task} ({what})"
-               for (task, what), names in groups.items() if self.task != task
-               for name in names if getattr(self, name) != getattr(default, name)]
-        if self.task not in ("mlm", "rtd") and self.mlm_probability != default.mlm_probability:
-            out.append(f"mlm_probability has no effect with task {self.task} (an MLM/RTD option)")
+        out = [f"{name} has {why}" for name, why in inert_with_task(self.task, self.model_type).items()
+               if getattr(self, name) != getattr(default, name)]
         if (self.task == "rtd" and self.rtd_tied_generator
                 and self.electra_generator_hidden_size != default.electra_generator_hidden_size):
             out.append("electra_generator_hidden_size has no effect with rtd_tied_generator (the generator is the "

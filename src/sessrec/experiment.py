@@ -88,12 +88,35 @@ def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
     data_folder(data_path)
     if cfg.features_schema_path:
         return data_path, load_schema(cfg.features_schema_path)
-    for name in ("schema.pbtxt", "schema.json"):
-        if (data_path / name).is_file():
-            return data_path, load_schema(data_path / name)
+    own = _own_schema(data_path)
+    if own is not None:
+        return data_path, load_schema(own)
     files = sorted(data_path.glob("*/train.parquet"))
     log.warning("no schema given and none found in %s: inferring one from the parquet files", data_path)
     return data_path, infer_schema(files)
+
+
+def _own_schema(data_path: Path) -> Path | None:
+    """The schema file a data folder holds (``sessrec prepare`` writes one), if any."""
+    return next((data_path / n for n in ("schema.pbtxt", "schema.json") if (data_path / n).is_file()), None)
+
+
+def check_item_cardinality(cfg: ExperimentConfig, data_path: Path, schema: Schema) -> None:
+    """Warn when a given schema (the paper's YAML feature configs keep the original data's 390,000 items) sizes the
+    item table far beyond the data's ids: every evaluation then also ranks ids that never occur (lower metrics) and
+    the model is sized for them. A larger table is kept (it may leave room for later data), not refused."""
+    own_path = _own_schema(data_path)
+    if not cfg.features_schema_path or own_path is None:
+        return
+    try:
+        given_n, own_n = schema.n_items, load_schema(own_path).n_items
+    except SessrecError:  # no item cardinality to compare; the loader says what is wrong
+        return
+    if given_n > 2 * own_n:
+        log.warning("%s gives the item id a cardinality of %s, the data's own schema %s %s: every evaluation also "
+                    "ranks the %s ids that never occur (lowering the metrics) and the model is sized for them; set the "
+                    "item's cardinality to %s (a YAML feature config's `cardinality`) or pass the data's schema",
+                    cfg.features_schema_path, f"{given_n:,}", own_path, f"{own_n:,}", f"{given_n - own_n:,}", own_n)
 
 
 def run_label(cfg: ExperimentConfig) -> str:
@@ -186,6 +209,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     main = group.is_main
     loggers = Loggers.from_config(cfg) if main else Loggers([])
     data_path, schema = resolve_data(cfg)
+    if main:
+        check_item_cardinality(cfg, data_path, schema)
     cfg.data_path = str(data_path)
     start, final = resolve_window_range(data_path, cfg.start_time_window_index, cfg.final_time_window_index,
                                         cfg.time_window_folder_pad_digits)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from sessrec.config import inert_with_task, neural_only_options
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder
 from sessrec.report_html import Table, render_html
@@ -181,8 +182,11 @@ def _load_original_run(path: Path) -> Run:
 
 
 def _identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    # options that cannot act (a baseline's d_model, mlm_probability under CLM) make no other algorithm
+    inert = (set(neural_only_options()) if cfg.get("model_type") in _BASELINES
+             else set(inert_with_task(str(cfg.get("task")), str(cfg.get("model_type")))))
     return {k: v for k, v in cfg.items()
-            if k not in _NOT_IDENTITY and not any(s in k for s in ("dir", "path", "name"))}
+            if k not in _NOT_IDENTITY | inert and not any(s in k for s in ("dir", "path", "name"))}
 
 
 def _dataset_key(data_path: str | None, on_test: bool, run_dir: Path | None = None,

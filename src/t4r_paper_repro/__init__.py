@@ -11,16 +11,38 @@ and call :func:`sessrec.experiment.run_experiment`: no second implementation of 
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+
+_DASHED = re.compile(r"--([a-z0-9]+(?:-[a-z0-9]+)+)")
 
 
-def entry_point(prog: str, run: Callable[[list[str]], int], argv: list[str] | None) -> int:
-    """Run a script's ``run(argv)`` with sessrec's logging; errors become one line on stderr (exit 2)."""
+def entry_point(prog: str, run: Callable[[list[str]], int], argv: list[str] | None, names: Collection[str] = ()) -> int:
+    """Run a script's ``run(argv)`` with sessrec's logging; errors become one line on stderr (exit 2), naming the
+    script's own flags (``names``) where sessrec's message names its command line's (``--overwrite-output-dir``)."""
     from sessrec.cli import run_guarded, setup_process
+    from sessrec.errors import SessrecError
+
+    def translated() -> int:
+        try:
+            return run(sys.argv[1:] if argv is None else argv)
+        except SessrecError as e:
+            e.args = (script_flags(str(e), names),)
+            raise
 
     setup_process()
-    return run_guarded(prog, lambda: run(sys.argv[1:] if argv is None else argv))
+    return run_guarded(prog, translated)
+
+
+def script_flags(message: str, names: Collection[str]) -> str:
+    """``message`` with sessrec's dashed flags written as the script's (``--output-dir`` → ``--output_dir``) where the
+    script has that argument; a quoted command (between backquotes, such as a ``sessrec run`` line) is kept."""
+    parts = message.split("`")
+    for i in range(0, len(parts), 2):  # outside backquotes
+        parts[i] = _DASHED.sub(lambda m: f"--{m[1].replace('-', '_')}" if m[1].replace("-", "_") in names else m[0],
+                               parts[i])
+    return "`".join(parts)
 
 
 def print_notes(prog: str, notes: list[str]) -> None:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sessrec.config import ExperimentConfig, field_help
+from sessrec.config import ExperimentConfig, field_help, inert_with_task
 from sessrec.errors import SessrecError
 from sessrec.launch import launched, local_rank
 
@@ -245,6 +245,11 @@ def parse(parser: argparse.ArgumentParser, argv: list[str], known: list[Arg]) ->
 
 
 def unknown_argument_error(flag: str, known: list[Arg]) -> SessrecError:
+    if "\r" in flag:  # printed as is, a carriage return garbles the line
+        return SessrecError(f"unrecognized argument {flag!r}: the command has Windows line endings (CRLF), and a "
+                            "backslash before one does not continue the line; convert the file (dos2unix) and run it again")
+    if not flag.strip():
+        return SessrecError(f"unrecognized argument {flag!r}: is there a space after a backslash that should end a line?")
     close = difflib.get_close_matches(flag.lstrip("-"), [a.name for a in known], n=1)
     hint = f" (did you mean --{close[0]}?)" if close else ""
     return SessrecError(f"unrecognized argument {flag}{hint}; the accepted arguments are listed by --help and in the README")
@@ -266,6 +271,12 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
             notes.append(f"--{a.name}{'' if a.type is bool else f' {value}'}: {a.note}")
 
     fields["task"] = next((t for t in ("plm", "rtd", "mlm") if values[t]), "clm")
+    inert = inert_with_task(fields["task"], values["model_type"])
+    for a in args:  # said once here when given; an original default that cannot act is no choice: sessrec's is kept
+        if a.field in inert and a.field in fields:
+            if a.name in given:
+                notes.append(f"--{a.name}{'' if a.type is bool else f' {values[a.name]}'}: {inert[a.field]}")
+            del fields[a.field]
     if "attn_type" in given:  # else sessrec picks uni for clm, bi otherwise (the example's fixed 'uni' default made XLNet-MLM causal)
         fields["attn_type"] = values["attn_type"]
     fields["session_seq_length_max"] = values["session_seq_length_max"] or values["max_sequence_length"] or 20

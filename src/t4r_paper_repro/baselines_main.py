@@ -44,6 +44,9 @@ APPLIES = {a.name for a in BASELINE_ARGS if a.family in (DATA, OUTPUT, BASELINE)
 def parse_args(argv: list[str]) -> tuple[ExperimentConfig, list[str]]:
     """(config, notes to print) from a baseline command line."""
     rest, raw_params = split_algorithm_params(argv)
+    for key in raw_params:  # --data-path: a misspelt argument, not an algorithm's parameter
+        if key.replace("-", "_") in {a.name for a in BASELINE_ARGS}:
+            raise SessrecError(f"unrecognized argument --{key} (did you mean --{key.replace('-', '_')}?)")
     values, given = parse(build_parser(PROG, BASELINE_ARGS), rest, BASELINE_ARGS)
     ignored = sorted(given - APPLIES)
     defaults = {a.name: a.default for a in BASELINE_ARGS}
@@ -86,7 +89,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return entry_point(PROG, run, argv)
+    return entry_point(PROG, run, argv, {a.name for a in BASELINE_ARGS})
 
 
 if __name__ == "__main__":

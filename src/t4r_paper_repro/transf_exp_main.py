@@ -48,7 +48,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return entry_point(PROG, run, argv)
+    return entry_point(PROG, run, argv, {a.name for a in ARGS + EXTRA})
 
 
 if __name__ == "__main__":

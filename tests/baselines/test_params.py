@@ -37,6 +37,10 @@ def test_string_forms_of_the_original_flags():
     assert (g.layers, g.constrained_embedding, g.momentum, g.batch_size, g.adapt) == ([384], True, 0.0063, 192, None)
     assert parse_params(GRU4RecParams, {"layers": "100/50"}, "gru4rec").layers == [100, 50]
     assert parse_params(GRU4RecParams, {"n-epochs": 3}, "gru4rec").n_epochs == 3  # dashes work too
+    # `--vsknn-remind 1` reaches the parameters as the int 1, which the original read as true; in a union with a
+    # number (idf_weighting: bool | float) 1 stays the number
+    assert [parse_params(VSKNNParams, {"remind": v}, "vsknn").remind for v in (1, 0)] == [True, False]
+    assert parse_params(VSKNNParams, {"idf_weighting": 1}, "vsknn").idf_weighting == 1.0
 
 
 @pytest.mark.parametrize("cls,values,message", [

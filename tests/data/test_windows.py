@@ -18,6 +18,9 @@ def test_discovery_and_range(tmp_path):
         resolve_window_range(tmp_path, 3, 3)
     with pytest.raises(SessrecError, match=r"0004 missing .*\(windows found: 1..3\); lower final_time_window_index to 3$"):
         resolve_window_range(tmp_path, 1, 4)
+    with pytest.raises(SessrecError, match=r"0004, 0005 missing .*; the data's windows are 1..3: choose start and final "
+                                           r"among them$"):  # lowering final alone cannot help
+        resolve_window_range(tmp_path, 4, 5)
     with pytest.raises(SessrecError, match=r"folder\(s\) 0004, 0005, 0006, 0007, 0008 and 22 more missing"):
         resolve_window_range(tmp_path, 1, 30)
 

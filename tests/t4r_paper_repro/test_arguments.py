@@ -146,7 +146,16 @@ def test_original_defaults_where_no_value_is_given():
     cfg, notes, check = parse_transformer(["--output_dir", "o", "--do_train", "--do_eval"])
     assert (cfg.model_type, cfg.task, cfg.d_model, cfg.n_layer, cfg.n_head, cfg.dropout) == ("gpt2", "clm", 256, 12, 4, 0.1)
     assert (cfg.learning_rate, cfg.num_train_epochs, cfg.per_device_train_batch_size, cfg.per_device_eval_batch_size) == (5e-5, 3.0, 8, 8)
-    assert (cfg.mlm_probability, cfg.plm_probability, cfg.plm_max_span_length) == (0.15, 0.25, 5)
+    # an objective's options keep the original's defaults where they act; under CLM they are sessrec's (unwarned)
+    assert not cfg.inert_options()
+    for task, field, value in [("mlm", "mlm_probability", 0.15), ("rtd", "mlm_probability", 0.15),
+                               ("plm", "plm_probability", 0.25), ("plm", "plm_max_span_length", 5)]:
+        assert getattr(parse_transformer(["--output_dir", "o", f"--{task}"])[0], field) == value, (task, field)
+    clm, said, _ = parse_transformer(["--output_dir", "o", "--mlm_probability", "0.4"])  # given: said once, by the script
+    assert "--mlm_probability 0.4: no effect with task clm (an MLM/RTD option)" in said and not clm.inert_options()
+    gru, said, _ = parse_transformer(["--output_dir", "o", "--model_type", "gru", "--hidden_act", "gelu", "--n_head", "2"])
+    assert {"--hidden_act gelu: no effect on the gru body (a Transformer option)",
+            "--n_head 2: no effect on the gru body (a Transformer option)"} <= set(said) and not gru.inert_options()
     assert (cfg.item_id_embeddings_init_std, cfg.other_embeddings_init_std, cfg.mf_constrained_embeddings) == (0.5, 0.05, False)
     assert (cfg.rtd_discriminator_loss_weight, cfg.eval_on_last_item_seq_only, cfg.item_embedding_dim) == (50.0, False, None)
     assert (cfg.logging_steps, cfg.seed, cfg.eval_steps_on_train_set, cfg.learning_rate_schedule) == (500, 42, 20, "linear")
@@ -169,7 +178,7 @@ def test_original_defaults_where_no_value_is_given():
     (["--report_to", "tensorboard", "wandb"], "report_to", "tensorboard,wandb"),
     (["--disable_tqdm"], "quiet", True),
     (["--layer_norm_all_features"], "layer_norm_all_features", True),
-    (["--electra_generator_hidden_size", "0.5"], "electra_generator_hidden_size", 0.5),
+    (["--rtd", "--electra_generator_hidden_size", "0.5"], "electra_generator_hidden_size", 0.5),
     (["--use_side_information_features"], "use_side_information_features", True),
     (["--d_model", "64", "--d_model", "32"], "d_model", 32),  # the last value wins: how tests shrink a command
 ])
@@ -217,6 +226,9 @@ def test_reports_each_inapplicable_argument_once():
     (["--loss_type", "bpr_max_reg"], "loss_type must be one of cross_entropy"),
     (["--data_loader_engine", "spark"], "--data_loader_engine spark: expected one of"),
     (["--learning_rat", "0.1"], "did you mean --learning_rate?"),  # no prefix matching: abbreviations are errors
+    (["--d_model", "8", "\r"], "unrecognized argument '\\r': the command has Windows line endings (CRLF)"),
+    (["--d_model", "8", "--n_layer\r", "2"], "unrecognized argument '--n_layer\\r': the command has Windows line"),
+    (["--d_model", "8", " "], "unrecognized argument ' ': is there a space after a backslash"),
 ])
 def test_bad_command_lines_are_one_line_errors(argv, message):
     with pytest.raises(SessrecError) as e:
@@ -257,3 +269,20 @@ def test_compat_selects_the_released_library_and_notes_the_unused_activation():
     assert any(n.startswith("--tf_out_activation tanh: no effect with --compat t4r-23.12") for n in notes)
     with pytest.raises(SessrecError, match="compat must be one of"):
         parse_transformer([*argv, "--compat", "t4r"])
+
+
+def test_errors_name_the_scripts_own_flags(tmp_path, capsys):
+    """sessrec's messages name its command line's flags (--overwrite-output-dir); the paper scripts' name theirs, but
+    for a quoted sessrec command. A dashed argument of the baselines script is a misspelt one, not an algorithm's."""
+    from t4r_paper_repro import script_flags
+    from t4r_paper_repro.transf_exp_main import main
+
+    names = {"overwrite_output_dir", "output_dir"}
+    assert script_flags("pass --overwrite-output-dir; continue with `sessrec run --resume --output-dir o` "
+                        "(--keep-checkpoints N)", names) == (
+        "pass --overwrite_output_dir; continue with `sessrec run --resume --output-dir o` (--keep-checkpoints N)")
+    (tmp_path / "mine.txt").write_text("x")
+    assert main(["--output_dir", str(tmp_path), "--do_train", "--do_eval", "--num_train_epochs", "1"]) == 2
+    assert f"output folder {tmp_path} is not empty; pass --overwrite_output_dir" in capsys.readouterr().err
+    with pytest.raises(SessrecError, match=r"unrecognized argument --data-path \(did you mean --data_path\?\)"):
+        parse_baseline(["--output_dir", "o", "--model_type", "vsknn", "--data-path", "x"])

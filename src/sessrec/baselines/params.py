@@ -61,6 +61,8 @@ def _coerce(value: Any, hint: Any, what: str) -> Any:
             return None
     elif value is None and type(None) in members:
         return None
+    if members == (bool,) and type(value) is int and value in (0, 1):  # --vsknn-remind 1: the original's int 1 was true
+        return bool(value)
     for member in members:
         ok, out = _as(value, member)
         if ok:

@@ -254,6 +254,10 @@ class Catalog:
                 raise SessrecError(f"features.{name} has {len(values)} values for {n} items")
         ids, keep, unknown = [], [], []
         for i, raw in enumerate(items):
+            if self.item.numeric and isinstance(raw, (float, np.floating)) and np.isfinite(raw) and abs(raw) >= 2**53:
+                raise SessrecError(f"item {raw!r} is a float beyond 2**53, which cannot hold every integer id exactly "
+                                   "(pandas makes one of an integer column with a missing value): send ids as integers "
+                                   "or text")
             found = self.item.lookup(raw)
             if found is None:
                 unknown.append(raw)

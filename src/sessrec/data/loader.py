@@ -189,7 +189,7 @@ def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, whe
             pos = int(np.argmax(values))
             raise SessrecError(
                 f"{where}: row {_row_of(offsets, pos)}: item id {hi} in '{item.name}' is >= the schema cardinality {n_items} "
-                f"(int_domain max {n_items - 1}); fix the schema's int_domain max"
+                f"(int_domain max {n_items - 1}); fix the schema's int_domain max (a YAML feature config's cardinality)"
             )
     return values
 
