@@ -17,6 +17,7 @@ import argparse
 import difflib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sessrec.config import ExperimentConfig, field_help, inert_with_task
@@ -281,7 +282,7 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
         fields["attn_type"] = values["attn_type"]
     fields["session_seq_length_max"] = values["session_seq_length_max"] or values["max_sequence_length"] or 20
     fields.update(_schedule(values, given))
-    fields.update(_schema(values))
+    fields.update(_schema(values, notes))
     fields["report_to"] = ",".join(values["report_to"])
     if "save_steps" in given:
         fields["save_checkpoints"] = values["save_steps"] > 0
@@ -349,7 +350,7 @@ def _schedule(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
     return out
 
 
-def _schema(values: dict[str, Any]) -> dict[str, Any]:
+def _schema(values: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """``--feature_config`` (original YAML: its features decide the inputs) or ``--features_schema_path``."""
     yaml_path, schema_path = values["feature_config"], values["features_schema_path"]
     if yaml_path and schema_path:
@@ -359,7 +360,12 @@ def _schema(values: dict[str, Any]) -> dict[str, Any]:
         from sessrec.schema import load_schema
 
         schema = load_schema(yaml_path)
-        side = side or any(f.is_categorical or f.is_continuous for f in schema.features if not f.is_item_id)
+        features = [f.name for f in schema.features if not f.is_item_id and (f.is_categorical or f.is_continuous)]
+        if features and not side and Path(yaml_path).suffix.lower() not in (".yaml", ".yml"):
+            notes.append(f"--feature_config {yaml_path}: a schema file, not the original YAML feature map; as in a YAML, "
+                         f"its features are the inputs: {len(features)} side features on (--features_schema_path "
+                         "reads the item id only, unless --use_side_information_features)")
+        side = side or bool(features)
     return {"features_schema_path": yaml_path or schema_path, "use_side_information_features": side}
 
 

@@ -194,6 +194,13 @@ def test_feature_config_decides_the_inputs():
     assert not itemid.use_side_information_features and everything.use_side_information_features
     with pytest.raises(SessrecError, match="not both"):
         parse_transformer(["--output_dir", "o", "--feature_config", "a.yaml", "--features_schema_path", "b.pbtxt"])
+    # a schema file given as --feature_config: its features are the inputs too, and the script says so
+    pbtxt = str(Path(__file__).parents[1] / "data" / "schemas" / "rees46_schema.pbtxt")
+    cfg, notes, _ = parse_transformer(["--output_dir", "o", "--feature_config", pbtxt])
+    assert cfg.use_side_information_features
+    assert any(n.startswith(f"--feature_config {pbtxt}: a schema file, not the original YAML feature map") for n in notes)
+    cfg, notes, _ = parse_transformer(["--output_dir", "o", "--features_schema_path", pbtxt])
+    assert not cfg.use_side_information_features and not any("--feature" in n for n in notes)
 
 
 def test_reports_each_inapplicable_argument_once():
