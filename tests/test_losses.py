@@ -159,6 +159,14 @@ def test_bpr_max_equals_its_formula_by_hand():
 
     want = (by_hand(1.0, [0.5, -0.5, 3.0]) + by_hand(0.2, [1.0, -2.0])) / 2  # the invalid negative left out
     assert bpr_max_loss(pos, neg, reg, valid).item() == pytest.approx(want, rel=1e-6)
+    # a row whose every negative is an accidental hit is left out of the mean (its -log(0) added ~55), gradient too
+    pos3 = torch.cat([pos, torch.tensor([0.4])]).requires_grad_()
+    loss = bpr_max_loss(pos3, torch.cat([neg, torch.tensor([[0.1, 0.2, 0.3]])]), reg,
+                        torch.cat([valid, torch.tensor([[False, False, False]])]))
+    assert loss.item() == pytest.approx(want, rel=1e-6)
+    loss.backward()
+    assert pos3.grad[2] == 0 and pos3.grad[:2].abs().sum() > 0
+    assert bpr_max_loss(pos[:1], neg[:1], reg, torch.zeros(1, 3, dtype=torch.bool)).item() == 0.0  # no row: 0, not NaN
 
 
 @pytest.mark.parametrize("per_column", [128, 1])  # the full product then a gather; gathered embeddings

@@ -126,7 +126,7 @@ class ExperimentConfig:
     num_negatives: int = _f(256, "gbce, bpr_max: negatives sampled uniformly from the catalog for each positive")
     bpr_max_reg: float = _f(1.0, "bpr_max: weight of the score regularisation (GRU4Rec's bpreg)")
     sampled_softmax: bool = _f(False, "train with a sampled softmax (log-uniform negatives, logQ correction)")
-    sampled_softmax_max_n_samples: int = _f(1000, "number of sampled negatives per batch")
+    sampled_softmax_max_n_samples: int = _f(1000, "negatives drawn per batch (repeats kept once: fewer distinct ones)")
     item_id_embeddings_init_std: float = _f(0.1, "std of the Normal init of the item-id table")
     other_embeddings_init_std: float = _f(0.05, "std of the Normal init of the other embedding tables")
     embedding_dim_from_cardinality_multiplier: float = _f(2.0, "side categorical dim = ceil(cardinality**0.25 * this)")

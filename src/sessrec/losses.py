@@ -12,7 +12,9 @@ Both compute the cross-entropy of ``(x @ weight.T + bias) / temperature`` agains
   from a log-uniform (Zipfian) distribution over item ranks — right when item ids are ranked by
   decreasing popularity, as ``sessrec prepare`` and the paper's preprocessing write them — with
   the logQ correction (subtract the log of each item's expected number of draws) and accidental
-  hits (a negative equal to the row's target) removed, as in Transformers4Rec's sampled softmax.
+  hits (a negative equal to the row's target) removed, as in Transformers4Rec's sampled softmax
+  (whose correction comes before the temperature, ``(z - log Q) / T``; here ``z / T - log Q``, the
+  correction of the scores the softmax is over: the same with the default temperature 1).
 
 Two losses over negatives drawn uniformly for each positive (:func:`uniform_negatives`), which
 rank without a softmax over the catalog:
@@ -274,11 +276,18 @@ def bpr_max_loss(pos: torch.Tensor, neg: torch.Tensor, reg: float, valid: torch.
         loss = mean over rows of  -log( sum_j s_j * sigmoid(r_i - r_j) ) + reg * sum_j s_j * r_j**2
 
     The softmax weights let the hardest negatives dominate (BPR's gradient vanishes with many
-    easy negatives); the regulariser keeps the negatives' scores near 0.
+    easy negatives); the regulariser keeps the negatives' scores near 0. A row whose negatives are
+    all accidental hits has nothing to rank against: it is left out of the mean (its -log(0) would
+    add ~55 and shrink the other rows' gradients). The scores are used as they are: GRU4Rec's
+    ``bpr-max`` applies an ELU to them first (``elu_param``; the ``gru4rec`` baseline does).
     """
     pos, neg = pos.float(), neg.float()
     masked = neg if valid is None else neg.masked_fill(~valid, float("-inf"))
     weights = torch.softmax(masked, dim=1).nan_to_num(0.0)  # a row without a valid negative weighs none
     ranking = -torch.log((weights * torch.sigmoid(pos[:, None] - neg)).sum(1) + 1e-24)
     score_reg = (weights * neg.square()).sum(1)
-    return (ranking + reg * score_reg).mean()
+    rows = ranking + reg * score_reg
+    if valid is None:
+        return rows.mean()
+    has = valid.any(1)
+    return (rows * has).sum() / has.sum().clamp(min=1)
