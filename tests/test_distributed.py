@@ -128,8 +128,8 @@ def test_a_failed_collective_is_said_in_one_line():
         raise gloo
     assert str(e.value) == ("process 1 of 4 lost contact with the other processes of the run (Connection closed by peer "
                             "[127.0.0.1]:57041): one of them died, was killed or did not answer within --ddp-timeout (60 s); "
-                            "stopping; the newest complete checkpoint is kept: continue with the same torchrun command "
-                            "and --resume --output-dir runs/x")
+                            "stopping; the newest complete checkpoint is kept: continue with torchrun launched as "
+                            "before (4 processes) running `-m sessrec run --resume --output-dir runs/x`")
     with pytest.raises(ValueError), group.failures_said():
         raise ValueError("not a collective")  # other errors pass as they are
     assert Echo("x").echo
@@ -154,10 +154,17 @@ def test_baselines_seeds_and_tune_refuse_torchrun(launched_env, tiny_data, tmp_p
     assert err[0].startswith("sessrec: error: --seeds runs the seeds one after the other in one process, not under torchrun")
     assert err[1].startswith("sessrec: error: sessrec tune runs each trial in one process, not under torchrun")
     assert not any(tmp_path.iterdir())  # nothing written
-    monkeypatch.setenv("RANK", "1")  # every process meets these refusals: rank 0 alone says them
+    # every process meets these refusals before joining: each machine's first process says them (another machine's
+    # command line may differ: its rank 0 may never meet them), the machine's other processes do not
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
     assert main(["run", "--data-path", str(tiny_data), "--seeds", "1", "2", "-o", str(tmp_path / "s")]) == 2
     assert main(["run", "--data-path", str(tiny_data), "--model", "pop", "-o", str(tmp_path / "p")]) == 2
     assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "2")  # the first process of the second machine
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main(["run", "--data-path", str(tiny_data), "--model", "pop", "-o", str(tmp_path / "p")]) == 2
+    assert capsys.readouterr().err.startswith("sessrec: error: model_type pop is a baseline")
 
 
 def test_the_paper_front_end_accepts_local_rank_under_torchrun(launched_env, monkeypatch):
@@ -266,7 +273,8 @@ def test_sigterm_to_one_process_stops_every_one_at_one_step_and_resume_continues
     assert proc.returncode != 0  # torchrun's own code when its workers exit 143
     err0, err1 = worker_log(logs, 0).splitlines(), worker_log(logs, 1).splitlines()
     assert err0[-1] == (f"sessrec: stopped by SIGTERM in window 2 after step 3 of 6; checkpoint saved in {out}/checkpoint-last; "
-                        f"continue with the same torchrun command (2 processes) with --resume --output-dir {out}")
+                        f"continue with torchrun launched as before (2 processes) running `-m sessrec run --resume "
+                        f"--output-dir {out}`")
     assert err1[-1].startswith("sessrec: SIGTERM received: stopping at the next safe point")  # rank 1 says nothing more
     assert not any(x.startswith("sessrec: SIGTERM") for x in err0)  # rank 0 got no signal: it stopped with rank 1
     meta = json.loads((out / "checkpoint-last" / "experiment.json").read_text())
@@ -324,8 +332,8 @@ def test_a_process_that_dies_or_hangs_stops_the_other_with_one_line(tiny_data, t
     assert len(lines) == 1 and "Traceback" not in err, err
     reason = r"(Read error \S+: )?Connection (reset|closed) by peer" if how == "SIGKILL" else r"(Timed out waiting 5000ms|Application timeout caused pair closure)"
     assert re.match(rf"sessrec: error: process 0 of 2 lost contact with the other processes of the run \({reason}", lines[0]), lines[0]
-    assert lines[0].endswith(f"(5 s); stopping; the newest complete checkpoint is kept: continue with the same torchrun "
-                             f"command and --resume --output-dir {out}")
+    assert lines[0].endswith(f"(5 s); stopping; the newest complete checkpoint is kept: continue with torchrun launched "
+                             f"as before (2 processes) running `-m sessrec run --resume --output-dir {out}`")
     assert latest_good_checkpoint(out) == (out / "checkpoint-last", [])
     assert json.loads((out / "checkpoint-last" / "experiment.json").read_text())["trained_window"] == 1
 

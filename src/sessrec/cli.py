@@ -507,6 +507,16 @@ def run_guarded(prog: str, command: Callable[[], int]) -> int:
     return code
 
 
+def _said_here(e: SessrecError) -> bool:
+    """Whether this process prints ``e``: an error every process meets is said by rank 0 once the processes have joined;
+    before, by each machine's first process (another machine's command line may differ, and its rank 0 may never
+    meet the error)."""
+    if not isinstance(e, EveryProcessError) or launch.rank() == 0:
+        return True
+    joined = "sessrec.distributed" in sys.modules and sys.modules["sessrec.distributed"].joined()
+    return not joined and launch.local_rank() in (None, 0)
+
+
 def _guarded(prog: str, command: Callable[[], int]) -> int:
     try:
         code = command()
@@ -514,7 +524,7 @@ def _guarded(prog: str, command: Callable[[], int]) -> int:
             sys.modules["sessrec.distributed"].shutdown()
         return code
     except SessrecError as e:
-        if not getattr(e, "echo", False) and not (isinstance(e, EveryProcessError) and launch.rank() != 0):
+        if not getattr(e, "echo", False) and _said_here(e):
             print(f"{prog}: error: {e}", file=sys.stderr)
         if type(e).__name__ == "PeerLost":  # (sessrec.distributed, not imported here: it imports torch)
             _end_distributed_process(2)  # whatever launched it: its group's threads may wait on the lost peer

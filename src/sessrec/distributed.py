@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -168,11 +169,19 @@ class Group:
             if not self.distributed or not is_comm_failure(e):
                 raise
             hint = resume_hint()
-            then = (f"; the newest complete checkpoint is kept: continue with the same torchrun command and "
-                    f"--resume --output-dir {hint}" if hint else "")
+            then = f"; the newest complete checkpoint is kept: continue with {resume_command(hint, self.size)}" if hint else ""
             raise PeerLost(f"process {self.rank} of {self.size} lost contact with the other processes of the run "
                            f"({short_reason(e)}): one of them died, was killed or did not answer within --ddp-timeout "
                            f"({self.timeout_s:g} s); stopping{then}") from None
+
+
+def resume_command(out_dir: str | Path, processes: int = 1) -> str:
+    """How a stopped run continues, whichever script started it: ``sessrec run --resume`` (the paper scripts have no
+    --resume), under the same launch for a distributed run (the number of processes sets the sessions of a step)."""
+    if processes == 1:
+        return f"`sessrec run --resume --output-dir {out_dir}`"
+    return (f"torchrun launched as before ({processes} processes) running `-m sessrec run --resume --output-dir "
+            f"{out_dir}`")
 
 
 # What the backends' errors say when a collective cannot complete (gloo and NCCL, torch 2.13)
@@ -234,6 +243,11 @@ def init(device: str, timeout_s: float) -> Group:
     comm = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     _current = Group(dist.get_rank(), dist.get_world_size(), comm, timeout_s)
     return _current
+
+
+def joined() -> bool:
+    """Whether this process has joined a process group."""
+    return dist.is_initialized()
 
 
 def shutdown() -> None:

@@ -413,21 +413,15 @@ def _run_guard(out_dir: Path, lock: RunLock, checkpoints: bool = True) -> Iterat
             yield
     except WriteError as e:
         folder = find_checkpoint(out_dir)
-        then = f"continue with {_resume_command(out_dir)}" if folder is not None else "run it again with --overwrite-output-dir"
+        then = f"continue with {distributed.resume_command(out_dir)}" if folder is not None else "run it again with --overwrite-output-dir"
         cure = "free some space" if e.disk_full else "fix that"
         kept = f"the result files and the newest checkpoint ({folder.name}) are intact" if folder else "the result files are intact"
         raise SessrecError(f"{e}; {kept}: {cure}, then {then}") from None
 
 
-def _resume_command(out_dir: Path, processes: int = 1) -> str:
-    """How a stopped run continues: the same number of processes (one sets the sessions of a step)."""
-    return (f"`sessrec run --resume --output-dir {out_dir}`" if processes == 1 else
-            f"the same torchrun command ({processes} processes) with --resume --output-dir {out_dir}")
-
-
 def _interrupted(out_dir: Path, where: str, saved_to: Path | None, signum: int, quiet: bool = False,
                  processes: int = 1) -> RunInterrupted:
-    how = (f"checkpoint saved in {saved_to}; continue with {_resume_command(out_dir, processes)}" if saved_to else
+    how = (f"checkpoint saved in {saved_to}; continue with {distributed.resume_command(out_dir, processes)}" if saved_to else
            "no checkpoint saved (save_checkpoints is off): this run cannot be continued")
     return RunInterrupted(signum, f"stopped by {signal_name(signum)} {where}; {how}", quiet=quiet)
 

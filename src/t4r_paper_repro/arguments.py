@@ -167,6 +167,7 @@ ARGS: list[Arg] = [
     _a("no_cuda", bool, False, TRAINING, None, help="run on the CPU even if a CUDA device is present"),
     _a("local_rank", int, -1, TRAINING, None, aliases=("local-rank",),
        help="passed by a distributed launcher (torch.distributed.launch): accepted under torchrun, where it must equal LOCAL_RANK"),
+    _a("ddp_timeout", int, 1800, TRAINING),  # HuggingFace TrainingArguments' name and default
     _a("gradient_accumulation_steps", int, 1, TRAINING, None, unsupported="gradient accumulation is not available"),
     _a("validate_every", int, -1, TRAINING, None, note=_NO_EFFECT_ORIGINAL),
     _a("eval_steps_on_train_set", int, 20, TRAINING),

@@ -175,6 +175,7 @@ def test_original_defaults_where_no_value_is_given():
     (["--learning_rate_warmup_steps", "7"], "warmup_steps", 7),
     (["--warmup_steps", "7"], "warmup_steps", 7),
     (["--no_cuda"], "device", "cpu"),
+    (["--ddp_timeout", "60"], "ddp_timeout", 60),  # HuggingFace's TrainingArguments name (the lost-contact line names it)
     (["--report_to", "tensorboard", "wandb"], "report_to", "tensorboard,wandb"),
     (["--disable_tqdm"], "quiet", True),
     (["--layer_norm_all_features"], "layer_norm_all_features", True),
