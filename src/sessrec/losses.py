@@ -11,7 +11,8 @@ Both compute the cross-entropy of ``(x @ weight.T + bias) / temperature`` agains
 * :func:`sampled_softmax_loss` scores the targets and ``n_samples`` negatives drawn once per batch
   from a log-uniform (Zipfian) distribution over item ranks — right when item ids are ranked by
   decreasing popularity, as ``sessrec prepare`` and the paper's preprocessing write them — with
-  the logQ correction (subtract the log of each item's expected number of draws) and accidental
+  the logQ correction (subtract the log of each item's chance to be drawn at least once: the draws are
+  kept once each) and accidental
   hits (a negative equal to the row's target) removed, as in Transformers4Rec's sampled softmax
   (whose correction comes before the temperature, ``(z - log Q) / T``; here ``z / T - log Q``, the
   correction of the scores the softmax is over: the same with the default temperature 1).
@@ -188,7 +189,8 @@ def full_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 
 
 def log_uniform_expected_counts(ids: torch.Tensor, n_items: int, n_draws: int) -> torch.Tensor:
-    """Expected number of times each rank in ``ids`` appears in ``n_draws`` log-uniform draws over ``0..n_items-1``."""
+    """Each rank's chance to be among ``n_draws`` log-uniform draws over ``0..n_items-1`` (drawn at least once: the
+    draws are kept once each, as in TensorFlow's unique sampler), the Q of the logQ correction."""
     k = ids.double()
     p = (torch.log(k + 2.0) - torch.log(k + 1.0)) / math.log(n_items + 1.0)
     return -torch.expm1(n_draws * torch.log1p(-p))  # 1 - (1 - p)^n: probability of being drawn at least once
