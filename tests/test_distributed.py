@@ -405,3 +405,23 @@ def test_a_non_finite_loss_is_said_by_rank_0_only(tiny_data, tmp_path):
     learner.group = Rank1(rank=1, size=2)
     with pytest.raises(Echo, match="the training loss is nan in window 1 at step 1 of 3"):
         learner.fit_window(load_sessions(data_path / "0001" / "train.parquet", schema, 20), 1)
+
+
+def test_processes_started_with_different_options_are_refused():
+    """Rank 0's config is the run's: a machine started with another learning rate (or data folder) would be overruled
+    without a word. Its own device, threads and verbosity may differ."""
+    from types import SimpleNamespace
+
+    from sessrec.config import ExperimentConfig
+    from sessrec.errors import EveryProcessError
+    from sessrec.experiment import check_same_options
+
+    def group_of(*configs):
+        return SimpleNamespace(all_gather=lambda mine: [mine, *(c.to_dict() for c in configs)])
+
+    base = ExperimentConfig(data_path="/data", learning_rate=0.003)
+    check_same_options(group_of(ExperimentConfig(data_path="/data", learning_rate=0.003, num_threads=4, quiet=True)), base)
+    with pytest.raises(EveryProcessError, match=r"^the processes of this distributed run were started with different "
+                                                r"options \(data_path '/data' on rank 0, '/other' on rank 2; learning_rate "
+                                                r"0.003 on rank 0, 0.01 on rank 2\): start every machine with the same"):
+        check_same_options(group_of(base, ExperimentConfig(data_path="/other", learning_rate=0.01)), base)
