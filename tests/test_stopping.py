@@ -12,8 +12,8 @@ from tests.conftest import tiny_config
 from tests.fault_child import leftovers, metric_rows, start_child, train_history, wait_for
 
 
-def _resume_and_compare(out, straight_run):
-    assert main(["run", "--resume", "-o", str(out), "--quiet"]) == 0
+def _resume_and_compare(out, straight_run, quiet=True):
+    assert main(["run", "--resume", "-o", str(out), *(["--quiet"] if quiet else [])]) == 0
     assert metric_rows(out) == metric_rows(straight_run)
     assert train_history(out) == train_history(straight_run)
     assert leftovers(out) == []
@@ -35,7 +35,7 @@ def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp
     _resume_and_compare(out, straight_run)
 
 
-def test_sigint_during_evaluation_keeps_the_trained_window(tiny_data, tmp_path, straight_run):
+def test_sigint_during_evaluation_keeps_the_trained_window(tiny_data, tmp_path, straight_run, capsys):
     out, mark = tmp_path / "run", tmp_path / "mark"
     child = start_child(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)], PAUSE_IN_EVAL="1", MARK=str(mark))
     wait_for(mark, child)  # the first evaluation, after window 1's 6 steps
@@ -45,7 +45,9 @@ def test_sigint_during_evaluation_keeps_the_trained_window(tiny_data, tmp_path, 
     assert "stopped by SIGINT in window 1 after training, during evaluation; checkpoint saved" in err.splitlines()[-1]
     meta = json.loads((out / "checkpoint-last" / "experiment.json").read_text())
     assert meta["trained_window"] == 0 and meta["in_window"]["fit"]["train_steps"] == 6.0 and meta["windows"] == []
-    _resume_and_compare(out, straight_run)
+    capsys.readouterr()
+    _resume_and_compare(out, straight_run, quiet=False)
+    assert "checkpoint-last (no window trained yet, and window 1 " in capsys.readouterr().out  # not "through window 0"
 
 
 def test_a_second_signal_during_the_save_stops_at_once_and_keeps_the_last_checkpoint(tiny_data, tmp_path, straight_run):

@@ -303,7 +303,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             folder, meta = resume_from["folder"], resume_from["meta"]
             first, in_window = meta["trained_window"] + 1, meta.get("in_window")
             inside = f", and window {first} {in_window['where']}" if in_window else ""
-            printer(f"resuming from {folder} (trained through window {first - 1}{inside})")
+            done = f"trained through window {first - 1}" if first - 1 >= start else "no window trained yet"
+            printer(f"resuming from {folder} ({done}{inside})")
             saved = meta["learners"]
             for name, lrn in (("model", learner), ("pop", pop)):
                 if lrn is not None and saved.get(name):
@@ -410,7 +411,7 @@ def resume_state(out_dir: Path, cfg: ExperimentConfig, schema: Schema, world_siz
     saved_size = int(meta.get("world_size", 1))
     if saved_size != world_size:
         how = (f"{saved_size} processes (torchrun --nnodes x --nproc-per-node = {saved_size})" if saved_size > 1
-               else "one process (without torchrun)")
+               else "one process (without torchrun, or torchrun --nproc-per-node 1)")
         made = f"{saved_size} processes" if saved_size > 1 else "one process"
         raise SessrecError(f"cannot resume {out_dir}: the run was made by {made}, this is {world_size}; "
                            f"the number of processes sets the sessions of a step: resume it with {how}")
