@@ -39,7 +39,7 @@ from sessrec.config import ExperimentConfig
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
-from sessrec.errors import EveryProcessError, SessrecError
+from sessrec.errors import EveryProcessError, SessrecError, listed
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.io import WriteError
 from sessrec.launch import launched
@@ -203,10 +203,9 @@ def check_same_options(group: Group, cfg: ExperimentConfig) -> None:
     for rank, other in enumerate(configs[1:], 1):
         differ = [k for k in configs[0] if k not in _PER_PROCESS and other.get(k) != configs[0][k]]
         if differ:
-            shown = "; ".join(f"{k} {configs[0][k]!r} on rank 0, {other.get(k)!r} on rank {rank}" for k in differ[:3])
-            raise EveryProcessError(f"the processes of this distributed run were started with different options ({shown}"
-                                    f"{f' and {len(differ) - 3} more' if len(differ) > 3 else ''}): start every machine "
-                                    "with the same command line")
+            shown = listed([f"{k} {configs[0][k]!r} on rank 0, {other.get(k)!r} on rank {rank}" for k in differ], 3, sep="; ")
+            raise EveryProcessError(f"the processes of this distributed run were started with different options "
+                                    f"({shown}): start every machine with the same command line")
 
 
 def _inert_options(cfg: ExperimentConfig) -> list[str]:

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sessrec.errors import SessrecError
+from sessrec.errors import SessrecError, listed
 
 FORMAT = 1
 META = "catalog.json"
@@ -316,7 +316,7 @@ class NoKnownItem(SessrecError):
 
 def _first_ids(unknown: Sequence[Any]) -> str:
     """The first five ids of ``unknown`` and how many more there are."""
-    return ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    return listed(unknown, 5, repr)
 
 
 def no_known_item(unknown: Sequence[Any]) -> NoKnownItem:

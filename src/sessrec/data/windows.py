@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sessrec.errors import SessrecError
+from sessrec.errors import SessrecError, listed
 
 SPLITS = ("train", "valid", "test")
 
@@ -58,7 +58,7 @@ def resolve_window_range(data_path: str | Path, start: int, final: int | None, p
         )
     missing = [i for i in range(start, final + 1) if i not in set(found)]
     if missing:
-        names = ", ".join(str(i).zfill(pad_digits) for i in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        names = listed([str(i).zfill(pad_digits) for i in missing], 5)
         hint = ("" if final <= found[-1] else f"; lower final_time_window_index to {found[-1]}" if start < found[-1]
                 else f"; the data's windows are {found[0]}..{found[-1]}: choose start and final among them")
         raise SessrecError(f"window folder(s) {names} missing in {data_path} (windows found: {found[0]}..{found[-1]}){hint}")

@@ -67,7 +67,7 @@ from sessrec.datasets.raw import (
     line_number,
     strict_conversions,
 )
-from sessrec.errors import SessrecError
+from sessrec.errors import SessrecError, listed
 from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, LIST
 
 UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
@@ -646,8 +646,7 @@ def run(args, opts: Options) -> PrepareResult:
     paths = existing_files(found, "input file")
     progress = Progress("events", opts.quiet)
     if empty:
-        shown = ", ".join(map(str, empty[:3])) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
-        progress.say(f"left out {len(empty)} file(s) without events: {shown}")
+        progress.say(f"left out {len(empty)} file(s) without events: {listed(empty, 3)}")
     _warn_inert_time_options(paths, cols, args.time_unit is not None, progress)
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
 
