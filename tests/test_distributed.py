@@ -414,14 +414,14 @@ def test_processes_started_with_different_options_are_refused():
 
     from sessrec.config import ExperimentConfig
     from sessrec.errors import EveryProcessError
-    from sessrec.experiment import check_same_options
+    from sessrec.experiment import run_config
 
     def group_of(*configs):
-        return SimpleNamespace(all_gather=lambda mine: [mine, *(c.to_dict() for c in configs)])
+        return SimpleNamespace(all_gather=lambda mine: [mine, *configs])
 
     base = ExperimentConfig(data_path="/data", learning_rate=0.003)
-    check_same_options(group_of(ExperimentConfig(data_path="/data", learning_rate=0.003, num_threads=4, quiet=True)), base)
+    assert run_config(group_of(ExperimentConfig(data_path="/data", learning_rate=0.003, num_threads=4, quiet=True)), base) is base
     with pytest.raises(EveryProcessError, match=r"^the processes of this distributed run were started with different "
                                                 r"options \(data_path '/data' on rank 0, '/other' on rank 2; learning_rate "
                                                 r"0.003 on rank 0, 0.01 on rank 2\): start every machine with the same"):
-        check_same_options(group_of(base, ExperimentConfig(data_path="/other", learning_rate=0.01)), base)
+        run_config(group_of(base, ExperimentConfig(data_path="/other", learning_rate=0.01)), base)

@@ -187,8 +187,7 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     callers = rng_state()  # the run seeds the global generators: a notebook's own draws go on as they were
     try:
         with group.failures_said(lambda: str(out[0]) if out and find_checkpoint(out[0]) is not None else None):
-            check_same_options(group, cfg)
-            return _run(group.broadcast(cfg), group, printer if group.is_main else _silent, on_window, out)
+            return _run(run_config(group, cfg), group, printer if group.is_main else _silent, on_window, out)
     finally:
         set_rng_state(callers)
 
@@ -196,16 +195,18 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
 _PER_PROCESS = ("device", "num_threads", "quiet")  # options a machine may set for itself
 
 
-def check_same_options(group: Group, cfg: ExperimentConfig) -> None:
-    """The processes of a distributed run must be started with the same options: rank 0's config is the run's, so a
-    machine started with another learning rate or data folder would otherwise be overruled without a word."""
-    configs = group.all_gather(cfg.to_dict())
+def run_config(group: Group, cfg: ExperimentConfig) -> ExperimentConfig:
+    """The run's config, rank 0's, once every process is known to have been started with the same options: a machine
+    started with another learning rate or data folder would otherwise be overruled without a word."""
+    gathered = group.all_gather(cfg)
+    configs = [c.to_dict() for c in gathered]
     for rank, other in enumerate(configs[1:], 1):
         differ = [k for k in configs[0] if k not in _PER_PROCESS and other.get(k) != configs[0][k]]
         if differ:
             shown = listed([f"{k} {configs[0][k]!r} on rank 0, {other.get(k)!r} on rank {rank}" for k in differ], 3, sep="; ")
             raise EveryProcessError(f"the processes of this distributed run were started with different options "
                                     f"({shown}): start every machine with the same command line")
+    return gathered[0]
 
 
 def _inert_options(cfg: ExperimentConfig) -> list[str]:
