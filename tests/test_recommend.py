@@ -516,3 +516,12 @@ def test_a_float_id_beyond_2_53_is_an_error_not_an_unknown_rounded_id(catalog_ru
     with pytest.raises(SessrecError, match=r"session 0: item 9007199254740994.0 is a float beyond 2\*\*53, which cannot "
                                            "hold every integer id exactly"):
         rec.recommend([[1000084, float(2**53 + 2)]], k=3)
+
+
+def test_a_nested_list_in_a_session_is_an_error_naming_it(catalog_run, text_id_run):
+    """A session with a list where an id goes (sessions nested one level too deep) is refused, numeric or text ids."""
+    for folder in (catalog_run / "checkpoint-last", text_id_run):
+        rec = Recommender.load(folder)
+        known = rec.catalog.item.raw[1]
+        with pytest.raises(SessrecError, match=r"^session 0: items: \[.*\] is not an original value \(text or a number\)$"):
+            rec.recommend([[known, [known]]], k=3)

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from sessrec.data.catalog import IdMap, no_known_item, unknown_items
+from sessrec.errors import SessrecError
 
 
 def test_unknown_item_errors_name_five_ids_and_count_the_rest():
@@ -24,3 +26,14 @@ def test_numeric_ids_match_only_their_own_text():
     text = IdMap("item", {"00123": 1, "123": 2}, [None, "00123", "123"], np.zeros(3, dtype=np.int64), None, False)
     assert (text.lookup("00123"), text.lookup("123"), text.lookup(123), text.lookup(np.int64(123))) == (1, 2, 2, 2)
     assert text.lookup("123 ") is None
+
+
+def test_a_value_that_is_no_id_is_an_error_not_an_unknown_id():
+    """A list or dict in a session (a nested list by mistake) is refused in one line; in a text catalog it was a
+    TypeError from inside a dict lookup, in an integer catalog a silent unknown id."""
+    for numeric, table in ((True, {1: 1}), (False, {"a": 1})):
+        m = IdMap("item", table, [None, *table], np.zeros(2, dtype=np.int64), None, numeric)
+        for value in ([1], {"a": 1}, ("a",), {1}):
+            with pytest.raises(SessrecError, match=r"is not an original value \(text or a number\)"):
+                m.lookup(value)
+        assert m.lookup(None) is None

@@ -96,6 +96,8 @@ BAD = [
     ("POST", "/recommend", {"items": [1000084], "features": {"price_norm": ["cheap"]}}, {}, 422, "finite numbers"),
     ("POST", "/recommend", {"items": [1000084], "features": {"price_norm": [1e39]}}, {}, 422, "finite numbers (within float32"),
     ("POST", "/recommend", {"items": [1000084], "features": {"category": [{"a": 1}]}}, {}, 422, "features.category.0"),
+    ("POST", "/recommend", {"items": [1000084], "features": {"price_norm": [None]}}, {}, 422,
+     "features.price_norm must hold finite numbers"),
     ("POST", "/recommend", b'{"items": [' + b"1," * BIG + b"1]}", {}, 413, "over the limit of 1,048,576"),
     ("POST", "/recommend", b'{"items": [1000084]}', {"content-length": str(BIG + 1)}, 413, "over the limit"),
     ("GET", "/recommend", None, {}, 405, "Method Not Allowed"),
@@ -173,3 +175,16 @@ def test_a_model_without_catalog_takes_model_ids(straight_run):
             assert str(e.value) == f"session 0: {words}"
         r = client.post("/recommend", json={"items": [12], "timestamps": [1.0]})
         assert r.status_code == 422 and "need a catalog" in r.json()["error"]
+
+
+def test_a_null_categorical_value_is_the_unknown_id_as_in_the_python_api(catalog_run, catalog_server):
+    """JSON null for a categorical feature (a missing brand, as the logs have it) is the feature's unknown id, as
+    ``sessrec prepare`` encodes an empty value and as the Python API takes None; it was a 422 listing three types."""
+    client, _ = catalog_server
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    known = rec.catalog.maps["category"].raw[2]
+    session = {"items": [1000084, 1000511], "features": {"category": [None, known]}}
+    assert rec.encode(session).features["category"].tolist() == [1, 2]  # 1: the unknown id
+    body = client.post("/recommend", json={**session, "k": 5}).json()
+    want = rec.recommend([session], k=5)
+    assert body["items"] == want.ids[0] and body["scores"] == pytest.approx(want.scores[0], abs=1e-5)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -123,7 +124,10 @@ class IdMap:
         """The id of an original value, or None when unknown. Values are matched exactly; integers and their
         decimal text are one value (``"42"`` and ``42``), but only the text ``str(42)`` is 42: ``"042"``,
         ``"+42"``, ``"4_2"``, ``" 42"`` or other scripts' digits are not. A whole float (``42.0``, as pandas writes
-        an integer column with a missing value) is its integer, as ``sessrec prepare`` reads it."""
+        an integer column with a missing value) is its integer, as ``sessrec prepare`` reads it. A value that is
+        not text, a number or None (a list, a dict) is an error, not an unknown value."""
+        if value is not None and not isinstance(value, (str, bytes, numbers.Number)):
+            raise SessrecError(f"{value!r} is not an original value (text or a number)")
         if self.numeric:
             if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer() \
                     and abs(value) < 2**53:
@@ -258,7 +262,10 @@ class Catalog:
                 raise SessrecError(f"item {raw!r} is a float beyond 2**53, which cannot hold every integer id exactly "
                                    "(pandas makes one of an integer column with a missing value): send ids as integers "
                                    "or text")
-            found = self.item.lookup(raw)
+            try:
+                found = self.item.lookup(raw)
+            except SessrecError as e:
+                raise SessrecError(f"items: {e}") from None
             if found is None:
                 unknown.append(raw)
             else:
@@ -300,7 +307,10 @@ class Catalog:
             m = self.maps[name]
             ids = []
             for v in values:
-                found = m.lookup(v)
+                try:
+                    found = m.lookup(v)
+                except SessrecError as e:
+                    raise SessrecError(f"features.{name}: {e}") from None
                 if found is None:
                     if m.unknown_id is None:
                         raise SessrecError(f"features.{name}: unknown value {v!r} (this feature has no 'unknown' id)")

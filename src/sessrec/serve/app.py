@@ -84,7 +84,9 @@ class RecommendRequest(BaseModel):
     k: StrictInt = 10
     exclude_seen: StrictBool = False
     timestamps: list[Number] | None = None  # epoch seconds, one per item (default: now)
-    features: dict[str, list[Item | StrictFloat]] | None = None  # per-item side features
+    # per-item side features; null is a missing value (the unknown id of a categorical feature that has one, as
+    # prepare encodes an empty value), as in the Python API
+    features: dict[str, list[Item | StrictFloat | None]] | None = None
     strict: StrictBool | None = None  # default: the server's --strict
 
 
