@@ -21,8 +21,14 @@ def metrics(v: float) -> dict[str, float]:
             f"{K}mrr_at_20": v / 4, "eval_/loss": 5.0, "eval_runtime": 0.1}
 
 
-def fake_run(out, values: dict[int, float], model="xlnet", task="mlm", seed=42, finish=True, pop=0.05, **cfg):
-    """A run folder written by the real OutputWriter, with given per-window NDCG@20 values (no training)."""
+def metrics_at(v: float, ks: tuple[int, ...]) -> dict[str, float]:
+    """NDCG, HR and MRR at each of ``ks`` (a run made with ``--top-ks``), NDCG@k = v * k / 100."""
+    return {f"{K}{name}_at_{k}": v * k / 100 * factor for k in ks for name, factor in (("ndcg", 1), ("recall", 2), ("mrr", 0.5))}
+
+
+def fake_run(out, values: dict[int, float], model="xlnet", task="mlm", seed=42, finish=True, pop=0.05, ks=None, **cfg):
+    """A run folder written by the real OutputWriter, with given per-window NDCG@20 values (no training); with ``ks``,
+    the metrics of :func:`metrics_at`."""
     config = ExperimentConfig.from_dict({"data_path": "/data/rees46", "output_dir": str(out), "model_type": model,
                                          "task": task, "seed": seed, "final_time_window_index": 1 + 3, **cfg})
     out.mkdir(parents=True)
@@ -30,7 +36,8 @@ def fake_run(out, values: dict[int, float], model="xlnet", task="mlm", seed=42, 
     sink = writer.history_sink()
     for step, index in enumerate(values, 1):
         sink.append({"step": step, "window": index - 1, "loss": 6.0 - step, "lr": 0.001})
-        writer.add_window(index, metrics(values[index]), {"pop": {f"{K}ndcg_at_20": pop, f"{K}recall_at_20": 2 * pop}})
+        pop_metrics = {f"{K}ndcg_at_20": pop, f"{K}recall_at_20": 2 * pop} if ks is None else metrics_at(pop, ks)
+        writer.add_window(index, metrics(values[index]) if ks is None else metrics_at(values[index], ks), {"pop": pop_metrics})
     if finish:
         writer.finish({}, {"total_seconds": 1.0})
     return out
@@ -239,3 +246,23 @@ def test_options_that_cannot_act_make_no_other_algorithm(tmp_path):
     c = fake_run(tmp_path / "c", {2: 0.32, 3: 0.42}, model="gpt2", task="clm", seed=2, dropout=0.3)
     groups = group_runs([load_run(p) for p in (a, b, c)], with_pop=False)
     assert sorted(len(g.runs) for g in groups) == [1, 2]
+
+
+def test_runs_made_with_other_cutoffs_get_their_own_columns(tmp_path):
+    """Runs made with --top-ks 1 3 5 have none of the @10/@20 columns (every cell was '-'): the table, report.csv,
+    per_window.csv, the t-tests and the plots use the two largest cutoffs they have instead."""
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50}, ks=(1, 3, 5), compare_with_pop=False)
+    b = fake_run(tmp_path / "b", {2: 0.10, 3: 0.20, 4: 0.15}, ks=(1, 3, 5), model="gpt2", task="clm", compare_with_pop=False)
+    report = make_report([a, b], tmp_path / "report")
+    head = "| Algorithm | Runs | Windows | NDCG@3 | NDCG@5 | HR@3 | HR@5 | MRR@3 | MRR@5 |"
+    assert head in report.markdown
+    assert "| XLNet (MLM) | 1 | 3 | 0.0120 | 0.0200 | 0.0240 | 0.0400 | 0.0060 | 0.0100 |" in report.markdown
+    assert "Paired t-tests over evaluated windows (NDCG@5, HR@5;" in report.markdown
+    with open(tmp_path / "report" / "per_window.csv") as f:
+        assert list(csv.DictReader(f))[0]["NDCG@5"] == "0.015"
+    with open(tmp_path / "report" / "report.csv") as f:
+        assert float(next(csv.DictReader(f))["HR@5"]) == pytest.approx(0.04)
+    # runs with the usual cutoffs among them: the usual columns
+    c = fake_run(tmp_path / "c", {2: 0.30, 3: 0.40, 4: 0.50}, model="bert", compare_with_pop=False)
+    assert "| Algorithm | Runs | Windows | NDCG@10 | NDCG@20 | HR@10 | HR@20 | MRR@20 |" in \
+        make_report([a, c], tmp_path / "report2").markdown

@@ -41,7 +41,8 @@ from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folde
 from sessrec.report_html import Table, render_html
 from sessrec.runlock import is_locked
 
-# (metric, k) columns of the table; HR@k is the original's recall@k (one relevant item per session).
+# (metric, k) columns of the table, where the runs have them all (see table_metrics); HR@k is the original's
+# recall@k (one relevant item per session).
 METRICS: list[tuple[str, int]] = [("ndcg", 10), ("ndcg", 20), ("recall", 10), ("recall", 20), ("mrr", 20)]
 PLOTTED: list[tuple[str, int]] = [("ndcg", 20), ("recall", 20)]
 ALPHA = 0.05
@@ -61,6 +62,27 @@ _METRIC_KEY = re.compile(r"^eval_?/?(?:next-item/)?(ndcg|recall|mrr)(?:_at_|@)(\
 
 def metric_name(metric: tuple[str, int]) -> str:
     return f"{_DISPLAY[metric[0]]}@{metric[1]}"
+
+
+def _reported(groups: list[Group]) -> set[tuple[str, int]]:
+    return {m for g in groups for w in g.per_window.values() for m in w}
+
+
+def table_metrics(groups: list[Group]) -> list[tuple[str, int]]:
+    """The table's columns: :data:`METRICS`, or, where the runs lack one of them (made with other ``--top-ks``, e.g.
+    ``1 3 5``, whose columns were all '-'), the two largest cutoffs each of NDCG, HR and MRR that they have."""
+    have = _reported(groups)
+    if not have or all(m in have for m in METRICS):
+        return METRICS
+    return [(name, k) for name in _DISPLAY for k in sorted(k for n, k in have if n == name)[-2:]]
+
+
+def plotted_metrics(groups: list[Group]) -> list[tuple[str, int]]:
+    """The metrics plotted per window and tested in report.md: :data:`PLOTTED`, or the largest cutoff of each."""
+    have = _reported(groups)
+    if not have or all(m in have for m in PLOTTED):
+        return PLOTTED
+    return [(name, max(k for n, k in have if n == name)) for name, _ in PLOTTED if any(n == name for n, _ in have)] or PLOTTED
 
 
 def canonical_metrics(row: dict[str, Any]) -> dict[tuple[str, int], float]:
@@ -280,7 +302,7 @@ class Group:
         stopped seed does not mix its first windows' average with the others' full one)."""
         out: dict[tuple[str, int], list[float]] = defaultdict(list)
         for run in self.runs:
-            for metric in METRICS:
+            for metric in dict.fromkeys(m for w in run.windows.values() for m in w):
                 values = [w[metric] for index, w in run.windows.items() if index in self.per_window and metric in w]
                 if values:
                     out[metric].append(float(np.mean(values)))
@@ -360,7 +382,7 @@ def compare(groups: list[Group]) -> list[Comparison]:
     for dataset in dict.fromkeys(g.dataset for g in groups):
         rows = [g for g in groups if g.dataset == dataset]
         pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
-        for metric in METRICS:
+        for metric in table_metrics(groups):
             for a, b in pairs:
                 common = [w for w in a.per_window if w in b.per_window and metric in a.per_window[w] and metric in b.per_window[w]]
                 if not common:
@@ -389,7 +411,7 @@ def significantly_best(groups: list[Group], comparisons: list[Comparison]) -> se
         labels = [g.label for g in groups if g.dataset == dataset]
         if len(labels) < 2:
             continue
-        for metric in METRICS:
+        for metric in table_metrics(groups):
             for label in labels:
                 tests = [c for c in comparisons if c.dataset == dataset and c.metric == metric and label in (c.a, c.b)]
                 if tests and all((c.mean_diff > 0 if c.a == label else c.mean_diff < 0) and c.p_bonferroni < ALPHA
@@ -432,7 +454,7 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"algorithm": g.label, "data": g.dataset, "runs": len(g.runs),
                                "seeds": " ".join(str(r.seed) for r in g.runs if r.seed is not None),
                                "windows": len(g.per_window), "status": g.status}
-        for metric in METRICS:
+        for metric in table_metrics(groups):
             values = aot.get(metric, [])
             row[f"{metric_name(metric)}"] = float(np.mean(values)) if values else None
             row[f"{metric_name(metric)} std"] = _std(values) if len(values) > 1 else None
@@ -449,13 +471,14 @@ def results_table(groups: list[Group], comparisons: list[Comparison]) -> Table:
     """The paper's Table 2 layout: one row per algorithm, AOT per metric, ``*`` where significantly best."""
     best = significantly_best(groups, comparisons)
     several = len({g.dataset for g in groups}) > 1
-    head = ["Algorithm"] + (["Data"] if several else []) + ["Runs", "Windows"] + [metric_name(m) for m in METRICS]
-    first_metric = len(head) - len(METRICS)
+    metrics = table_metrics(groups)
+    head = ["Algorithm"] + (["Data"] if several else []) + ["Runs", "Windows"] + [metric_name(m) for m in metrics]
+    first_metric = len(head) - len(metrics)
     table = Table(head, [], numeric=set(range(first_metric - 2, len(head))))
     for i, g in enumerate(groups):
         aot = g.aot()
         cells = [g.label] + ([g.dataset] if several else []) + [str(len(g.runs)), _windows_cell(g)]
-        for j, m in enumerate(METRICS):
+        for j, m in enumerate(metrics):
             star = (g.dataset, g.label, m) in best
             cells.append(_cell(aot.get(m, []), star))
             if star:
@@ -471,7 +494,8 @@ def comparisons_table(groups: list[Group], comparisons: list[Comparison]) -> Tab
     several = len({g.dataset for g in groups}) > 1
     head = ["Data"] * several + ["Metric", "A", "B", "mean A − B", "t", "p", "p (Bonferroni)", "windows"]
     table = Table(head, [], numeric=set(range(3 + several, len(head))))
-    for i, c in enumerate(c for c in comparisons if c.metric in PLOTTED):
+    plotted = plotted_metrics(groups)
+    for i, c in enumerate(c for c in comparisons if c.metric in plotted):
         table.rows.append([c.dataset] * several + [metric_name(c.metric), c.a, c.b, f"{c.mean_diff:+.4f}", _num(c.t, ".2f"),
                                                   _num(c.p, ".3g"), _num(c.p_bonferroni, ".3g"), str(c.n_windows)])
         if c.p_bonferroni < ALPHA:
@@ -482,11 +506,11 @@ def comparisons_table(groups: list[Group], comparisons: list[Comparison]) -> Tab
 def render_markdown(groups: list[Group], comparisons: list[Comparison]) -> str:
     """The table (with ``*`` marks) and the pairwise tests, as Markdown."""
     lines = results_table(groups, comparisons).markdown() + ["", TABLE_NOTE, *_window_differences(groups)]
-    tests = comparisons_table(groups, comparisons)
+    tests, plotted = comparisons_table(groups, comparisons), plotted_metrics(groups)
     if tests.rows:
-        lines += ["", f"Paired t-tests over evaluated windows ({', '.join(metric_name(m) for m in PLOTTED)}; "
+        lines += ["", f"Paired t-tests over evaluated windows ({', '.join(metric_name(m) for m in plotted)}; "
                   "all metrics in comparisons.csv):", "", *tests.markdown()]
-        if any(c.n_windows < 2 for c in comparisons if c.metric in PLOTTED):
+        if any(c.n_windows < 2 for c in comparisons if c.metric in plotted):
             lines += ["", "A t-test needs at least 2 shared windows: n/a where there is only one."]
     return "\n".join(lines) + "\n"
 
@@ -521,12 +545,14 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 # ---- plots --------------------------------------------------------------------------------------------
 def plot_windows(groups: list[Group], path: Path) -> None:
-    """NDCG@20 and HR@20 per evaluated window, one line per row (band: ± std over seeds), one chart per data set."""
+    """NDCG@20 and HR@20 (:func:`plotted_metrics`) per evaluated window, one line per row (band: ± std over seeds),
+    one chart per data set."""
     plt = _pyplot()
     datasets = list(dict.fromkeys(g.dataset for g in groups if g.per_window)) or ["(no evaluated window yet)"]
-    fig, axes = plt.subplots(len(datasets), len(PLOTTED), figsize=(6.0 * len(PLOTTED), 3.8 * len(datasets)), squeeze=False)
+    plotted = plotted_metrics(groups)
+    fig, axes = plt.subplots(len(datasets), len(plotted), figsize=(6.0 * len(plotted), 3.8 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
-        for col, metric in enumerate(PLOTTED):
+        for col, metric in enumerate(plotted):
             ax = axes[row][col]
             for g in (g for g in groups if g.dataset == dataset):
                 ws = [w for w in sorted(g.per_window) if metric in g.per_window[w]]
@@ -665,11 +691,12 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
     atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{path}`: {status}" for path, status in statuses)
                       + "\n\n" + table_markdown)
     atomic_write_text(files[1], _csv(table_rows(groups)))
+    metrics = table_metrics(groups)
     atomic_write_text(files[2], _csv([{"data": c.dataset, "metric": metric_name(c.metric), "a": c.a, "b": c.b,
                                        "mean_a_minus_b": c.mean_diff, "t": c.t, "p": c.p,
                                        "p_bonferroni": c.p_bonferroni, "n_windows": c.n_windows} for c in comparisons]))
     atomic_write_text(files[3], _csv([{"algorithm": g.label, "data": g.dataset, "run": str(r.path), "seed": r.seed,
-                                       "window": w, **{metric_name(m): r.windows[w].get(m) for m in METRICS}}
+                                       "window": w, **{metric_name(m): r.windows[w].get(m) for m in metrics}}
                                       for g in groups for r in g.runs for w in sorted(r.windows)]))
     plot_windows(groups, files[4])
     labels = {r.path: g.label + (f" seed {r.seed}" if len(g.runs) > 1 else "") for g in groups if not g.is_pop_reference for r in g.runs}
