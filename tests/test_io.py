@@ -90,3 +90,35 @@ def test_an_output_file_never_replaces_a_checkpoint_data_or_input_file(tmp_path,
     assert check_output_file(tmp_path / "run" / "model.pt", "--output") == tmp_path / "run" / "model.pt"  # a run folder is no checkpoint
     assert check_output_file(tmp_path / "new" / "recs.parquet", "--output", [("--input", "events.csv")])
     assert (ckpt / "model.safetensors").read_text() == "x" and (data / "0006" / "valid.parquet").read_text() == "x"
+
+
+def test_disk_error_reads_the_os_error_in_polars_and_pyarrow_texts():
+    import errno
+
+    from sessrec.io import disk_error
+
+    assert disk_error(RuntimeError("underlying IO error: No space left on device (os error 28)")).errno == errno.ENOSPC
+    assert disk_error(OSError("Error writing bytes to file. Detail: [errno 122] Disk quota exceeded")).errno == errno.EDQUOT
+    assert disk_error(OSError(errno.EROFS, "Read-only file system")).errno == errno.EROFS
+    assert disk_error(RuntimeError("No such file or directory (os error 2)")) is None  # not a full disk: left as it is
+    assert disk_error(ValueError("bad value")) is None
+
+
+def test_files_together_replace_the_old_set_only_when_all_are_written(tmp_path):
+    from sessrec.io import files_together
+
+    out = tmp_path / "report"
+    with files_together(out, out / ".stage", ["a.md", "b.png", "c.png"]) as stage:
+        for name in ("a.md", "b.png", "c.png"):
+            (stage / name).write_text("old " + name)
+    with pytest.raises(OSError), files_together(out, out / ".stage", ["a.md", "b.png", "c.png"]) as stage:
+        (stage / "a.md").write_text("new")
+        raise OSError(28, "No space left on device")
+    assert sorted(p.name for p in out.iterdir()) == ["a.md", "b.png", "c.png"]
+    assert (out / "a.md").read_text() == "old a.md"  # not a mix of old and new files
+    (out / "notes.txt").write_text("the user's")
+    with files_together(out, out / ".stage", ["a.md", "b.png", "c.png"]) as stage:
+        (stage / "a.md").write_text("new")
+        (stage / "b.png").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["a.md", "b.png", "notes.txt"]  # c.png is no longer drawn
+    assert (out / "a.md").read_text() == "new"

@@ -266,3 +266,27 @@ def test_runs_made_with_other_cutoffs_get_their_own_columns(tmp_path):
     c = fake_run(tmp_path / "c", {2: 0.30, 3: 0.40, 4: 0.50}, model="bert", compare_with_pop=False)
     assert "| Algorithm | Runs | Windows | NDCG@10 | NDCG@20 | HR@10 | HR@20 | MRR@20 |" in \
         make_report([a, c], tmp_path / "report2").markdown
+
+
+def test_a_report_that_fails_midway_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    """A full disk (or a kill) while a report is written again left the new report.md and CSVs beside the old
+    report.html and plots: the files are now written aside and moved in together."""
+    from sessrec import report as report_module
+    from sessrec.io import WriteError
+
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50})
+    b = fake_run(tmp_path / "b", {2: 0.10, 3: 0.20, 4: 0.15}, model="gpt2", task="clm")
+    make_report([a], tmp_path / "rep")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()}
+
+    def full(path, data):  # the plots are written last: the tables of the new report are written by then
+        raise WriteError(path, OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(report_module, "atomic_write_bytes", full)
+    with pytest.raises(SessrecError, match=f"^cannot write {tmp_path / 'rep' / 'metrics_per_window.png'}: No space left on device"):
+        make_report([a, b], tmp_path / "rep")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()} == before  # no staging folder left either
+    monkeypatch.undo()
+    report = make_report([a, b], tmp_path / "rep")
+    assert "GPT-2 (CLM)" in (tmp_path / "rep" / "report.md").read_text()
+    assert all(p.parent == tmp_path / "rep" and p.exists() for p in report.files)

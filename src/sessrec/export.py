@@ -32,7 +32,7 @@ from torch import nn
 
 from sessrec.data.loader import Batch
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes, check_output_file
+from sessrec.io import atomic_write_bytes, check_output_file, writing
 from sessrec.recommend import Recommender
 from sessrec.schema import Schema
 
@@ -146,11 +146,12 @@ def _onnx(module: nn.Module, example: Batch, check: Batch, names: list[str], pat
     finally:
         quiet.setLevel(level)
     program.model.metadata_props["sessrec"] = json.dumps(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:  # rename into place: never half-written
-        program.save(str(Path(tmp) / path.name))
-        for f in Path(tmp).iterdir():  # the model, and its external weights file when it is large
-            shutil.move(str(f), str(path.parent / f.name))
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:  # rename into place: never half-written
+            program.save(str(Path(tmp) / path.name))
+            for f in Path(tmp).iterdir():  # the model, and its external weights file when it is large
+                shutil.move(str(f), str(path.parent / f.name))
     if importlib.util.find_spec("onnxruntime") is None:
         log.warning("onnxruntime is not installed: the exported ONNX model was not checked against PyTorch")
         return None

@@ -35,13 +35,26 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 class WriteError(SessrecError):
     """A file could not be written (disk full, quota, permissions, ...): the path and the cause in one line."""
 
-    def __init__(self, path: str | Path, cause: OSError):
+    def __init__(self, path: str | Path, cause: OSError, note: str = ""):
         code = errno.errorcode.get(cause.errno or 0, "")
         blocker = file_in_the_way(path)
         why = f"{blocker} is a file, not a folder" if blocker else f"{cause.strerror or cause}" + (f" [{code}]" if code else "")
-        super().__init__(f"cannot write {path}: {why}")
-        self.path = Path(path)
+        super().__init__(f"cannot write {path}: {why}{note}")
+        self.path, self.cause = Path(path), cause
         self.disk_full = cause.errno in DISK_FULL
+
+
+def disk_error(e: BaseException) -> OSError | None:
+    """The full disk (or quota, file-size limit, read-only file system) behind ``e``: ``e`` itself, or the
+    ``(os error 28)`` / ``[errno 28]`` that polars and pyarrow put in the text of their own exceptions; None for
+    any other error."""
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None:
+        found = re.search(r"\(os error (\d+)\)|\[errno (\d+)\]", str(e), re.IGNORECASE)
+        code = int(found.group(1) or found.group(2)) if found else None
+    if code not in DISK_FULL | {errno.EROFS}:
+        return None
+    return e if isinstance(e, OSError) and e.errno == code else OSError(code, os.strerror(code))
 
 
 def file_in_the_way(path: str | Path) -> Path | None:
@@ -123,6 +136,32 @@ def writing(path: str | Path) -> Iterator[None]:
         yield
     except OSError as e:
         raise WriteError(path, e) from None
+
+
+@contextlib.contextmanager
+def files_together(folder: Path, stage: Path, names: Sequence[str]) -> Iterator[Path]:
+    """``stage``, a new folder inside ``folder``, to write a set of files in; when the block ends without an error
+    they replace those of ``folder`` (a rename each, once all are written: a full disk or a kill while writing leaves
+    the previous set whole, never a mix of old and new files), and the ``names`` the new set lacks are removed from
+    ``folder`` (a plot no longer drawn). The stage is removed in any case."""
+    with writing(stage):
+        folder.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+    try:
+        try:
+            yield stage
+        except WriteError as e:  # named as the file it was to become
+            if stage not in e.path.parents:
+                raise
+            raise WriteError(folder / e.path.relative_to(stage), e.cause) from None
+        written = sorted(p.name for p in stage.iterdir())
+        with writing(folder):
+            for name in written:
+                os.replace(stage / name, folder / name)
+            for name in sorted(set(names) - set(written)):
+                (folder / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _umask() -> int:

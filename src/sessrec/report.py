@@ -37,14 +37,16 @@ import numpy as np
 
 from sessrec.config import inert_with_task, neural_only_options
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder
+from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder, files_together
 from sessrec.report_html import Table, render_html
-from sessrec.runlock import is_locked
+from sessrec.runlock import is_locked, own_temporary, remove_dead_temporaries
 
 # (metric, k) columns of the table, where the runs have them all (see table_metrics); HR@k is the original's
 # recall@k (one relevant item per session).
 METRICS: list[tuple[str, int]] = [("ndcg", 10), ("ndcg", 20), ("recall", 10), ("recall", 20), ("mrr", 20)]
 PLOTTED: list[tuple[str, int]] = [("ndcg", 20), ("recall", 20)]
+REPORT_FILES = ("report.md", "report.html", "report.csv", "comparisons.csv", "per_window.csv", "metrics_per_window.png",
+                "training_loss.png")
 ALPHA = 0.05
 _DISPLAY = {"ndcg": "NDCG", "recall": "HR", "mrr": "MRR"}
 _NAMES = {"xlnet": "XLNet", "gpt2": "GPT-2", "transfoxl": "Transformer-XL", "albert": "ALBERT", "bert": "BERT",
@@ -685,9 +687,19 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
         markdown = (f"No runs to tabulate: {', '.join(f'`{t}`' for t in tunes)} hold(s) no final runs (`sessrec tune "
                     "... --final-seeds 5` makes them); the tuning history is in report.html.\n")
         table_markdown = markdown
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "report.md", out / "report.csv", out / "comparisons.csv", out / "per_window.csv", out / "metrics_per_window.png"]
     statuses = [(r.path, r.status) for r in runs] + copies
+    if out.is_dir():
+        remove_dead_temporaries(out, ".report.tmp")
+    with files_together(out, own_temporary(out, ".report.tmp"), REPORT_FILES) as stage:
+        files = _write_report(stage, groups, comparisons, runs, statuses, table_markdown, tunes)
+    return Report(groups, comparisons, markdown, [out / f.name for f in files])
+
+
+def _write_report(stage: Path, groups: list[Group], comparisons: list[Comparison], runs: list[Run],
+                  statuses: list[tuple[Path, str]], table_markdown: str, tunes: list[Path]) -> list[Path]:
+    """The report's files in ``stage``; returns them in the order they are listed."""
+    files = [stage / "report.md", stage / "report.csv", stage / "comparisons.csv", stage / "per_window.csv",
+             stage / "metrics_per_window.png"]
     atomic_write_text(files[0], "# sessrec report\n\n" + "\n".join(f"- `{path}`: {status}" for path, status in statuses)
                       + "\n\n" + table_markdown)
     atomic_write_text(files[1], _csv(table_rows(groups)))
@@ -700,11 +712,11 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
                                       for g in groups for r in g.runs for w in sorted(r.windows)]))
     plot_windows(groups, files[4])
     labels = {r.path: g.label + (f" seed {r.seed}" if len(g.runs) > 1 else "") for g in groups if not g.is_pop_reference for r in g.runs}
-    if plot_loss(runs, labels, out / "training_loss.png"):
-        files.append(out / "training_loss.png")
+    if plot_loss(runs, labels, stage / "training_loss.png"):
+        files.append(stage / "training_loss.png")
     html = render_html(results_table(groups, comparisons) if runs else None, comparisons_table(groups, comparisons),
                        TABLE_NOTE, [(str(path), status) for path, status in statuses], [f for f in files if f.suffix == ".png"],
                        tunes)
-    atomic_write_text(out / "report.html", html)
-    files.insert(1, out / "report.html")
-    return Report(groups, comparisons, markdown, files)
+    atomic_write_text(stage / "report.html", html)
+    files.insert(1, stage / "report.html")
+    return files

@@ -10,8 +10,10 @@ exist (Windows) runs are not locked.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -118,3 +120,22 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def own_temporary(folder: Path, prefix: str) -> Path:
+    """``folder/PREFIX-HOST-PID``: a temporary folder of this process, which :func:`remove_dead_temporaries`
+    recognises once the process is gone."""
+    return folder / f"{prefix}-{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_dead_temporaries(folder: Path, prefix: str) -> list[Path]:
+    """Remove the :func:`own_temporary` folders ``folder/PREFIX-HOST-*`` that killed processes of this machine
+    left (one may be large); a folder of a process still alive, or of another machine sharing the disk, is kept.
+    Returns the removed ones."""
+    start, removed = f"{prefix}-{socket.gethostname()}-", []
+    for path in folder.glob(f"{glob.escape(start)}*"):
+        pid = path.name[len(start):]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

@@ -204,3 +204,31 @@ def test_yoochoose_help_does_not_offer_repeats_user(capsys):
     with pytest.raises(SystemExit):
         main(["prepare", "g1", "--help"])
     assert "{consecutive,session,user,keep}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("error", [
+    "parquet: File out of specification: underlying IO error: No space left on device (os error 28)",  # polars' text
+    OSError(28, "No space left on device"),
+])
+def test_a_full_disk_is_one_line_naming_the_output_and_the_previous_output_stays(tmp_path, capsys, monkeypatch, error):
+    """A disk that fills while windows are written raised polars' ComputeError (a traceback, exit 1) or an error
+    without a path: one line naming the output, exit 2; no temporary folder left, an earlier output untouched."""
+    import polars as pl
+
+    from sessrec.datasets import pipeline
+
+    raw = write_rees46(tmp_path / "oct.csv")
+    args = ["rees46", "--input", str(raw), "--output", str(tmp_path / "out")]
+    assert prepare(args, capsys)[0] == 0
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+
+    def full(*a, **k):
+        raise pl.exceptions.ComputeError(error) if isinstance(error, str) else error
+
+    monkeypatch.setattr(pipeline, "_write_window", full)
+    rc, _, err = prepare([*args, "--overwrite"], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        f"sessrec: error: cannot write {tmp_path / 'out'}: No space left on device [ENOSPC] (prepare writes its "
+        f"temporary files beside it, in {tmp_path})"), err
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
+    assert not list(tmp_path.glob(".out.tmp*"))

@@ -34,13 +34,10 @@ folder renamed to the output at the very end.
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 import math
-import os
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +57,8 @@ from sessrec.data.windows import SPLITS, window_dir
 from sessrec.datasets.catalog import LatestItems, latest_per_item, plain_integer, write_catalog
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_replace_dir, atomic_write_text, check_output_folder
-from sessrec.runlock import pid_alive
+from sessrec.io import WriteError, atomic_replace_dir, atomic_write_text, check_output_folder, disk_error
+from sessrec.runlock import own_temporary, remove_dead_temporaries
 from sessrec.schema import CATEGORICAL, LIST, TIME, FeatureSpec, Schema
 
 WINDOW_MS = {"day": DAY_MS, "hour": HOUR_MS}
@@ -203,8 +200,9 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
     out = Path(opts.output)
     _check_output(out, opts.overwrite)
     progress = Progress(recipe.name, opts.quiet)
-    _remove_stale_temporaries(out, progress)
-    tmp = out.with_name(f".{out.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    for folder in remove_dead_temporaries(out.parent, f".{out.name}.tmp"):  # one may hold twice the input's columns
+        progress.say(f"removed {folder}, left by a run that was stopped")
+    tmp = own_temporary(out.parent, f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         work = tmp / "_work"
@@ -226,8 +224,11 @@ def prepare(recipe: Recipe, source: Source, opts: Options) -> PrepareResult:
         atomic_write_text(tmp / "windows.csv", _windows_csv(windows))
         shutil.rmtree(work)
         atomic_replace_dir(tmp, out)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        full = disk_error(e)  # polars and pyarrow raise their own exceptions for it, without the path
+        if full is not None:
+            raise WriteError(out, full, f" (prepare writes its temporary files beside it, in {tmp.parent})") from None
         raise
     print(format_stats(stats, recipe.paper_stats))
     print(f"wrote {len(windows)} windows to {out} (train/valid/test.parquet each, schema.pbtxt, stats.json, windows.csv)")
@@ -238,17 +239,6 @@ def _check_output(out: Path, overwrite: bool) -> None:
     check_output_folder(out, "--output")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SessrecError(f"output folder {out} is not empty; pass --overwrite to replace it")
-
-
-def _remove_stale_temporaries(out: Path, progress: Progress) -> None:
-    """Remove the temporary folders that killed runs of this machine left next to ``out``: one may hold twice the
-    input's columns. A folder of a run still alive, or of another machine sharing the disk, is kept."""
-    prefix = f".{out.name}.tmp-{socket.gethostname()}-"
-    for folder in out.parent.glob(f"{glob.escape(prefix)}*"):
-        pid = folder.name[len(prefix):]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            progress.say(f"removed {folder}, left by a run that was stopped")
 
 
 def _bucket_key(opts: Options) -> str:
