@@ -100,3 +100,45 @@ def test_constructor_names_the_field_a_misspelt_keyword_meant():
     with pytest.raises(TypeError, match=r"'model' \(did you mean 'model_type'\?\)"):
         ExperimentConfig(model="gpt2")
     assert ExperimentConfig(d_model=32).d_model == 32
+
+
+@pytest.mark.parametrize("settings, line", [
+    ({"task": "mlm", "train_on_last_item_seq_only": True}, "train_on_last_item_seq_only has no effect with task mlm"),
+    ({"model_type": "xlnet", "num_hidden_groups": -1}, "num_hidden_groups has no effect on the xlnet body (an ALBERT option)"),
+    ({"model_type": "gpt2", "task": "clm", "inner_group_num": 2}, "inner_group_num has no effect on the gpt2 body"),
+    ({"model_type": "sasrec", "task": "clm", "hidden_act": "relu"}, "hidden_act has no effect on the sasrec body (its "
+                                                                    "activation is ReLU, as in its paper)"),
+    ({"model_type": "hstu", "task": "clm", "hidden_act": "relu"}, "hidden_act has no effect on the hstu body"),
+    ({"gbce_t": 0.1}, "gbce_t has no effect with loss_type cross_entropy (a gbce option)"),
+    ({"loss_type": "bpr_max", "gbce_t": 0.1}, "gbce_t has no effect with loss_type bpr_max"),
+    ({"loss_type": "gbce", "bpr_max_reg": 5.0}, "bpr_max_reg has no effect with loss_type gbce (a bpr_max option)"),
+    ({"num_negatives": 8}, "num_negatives has no effect with loss_type cross_entropy"),
+    ({"sampled_softmax_max_n_samples": 10}, "sampled_softmax_max_n_samples has no effect without sampled_softmax"),
+    ({"model_type": "gru", "task": "clm", "initializer_range": 0.5}, "initializer_range has no effect on the gru body"),
+    ({"training_time_window_size": 2}, "training_time_window_size has no effect without no_incremental_training"),
+    ({"save_checkpoints": False, "keep_checkpoints": -1}, "keep_checkpoints has no effect with save_checkpoints off"),
+    ({"warmup_steps": 2, "warmup_ratio": 0.5}, "warmup_ratio has no effect with warmup_steps > 0"),
+    ({"learning_rate_num_cosine_cycles_by_epoch": 3.0}, "learning_rate_num_cosine_cycles_by_epoch has no effect with "
+                                                        "learning_rate_schedule linear"),
+    ({"logging_dir": "tb"}, "logging_dir has no effect with report_to none (the TensorBoard folder)"),
+    ({"other_embeddings_init_std": 0.5}, "other_embeddings_init_std has no effect without side information features"),
+    ({"embedding_dim_from_cardinality_multiplier": 3.0}, "embedding_dim_from_cardinality_multiplier has no effect"),
+    ({"run_name": "a", "report_to": "tensorboard"}, "run_name has no effect with report_to tensorboard (a W&B option)"),
+])
+def test_options_other_options_leave_without_effect_are_named(settings, line):
+    """Found by a sweep of every option (QA helper-41): each was accepted, changed nothing and said nothing."""
+    said = ExperimentConfig(**settings).inert_options()
+    assert any(s.startswith(line) for s in said), said
+
+
+@pytest.mark.parametrize("settings", [
+    {"task": "clm", "train_on_last_item_seq_only": True}, {"model_type": "albert", "num_hidden_groups": -1},
+    {"loss_type": "gbce", "gbce_t": 0.1, "num_negatives": 8}, {"loss_type": "bpr_max", "bpr_max_reg": 5.0},
+    {"sampled_softmax": True, "sampled_softmax_max_n_samples": 10},
+    {"model_type": "gru", "task": "clm", "initializer_range": 0.5, "mf_constrained_embeddings": False},
+    {"training_time_window_size": 2, "no_incremental_training": True}, {"warmup_ratio": 0.5},
+    {"learning_rate_schedule": "cosine", "learning_rate_num_cosine_cycles_by_epoch": 3.0},
+    {"logging_dir": "tb", "report_to": "tensorboard"}, {"use_side_information_features": True, "other_embeddings_init_std": 0.5}, {"run_name": "a", "experiments_group": "g", "report_to": "all"},
+])
+def test_the_same_options_where_they_act_are_not_named(settings):
+    assert ExperimentConfig(**settings).inert_options() == []

@@ -170,6 +170,31 @@ def test_options_that_cannot_act_are_warned(tiny_data, tmp_path, caplog):
     assert "use_side_information_features has no effect on the pop baseline (it reads item ids only)" in caplog.text
 
 
+def test_a_baselines_protocol_options_without_effect_are_warned_and_unknown_parameters_refused(tiny_data, tmp_path,
+                                                                                            caplog):
+    """A sweep of every option (QA helper-41) found these accepted without a word: the last incomplete batch (a
+    baseline reads whole windows), a training-window size without --no-incremental-training, neural options from a
+    --config file, and any parameter given to pop."""
+    import logging
+
+    from sessrec.cli import main
+
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_config(tiny_data, tmp_path / "pop", model_type="pop", dataloader_drop_last=True,
+                                   training_time_window_size=1, final_time_window_index=2), printer=lambda *_: None)
+    assert "dataloader_drop_last has no effect on the pop baseline (it reads whole windows)" in caplog.text
+    assert "training_time_window_size has no effect without no_incremental_training" in caplog.text
+    (tmp_path / "c.yaml").write_text("model_type: vsknn\nd_model: 32\nlearning_rate: 0.5\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", "--config", str(tmp_path / "c.yaml"), "--data-path", str(tiny_data), "-o",
+                     str(tmp_path / "v"), "--final-time-window-index", "2", "--quiet"]) == 0
+    assert "no effect on the vsknn baseline (options of the neural models): --d-model --learning-rate" in caplog.text
+    with pytest.raises(SessrecError, match=r"^baseline 'pop' takes no baseline_params \(got bogus_param\)$"):
+        run_experiment(tiny_config(tiny_data, tmp_path / "p2", model_type="pop", baseline_params={"bogus_param": 3},
+                                   final_time_window_index=2), printer=lambda *_: None)
+
+
 def test_the_callers_random_state_and_metric_names(tiny_data, tmp_path):
     """From a notebook: the run seeds the global generators for itself, then gives the caller's back; a metric name
     that is not in the results says which are."""

@@ -288,3 +288,18 @@ def test_side_information_without_side_features_is_said(caplog):
     with caplog.at_level(logging.WARNING):
         FeatureEmbedding(SCHEMA, cfg(use_side_information_features=True))
     assert "use_side_information_features" not in caplog.text
+
+
+def test_numeric_projection_without_effect_under_elementwise_aggregation_is_warned(caplog):
+    """With elementwise aggregation and no soft one-hot the continuous features go straight to the item size (QA
+    helper-41: accepted without a word)."""
+    with caplog.at_level(logging.WARNING):
+        FeatureEmbedding(SCHEMA, cfg(input_features_aggregation="elementwise_sum_multiply_item_embedding",
+                                     numeric_features_project_to_embedding_dim=3,
+                                     numeric_features_soft_one_hot_encoding_num_embeddings=4))
+    assert "no effect" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        FeatureEmbedding(SCHEMA, cfg(input_features_aggregation="elementwise_sum_multiply_item_embedding",
+                                     numeric_features_project_to_embedding_dim=3))
+    assert "numeric_features_project_to_embedding_dim has no effect with input_features_aggregation " \
+           "elementwise_sum_multiply_item_embedding" in caplog.text

@@ -361,6 +361,10 @@ def test_recommend_output_never_replaces_the_input_data_or_a_checkpoint(catalog_
     assert rec.recommend_file(sessions, out, k=3, overwrite=True) == 2
     assert main(["recommend", "--model-dir", str(ckpt), "--items", "1000084", "--output", str(tmp_path / "x.parquet")]) == 2
     assert "--output goes with --input" in capsys.readouterr().err
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", "1000084", "--overwrite"]) == 2
+    assert "--overwrite goes with --input and --output" in capsys.readouterr().err
+    assert main(["serve", "--model-dir", str(ckpt), "--no-watch", "--watch-interval", "5"]) == 2
+    assert "--watch-interval goes with watching the run folder" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

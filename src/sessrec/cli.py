@@ -161,7 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg.model_type in _baselines():  # set by the user, so said here (a config's defaults are no choice)
         from sessrec.config import neural_only_options
 
-        inert = [n for n in neural_only_options() if n in vars(args)]
+        default = ExperimentConfig()  # flags given, and values a --config file sets
+        inert = [n for n in neural_only_options() if n in vars(args) or getattr(cfg, n) != getattr(default, n)]
         if inert:
             logging.getLogger("sessrec.run").warning(
                 "no effect on the %s baseline (options of the neural models): %s", cfg.model_type,
@@ -243,6 +244,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         check_output_file(args.output, "--output", [("--input", args.input)], args.overwrite)  # before the model loads
     elif args.output is not None:
         raise SessrecError("--output goes with --input; the recommendations for --items are printed")
+    elif args.overwrite:
+        raise SessrecError("--overwrite goes with --input and --output (it replaces an existing --output file); the "
+                           "recommendations for --items are printed")
     rec = Recommender.load(args.model_dir, device=args.device)
     original = rec.catalog is not None and not args.internal_ids
     if args.timestamps is not None and (args.input is not None or not original):
@@ -316,9 +320,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from sessrec.serve.app import Options, serve
 
+    if not args.watch and args.watch_interval is not None:
+        raise SessrecError("--watch-interval goes with watching the run folder for new checkpoints: leave out --no-watch")
+    interval = {} if args.watch_interval is None else {"watch_interval": args.watch_interval}
+
     serve(Options(model_dir=Path(args.model_dir), host=args.host, port=args.port, backend=args.backend,
                   device=args.device, num_threads=args.num_threads, max_batch=args.max_batch,
-                  batch_wait_ms=args.batch_wait_ms, watch=args.watch, watch_interval=args.watch_interval,
+                  batch_wait_ms=args.batch_wait_ms, watch=args.watch, **interval,
                   strict=args.strict, max_k=args.max_k, max_items=args.max_items, max_body_bytes=args.max_body_bytes,
                   max_concurrency=args.max_concurrency, access_log=args.access_log),
           say=lambda line: print(line, flush=True))
@@ -451,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "never waits (default: %(default)s)")
     srv.add_argument("--no-watch", dest="watch", action="store_false",
                      help="with a run folder: keep the first model (default: serve each new checkpoint-last)")
-    srv.add_argument("--watch-interval", type=float, default=10.0, metavar="SECONDS",
-                     help="how often checkpoint-last is checked (default: %(default)s)")
+    srv.add_argument("--watch-interval", type=float, default=None, metavar="SECONDS",
+                     help="how often checkpoint-last is checked (default: 10)")
     srv.add_argument("--strict", action="store_true", help="an item the model does not know makes the request fail "
                      "(422) (default: skipped and listed in 'unknown'; a request's \"strict\" overrides it)")
     srv.add_argument("--max-k", type=int, default=1000, help="largest k (default: %(default)s, at most the catalog size)")

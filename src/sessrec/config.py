@@ -57,15 +57,37 @@ _TASK_ONLY = {**{name: (("plm",), "a PLM option")
               "mlm_probability": (("mlm", "rtd"), "an MLM/RTD option")}
 
 
+_TASK_ONLY["train_on_last_item_seq_only"] = (("clm",), "a CLM option")
 _RNN_INERT = ("n_head", "hidden_act", "layer_norm_eps")  # Transformer options a GRU/LSTM body has no use for
+# options of one architecture: option -> (the bodies that read it, what it is)
+_MODEL_ONLY = {name: (("albert",), "an ALBERT option") for name in ("num_hidden_groups", "inner_group_num")}
+_FIXED_ACTIVATION = {"sasrec": "ReLU", "hstu": "SiLU"}  # bodies whose activation is their paper's
 
 
 def inert_with_task(task: str, model_type: str = "") -> dict[str, str]:
-    """{option: why it has no effect} for the options that cannot act with ``task`` (and, for a recurrent body,
-    ``model_type``)."""
+    """{option: why it has no effect} for the options that cannot act with ``task`` or, given, the body
+    ``model_type`` (whatever their values: see :meth:`ExperimentConfig.inert_options` for those that depend on other
+    options)."""
     out = {name: f"no effect with task {task} ({what})" for name, (tasks, what) in _TASK_ONLY.items() if task not in tasks}
+    if model_type:
+        out.update({name: f"no effect on the {model_type} body ({what})" for name, (models, what) in _MODEL_ONLY.items()
+                    if model_type not in models})
     if model_type in ("gru", "lstm"):
         out.update({name: f"no effect on the {model_type} body (a Transformer option)" for name in _RNN_INERT})
+    if model_type in _FIXED_ACTIVATION:
+        out["hidden_act"] = (f"no effect on the {model_type} body (its activation is {_FIXED_ACTIVATION[model_type]}, "
+                             "as in its paper)")
+    return out
+
+
+def inert_with_protocol(cfg: ExperimentConfig) -> dict[str, str]:
+    """The protocol's options that others leave without effect, for every model and baseline alike."""
+    out = {}
+    if not cfg.no_incremental_training:
+        out["training_time_window_size"] = ("no effect without no_incremental_training (incremental training goes on "
+                                            "from the previous window's model)")
+    if not cfg.save_checkpoints:
+        out["keep_checkpoints"] = "no effect with save_checkpoints off"
     return out
 
 
@@ -321,6 +343,39 @@ class ExperimentConfig:
                 and self.electra_generator_hidden_size != default.electra_generator_hidden_size):
             out.append("electra_generator_hidden_size has no effect with rtd_tied_generator (the generator is the "
                        "discriminator's own sequence model)")
+        out += [f"{name} has {why}" for name, why in self.inert_with_others().items()
+                if getattr(self, name) != getattr(default, name)]
+        return out
+
+    def inert_with_others(self) -> dict[str, str]:
+        """{option: why it has no effect} for the options that other options of this config leave without effect."""
+        out = {}
+        if not self.use_side_information_features:  # the paper's item-id-only command lines pass them
+            out.update({name: "no effect without side information features (use_side_information_features is off)"
+                        for name in ("other_embeddings_init_std", "embedding_dim_from_cardinality_multiplier")})
+        if self.loss_type != "gbce":
+            out["gbce_t"] = f"no effect with loss_type {self.loss_type} (a gbce option)"
+        if self.loss_type != "bpr_max":
+            out["bpr_max_reg"] = f"no effect with loss_type {self.loss_type} (a bpr_max option)"
+        if self.loss_type == "cross_entropy":
+            out["num_negatives"] = ("no effect with loss_type cross_entropy (a gbce/bpr_max option; the sampled "
+                                    "softmax takes sampled_softmax_max_n_samples)")
+        if not self.sampled_softmax:
+            out["sampled_softmax_max_n_samples"] = "no effect without sampled_softmax"
+        if self.model_type in ("gru", "lstm") and self.mf_constrained_embeddings:
+            out["initializer_range"] = (f"no effect on the {self.model_type} body (its recurrent layers keep PyTorch's "
+                                        "initialisation; it sets the free output layer of no_mf_constrained_embeddings)")
+        out.update(inert_with_protocol(self))
+        if self.warmup_steps > 0:
+            out["warmup_ratio"] = "no effect with warmup_steps > 0 (the ratio is used when warmup_steps is 0)"
+        if self.schedule != "cosine":
+            out["learning_rate_num_cosine_cycles_by_epoch"] = f"no effect with learning_rate_schedule {self.schedule}"
+        loggers = {x.strip() for x in self.report_to.split(",")}
+        if not loggers & {"tensorboard", "all"}:
+            out["logging_dir"] = f"no effect with report_to {self.report_to} (the TensorBoard folder)"
+        if not loggers & {"wandb", "all"}:
+            out.update({name: f"no effect with report_to {self.report_to} (a W&B option)"
+                        for name in ("run_name", "experiments_group")})
         return out
 
     def _validate_numbers(self) -> None:

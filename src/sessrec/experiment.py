@@ -35,7 +35,7 @@ from sessrec.checkpoint import (
     set_rng_state,
     snapshot_catalog,
 )
-from sessrec.config import ExperimentConfig
+from sessrec.config import ExperimentConfig, inert_with_protocol
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
@@ -213,8 +213,13 @@ def _inert_options(cfg: ExperimentConfig) -> list[str]:
     """What the config sets that this model cannot use."""
     if cfg.model_type not in BASELINES:
         return cfg.inert_options()
-    return [f"{name} has no effect on the {cfg.model_type} baseline (it reads item ids only)"
-            for name in ("use_side_information_features",) if getattr(cfg, name)]
+    default = ExperimentConfig()
+    return ([f"{name} has no effect on the {cfg.model_type} baseline (it reads item ids only)"
+             for name in ("use_side_information_features",) if getattr(cfg, name)]
+            + [f"{name} has no effect on the {cfg.model_type} baseline (it reads whole windows)"
+               for name in ("dataloader_drop_last",) if getattr(cfg, name)]
+            + [f"{name} has {why}" for name, why in inert_with_protocol(cfg).items()
+               if getattr(cfg, name) != getattr(default, name)])
 
 
 def _silent(*_: Any) -> None:

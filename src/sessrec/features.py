@@ -171,6 +171,11 @@ class FeatureEmbedding(nn.Module):
         if self.elementwise and not self.names:
             log.warning("input_features_aggregation %s has no effect with the item id as the only input feature",
                         cfg.input_features_aggregation)
+        if (self.elementwise and cfg.numeric_features_project_to_embedding_dim and not all(self.is_categorical)
+                and not cfg.numeric_features_soft_one_hot_encoding_num_embeddings):
+            log.warning("numeric_features_project_to_embedding_dim has no effect with input_features_aggregation %s "
+                        "(without soft one-hot encoding, continuous features are projected to the item embedding's size, "
+                        "as in the original)", cfg.input_features_aggregation)
         if cfg.layer_norm_featurewise and raw_scalars and not cfg.t4r_library:
             log.warning(
                 "layer_norm_featurewise on raw scalar features (%s): LayerNorm over one value outputs a learned constant, "

@@ -272,7 +272,10 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
         if a.note and a.name in given:
             notes.append(f"--{a.name}{'' if a.type is bool else f' {value}'}: {a.note}")
 
-    fields["task"] = next((t for t in ("plm", "rtd", "mlm") if values[t]), "clm")
+    objectives = [t for t in ("plm", "rtd", "mlm") if values[t]]
+    fields["task"] = objectives[0] if objectives else "clm"
+    notes += [f"--{t}: no effect with --{objectives[0]} (one objective trains; the priority is plm, rtd, mlm)"
+              for t in objectives[1:]]
     inert = inert_with_task(fields["task"], values["model_type"])
     for a in args:  # said once here when given; an original default that cannot act is no choice: sessrec's is kept
         if a.field in inert and a.field in fields:
@@ -282,8 +285,11 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
     if "attn_type" in given:  # else sessrec picks uni for clm, bi otherwise (the example's fixed 'uni' default made XLNet-MLM causal)
         fields["attn_type"] = values["attn_type"]
     fields["session_seq_length_max"] = values["session_seq_length_max"] or values["max_sequence_length"] or 20
-    fields.update(_schedule(values, given))
-    fields.update(_schema(values, notes))
+    if values["session_seq_length_max"] and values["max_sequence_length"] not in (None, values["session_seq_length_max"]):
+        notes.append(f"--max_sequence_length {values['max_sequence_length']}: no effect, --session_seq_length_max "
+                     f"{values['session_seq_length_max']} wins")
+    fields.update(_schedule(values, given, notes))
+    fields.update(_schema(values, given, notes))
     fields["report_to"] = ",".join(values["report_to"])
     if "save_steps" in given:
         fields["save_checkpoints"] = values["save_steps"] > 0
@@ -319,7 +325,14 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
             notes.append(f"--{flag}: not available, {what}")
     if values["output_dir"] is None:
         raise SessrecError("the following argument is required: --output_dir")
-    return ExperimentConfig.from_dict(fields, source="command line").validate(), notes
+    cfg = ExperimentConfig.from_dict(fields, source="command line").validate()
+    inert, default = cfg.inert_with_others(), ExperimentConfig()
+    for a in args:  # as for the task's options above: said once here when given, and sessrec's default kept
+        if a.field in inert and getattr(cfg, a.field) != getattr(default, a.field):
+            if a.name in given:
+                notes.append(f"--{a.name}{'' if a.type is bool else f' {values[a.name]}'}: {inert[a.field]}")
+            setattr(cfg, a.field, getattr(default, a.field))
+    return cfg, notes
 
 
 def _check_local_rank(value: int) -> None:
@@ -335,11 +348,15 @@ def _check_local_rank(value: int) -> None:
         raise SessrecError(f"--local_rank {value} but the launcher set LOCAL_RANK={env}: leave --local_rank out under torchrun")
 
 
-def _schedule(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
-    """``--learning_rate_schedule`` wins over HF ``--lr_scheduler_type`` (as in the example); warm-up steps likewise."""
+def _schedule(values: dict[str, Any], given: set[str], notes: list[str]) -> dict[str, Any]:
+    """``--learning_rate_schedule`` wins over HF ``--lr_scheduler_type`` (as in the example, said when both are
+    given); warm-up steps likewise."""
     out: dict[str, Any] = {}
     if values["learning_rate_schedule"]:
         out["learning_rate_schedule"] = values["learning_rate_schedule"]
+        if "lr_scheduler_type" in given and values["lr_scheduler_type"] != values["learning_rate_schedule"]:
+            notes.append(f"--lr_scheduler_type {values['lr_scheduler_type']}: no effect, --learning_rate_schedule "
+                         f"{values['learning_rate_schedule']} wins (as in the original)")
     else:
         if values["lr_scheduler_type"] not in _SCHEDULERS:
             raise SessrecError(f"--lr_scheduler_type {values['lr_scheduler_type']}: expected one of {', '.join(_SCHEDULERS)}")
@@ -351,7 +368,7 @@ def _schedule(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
     return out
 
 
-def _schema(values: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+def _schema(values: dict[str, Any], given: set[str], notes: list[str]) -> dict[str, Any]:
     """``--feature_config`` (original YAML: its features decide the inputs) or ``--features_schema_path``."""
     yaml_path, schema_path = values["feature_config"], values["features_schema_path"]
     if yaml_path and schema_path:
@@ -366,6 +383,9 @@ def _schema(values: dict[str, Any], notes: list[str]) -> dict[str, Any]:
             notes.append(f"--feature_config {yaml_path}: a schema file, not the original YAML feature map; as in a YAML, "
                          f"its features are the inputs: {len(features)} side features on (--features_schema_path "
                          "reads the item id only, unless --use_side_information_features)")
+        if features and "use_side_information_features" in given and not side:
+            notes.append(f"--use_side_information_features False: no effect with --feature_config {yaml_path}, whose "
+                         f"{len(features)} side features are inputs (as in the original: its features decide the inputs)")
         side = side or bool(features)
     return {"features_schema_path": yaml_path or schema_path, "use_side_information_features": side}
 

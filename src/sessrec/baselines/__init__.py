@@ -40,6 +40,6 @@ def parse_baseline_params(model: str, values: dict) -> object:
     from sessrec.errors import SessrecError
 
     if model not in _PARAMS:
-        raise SessrecError(f"baseline '{model}' takes no baseline_params")
+        raise SessrecError(f"baseline '{model}' takes no baseline_params (got {', '.join(map(str, values))})")
     module, name = _PARAMS[model]
     return parse_params(getattr(importlib.import_module(f"sessrec.baselines.{module}"), name), values, model)
