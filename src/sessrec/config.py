@@ -54,10 +54,10 @@ _TASK_ONLY = {**{name: (("plm",), "a PLM option")
               **{name: (("rtd",), "an RTD option")
                  for name in ("rtd_sample_from_batch", "rtd_use_batch_interaction", "rtd_discriminator_loss_weight",
                               "rtd_generator_loss_weight", "rtd_tied_generator", "electra_generator_hidden_size")},
-              "mlm_probability": (("mlm", "rtd"), "an MLM/RTD option")}
+              "mlm_probability": (("mlm", "rtd"), "an MLM/RTD option"),
+              "train_on_last_item_seq_only": (("clm",), "a CLM option")}
 
 
-_TASK_ONLY["train_on_last_item_seq_only"] = (("clm",), "a CLM option")
 _RNN_INERT = ("n_head", "hidden_act", "layer_norm_eps")  # Transformer options a GRU/LSTM body has no use for
 # options of one architecture: option -> (the bodies that read it, what it is)
 _MODEL_ONLY = {name: (("albert",), "an ALBERT option") for name in ("num_hidden_groups", "inner_group_num")}
