@@ -406,7 +406,7 @@ def test_recommend_items_keep_spaces_inside_ids_and_items_json_takes_any_id(text
     assert printed(["--items-json", json.dumps([says[0], shirts[0]])]) == want([says[0], shirts[0]])
     assert main(["recommend", "--model-dir", str(text_id_run), "--items", shirts[0].replace(" ", ""), "--strict"]) == 2
     assert "1 unknown item(s): 'BlueShirt" in capsys.readouterr().err
-    for bad in ('["a",', '{"items": ["a"]}', '["a", 1.5]', '[["a"]]', "[true]"):
+    for bad in ('["a",', '{"items": ["a"]}', '["a", 1.5]', '[["a"]]', "[true]", '["a", NaN]', '["a", Infinity]'):
         assert main(["recommend", "--model-dir", str(text_id_run), "--items-json", bad]) == 2
         assert "--items-json must be a JSON list of item ids" in capsys.readouterr().err
     assert main(["recommend", "--model-dir", str(text_id_run), "--items", "a", "--items-json", '["a"]']) == 2
@@ -529,3 +529,14 @@ def test_a_nested_list_in_a_session_is_an_error_naming_it(catalog_run, text_id_r
         known = rec.catalog.item.raw[1]
         with pytest.raises(SessrecError, match=r"^session 0: items: \[.*\] is not an original value \(text or a number\)$"):
             rec.recommend([[known, [known]]], k=3)
+
+
+def test_items_json_takes_whole_floats_as_the_python_api_and_the_server_do(catalog_run, capsys):
+    """`--items-json '[1021, 1035.0]'` was refused while the API and the server take 1035.0 as 1035 (QA helper-42)."""
+    ckpt = catalog_run / "checkpoint-last"
+
+    def printed(args):
+        assert main(["recommend", "--model-dir", str(ckpt), "-k", "3", *args]) == 0
+        return capsys.readouterr().out
+
+    assert printed(["--items-json", "[1000084, 1000511.0]"]) == printed(["--items", "1000084,1000511"])

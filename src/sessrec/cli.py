@@ -294,14 +294,21 @@ def _numbers(text: str, flag: str, kind: type) -> list:
 
 
 def _json_items(text: str) -> list:
-    """``--items-json``: a JSON list of item ids, text or whole numbers, taken exactly (commas and spaces too)."""
+    """``--items-json``: a JSON list of item ids, text or whole numbers, taken exactly (commas and spaces too); a
+    whole float (``42.0``, what JSON writers give a float column) is a whole number, as in the Python API and the
+    server."""
     import json
+    import math
+
+    def is_id(v: object) -> bool:
+        whole = isinstance(v, float) and math.isfinite(v) and v.is_integer()
+        return not isinstance(v, bool) and (isinstance(v, (str, int)) or whole)
 
     try:
         items = json.loads(text)
     except ValueError:
         items = None
-    if not isinstance(items, list) or any(isinstance(v, bool) or not isinstance(v, (str, int)) for v in items):
+    if not isinstance(items, list) or not all(is_id(v) for v in items):
         raise SessrecError("--items-json must be a JSON list of item ids, text or whole numbers, oldest first, "
                            f"e.g. '[\"a,b\", \"Blue Shirt M\", 42]' (got {text!r})")
     return items
