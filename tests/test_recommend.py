@@ -482,9 +482,17 @@ def test_an_input_column_named_as_an_answer_column_is_refused(catalog_data, cata
     items = rec.catalog.decode(rows[0]["item_id"])
     pq.write_table(pa.table({"session_id": [1], "items": [items]}), tmp_path / "in.parquet")
     rec.recommend_file(tmp_path / "in.parquet", tmp_path / "out.parquet", k=3)
-    with pytest.raises(SessrecError, match=r"out.parquet: column 'unknown' has the name of an answer column the output "
+    with pytest.raises(SessrecError, match=r"out.parquet: column 'item_ids' has the name of an answer column the output "
                                            r"adds \(item_ids, scores, unknown\); rename or drop it"):
         rec.recommend_file(tmp_path / "out.parquet", tmp_path / "again.parquet", k=3)
+    # an earlier output of model ids: its item_ids and scores lists were dropped and replaced without a word
+    internal = pq.read_table(tmp_path / "out.parquet").drop(["unknown"])
+    pq.write_table(internal.append_column(rec.item_key, pa.array([rows[0]["item_id"]])), tmp_path / "internal.parquet")
+    with pytest.raises(SessrecError, match="column 'item_ids' has the name"):
+        rec.recommend_file(tmp_path / "internal.parquet", tmp_path / "again.parquet", k=3, internal_ids=True)
+    pq.write_table(pa.table({n: [5, 7] for n in rec.input_names}), tmp_path / "flat.parquet")  # a pyarrow traceback before
+    with pytest.raises(SessrecError, match=f"flat.parquet: column '{rec.item_key}' must be a list column"):
+        rec.recommend_file(tmp_path / "flat.parquet", tmp_path / "again.parquet", k=3, internal_ids=True)
     pq.write_table(pa.table({"items": [items], "scores": [0.5]}), tmp_path / "scored.parquet")
     with pytest.raises(SessrecError, match="column 'scores' has the name"):
         rec.recommend_file(tmp_path / "scored.parquet", tmp_path / "again.parquet", k=3)

@@ -158,15 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{name:<32} {describe(name)}")
         return 0
     cfg = config_from_args(args)
-    if cfg.model_type in _baselines():  # set by the user, so said here (a config's defaults are no choice)
-        from sessrec.config import neural_only_options
-
-        default = ExperimentConfig()  # flags given, and values a --config file sets
-        inert = [n for n in neural_only_options() if n in vars(args) or getattr(cfg, n) != getattr(default, n)]
-        if inert:
-            logging.getLogger("sessrec.run").warning(
-                "no effect on the %s baseline (options of the neural models): %s", cfg.model_type,
-                " ".join(f"--{n.replace('_', '-')}" for n in inert))
+    _warn_neural_options_of_a_baseline(args, cfg, "sessrec.run")
     if args.seeds and launch.launched():
         raise EveryProcessError("--seeds runs the seeds one after the other in one process, not under torchrun: start one "
                            "torchrun per seed (`... -m sessrec run --seed N --output-dir OUT/seed-N`), then "
@@ -183,6 +175,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_neural_options_of_a_baseline(args: argparse.Namespace, cfg: ExperimentConfig, logger: str) -> None:
+    """The options of the neural models that a baseline run was given (flags, and values a --config file sets): said
+    here, where the flags are known (a config's defaults are no choice)."""
+    if cfg.model_type not in _baselines():
+        return
+    from sessrec.config import neural_only_options
+
+    default = ExperimentConfig()
+    inert = [n for n in neural_only_options() if n in vars(args) or getattr(cfg, n) != getattr(default, n)]
+    if inert:
+        logging.getLogger(logger).warning("no effect on the %s baseline (options of the neural models): %s",
+                                          cfg.model_type, " ".join(f"--{n.replace('_', '-')}" for n in inert))
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from sessrec.tuning.study import TuneOptions, tune
 
@@ -191,6 +197,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                            "(--n-jobs N runs N trials at once)")
 
     cfg = config_from_args(args, with_preset=False)
+    _warn_neural_options_of_a_baseline(args, cfg, "sessrec.tune")
     label = cfg.model_type if cfg.model_type in _baselines() else f"{cfg.model_type}-{cfg.task}"
     out = Path(cfg.output_dir or f"runs/tune-{label}")
     opts = TuneOptions(output_dir=out, trials=args.trials, timeout=args.timeout, tune_windows=args.tune_windows,

@@ -424,8 +424,8 @@ class Recommender:
         keep = [c for c in table.column_names if not pa.types.is_list(table.schema.field(c).type)
                 and not pa.types.is_large_list(table.schema.field(c).type)]  # list columns are the sessions
         answers = ["item_ids", "scores", *(["unknown"] if with_catalog else [])]
-        taken = [c for c in keep if c in answers]
-        if taken:  # the output would hold two columns of that name, which no parquet reader accepts
+        taken = [c for c in table.column_names if c in answers]
+        if taken:  # the output would hold two columns of that name (no parquet reader accepts it), or drop the input's
             raise SessrecError(f"{input_path}: column {taken[0]!r} has the name of an answer column the output adds "
                                f"({', '.join(answers)}); rename or drop it (an earlier output's answers, for instance)")
         if with_catalog:
@@ -486,6 +486,9 @@ class Recommender:
         missing = [n for n in self.input_names if n not in table.column_names]
         if missing:
             raise SessrecError(f"{path}: column(s) {', '.join(missing)} missing (the model reads {', '.join(self.input_names)})")
+        kind = table.schema.field(self.item_key).type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+            raise SessrecError(f"{path}: column '{self.item_key}' must be a list column (one list per session), found {kind}")
         longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
         specs = [self.schema[n] for n in self.input_names]
         data = load_sessions(path, self.schema, max(longest, self.max_len), specs)

@@ -10,7 +10,7 @@ from sessrec.data.loader import (
     split_last_item,
 )
 from sessrec.errors import SessrecError
-from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, FeatureSpec, Schema
+from sessrec.schema import CATEGORICAL, CONTINUOUS, ITEM_ID, TIME, FeatureSpec, Schema
 from tests.conftest import write_sessions
 
 SCHEMA = Schema([
@@ -61,6 +61,16 @@ def test_bad_input_is_named(tmp_path, cols, match, read):
         else:
             check_sessions(path, SCHEMA, window=3)
     assert "train.parquet" in str(e.value) and "window 3" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_time_is_named(tmp_path, bad):
+    """A NaN time made the kNN baselines' time weights NaN and every score 0, exit 0 (QA helper-44)."""
+    schema = Schema([*SCHEMA.features, FeatureSpec("ts", "float", (TIME,))])
+    path = _write(tmp_path, ts=[[1.7e9, 1.7e9 + 5, 1.7e9 + 9], [1.7e9, bad]])
+    for read in (lambda: check_sessions(path, schema, window=2), lambda: load_sessions(path, schema, max_len=5)):
+        with pytest.raises(SessrecError, match=rf"row 1: time feature 'ts' has a non-finite value \({bad}\)"):
+            read()
 
 
 def test_check_reads_what_load_reads(tmp_path):

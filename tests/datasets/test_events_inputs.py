@@ -360,8 +360,10 @@ def test_events_time_options_that_cannot_act_are_warned(tmp_path, capsys):
         assert rc == 0, text
         return text
 
-    assert f"warning: --time-unit and --time-format have no effect: the ts column of {as_datetimes} holds datetimes" \
-        in err("a", as_datetimes, "--time-unit", "ms", "--time-format", "%Y")
+    assert f"warning: --time-unit has no effect: the ts column of {as_datetimes} holds datetimes" \
+        in err("a", as_datetimes, "--time-unit", "ms")
+    assert f"warning: --time-format has no effect: the ts column of {as_datetimes} holds datetimes" \
+        in err("a2", as_datetimes, "--time-format", "%Y")
     assert "no effect" not in err("b", as_datetimes)
     assert all_sessions(tmp_path / "a").equals(all_sessions(tmp_path / "b"))  # the options did nothing indeed
     assert "warning: --time-format has no effect: the ts column of" in err("c", numbers, "--time-format", "%Y")
@@ -387,3 +389,22 @@ def test_events_a_nan_or_infinite_epoch_time_is_named_with_its_line(tmp_path, ca
         path.write_text("\n".join(lines) + "\n")
         assert _refused(tmp_path, capsys, [path]).endswith(f"{path}, line 6: cannot read ts value '{bad}' as a number "
                                                            "of s since 1970")
+
+
+def test_events_options_that_cannot_both_act_are_refused_or_warned(tmp_path, capsys):
+    """--time-unit with --time-format: the format won without a word (QA helper-43); --user-col beside --session-col
+    reads nothing unless --repeats user."""
+    rows = _events()
+    path = _write(tmp_path / "e.parquet", {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                           "user": [s for s, _, _ in rows], "ts": [int(t.timestamp()) for _, _, t in rows]})
+    rc, _, err = prepare(["events", "--input", str(path), *COLS, "--time-unit", "s", "--time-format", "%s", "--output",
+                          str(tmp_path / "a")], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1] == ("sessrec: error: give one of --time-unit (times written as numbers) "
+                                                       "and --time-format (times written as text)")
+    rc, _, err = prepare(["events", "--input", str(path), *COLS, "--user-col", "user", "--output", str(tmp_path / "b")],
+                         capsys)
+    assert rc == 0 and "warning: --user-col has no effect with --session-col (the sessions are given) unless --repeats " \
+                       "user" in err
+    rc, _, err = prepare(["events", "--input", str(path), *COLS, "--user-col", "user", "--repeats", "user", "--output",
+                          str(tmp_path / "c")], capsys)
+    assert rc == 0 and "--user-col has no effect" not in err

@@ -360,3 +360,30 @@ def test_a_config_key_added_by_a_later_sessrec_does_not_split_a_study():
     assert _differences({"config": old}, {"config": cfg}) == []
     assert _differences({"config": old}, {"config": {**cfg, "label_smoothing": 0.2}}) == [
         "fixed configuration (label_smoothing: 0.0 -> 0.2)"]
+
+
+def test_bad_side_feature_data_stops_before_the_study(tiny_data, tmp_path, capsys):
+    """A NaN in a side feature was found inside each trial: five FAIL trials were left in the study per attempt (QA
+    helper-44). The tuning files are checked with the model's features before the study is opened."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from sessrec.schema import load_schema
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    name = next(f.name for f in load_schema(data / "schema.pbtxt").features if f.is_continuous)
+    path = data / "0001" / "train.parquet"  # read by the first trial's first window
+    table = pq.read_table(path)
+    column = table.column(name).combine_chunks()
+    values = pc.list_flatten(column).to_numpy().copy()
+    values[3] = float("nan")
+    broken = pa.ListArray.from_arrays(column.offsets, pa.array(values, column.type.value_type))
+    pq.write_table(table.set_column(table.column_names.index(name), name, broken), path)
+    out = tmp_path / "tune"
+    assert tune(data, out, "--trials", "1", "--use-side-information-features") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"continuous feature '{name}' has a non-finite value (nan)" in err[0] and not out.exists()

@@ -210,12 +210,13 @@ def _check_values(values: np.ndarray, f: FeatureSpec, where: str, offsets: np.nd
         return values
     # timestamps keep float64: float32 would round epoch seconds to minutes
     values = values.astype(np.float64 if f.is_time else np.float32, copy=False)
-    if f.is_continuous and values.size:
+    if (f.is_continuous or f.is_time) and values.size:
         finite = np.isfinite(values)
-        if not finite.all():
+        if not finite.all():  # a NaN time made the kNN baselines' time weights NaN: every score 0, without a word
             pos = int(np.nonzero(~finite)[0][0])
+            what = "time feature" if f.is_time else "continuous feature"
             raise SessrecError(
-                f"{where}: row {_row_of(offsets, pos)}: continuous feature '{f.name}' has a non-finite value ({values[pos]}); "
+                f"{where}: row {_row_of(offsets, pos)}: {what} '{f.name}' has a non-finite value ({values[pos]}); "
                 "fill or drop NaN/inf values before training"
             )
     return values

@@ -635,6 +635,8 @@ def run(args, opts: Options) -> PrepareResult:
         raise SessrecError("give --session-col, or --user-col to cut sessions after --session-gap of inactivity")
     if opts.repeats == "user" and not args.user_col:
         raise SessrecError("--repeats user needs --user-col")
+    if args.time_unit is not None and args.time_format:
+        raise SessrecError("give one of --time-unit (times written as numbers) and --time-format (times written as text)")
     if not args.session_col:
         opts.session_gap_ms = args.session_gap or DEFAULT_SESSION_GAP_MS
     _check_timezone(args.timezone)
@@ -647,6 +649,8 @@ def run(args, opts: Options) -> PrepareResult:
     progress = Progress("events", opts.quiet)
     if empty:
         progress.say(f"left out {len(empty)} file(s) without events: {listed(empty, 3)}")
+    if args.session_col and args.user_col and opts.repeats != "user":
+        progress.warn("--user-col has no effect with --session-col (the sessions are given) unless --repeats user")
     _warn_inert_time_options(paths, cols, args.time_unit is not None, progress)
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
 

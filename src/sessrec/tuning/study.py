@@ -154,6 +154,9 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
     tune_cfg.eval_on_test_set = False  # the paper tuned on validation: test files are never opened
     tune_cfg.save_checkpoints = tune_cfg.compare_with_pop = False
     tune_cfg.quiet, tune_cfg.report_to, tune_cfg.overwrite_output_dir = True, "none", True
+    default = ExperimentConfig()  # the final runs' operational settings: a trial would warn that they cannot act
+    for name in ("keep_checkpoints", "logging_dir", "run_name", "experiments_group"):
+        setattr(tune_cfg, name, getattr(default, name))
     if opts.n_jobs > 1 and tune_cfg.num_threads == 0:
         tune_cfg.num_threads = max(1, (os.cpu_count() or 1) // opts.n_jobs)
 
@@ -566,6 +569,7 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
     _check_output(out, plan.study_name)
+    _check_tuning_data(plan.cfg)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -635,6 +639,18 @@ def _header(plan: Plan, study, requeued: list[int]) -> str:
     if requeued:
         lines.append(f"trial(s) {', '.join(map(str, requeued))} were interrupted by a killed process: queued again")
     return "\n".join(lines)
+
+
+def _check_tuning_data(cfg: ExperimentConfig) -> None:
+    """The checks of a trial's run on every file the trials read, side features included, before the study is
+    opened: bad data would otherwise fail trial after trial, each left FAIL in the study (the most-popular reference
+    run checks the item ids only)."""
+    from sessrec.baselines import BASELINES
+    from sessrec.experiment import check_data, data_files, resolve_data
+
+    data_path, schema = resolve_data(cfg)
+    features = [schema.item_id] if cfg.model_type in BASELINES else schema.model_features(cfg.use_side_information_features)
+    check_data(data_files(cfg, data_path, cfg.start_time_window_index, cfg.final_time_window_index), schema, features)
 
 
 def _pop_reference(plan: Plan, study, out: Path) -> float | None:
