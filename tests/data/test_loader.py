@@ -1,4 +1,5 @@
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -71,6 +72,15 @@ def test_a_non_finite_time_is_named(tmp_path, bad):
     for read in (lambda: check_sessions(path, schema, window=2), lambda: load_sessions(path, schema, max_len=5)):
         with pytest.raises(SessrecError, match=rf"row 1: time feature 'ts' has a non-finite value \({bad}\)"):
             read()
+
+
+def test_a_huge_unsigned_id_is_named_as_it_is(tmp_path):
+    """2**64 - 1 in a uint64 column was reported as the negative id -1 (QA helper-44)."""
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"item": pa.array([[1, 2**64 - 1], [3]], pa.list_(pa.uint64())), "cat": [[1, 1], [2]],
+                             "price": [[0.1, 0.2], [0.3]]}), path)
+    with pytest.raises(SessrecError, match=rf"row 0: item id {2**64 - 1} in 'item' is >= the schema cardinality 10"):
+        check_sessions(path, SCHEMA)
 
 
 def test_check_reads_what_load_reads(tmp_path):

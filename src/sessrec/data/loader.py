@@ -175,7 +175,6 @@ def _row_of(offsets: np.ndarray, flat_pos: int) -> int:
 
 def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, where: str, n_items: int,
                  offsets: np.ndarray) -> np.ndarray:
-    values = values.astype(np.int64, copy=False)
     empty = np.nonzero(lengths == 0)[0]
     if empty.size:
         raise SessrecError(f"{where}: row {int(empty[0])}: session has no items in '{item.name}'")
@@ -191,7 +190,7 @@ def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, whe
                 f"{where}: row {_row_of(offsets, pos)}: item id {hi} in '{item.name}' is >= the schema cardinality {n_items} "
                 f"(int_domain max {n_items - 1}); fix the schema's int_domain max (a YAML feature config's cardinality)"
             )
-    return values
+    return values.astype(np.int64, copy=False)  # after the checks: a uint64 id past int64 read as negative
 
 
 def _check_values(values: np.ndarray, f: FeatureSpec, where: str, offsets: np.ndarray) -> np.ndarray:
