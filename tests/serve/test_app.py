@@ -188,3 +188,22 @@ def test_a_null_categorical_value_is_the_unknown_id_as_in_the_python_api(catalog
     body = client.post("/recommend", json={**session, "k": 5}).json()
     want = rec.recommend([session], k=5)
     assert body["items"] == want.ids[0] and body["scores"] == pytest.approx(want.scores[0], abs=1e-5)
+
+
+def test_serving_options_without_effect_are_warned(catalog_run, caplog):
+    """--batch-wait-ms with --max-batch 1 (nothing ever waits) and --watch-interval for a checkpoint folder (nothing to
+    watch) were accepted without a word (QA helper-43)."""
+    import logging
+
+    from sessrec.serve.app import Options, Server
+
+    with caplog.at_level(logging.WARNING):
+        Options(model_dir=catalog_run, max_batch=1, batch_wait_ms=50.0).validate()
+        Server(Options(model_dir=catalog_run / "checkpoint-last", watch_interval=5.0))
+    assert "--batch-wait-ms has no effect with --max-batch 1" in caplog.text
+    assert "--watch-interval has no effect" in caplog.text and "is a checkpoint, not a run folder" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        Options(model_dir=catalog_run, max_batch=8, batch_wait_ms=50.0).validate()
+        Server(Options(model_dir=catalog_run, watch_interval=5.0))
+    assert "no effect" not in caplog.text

@@ -69,7 +69,13 @@ class Options:
             raise SessrecError("--batch-wait-ms must be >= 0 and --watch-interval > 0")
         if not 0 <= self.port < 65536:
             raise SessrecError(f"--port must be 0..65535 (got {self.port})")
+        if self.max_batch == 1 and self.batch_wait_ms != _default("batch_wait_ms"):
+            log.warning("--batch-wait-ms has no effect with --max-batch 1 (every request is scored alone, at once)")
         return self
+
+
+def _default(name: str) -> Any:
+    return Options.__dataclass_fields__[name].default
 
 
 Item = StrictInt | StrictStr
@@ -100,6 +106,9 @@ class Server:
         settle_memory()
         self.batcher = MicroBatcher(opts.max_batch, opts.batch_wait_ms / 1000.0)
         self.watcher = None
+        if self.run_dir is None and opts.watch_interval != _default("watch_interval"):
+            log.warning("--watch-interval has no effect: %s is a checkpoint, not a run folder whose checkpoint-last "
+                        "could be replaced (nothing to watch)", opts.model_dir)
         if self.run_dir is not None and opts.watch:
             self.watcher = ModelWatcher(self.run_dir, lambda: self.model, self.swap, opts.backend, opts.device,
                                         opts.num_threads, opts.watch_interval)
