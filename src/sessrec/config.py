@@ -80,6 +80,13 @@ def inert_with_task(task: str, model_type: str = "") -> dict[str, str]:
     return out
 
 
+def set_but_inert(cfg: ExperimentConfig, inert: dict[str, str]) -> list[str]:
+    """"NAME has WHY" for the options of ``inert`` ({option: why it has no effect}) that ``cfg`` sets away from their
+    defaults: a default that cannot act is no choice of the user's."""
+    default = ExperimentConfig()
+    return [f"{name} has {why}" for name, why in inert.items() if getattr(cfg, name) != getattr(default, name)]
+
+
 def inert_with_protocol(cfg: ExperimentConfig) -> dict[str, str]:
     """The protocol's options that others leave without effect, for every model and baseline alike."""
     out = {}
@@ -336,16 +343,12 @@ class ExperimentConfig:
     def inert_options(self) -> list[str]:
         """Options set away from their defaults that cannot act with this task or generator: warned, not refused (the
         paper's command lines carry some of them)."""
-        default = ExperimentConfig()
-        out = [f"{name} has {why}" for name, why in inert_with_task(self.task, self.model_type).items()
-               if getattr(self, name) != getattr(default, name)]
+        out = set_but_inert(self, inert_with_task(self.task, self.model_type))
         if (self.task == "rtd" and self.rtd_tied_generator
-                and self.electra_generator_hidden_size != default.electra_generator_hidden_size):
+                and self.electra_generator_hidden_size != ExperimentConfig().electra_generator_hidden_size):
             out.append("electra_generator_hidden_size has no effect with rtd_tied_generator (the generator is the "
                        "discriminator's own sequence model)")
-        out += [f"{name} has {why}" for name, why in self.inert_with_others().items()
-                if getattr(self, name) != getattr(default, name)]
-        return out
+        return out + set_but_inert(self, self.inert_with_others())
 
     def inert_with_others(self) -> dict[str, str]:
         """{option: why it has no effect} for the options that other options of this config leave without effect."""

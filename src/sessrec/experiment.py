@@ -35,7 +35,7 @@ from sessrec.checkpoint import (
     set_rng_state,
     snapshot_catalog,
 )
-from sessrec.config import ExperimentConfig, inert_with_protocol
+from sessrec.config import ExperimentConfig, inert_with_protocol, set_but_inert
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
@@ -213,13 +213,10 @@ def _inert_options(cfg: ExperimentConfig) -> list[str]:
     """What the config sets that this model cannot use."""
     if cfg.model_type not in BASELINES:
         return cfg.inert_options()
-    default = ExperimentConfig()
-    return ([f"{name} has no effect on the {cfg.model_type} baseline (it reads item ids only)"
-             for name in ("use_side_information_features",) if getattr(cfg, name)]
-            + [f"{name} has no effect on the {cfg.model_type} baseline (it reads whole windows)"
-               for name in ("dataloader_drop_last",) if getattr(cfg, name)]
-            + [f"{name} has {why}" for name, why in inert_with_protocol(cfg).items()
-               if getattr(cfg, name) != getattr(default, name)])
+    return set_but_inert(cfg, {
+        "use_side_information_features": f"no effect on the {cfg.model_type} baseline (it reads item ids only)",
+        "dataloader_drop_last": f"no effect on the {cfg.model_type} baseline (it reads whole windows)",
+        **inert_with_protocol(cfg)})
 
 
 def _silent(*_: Any) -> None:

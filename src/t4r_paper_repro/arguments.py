@@ -41,6 +41,10 @@ class Arg:
     help: str = ""  # for the arguments translated by to_config (the others show their field's help)
     aliases: tuple[str, ...] = ()  # other spellings of the flag, without the leading --
 
+    def said(self, value: Any, what: str) -> str:
+        """A note on the flag as given: ``--name value: what`` (a boolean flag without its value)."""
+        return f"--{self.name}{'' if self.type is bool else f' {value}'}: {what}"
+
 
 def _a(name: str, type_: type, default: Any, family: str, field: str | None = "", **kw: Any) -> Arg:
     return Arg(name, type_, default, family, name if field == "" else field, **kw)
@@ -270,7 +274,7 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
         if a.field:
             fields[a.field] = value
         if a.note and a.name in given:
-            notes.append(f"--{a.name}{'' if a.type is bool else f' {value}'}: {a.note}")
+            notes.append(a.said(value, a.note))
 
     objectives = [t for t in ("plm", "rtd", "mlm") if values[t]]
     fields["task"] = objectives[0] if objectives else "clm"
@@ -280,7 +284,7 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
     for a in args:  # said once here when given; an original default that cannot act is no choice: sessrec's is kept
         if a.field in inert and a.field in fields:
             if a.name in given:
-                notes.append(f"--{a.name}{'' if a.type is bool else f' {values[a.name]}'}: {inert[a.field]}")
+                notes.append(a.said(values[a.name], inert[a.field]))
             del fields[a.field]
     if "attn_type" in given:  # else sessrec picks uni for clm, bi otherwise (the example's fixed 'uni' default made XLNet-MLM causal)
         fields["attn_type"] = values["attn_type"]
@@ -330,7 +334,7 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
     for a in args:  # as for the task's options above: said once here when given, and sessrec's default kept
         if a.field in inert and getattr(cfg, a.field) != getattr(default, a.field):
             if a.name in given:
-                notes.append(f"--{a.name}{'' if a.type is bool else f' {values[a.name]}'}: {inert[a.field]}")
+                notes.append(a.said(values[a.name], inert[a.field]))
             setattr(cfg, a.field, getattr(default, a.field))
     return cfg, notes
 
