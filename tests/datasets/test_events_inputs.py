@@ -368,6 +368,12 @@ def test_events_time_options_that_cannot_act_are_warned(tmp_path, capsys):
     assert all_sessions(tmp_path / "a").equals(all_sessions(tmp_path / "b"))  # the options did nothing indeed
     assert "warning: --time-format has no effect: the ts column of" in err("c", numbers, "--time-format", "%Y")
     assert "no effect" not in err("d", numbers, "--time-unit", "s")
+    text = _write(tmp_path / "text.csv", {**stamps, "ts": [t.strftime("%Y-%m-%d %H:%M:%S") for _, _, t in rows]})
+    first = rows[0][2].strftime("%Y-%m-%d %H:%M:%S")
+    assert (f"warning: --time-unit has no effect: the ts column of {text} holds text times such as '{first}'"
+            in err("e", text, "--time-unit", "ms"))
+    assert all_sessions(tmp_path / "e").equals(all_sessions(tmp_path / "b"))
+    assert "no effect" not in err("f", _epoch_csv(tmp_path / "epoch.csv", rows), "--time-unit", "s")
 
 
 def test_events_a_list_column_as_an_id_or_category_is_one_line(tmp_path, capsys):

@@ -656,21 +656,40 @@ def run(args, opts: Options) -> PrepareResult:
 
 
 def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool, progress: Progress) -> None:
-    """Say when --time-unit or --time-format cannot act: a parquet time column of datetimes or dates needs neither,
-    one of numbers no format (CSV times are text, which both can apply to)."""
-    for path in paths:
-        if not is_parquet(path):
-            continue
+    """Say when --time-unit or --time-format cannot act, from the first file: a time column of datetimes or dates
+    needs neither, one of numbers no format, one of text times (not numbers written as text) no unit."""
+    if not paths:
+        return
+    path = paths[0]
+    parquet = is_parquet(path)
+    if parquet:
         arrow = _parquet_file(path, cols).schema_arrow  # names a file without the column
         dtype = pl.from_arrow(arrow.empty_table().select([cols.time])).schema[cols.time]
-        if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
-            inert = [flag for flag, given in (("--time-unit", unit_given), ("--time-format", cols.time_format)) if given]
-            what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"
-        elif dtype.is_numeric():
-            inert, what = (["--time-format"] if cols.time_format else []), f"numbers (of --time-unit {cols.time_unit})"
-        else:
-            continue
-        if inert:
-            progress.warn(f"{' and '.join(inert)} ha{'ve' if len(inert) > 1 else 's'} no effect: the {cols.time} column "
-                          f"of {path} holds {what}")
+    else:
+        dtype = pl.String
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        inert = [flag for flag, given in (("--time-unit", unit_given), ("--time-format", cols.time_format)) if given]
+        what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"
+    elif dtype.is_numeric():
+        inert, what = (["--time-format"] if cols.time_format else []), f"numbers (of --time-unit {cols.time_unit})"
+    elif dtype == pl.String and unit_given:
+        sample = _first_text(path, parquet, cols)
+        if sample is None or _NUMBER.match(sample):
+            return
+        inert, what = ["--time-unit"], f"text times such as {sample!r}"
+    else:
         return
+    if inert:
+        progress.warn(f"{' and '.join(inert)} ha{'ve' if len(inert) > 1 else 's'} no effect: the {cols.time} column "
+                      f"of {path} holds {what}")
+
+
+def _first_text(path: Path, parquet: bool, cols: Columns) -> str | None:
+    """The first time value of a file that is not empty (None where the file cannot be read: the readers say why)."""
+    try:
+        frame = _lazy(path, parquet, None if parquet else _csv_header(path, cols), cols)
+        t = pl.col(cols.time)
+        values = frame.select(t.cast(pl.String)).filter(t.is_not_null() & (t != "")).head(1).collect()[cols.time]
+    except pl.exceptions.PolarsError:
+        return None
+    return values[0] if len(values) else None
