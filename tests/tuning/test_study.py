@@ -75,6 +75,20 @@ def test_a_timeout_says_the_study_stopped_early(tiny_data, tmp_path, capsys):
     assert "stopped by --timeout after " in printed and " of 50 trials; run the same command to continue" in printed
 
 
+def test_options_tuning_does_otherwise_are_said_and_no_compare_with_pop_is_followed(tiny_data, tmp_path, capsys):
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "1", "--no-compare-with-pop", "--overwrite-output-dir",
+                "--preset", "rees46/gpt2-clm", "--no-warm-start") == 0
+    printed = capsys.readouterr().out
+    assert f"note: --overwrite-output-dir has no effect on tuning: running the same command continues the study in {out}" in printed
+    assert "note: --no-warm-start: the preset rees46/gpt2-clm is the base" in printed
+    assert not (out / "trials" / "most-popular").exists() and "pop" not in printed.replace("--no-compare-with-pop", "")
+    assert json.loads((out / "tune.json").read_text())["most_popular_value"] is None
+    assert "start" not in load(out).trials[0].user_attrs  # a draw of the sampler, not the preset
+    assert tune(tiny_data, tmp_path / "plain", "--trials", "1") == 0
+    assert "note:" not in capsys.readouterr().out and (tmp_path / "plain" / "trials" / "most-popular").is_dir()
+
+
 def test_the_same_command_continues_the_study(tiny_data, tmp_path):
     out = tmp_path / "tune"
     assert tune(tiny_data, out, "--trials", "2", "--no-prune") == 0

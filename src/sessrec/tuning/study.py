@@ -582,9 +582,8 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     requeued = recover_interrupted(study)
     printer(_header(plan, study, requeued))
     pop = _pop_reference(plan, study, out)
-    if fixed & {"eval_on_test_set"}:
-        printer("note: --eval-on-test-set / --no-eval-on-test-set have no effect on tuning: trials are measured on the "
-                "validation split, and best.yaml (and --final-seeds) run on the test split, as in the paper")
+    for line in _inert_notes(cfg, fixed, opts):
+        printer(f"note: {line}")
     monitor = _Monitor(plan, study, printer, pop, quiet=cfg.quiet, out=out)
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
@@ -623,6 +622,22 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     return result
 
 
+def _inert_notes(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions) -> list[str]:
+    """What the user asked for that tuning does otherwise, said once per invocation."""
+    notes = []
+    if "eval_on_test_set" in fixed:
+        notes.append("--eval-on-test-set / --no-eval-on-test-set have no effect on tuning: trials are measured on the "
+                     "validation split, and best.yaml (and --final-seeds) run on the test split, as in the paper")
+    if "overwrite_output_dir" in fixed and cfg.overwrite_output_dir:
+        notes.append(f"--overwrite-output-dir has no effect on tuning: running the same command continues the study in "
+                     f"{opts.output_dir}; to start a new one, give another --output-dir (or --study-name with "
+                     "--storage), or remove that folder")
+    if opts.preset and not opts.warm_start:
+        notes.append(f"--no-warm-start: the preset {opts.preset} is the base (the keys not tuned keep its values), and "
+                     "no trial runs its tuned values: the first trial is a draw of the sampler")
+    return notes
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     """SIGTERM between trials stops tuning like Ctrl-C (inside a trial the run's own handler stops it)."""
     raise RunInterrupted(signum, "stopped")
@@ -655,7 +670,7 @@ def _check_tuning_data(cfg: ExperimentConfig) -> None:
 
 def _pop_reference(plan: Plan, study, out: Path) -> float | None:
     """NDCG of the most-popular ranking on the tuning windows (computed once per study), for scale."""
-    if plan.cfg.model_type == "pop":
+    if plan.cfg.model_type == "pop" or not plan.base.compare_with_pop:  # --no-compare-with-pop: not even for scale
         return None
     saved = study.user_attrs.get("pop_value")
     if saved is not None:
