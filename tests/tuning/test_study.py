@@ -107,7 +107,7 @@ def test_the_same_command_continues_the_study(tiny_data, tmp_path):
     assert [t.params for t in load(tmp_path / "whole").trials] == [t.params for t in trials]
 
 
-def test_test_files_are_never_read_while_tuning(tiny_data, tmp_path):
+def test_test_files_are_never_read_while_tuning(tiny_data, tmp_path, capsys):
     import shutil
 
     data = tmp_path / "data"
@@ -117,8 +117,10 @@ def test_test_files_are_never_read_while_tuning(tiny_data, tmp_path):
     assert tune(data, tmp_path / "tune", "--trials", "2", "--tune-windows", "4") == 0
     study = load(tmp_path / "tune")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    # the final runs are on test: they do read it, and say so
+    # the final runs are on test: they do read it, and say so before a study is opened
     assert tune(data, tmp_path / "tune", "--trials", "2", "--tune-windows", "4", "--final-seeds", "1") == 2
+    assert tune(data, tmp_path / "final", "--trials", "2", "--tune-windows", "4", "--final-seeds", "1") == 2
+    assert "test.parquet" in capsys.readouterr().err and not (tmp_path / "final").exists()
 
 
 def test_a_study_made_for_other_data_or_settings_is_refused_untouched(tiny_data, tmp_path, capsys):

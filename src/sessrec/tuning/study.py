@@ -569,7 +569,7 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
     _check_output(out, plan.study_name)
-    _check_tuning_data(plan.cfg)
+    _check_tuning_data(plan.cfg, plan.base if opts.final_seeds else None)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -656,16 +656,25 @@ def _header(plan: Plan, study, requeued: list[int]) -> str:
     return "\n".join(lines)
 
 
-def _check_tuning_data(cfg: ExperimentConfig) -> None:
+def _check_tuning_data(cfg: ExperimentConfig, final: ExperimentConfig | None = None) -> None:
     """The checks of a trial's run on every file the trials read, side features included, before the study is
     opened: bad data would otherwise fail trial after trial, each left FAIL in the study (the most-popular reference
-    run checks the item ids only)."""
+    run checks the item ids only). With ``final`` (the user's config, for --final-seeds), also the test files of the
+    final runs, which would otherwise be found bad only after the study."""
     from sessrec.baselines import BASELINES
+    from sessrec.data.windows import resolve_window_range
     from sessrec.experiment import check_data, data_files, resolve_data
 
     data_path, schema = resolve_data(cfg)
     features = [schema.item_id] if cfg.model_type in BASELINES else schema.model_features(cfg.use_side_information_features)
-    check_data(data_files(cfg, data_path, cfg.start_time_window_index, cfg.final_time_window_index), schema, features)
+    files = data_files(cfg, data_path, cfg.start_time_window_index, cfg.final_time_window_index)
+    if final is not None:
+        on_test = copy.deepcopy(final)
+        on_test.eval_on_test_set = True
+        start, end = resolve_window_range(data_path, final.start_time_window_index, final.final_time_window_index,
+                                          final.time_window_folder_pad_digits)
+        files += [f for f in data_files(on_test, data_path, start, end) if f not in files]
+    check_data(files, schema, features)
 
 
 def _pop_reference(plan: Plan, study, out: Path) -> float | None:
