@@ -6,7 +6,7 @@ import pytest
 
 from sessrec.checkpoint import find_checkpoint, latest_good_checkpoint
 from sessrec.cli import main
-from sessrec.stopping import RunInterrupted, stop_on_signals, stop_requested
+from sessrec.stopping import RunInterrupted, stop_on_signals, stop_requested, terminate_as_interrupt
 from tests.conftest import FAULT_ARGS as ARGS
 from tests.conftest import tiny_config
 from tests.fault_child import leftovers, metric_rows, start_child, train_history, wait_for
@@ -122,3 +122,18 @@ def test_a_signal_the_process_ignores_stays_ignored():
             assert stop_requested() is None
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_sigterm_outside_a_run_stops_like_ctrl_c_and_a_foreign_handler_is_kept():
+    with pytest.raises(RunInterrupted, match="^stopped by SIGTERM$") as stopped:
+        with terminate_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))  # an embedding program's
+    try:
+        with terminate_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

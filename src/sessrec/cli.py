@@ -30,7 +30,7 @@ from pathlib import Path
 from sessrec import launch
 from sessrec.config import ExperimentConfig, base_type, field_help, load_yaml
 from sessrec.errors import EveryProcessError, SessrecError
-from sessrec.stopping import RunInterrupted
+from sessrec.stopping import RunInterrupted, terminate_as_interrupt
 
 # Short spellings of a few flags (the long ones, with dashes or underscores, always work).
 FLAG_ALIASES = {"model_type": ["--model"], "features_schema_path": ["--schema"], "output_dir": ["-o"]}
@@ -541,7 +541,11 @@ def _said_here(e: SessrecError) -> bool:
 
 def _guarded(prog: str, command: Callable[[], int]) -> int:
     try:
-        code = command()
+        if launch.launched():  # torchrun stops its workers with SIGTERM: the run's own handler answers it
+            code = command()
+        else:
+            with terminate_as_interrupt():
+                code = command()
         if "sessrec.distributed" in sys.modules:  # not imported (with torch) by the commands that need no model
             sys.modules["sessrec.distributed"].shutdown()
         return code

@@ -50,6 +50,26 @@ def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM stops the process as Ctrl-C does (:class:`RunInterrupted`, exit 143): the command's
+    clean-up runs (``prepare`` removes its temporary folder) and the stop is said, where the default action ended the
+    process silently. A run's :func:`stop_on_signals` replaces it while it trains. Only in the main thread, and only
+    where SIGTERM has its default action (a handler of an embedding program is kept)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handle(signum: int, frame) -> None:
+        raise RunInterrupted(signum, f"stopped by {signal_name(signum)}")
+
+    signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def stop_requested() -> int | None:
     """The signal that asked the run to stop, or None. Cheap: read once per training step."""
     return _requested
