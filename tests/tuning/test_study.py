@@ -403,3 +403,32 @@ def test_bad_side_feature_data_stops_before_the_study(tiny_data, tmp_path, capsy
     assert tune(data, out, "--trials", "1", "--use-side-information-features") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"continuous feature '{name}' has a non-finite value (nan)" in err[0] and not out.exists()
+
+
+def test_a_failure_is_said_even_when_the_outputs_cannot_be_updated_after_it(tiny_data, tmp_path, capsys, monkeypatch,
+                                                                          caplog):
+    """A full disk stopped a trial, then writing tune.json and the plots failed too: the later error was the one
+    printed. The first one is said; the second is a warning."""
+    import errno
+
+    from sessrec.io import WriteError
+    from sessrec.tuning import study as study_module
+
+    out = tmp_path / "tune"
+    full = WriteError(out / "trials" / "trial-0000" / "results.json", OSError(errno.ENOSPC, "No space left on device"))
+
+    def trials(*a, **k):
+        raise full
+
+    def outputs(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "tune.json"))
+
+    monkeypatch.setattr(study_module, "_run_trials", trials)
+    monkeypatch.setattr(study_module, "write_outputs", outputs)
+    assert tune(tiny_data, out, "--trials", "1", "--no-compare-with-pop") == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"sessrec: error: {full}", err
+    assert f"could not update {out}'s trials.csv, tune.json and plots after the error below" in caplog.text
+    monkeypatch.setattr(study_module, "_run_trials", lambda *a, **k: None)
+    assert tune(tiny_data, out, "--trials", "1", "--no-compare-with-pop") == 2  # without an earlier error: said
+    assert "No space left on device" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -586,11 +586,13 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
         printer(f"note: {line}")
     monitor = _Monitor(plan, study, printer, pop, quiet=cfg.quiet, out=out)
     previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    failed = True
     try:
         if opts.n_jobs == 1:
             _run_trials(study, plan, callbacks=[monitor])
         else:
             _run_workers(plan, study, opts.n_jobs, cfg.seed + 1000 * n_before, monitor)
+        failed = False
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM (a RunInterrupted from the trial's run, or from _interrupt)
         signum = getattr(e, "signum", signal.SIGINT)
         raise RunInterrupted(signum, f"tuning stopped by {signal_name(signum)}: the study keeps its {_finished(study)} "
@@ -600,7 +602,12 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         monitor.close()
-        summary = write_outputs(plan, study, out, pop, time.time() - monitor.started)
+        try:
+            summary = write_outputs(plan, study, out, pop, time.time() - monitor.started)
+        except Exception as e:  # noqa: BLE001 - after a failure (a full disk) the first error is the one to say
+            if not failed:
+                raise
+            log.warning("could not update %s's trials.csv, tune.json and plots after the error below: %s", out, e)
     if _finished(study) < plan.target:  # the loop ended early: --timeout
         printer(f"stopped by --timeout after {_finished(study)} of {plan.target} trials; run the same command to "
                 "continue the study")
