@@ -56,6 +56,13 @@ def test_exclude_seen_excludes_the_items_before_the_last_max_len_too(tmp_path):
     sessions = write_sessions(tmp_path / "in.parquet", {"item": [[1, 2, 3, 4, 5, 6], [9]]})
     rec.recommend_file(sessions, tmp_path / "out.parquet", k=3, exclude_seen=True)
     assert pq.read_table(tmp_path / "out.parquet").column("item_ids").to_pylist() == [[7, 8, 9], [1, 2, 3]]
+    # k past what is left: rows are shorter, as from recommend (the file's rows ended with the seen items at -inf)
+    whole = rec.recommend([[1, 2, 3, 4, 5, 6], [9]], k=10, exclude_seen=True)
+    assert whole.ids == [[7, 8, 9, 10], [1, 2, 3, 4, 5, 6, 7, 8, 10]]
+    rec.recommend_file(sessions, tmp_path / "all.parquet", k=10, exclude_seen=True)
+    out = pq.read_table(tmp_path / "all.parquet").to_pydict()
+    assert out["item_ids"] == whole.ids and all(len(s) == len(i) for s, i in zip(out["scores"], out["item_ids"]))
+    assert out["scores"] == [pytest.approx(s) for s in whole.scores] and float("-inf") not in sum(out["scores"], [])
     with pytest.raises(SessrecError, match="item id 30 is outside"):
         rec.recommend([[30, 1, 2, 3]], exclude_seen=True)
 
@@ -309,6 +316,12 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
                  str(tmp_path / "out.parquet"), "-k", "3", "--exclude-seen"]) == 0
     out = pq.read_table(tmp_path / "out.parquet").to_pydict()
     assert out["session_id"] == [7, 8] and out["item_ids"][0] == want.ids[0] and out["unknown"] == [0, 1]
+    n_items = len(rec.catalog.item.raw) - 1  # k = the whole catalog: each row is what the session leaves
+    assert main(["recommend", "--model-dir", str(ckpt), "--input", str(tmp_path / "in.parquet"), "--output",
+                 str(tmp_path / "all.parquet"), "-k", str(n_items), "--exclude-seen"]) == 0
+    out = pq.read_table(tmp_path / "all.parquet").to_pydict()
+    assert [len(r) for r in out["item_ids"]] == [n_items - len(set(items)), n_items - len(set(items[:2]))]
+    assert not set(out["item_ids"][0]) & set(items) and float("-inf") not in sum(out["scores"], [])
     # a session with no known item (or none at all) does not stop the file: its row is empty; --strict refuses it
     t = rows[0]["timestamp"]
     pq.write_table(pa.table({"session_id": [1, 2, 3], "items": [[42, 43], items, []], "timestamps": [t[:2], t, []]}),

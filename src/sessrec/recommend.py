@@ -469,8 +469,7 @@ class Recommender:
                         raise
                     encoded.append(None)
             scored = [e for e in encoded if e is not None]
-            top, top_scores = self.recommend_encoded(scored, k, exclude_seen) if scored else (torch.empty(0), torch.empty(0))
-            answers = iter(zip(top.tolist(), top_scores.tolist()))
+            answers = iter(zip(*rows(*self.recommend_encoded(scored, k, exclude_seen), k))) if scored else iter(())
             for e, r in zip(encoded, range(start, start + len(encoded))):
                 row_ids, row_scores = next(answers) if e is not None else ([], [])
                 ids.append(self.catalog.decode(row_ids))
@@ -492,8 +491,9 @@ class Recommender:
         longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
         specs = [self.schema[n] for n in self.input_names]
         data = load_sessions(path, self.schema, max(longest, self.max_len), specs)
-        ids, scores = self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen, data.items)
-        return ids.tolist(), scores.tolist(), None
+        ids, scores = rows(*self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen,
+                                                 data.items), k)
+        return ids, scores, None
 
     def _check_values(self, batch: Batch) -> None:
         """Ids outside a table would fail deep inside torch: say which feature and value instead."""
