@@ -304,9 +304,10 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
     want = rec.recommend([{"items": items, "timestamps": rows[0]["timestamp"]}], k=3, exclude_seen=True)
     assert main(["recommend", "--model-dir", str(ckpt), "--items", ",".join(map(str, [*items, 42])), "--timestamps",
                  ",".join(map(str, [*rows[0]["timestamp"], 0])), "-k", "3", "--exclude-seen"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [int(line.split()[1]) for line in lines[1:4]] == want.ids[0]
-    assert lines[4] == "skipped 1 item(s) unknown to the model: 42"
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines()
+    assert [int(line.split()[1]) for line in lines[1:4]] == want.ids[0] and len(lines) == 4
+    assert printed.err.splitlines()[-1] == "skipped 1 item(s) unknown to the model: '42'"
     assert main(["recommend", "--model-dir", str(ckpt), "--items", "42", "--strict"]) == 2
     assert "1 unknown item(s): '42'" in capsys.readouterr().err
     sessions = pa.table({"session_id": [7, 8], "items": [items, [*items[:2], 42]],

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sessrec import launch
 from sessrec.config import ExperimentConfig, base_type, field_help, load_yaml
-from sessrec.errors import EveryProcessError, SessrecError
+from sessrec.errors import EveryProcessError, SessrecError, listed
 from sessrec.stopping import RunInterrupted, terminate_as_interrupt
 
 # Short spellings of a few flags (the long ones, with dashes or underscores, always work).
@@ -285,7 +285,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     for rank, (item, score) in enumerate(zip(res.ids[0], res.scores[0]), 1):
         print(f"{rank:>4} {item!s:>{width}} {score:>10.4f}")
     if res.unknown[0]:
-        print(f"skipped {len(res.unknown[0])} item(s) unknown to the model: {', '.join(map(str, res.unknown[0]))}")
+        # on stderr, beside the table a script reads; quoted, as the errors name ids (' 7' and '7 ' are two)
+        print(f"skipped {len(res.unknown[0])} item(s) unknown to the model: {listed(res.unknown[0], 5, repr)}",
+              file=sys.stderr)
     return 0
 
 
