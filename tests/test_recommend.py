@@ -539,7 +539,7 @@ def test_a_float_id_beyond_2_53_is_an_error_not_an_unknown_rounded_id(catalog_ru
     stand for another id, so it is refused with the reason rather than listed as an unknown id nobody sent."""
     rec = Recommender.load(catalog_run / "checkpoint-last")
     assert rec.catalog.numeric_ids
-    with pytest.raises(SessrecError, match=r"session 0: item 9007199254740994.0 is a float beyond 2\*\*53, which cannot "
+    with pytest.raises(SessrecError, match=r"session 0: items: 9007199254740994.0 is a float beyond 2\*\*53, which cannot "
                                            "hold every integer id exactly"):
         rec.recommend([[1000084, float(2**53 + 2)]], k=3)
 

@@ -21,8 +21,13 @@ def test_numeric_ids_match_only_their_own_text():
                         (123.0, 1), (np.float64(42.0), 2)]:  # a whole float is its integer, as prepare reads it
         assert m.lookup(value) == want, value
     for value in ["00123", "0123", "+42", "1_2_3", "123 ", " 123", "\u0661\u0662\u0663", "-0", "123\n", "", "12.0",
-                  True, None, "9" * 5000, 123.5, float("nan"), float("inf"), 2.0**60]:
+                  True, None, "9" * 5000, 123.5, float("nan"), float("inf")]:
         assert m.lookup(value) is None, repr(value)
+    # a whole float from 2**53 on may stand for another integer: refused, for items and categorical values alike (a
+    # REES46 category_id near 2e18 sent as a JSON number was a silent unknown value)
+    for value in (2.0**53, -(2.0**60), np.float64(2.103807459595387724e18)):
+        with pytest.raises(SessrecError, match=r"is a float beyond 2\*\*53, which cannot hold every integer id exactly"):
+            m.lookup(value)
     text = IdMap("item", {"00123": 1, "123": 2}, [None, "00123", "123"], np.zeros(3, dtype=np.int64), None, False)
     assert (text.lookup("00123"), text.lookup("123"), text.lookup(123), text.lookup(np.int64(123))) == (1, 2, 2, 2)
     assert text.lookup("123 ") is None

@@ -66,6 +66,8 @@ BAD = [
     ("POST", "/recommend", {"items": None}, {}, 422, "items"),
     ("POST", "/recommend", {"items": [True]}, {}, 422, "items.0"),
     ("POST", "/recommend", {"items": [1.5]}, {}, 422, "items.0: 1.5 is not an item id (a whole number or text)"),
+    ("POST", "/recommend", {"items": [1000084, 9007199254740993.0]}, {}, 422,
+     "items.1: 9007199254740992.0 is a float beyond 2**53, which cannot hold every integer id exactly"),
     ("POST", "/recommend", b'{"items": [1000084, Infinity]}', {}, 422, "items.1: inf is not an item id"),
     ("POST", "/recommend", {"items": [1000084], "features": {"hour_sin": [0.5]}}, {}, 422,
      "features.hour_sin is rebuilt from the interaction times: send 'timestamps' instead"),

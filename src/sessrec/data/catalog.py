@@ -129,8 +129,9 @@ class IdMap:
         if value is not None and not isinstance(value, (str, bytes, numbers.Number)):
             raise SessrecError(f"{value!r} is not an original value (text or a number)")
         if self.numeric:
-            if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer() \
-                    and abs(value) < 2**53:
+            if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+                if abs(value) >= 2**53:  # it may stand for another id: refused, not an unknown value nobody sent
+                    raise SessrecError(float_beyond_ids(value))
                 value = int(value)
             if isinstance(value, str):
                 if not _CANONICAL_INT.fullmatch(value):
@@ -258,10 +259,6 @@ class Catalog:
                 raise SessrecError(f"features.{name} has {len(values)} values for {n} items")
         ids, keep, unknown = [], [], []
         for i, raw in enumerate(items):
-            if self.item.numeric and isinstance(raw, (float, np.floating)) and np.isfinite(raw) and abs(raw) >= 2**53:
-                raise SessrecError(f"item {raw!r} is a float beyond 2**53, which cannot hold every integer id exactly "
-                                   "(pandas makes one of an integer column with a missing value): send ids as integers "
-                                   "or text")
             try:
                 found = self.item.lookup(raw)
             except SessrecError as e:
@@ -318,6 +315,12 @@ class Catalog:
                 ids.append(found)
             return np.asarray(ids, dtype=np.int64)
         return model_floats(name, values)
+
+
+def float_beyond_ids(value: float) -> str:
+    """Why a whole float from 2**53 on is refused where integer ids go (items, numeric categorical values)."""
+    return (f"{value!r} is a float beyond 2**53, which cannot hold every integer id exactly (pandas makes one of an "
+            "integer column with a missing value): send ids as integers or text")
 
 
 class NoKnownItem(SessrecError):

@@ -31,6 +31,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 from starlette.exceptions import HTTPException
 
+from sessrec.data.catalog import float_beyond_ids
 from sessrec.errors import SessrecError
 from sessrec.serve.batcher import MicroBatcher
 from sessrec.serve.models import ModelWatcher, ServedModel, initial_checkpoint, load_served, settle_memory
@@ -282,8 +283,10 @@ def _check(req: RecommendRequest, opts: Options, model: ServedModel) -> dict[str
 
 
 def _whole_item(value: float, i: int) -> int:
-    if not (math.isfinite(value) and value.is_integer() and abs(value) < 2**53):
+    if not (math.isfinite(value) and value.is_integer()):
         raise BadRequest(422, f"items.{i}: {value!r} is not an item id (a whole number or text)")
+    if abs(value) >= 2**53:
+        raise BadRequest(422, f"items.{i}: {float_beyond_ids(value)}")
     return int(value)
 
 
