@@ -196,6 +196,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise EveryProcessError("sessrec tune runs each trial in one process, not under torchrun: run it without torchrun "
                            "(--n-jobs N runs N trials at once)")
 
+    if getattr(args, "resume", False):  # before the config: --resume would load a run's from --output-dir
+        raise SessrecError("sessrec tune has no --resume: run the same command again and the study continues")
     cfg = config_from_args(args, with_preset=False)
     _warn_neural_options_of_a_baseline(args, cfg, "sessrec.tune")
     label = cfg.model_type if cfg.model_type in _baselines() else f"{cfg.model_type}-{cfg.task}"

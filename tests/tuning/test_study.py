@@ -138,6 +138,9 @@ def test_a_study_made_for_other_data_or_settings_is_refused_untouched(tiny_data,
     assert main(["tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "xlnet", "--task", "mlm", *TINY,
                  "--trials", "1", "--study-name", "gpt2-clm"]) == 2
     assert "algorithm (gpt2-clm, not xlnet-mlm)" in capsys.readouterr().err
+    assert tune(tiny_data, out, "--trials", "1", "--resume") == 2  # not the run's "no checkpoint" advice
+    assert capsys.readouterr().err.strip() == ("sessrec: error: sessrec tune has no --resume: run the same command again "
+                                               "and the study continues")
     assert digest(out / "study.db") == before
 
 

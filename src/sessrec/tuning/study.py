@@ -331,7 +331,8 @@ def open_study(plan: Plan, sampler_seed: int, create: bool, alone: bool = False)
         diffs = _differences(saved, json.loads(json.dumps(plan.signature)))
         if diffs:
             raise SessrecError(f"study '{plan.study_name}' in {_redact(plan.storage_url)} was made for another "
-                               f"{' and '.join(diffs)}; use another --output-dir or --study-name (the study is unchanged)")
+                               f"{' and '.join(diffs)}; use another --output-dir (with a shared --storage, also another "
+                               "--study-name; the study is unchanged)")
         return study
     if not create:
         raise SessrecError(f"study '{plan.study_name}' not found in {_redact(plan.storage_url)}")
@@ -637,8 +638,8 @@ def _inert_notes(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions) -> l
                      "validation split, and best.yaml (and --final-seeds) run on the test split, as in the paper")
     if "overwrite_output_dir" in fixed and cfg.overwrite_output_dir:
         notes.append(f"--overwrite-output-dir has no effect on tuning: running the same command continues the study in "
-                     f"{opts.output_dir}; to start a new one, give another --output-dir (or --study-name with "
-                     "--storage), or remove that folder")
+                     f"{opts.output_dir}; to start a new one, give another --output-dir (with a shared --storage, "
+                     "also another --study-name), or remove that folder")
     if opts.preset and not opts.warm_start:
         notes.append(f"--no-warm-start: the preset {opts.preset} is the base (the keys not tuned keep its values), and "
                      "no trial runs its tuned values: the first trial is a draw of the sampler")
