@@ -117,6 +117,9 @@ def test_space_file_accepts_the_appendix_spellings(tmp_path):
     ("hidden_act: {type: categorical, choices: [relu, nonsense]}\n",
      "'hidden_act': value 'nonsense' is not valid (unknown activation 'nonsense'"),
     ("{}\n", "the search space is empty"),
+    # n_layer fits any head count: tuned beside n_head, it no longer leaves n_head unchecked
+    ("n_layer: {type: int, low: 1, high: 2}\nn_head: {type: categorical, choices: [1, 3, 4]}\n",
+     "'n_head': value 3 is not valid"),
 ])
 def test_bad_space_files_are_one_line_errors(tmp_path, text, message):
     with pytest.raises(SessrecError) as e:
@@ -170,3 +173,14 @@ def test_grid_values_are_kept_as_the_trial_used_them():
     used = space.used({"dropout": 0.1 * 3, "learning_rate": 0.1 * 3 / 100})
     assert used == {"dropout": 0.3, "learning_rate": 0.1 * 3 / 100}  # a continuous value is left alone
 
+
+
+def test_a_fixed_d_model_keeps_the_head_counts_that_divide_it(tiny_data, capsys):
+    """--d-model 100 left n_head 8 and 16 in the paper's space: every trial that drew one failed."""
+    from sessrec.cli import main
+
+    space = default_space(cfg()).without({"d_model"}).with_heads_dividing(100)
+    assert next(p for p in space.params if p.name == "n_head").choices == (1, 2, 4)
+    assert main(["tune", "--data-path", str(tiny_data), "--model", "gpt2", "--task", "clm", "--d-model", "100",
+                 "--print-space"]) == 0
+    assert "n_head:\n  type: categorical\n  choices:\n  - 1\n  - 2\n  - 4\n" in capsys.readouterr().out

@@ -198,6 +198,12 @@ class SearchSpace:
         drop = set(fixed)
         return SearchSpace([p for p in self.params if p.name not in drop])
 
+    def with_heads_dividing(self, d_model: int) -> SearchSpace:
+        """The space with only the ``n_head`` choices that divide a fixed ``d_model`` (the paper's choices reach 16,
+        which a ``--d-model 40`` or ``100`` cannot be split into: every such trial would fail)."""
+        return SearchSpace([dataclasses.replace(p, choices=tuple(c for c in p.choices if d_model % c == 0))
+                            if p.name == "n_head" and p.kind == "categorical" else p for p in self.params])
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         return {p.name: p.suggest(trial) for p in self.params}
 
@@ -342,13 +348,15 @@ def check_space(space: SearchSpace, cfg: ExperimentConfig, source: str) -> None:
             raise SessrecError(f"{where} cannot be tuned: it {_NOT_TUNABLE[p.name]}")
         else:
             _check_values(p, lambda v, p=p: _model_check(apply(cfg, {**context, p.name: v}, source).validate(), p.name,
-                                                         alone=not _BODY_SHAPE.intersection(space.names) - {p.name}),
+                                                         alone=not _BODY_SHAPE.get(p.name, set()) & set(space.names)),
                           where)
 
 
-# Keys that together shape the sequence model (e.g. d_model divisible by n_head): a value of one is checked against
-# the body only while the others are fixed (with two of them tuned, only some pairs fit)
-_BODY_SHAPE = {"d_model", "n_head", "n_layer", "model_config"}
+# Keys that shape the sequence model, and those they must fit (d_model divisible by n_head): a value of one is checked
+# by building the body while its partners are fixed (with two partners tuned, only some pairs fit); n_layer fits any
+# head count, so a tuned n_layer leaves n_head checked
+_BODY_SHAPE = {"d_model": {"n_head", "model_config"}, "n_head": {"d_model", "model_config"}, "n_layer": {"model_config"},
+               "model_config": {"d_model", "n_head", "n_layer"}}
 
 
 def _model_check(cfg: ExperimentConfig, name: str, alone: bool) -> None:

@@ -205,6 +205,8 @@ def _space(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, data_path:
     mean_length = _mean_session_length(cfg, data_path, schema, start, n) if cfg.model_type in ("stan", "vstan") else 5.0
     fixed_flat = set(fixed) | {f"baseline_params.{k}" for k in cfg.baseline_params}
     space = default_space(cfg, mean_length).without(fixed_flat)
+    if "d_model" not in space.names:
+        space = space.with_heads_dividing(cfg.d_model)
     if not space.params:
         raise SessrecError("nothing to tune: every key of the default search space is fixed by a flag or --config key "
                            "(give a --space file)")
