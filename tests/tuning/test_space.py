@@ -184,3 +184,18 @@ def test_a_fixed_d_model_keeps_the_head_counts_that_divide_it(tiny_data, capsys)
     assert main(["tune", "--data-path", str(tiny_data), "--model", "gpt2", "--task", "clm", "--d-model", "100",
                  "--print-space"]) == 0
     assert "n_head:\n  type: categorical\n  choices:\n  - 1\n  - 2\n  - 4\n" in capsys.readouterr().out
+
+
+def test_the_paper_preset_of_each_group():
+    from sessrec.tuning.study import paper_preset
+
+    side = {"use_side_information_features": True}
+    assert [paper_preset(cfg(**kw)) for kw in (
+        {"model_type": "xlnet", "task": "mlm"}, {"model_type": "gru4rec"},
+        {"model_type": "gru4rec", "no_incremental_training": True, "training_time_window_size": 6},
+        {"model_type": "xlnet", "task": "mlm", **side},
+        {"model_type": "xlnet", "task": "mlm", **side, "input_features_aggregation": "elementwise_sum_multiply_item_embedding"},
+        {"model_type": "xlnet", "task": "mlm", **side, "numeric_features_soft_one_hot_encoding_num_embeddings": 5,
+         "numeric_features_project_to_embedding_dim": 20})] == [
+        "rees46/xlnet-mlm", "rees46/gru4rec-ft", "rees46/gru4rec-swt", "rees46/xlnet-mlm-concat",
+        "rees46/xlnet-mlm-elementwise", "rees46/xlnet-mlm-concat-sohe"]

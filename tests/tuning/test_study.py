@@ -89,6 +89,19 @@ def test_options_tuning_does_otherwise_are_said_and_no_compare_with_pop_is_follo
     assert "note:" not in capsys.readouterr().out and (tmp_path / "plain" / "trials" / "most-popular").is_dir()
 
 
+def test_a_preset_is_the_second_first_trial_and_what_it_fixes_is_said(tiny_data, tmp_path, capsys):
+    """With --preset the untuned configuration was the preset's values under the untuned label, and the keys the
+    preset sets but nobody tunes (dataloader_drop_last) were fixed unsaid."""
+    out = tmp_path / "tune"
+    assert tune(tiny_data, out, "--trials", "2", "--no-prune", "--preset", "rees46/gpt2-clm") == 0
+    printed = capsys.readouterr().out
+    assert "\nfixed by the preset (not tuned; a flag overrides): dataloader_drop_last=True\n" in printed
+    starts = [t.user_attrs["start"] for t in load(out).trials]
+    assert starts[0].startswith("untuned configuration") and starts[1] == "preset rees46/gpt2-clm"
+    untuned, preset = (t.params for t in load(out).trials)
+    assert untuned["learning_rate"] != preset["learning_rate"] and preset["input_dropout"] == pytest.approx(0.4)
+
+
 def test_the_same_command_continues_the_study(tiny_data, tmp_path):
     out = tmp_path / "tune"
     assert tune(tiny_data, out, "--trials", "2", "--no-prune") == 0

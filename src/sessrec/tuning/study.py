@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from sessrec.config import ExperimentConfig
+from sessrec.config import ExperimentConfig, neural_only_options
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder
 from sessrec.runlock import pid_alive
@@ -95,6 +95,7 @@ class Plan:
     signature: dict[str, Any] = field(default_factory=dict)
     warm_starts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     paper_fixed: dict[str, Any] = field(default_factory=dict)  # the appendix's fixed settings applied
+    preset_fixed: dict[str, Any] = field(default_factory=dict)  # what --preset sets and no trial tunes
 
 
 def _optuna():
@@ -130,6 +131,7 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
 
         preset_values = load_preset(opts.preset)
     applied = {k: v for k, v in paper_fixed(base).items() if k not in fixed}
+    untuned = copy.deepcopy(base).update(applied, "paper's fixed settings")  # the first trial's base: no preset
     base.update({k: v for k, v in {**applied, **preset_values}.items()
                  if k not in fixed and k not in ("eval_on_test_set", "seed")}, opts.preset or "paper's fixed settings")
     base.validate()
@@ -166,7 +168,7 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
     plan = Plan(cfg=tune_cfg, base=base, space=space, storage_url=url,
                 study_name=opts.study_name or f"{run_label(base)}", trials_dir=out / "trials",
                 metric_key=f"eval_/next-item/{opts.metric}", target=opts.trials, prune=opts.prune, timeout=opts.timeout,
-                paper_fixed=applied)
+                paper_fixed=applied, preset_fixed=_preset_fixed(preset_values, fixed, space, applied))
     plan.signature = {
         "model": run_label(base), "objective": f"{opts.metric} (validation, averaged over windows "
                                                f"{start + 1}..{start + n - 1})",
@@ -175,8 +177,18 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
         "config": {k: v for k, v in tune_cfg.to_dict().items() if k not in _OPERATIONAL},
     }
     if opts.warm_start:
-        plan.warm_starts = _warm_starts(base, space, preset_values, opts.preset)
+        plan.warm_starts = _warm_starts(base, untuned, space, preset_values, opts.preset)
     return plan
+
+
+def _preset_fixed(preset_values: dict[str, Any], fixed: set[str], space: SearchSpace,
+                  applied: dict[str, Any]) -> dict[str, Any]:
+    """The keys a ``--preset`` sets that no flag fixes and the space does not tune: every trial keeps them (the
+    algorithm, and the paper's fixed settings it repeats, are said elsewhere)."""
+    said = {"baseline_params", "eval_on_test_set", "seed", "model_type", "task"}
+    flat = {k: v for k, v in preset_values.items() if k not in said and not (k in applied and applied[k] == v)}
+    flat.update({f"baseline_params.{k}": v for k, v in preset_values.get("baseline_params", {}).items()})
+    return {k: v for k, v in flat.items() if k not in fixed and k.split(".")[0] not in fixed and k not in space.names}
 
 
 def check_algorithm(cfg: ExperimentConfig) -> None:
@@ -238,20 +250,20 @@ def _data_fingerprint(data_path: Path, schema: Any, start: int, n: int, pad: int
     return {"path": str(data_path), "windows": [start, start + n - 1], "digest": digest}
 
 
-def _warm_starts(base: ExperimentConfig, space: SearchSpace, preset_values: dict[str, Any],
-                 preset: str | None) -> list[tuple[str, dict[str, Any]]]:
-    """The first trials of a new study: the untuned configuration (so the tuned one can only be
-    better on validation) and the paper's best configuration of this algorithm."""
-    from sessrec.experiment import run_label
+def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: SearchSpace,
+                 preset_values: dict[str, Any], preset: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """The first trials of a new study: the untuned configuration (``untuned_cfg``'s values of the tuned keys, so the
+    tuned one can only be better on validation) and the paper's best configuration of this algorithm (``--preset``, or
+    the REES46 preset of the algorithm's group)."""
     from sessrec.presets import list_presets, load_preset
 
-    untuned = flat_values(base)
+    untuned = flat_values(untuned_cfg)
     snapped = space.snap(untuned)
     moved = [f"{k} {untuned[k]} -> {v}" for k, v in snapped.items() if untuned.get(k) != v]
     # a default outside the space is moved to its nearest value: the label says so (it is not the untuned run then)
     starts = [("untuned configuration" + (f" moved into the space ({', '.join(moved)})" if moved else ""), snapped)]
     if not preset:
-        candidate = f"rees46/{run_label(base)}"
+        candidate = paper_preset(base)
         if candidate in list_presets():
             preset, preset_values = candidate, load_preset(candidate)
     if preset:
@@ -261,10 +273,25 @@ def _warm_starts(base: ExperimentConfig, space: SearchSpace, preset_values: dict
         starts.append((f"preset {preset}", space.snap(flat_values(paper))))
     unique: list[tuple[str, dict[str, Any]]] = []
     for label, params in starts:
-        full = {**_untuned_defaults(space, base), **params}
+        full = {**_untuned_defaults(space, untuned_cfg), **params}
         if full and all(full != p for _, p in unique):
             unique.append((label, full))
     return unique
+
+
+def paper_preset(cfg: ExperimentConfig) -> str:
+    """The name of the paper's REES46 preset of ``cfg``'s experiment group: the algorithm, GRU4Rec's training mode,
+    the side information's aggregation (``rees46/xlnet-mlm-concat-sohe``)."""
+    from sessrec.experiment import run_label
+
+    name = run_label(cfg)
+    if cfg.model_type == "gru4rec":
+        name += "-swt" if cfg.training_time_window_size > 0 else "-ft"
+    elif cfg.use_side_information_features:
+        name += "-concat" if cfg.input_features_aggregation == "concat" else "-elementwise"
+        if cfg.numeric_features_soft_one_hot_encoding_num_embeddings > 0:
+            name += "-sohe"
+    return f"rees46/{name}"
 
 
 def _untuned_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, Any]:
@@ -572,7 +599,8 @@ def tune(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printer: Cal
     plan = plan_study(cfg, fixed, opts, printer)
     out = Path(opts.output_dir)
     _check_output(out, plan.study_name)
-    _check_tuning_data(plan.cfg, plan.base if opts.final_seeds else None)
+    with _quiet_info() if cfg.quiet else contextlib.nullcontext():  # "data checked" is an info line
+        _check_tuning_data(plan.cfg, plan.base if opts.final_seeds else None)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -661,6 +689,9 @@ def _header(plan: Plan, study, requeued: list[int]) -> str:
     if plan.paper_fixed:
         lines.append("fixed as in the paper's tuning (a flag overrides): "
                      + ", ".join(f"{k}={v}" for k, v in plan.paper_fixed.items()))
+    if plan.preset_fixed:
+        lines.append("fixed by the preset (not tuned; a flag overrides): "
+                     + ", ".join(f"{k}={v}" for k, v in plan.preset_fixed.items()))
     if requeued:
         lines.append(f"trial(s) {', '.join(map(str, requeued))} were interrupted by a killed process: queued again")
     return "\n".join(lines)
@@ -698,6 +729,9 @@ def _pop_reference(plan: Plan, study, out: Path) -> float | None:
 
     cfg = copy.deepcopy(plan.cfg)
     cfg.model_type, cfg.baseline_params, cfg.output_dir = "pop", {}, str(out / "trials" / "most-popular")
+    default = ExperimentConfig()
+    for name in [*neural_only_options(), "dataloader_drop_last"]:  # the study's model options: pop would warn of them
+        setattr(cfg, name, getattr(default, name))
     with _quiet_info():
         value = run_experiment(cfg, printer=lambda *_: None).aot.get(plan.metric_key)
     if value is not None:
