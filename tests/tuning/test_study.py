@@ -366,6 +366,38 @@ def test_workers_share_one_study(tiny_data, tmp_path):
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # no duplicate draws
 
 
+def test_workers_stop_when_tune_is_killed(tiny_data, tmp_path):
+    """kill -9 of `sessrec tune --n-jobs 2` left its two workers running the study, unseen: they stop as on SIGTERM
+    (their trials queued again), and the same command continues the study."""
+    from sessrec.runlock import pid_alive
+
+    out = tmp_path / "tune"
+    cmd = [sys.executable, "-m", "sessrec.cli", "tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "gpt2",
+           "--task", "clm", *TINY, "--no-prune", "--trials", "5000", "--n-jobs", "2"]  # more than 60 s of trials
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            workers = {t.user_attrs["worker"]["pid"] for t in load(out).trials if "worker" in t.user_attrs}
+        except Exception:  # the study is being created
+            continue
+    proc.kill()
+    proc.wait(timeout=30)
+    assert len(workers) == 2, "the workers never started a trial"
+    deadline = time.time() + 60
+    while time.time() < deadline and any(pid_alive(p) for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if pid_alive(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "the workers went on after tune was killed"
+    trials = load(out).trials
+    assert all(t.user_attrs.get("interrupted") for t in trials if t.state == TrialState.FAIL)  # stopped as on SIGTERM
+    assert sum(t.state == TrialState.COMPLETE for t in trials) < 5000
+
+
 def test_final_seeds_run_the_best_configuration_on_test(tiny_data, tmp_path):
     out = tmp_path / "tune"
     assert tune(tiny_data, out, "--trials", "2", "--final-seeds", "2", "--seed", "5") == 0

@@ -510,14 +510,26 @@ def _quiet_info() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _worker(plan: Plan, seed: int) -> None:
+def _worker(plan: Plan, seed: int, parent: int) -> None:
     """Body of a ``--n-jobs`` worker process: run trials until the study has its target. A signal ends it with
-    128 + its number and no traceback (the parent says what happened, once)."""
+    128 + its number and no traceback (the parent says what happened, once). It stops as on SIGTERM when its
+    ``parent`` is gone (a ``kill -9`` of ``sessrec tune`` tells the workers nothing: they ran the study on unseen)."""
+    _stop_with(parent)
     try:
         study = open_study(plan, seed, create=False)
         _run_trials(study, plan, callbacks=[])
     except KeyboardInterrupt as e:  # its trial was marked interrupted and queued again by _run_trials
         sys.exit(128 + int(getattr(e, "signum", signal.SIGINT)))
+
+
+def _stop_with(parent: int, interval: float = 1.0) -> None:
+    """SIGTERM to this process once ``parent`` is no longer its parent (it died; the process is adopted)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _run_trials(study, plan: Plan, callbacks: list) -> None:
@@ -799,7 +811,8 @@ def _run_workers(plan: Plan, study, n_jobs: int, seed: int, monitor: _Monitor) -
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # torch and threads: a fresh interpreter per worker
-    procs = [ctx.Process(target=_worker, args=(plan, seed + 7919 * (i + 1)), daemon=False) for i in range(n_jobs)]
+    procs = [ctx.Process(target=_worker, args=(plan, seed + 7919 * (i + 1), os.getpid()), daemon=False)
+             for i in range(n_jobs)]
     for p in procs:
         p.start()
     try:
