@@ -233,6 +233,9 @@ def test_kill_9_then_resume_gives_the_uninterrupted_results(realistic_data, tmp_
         "bert-mlm": (KILLER, {"KILL_AT_STEP": "5"}, ["--model", "bert", "--task", "mlm"]),
         "xlnet-rtd": (KILLER, {"KILL_AT_STEP": "3"}, ["--model", "xlnet", "--task", "rtd", "--dataloader-drop-last"]),
         "vsknn": (KNN_KILLER, {"KILL_AT_WINDOW": "3"}, ["--model", "vsknn", "--baseline-params", "{k: 20, sample_size: 100}"]),
+        # random sampling drew from a generator the resumed run had not advanced over the evaluations it skips
+        "stan-random": (KNN_KILLER, {"KILL_AT_WINDOW": "3"},
+                        ["--model", "stan", "--baseline-params", "{k: 20, sample_size: 5, sampling: random}"]),
     }
     common = ["run", "--data-path", str(realistic_data), "--d-model", "16", "--n-layer", "1", "--n-head", "2",
               "--max-steps", "2", "--per-device-train-batch-size", "32", "--eval-steps-on-train-set", "1",

@@ -160,10 +160,12 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
 
 
-def candidates(store: SessionStore, q: Encoded, sample_size: int, sampling: str, rng: np.random.Generator,
+def candidates(store: SessionStore, q: Encoded, sample_size: int, sampling: str, seed: int,
                weights: np.ndarray | None = None) -> Candidates:
     """Training sessions sharing an item with each query; at most ``sample_size`` per query
-    (0 = all): the most recent ones, or a uniform random subset with ``sampling='random'``.
+    (0 = all): the most recent ones, or a uniform random subset with ``sampling='random'``, drawn by a generator
+    seeded with ``seed`` and the query's items: the same query draws the same subset whatever was scored before it
+    (a generator carried across calls drew differently in a resumed run, which skips the evaluations it refits over).
 
     With ``weights`` (one per distinct query item) the overlap of each candidate is the sum of
     the weights of the items it shares with its query. One sparse product gives both: the query
@@ -179,7 +181,12 @@ def candidates(store: SessionStore, q: Encoded, sample_size: int, sampling: str,
     keep = counts if sample_size <= 0 else np.minimum(counts, sample_size)
     if not recent and sample_size > 0 and (counts > sample_size).any():
         rows = np.repeat(np.arange(q.n_rows), counts)
-        order = np.lexsort((rng.random(product.nnz), rows))  # random order within each row
+        keys = np.zeros(product.nnz)
+        first = q.indptr
+        for r in np.flatnonzero(counts > sample_size):
+            items = q.item[first[r]:first[r + 1]].tolist()
+            keys[product.indptr[r]:product.indptr[r + 1]] = np.random.default_rng([seed, *items]).random(counts[r])
+        order = np.lexsort((keys, rows))  # random order within each row
         rank = np.arange(product.nnz) - np.repeat(product.indptr[:-1], counts)
         where = np.sort(order[rank < np.repeat(keep, counts)])
     else:  # the last entries of a row are the most recent sessions

@@ -101,7 +101,7 @@ class STAN:
     """The STAN / VSTAN scorer (VSTAN when ``p`` is :class:`VSTANParams`)."""
 
     p: STANParams
-    rng: np.random.Generator
+    seed: int  # of the random sampling of candidates (knn.candidates)
 
     @property
     def name(self) -> str:
@@ -112,7 +112,7 @@ class STAN:
         vstan = isinstance(p, VSTANParams)
         spw = p.on("lambda_spw")
         w = np.exp((q.last_pos - q.length[q.row]) / spw) if spw is not None else np.ones(q.item.size)  # else plain cosine
-        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.rng, w if spw is not None else None)
+        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.seed, w if spw is not None else None)
         norm = np.bincount(q.row, weights=w * w, minlength=q.n_rows)
         sim = cand.overlap / (np.sqrt(norm[cand.row]) * np.sqrt(store.n_unique[cand.session]))
         snh = p.on("lambda_snh")
@@ -142,7 +142,7 @@ def _build(cls: type[STANParams], cfg: ExperimentConfig, schema: Schema) -> knn.
     params = parse_params(cls, cfg.baseline_params, cls.model)
     if params.on("lambda_snh") is not None and time_feature(schema) is None:
         log.warning("%s: the schema has no time feature: the session-recency decay (lambda_snh) is off", cls.model)
-    return knn.KnnLearner(schema, STAN(params, np.random.default_rng(cfg.seed)))
+    return knn.KnnLearner(schema, STAN(params, cfg.seed))
 
 
 def build_stan(cfg: ExperimentConfig, schema: Schema) -> knn.KnnLearner:

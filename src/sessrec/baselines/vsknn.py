@@ -126,7 +126,7 @@ class VSKNN:
     """The V-SkNN scorer (see the module docstring)."""
 
     p: VSKNNParams
-    rng: np.random.Generator
+    seed: int  # of the random sampling of candidates (knn.candidates)
     name: str = NAME
 
     def item_scores(self, store: knn.SessionStore, q: Encoded, query_time: np.ndarray | None) -> np.ndarray:
@@ -137,7 +137,7 @@ class VSKNN:
             weights_in_window = weights
             weights = np.zeros(q.item.size)
             weights[inside] = weights_in_window
-        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.rng, weights)  # from every item of the prefix
+        cand = knn.candidates(store, q, p.sample_size, p.sampling, self.seed, weights)  # from every item of the prefix
         sim = cand.overlap / np.maximum(s.n_unique[cand.row], 1)
         if p.weighting_time and query_time is not None:
             days = np.round((query_time[cand.row] - store.time[cand.session]) / 86400.0)
@@ -165,4 +165,4 @@ def build(cfg: ExperimentConfig, schema: Schema) -> knn.KnnLearner:
     params = parse_params(VSKNNParams, cfg.baseline_params, NAME)
     if params.weighting_time and time_feature(schema) is None:
         unsupported(NAME, "weighting_time", True, "the schema has no time-tagged feature")
-    return knn.KnnLearner(schema, VSKNN(params, np.random.default_rng(cfg.seed)))
+    return knn.KnnLearner(schema, VSKNN(params, cfg.seed))
