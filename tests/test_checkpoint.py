@@ -250,3 +250,26 @@ def test_resume_refuses_data_that_changed_since_the_checkpoint(tiny_data, tmp_pa
     with pytest.raises(SessrecError, match=rf"cannot resume {tmp_path / 'a'}: the data changed since its checkpoint "
                                            rf"\({changed}: [\d,]+ bytes then, [\d,]+ bytes now\); resume with the data"):
         run_experiment(tiny_config(data, tmp_path / "a", model_type="pop", final_time_window_index=4, resume=True), **quiet)
+
+
+def test_a_resume_with_another_thread_count_is_warned_and_keep_checkpoints_0_keeps_only_the_last(tiny_data, tmp_path,
+                                                                                                  caplog):
+    """A resume on another --num-threads (or machine) was silent though CPU sums may change in their last digits; one
+    with --keep-checkpoints 0 left the numbered checkpoints written before it."""
+    import torch
+
+    out, threads = tmp_path / "run", torch.get_num_threads()
+    try:
+        _resume_with_other_threads(tiny_data, out, caplog)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _resume_with_other_threads(tiny_data, out, caplog):
+    assert _fault_run(tiny_data, out, "--final-time-window-index", "3", "--num-threads", "1", "--keep-checkpoints", "-1") == 0
+    assert json.loads((out / "checkpoint-last" / "experiment.json").read_text())["cpu_threads"] == 1
+    assert main(["run", "--resume", "-o", str(out), "--final-time-window-index", "4", "--num-threads", "2",
+                 "--keep-checkpoints", "0", "--quiet"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{out} was trained with 1 CPU threads and resumes with 2" in " ".join(warnings)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-last"]

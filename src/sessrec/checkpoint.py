@@ -266,6 +266,9 @@ def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: S
         _fsync_files(tmp)
         if cfg.keep_checkpoints == 0 or "in_window" in experiment:
             atomic_replace_dir(tmp, run_dir / LAST)
+            if cfg.keep_checkpoints == 0:  # numbered ones of a run resumed with --keep-checkpoints 0 go too
+                for old in _numbered(run_dir):
+                    shutil.rmtree(run_dir / checkpoint_name(old))
             return run_dir / LAST
         numbered = run_dir / checkpoint_name(window)
         atomic_replace_dir(tmp, numbered)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from sessrec import distributed
 from sessrec.baselines import BASELINES
 from sessrec.baselines.pop import MostPopular
@@ -47,7 +49,7 @@ from sessrec.learners import Learner, baseline_refusal, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.runlock import RunLock
-from sessrec.runtime import seed_everything
+from sessrec.runtime import resolve_device, seed_everything
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
 from sessrec.stopping import RunInterrupted, StopRequested, signal_name, stop_on_signals
 
@@ -292,7 +294,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
                 return None
             ranks = group.all_gather({"rng": rng_state(), "learner": learner.rank_state()}) if group.distributed else None
             return group.on_main(lambda: save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
-                                                         {**state, "world_size": group.size, "data_files": sizes},
+                                                         {**state, "world_size": group.size, "data_files": sizes,
+                                                          "cpu_threads": torch.get_num_threads()},
                                                          ranks, catalog))
 
         n_params = getattr(learner, "n_parameters", None)
@@ -417,6 +420,11 @@ def resume_state(out_dir: Path, cfg: ExperimentConfig, schema: Schema, world_siz
         made = f"{saved_size} processes" if saved_size > 1 else "one process"
         raise SessrecError(f"cannot resume {out_dir}: the run was made by {made}, this is {world_size}; "
                            f"the number of processes sets the sessions of a step: resume it with {how}")
+    threads, now = int(meta.get("cpu_threads", 0)), cfg.num_threads or torch.get_num_threads()
+    if threads and now != threads and resolve_device(cfg.device).type == "cpu":  # checkpoints before 2026-12: unknown
+        log.warning("%s was trained with %d CPU threads and resumes with %d: another thread count may sum floats in "
+                    "another order, so its results can differ in their last digits from an uninterrupted run "
+                    "(--num-threads %d resumes as it ran)", out_dir, threads, now, threads)
     states = {name: load_learner_state(folder, name) for name in ("model", "pop") if meta["learners"].get(name)}
     state: dict[str, Any] = {"folder": folder, "meta": meta, "states": states, "rng": read_state(folder / "rng.safetensors")}
     if world_size > 1:
