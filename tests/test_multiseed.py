@@ -44,7 +44,7 @@ def test_run_seeds(tiny_data, tmp_path):
     lines.clear()
     other = run_seeds(tiny_config(tiny_data, out, learning_rate=0.01, overwrite_output_dir=True), [3], out,
                       printer=lines.append)
-    assert "running again (its config changed)" in lines[0]
+    assert "running again (its configuration changed)" in lines[0]
     assert other["aot"]["eval_/next-item/ndcg_at_20"]["mean"] != ndcg[0]
     assert "AOT over 1 seed (3) (one seed: no standard deviation)" in (out / "summary.md").read_text()
     assert " ± " not in (out / "summary.md").read_text()
@@ -69,3 +69,24 @@ def test_cli_seeds_then_report(tiny_data, tmp_path, capsys):
     assert "AOT over 2 seeds (10 11)" in capsys.readouterr().out
     assert main(["report", str(out), "-o", str(tmp_path / "rep")]) == 0
     assert "seed-10" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_a_finished_seed_on_changed_data_is_run_again_not_read_back(tiny_data, tmp_path):
+    """Test files prepared again (a tune's --final-seeds over new data) were read back from the earlier runs."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    data, out = tmp_path / "data", tmp_path / "multi"
+    shutil.copytree(tiny_data, data)
+    assert run_seeds(tiny_config(data, out), [1], out, printer=lambda *_: None)
+    before = json.loads((out / "seed-1" / "results.json").read_text())["windows"][1]["n_eval_sessions"]
+    changed = data / "0003" / "valid.parquet"
+    pq.write_table(pq.read_table(changed).slice(1), changed)
+    with pytest.raises(SessrecError, match=rf"seed-1 was run on other data \({changed}: [\d,]+ bytes then, [\d,]+ bytes "
+                                           r"now\): running it again would replace its results"):
+        run_seeds(tiny_config(data, out), [1], out, printer=lambda *_: None)
+    lines: list[str] = []
+    run_seeds(tiny_config(data, out), [1], out, printer=lines.append, replace_changed=True)
+    assert "running again (its data changed)" in lines[0]
+    assert json.loads((out / "seed-1" / "results.json").read_text())["windows"][1]["n_eval_sessions"] < before

@@ -483,14 +483,21 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
 def _check_same_data(out_dir: Path, data_path: Path, saved: dict[str, int]) -> None:
     """Refuse to resume on data that changed since the checkpoint (prepared again, another folder of the same
     schema): the results would mix two data sets."""
+    change = data_change(data_path, saved)
+    if change:
+        raise SessrecError(f"cannot resume {out_dir}: the data changed since its checkpoint ({change}); resume with the "
+                           "data it was trained on, or run it again with --overwrite-output-dir")
+
+
+def data_change(data_path: Path, saved: dict[str, int]) -> str | None:
+    """The first data file whose size is not the one a checkpoint saw (``saved``: file -> bytes), said as ``PATH: N
+    bytes then, M bytes now``; None when all are the same."""
     for name, size in saved.items():
         path = data_path / name
         now = path.stat().st_size if path.is_file() else None
         if now != size:
-            found = f"{now:,} bytes now" if now is not None else "missing now"
-            raise SessrecError(f"cannot resume {out_dir}: the data changed since its checkpoint ({path}: {size:,} bytes "
-                               f"then, {found}); resume with the data it was trained on, or run it again with "
-                               "--overwrite-output-dir")
+            return f"{path}: {size:,} bytes then, " + (f"{now:,} bytes now" if now is not None else "missing now")
+    return None
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:

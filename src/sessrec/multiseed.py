@@ -88,7 +88,7 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
             one.resume = not changed and run_dir.is_dir() and any(run_dir.glob("checkpoint-*"))
             if not one.resume and run_dir.is_dir() and any(run_dir.iterdir()):
                 one.overwrite_output_dir = True
-            what = "resuming" if one.resume else "running again (its config changed)" if changed else "running"
+            what = "resuming" if one.resume else f"running again (its {_what_changed(diffs)} changed)" if changed else "running"
             printer(f"seed {seed} ({i}/{len(seeds)}): {what} into {run_dir}")
             runner(one, printer=printer)
             done = _finished(run_dir)
@@ -102,13 +102,45 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
     return summary
 
 
+def _what_changed(diffs: list[str]) -> str:
+    return "data" if all(d.startswith("data (") for d in diffs) else "configuration"
+
+
+def _run_with(diffs: list[str]) -> str:
+    """``with another configuration (a: x -> y)`` or ``on other data (FILE: ...)``."""
+    if _what_changed(diffs) == "data":
+        return f"on other data ({diffs[0][len('data ('):-1]})"
+    return f"with another configuration ({'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''})"
+
+
 def _seed_run(cfg: ExperimentConfig, out: Path, seed: int) -> tuple[Path, ExperimentConfig, list[str]]:
     """A seed's run folder, its config, and how that differs from the config of an earlier run there (if any)."""
     run_dir = out / f"{SEED_PREFIX}{seed}"
     one = copy.deepcopy(cfg)
     one.seed, one.output_dir = seed, str(run_dir)
     earlier = _earlier_config(run_dir)
-    return run_dir, one, _differences(earlier, one) if earlier is not None else []
+    diffs = _differences(earlier, one) if earlier is not None else []
+    if earlier is not None and not diffs:
+        changed = _data_changed(run_dir, earlier)
+        if changed:
+            diffs.append(f"data ({changed})")
+    return run_dir, one, diffs
+
+
+def _data_changed(run_dir: Path, earlier: ExperimentConfig) -> str | None:
+    """The data file that changed since the seed's run (its checkpoint keeps the sizes of the files it read), if any:
+    a finished seed on other data is run again, not read back."""
+    from sessrec.checkpoint import find_checkpoint
+    from sessrec.experiment import data_change
+
+    folder = find_checkpoint(run_dir)
+    if folder is None or not earlier.data_path:  # --no-save-checkpoints: nothing tells
+        return None
+    try:
+        saved = json.loads((folder / "experiment.json").read_text()).get("data_files", {})
+    except (OSError, ValueError):
+        return None
+    return data_change(Path(earlier.data_path), saved)
 
 
 def _check_folder(out: Path, cfg: ExperimentConfig, seeds: Sequence[int]) -> None:
@@ -125,8 +157,7 @@ def _check_folder(out: Path, cfg: ExperimentConfig, seeds: Sequence[int]) -> Non
     for seed in seeds:
         run_dir, _, diffs = _seed_run(cfg, out, seed)
         if diffs:
-            raise SessrecError(f"{run_dir} was run with another configuration ({'; '.join(diffs[:4])}"
-                               f"{'; ...' if len(diffs) > 4 else ''}): running it again would replace its results; "
+            raise SessrecError(f"{run_dir} was run {_run_with(diffs)}: running it again would replace its results; "
                                "choose another --output-dir, or pass --overwrite-output-dir")
 
 
