@@ -273,3 +273,7 @@ def _resume_with_other_threads(tiny_data, out, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"{out} was trained with 1 CPU threads and resumes with 2" in " ".join(warnings)
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-last"]
+    # log.json's PARAMETER record is the resumed run's config (it kept the first part's final window, 3)
+    records = [json.loads(line.removeprefix("DLLL ")) for line in (out / "log.json").read_text().splitlines()]
+    parameters = [r["data"] for r in records if r["step"] == "PARAMETER"]
+    assert len(parameters) == 1 and parameters[0]["final_time_window_index"] == 4 and parameters[0]["num_threads"] == 2

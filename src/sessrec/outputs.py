@@ -97,7 +97,7 @@ class OutputWriter:
         self.aot: dict[str, float] = {}
         self.extra = extra or {}
         self._log_lines: list[str] = []
-        self._dllog("PARAMETER", {k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool, type(None)))})
+        self._dllog("PARAMETER", self._parameters())
         if resuming or not files:
             return  # restore() rewrites every file, and cuts history.jsonl back to the checkpoint
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
@@ -145,7 +145,7 @@ class OutputWriter:
         """Continue from :meth:`state`: results so far, and ``history.jsonl`` cut back to that point
         (dropping what an interrupted window appended); rewrites every file."""
         self.windows = list(state["windows"])
-        self._log_lines = list(state["log_lines"])
+        self._log_lines = [self._with_parameters(line) for line in state["log_lines"]]
         self.start = time.time() - float(state["elapsed_seconds"])
         if not self.files:
             return
@@ -208,6 +208,17 @@ class OutputWriter:
         for w in self.windows:
             writer.writerow([w["index"], *(_fmt(w["metrics"][k]) if k in w["metrics"] else "" for k in keys)])
         atomic_write_text(self.out / "eval_train_results.csv", buf.getvalue())
+
+    def _parameters(self) -> dict[str, Any]:
+        return {k: v for k, v in self.cfg.to_dict().items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+    def _with_parameters(self, line: str) -> str:
+        """A log line of the checkpoint; its PARAMETER record with this run's config (a resume may change some keys:
+        --final-time-window-index), its time kept."""
+        record = json.loads(line.removeprefix("DLLL "))
+        if record.get("step") != "PARAMETER":
+            return line
+        return "DLLL " + json.dumps({**record, "data": _json_safe(self._parameters())})
 
     def _dllog(self, step: Any, data: dict[str, Any]) -> None:
         now = time.time()
