@@ -374,18 +374,22 @@ def test_workers_stop_when_tune_is_killed(tiny_data, tmp_path):
     out = tmp_path / "tune"
     cmd = [sys.executable, "-m", "sessrec.cli", "tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "gpt2",
            "--task", "clm", *TINY, "--no-prune", "--trials", "5000", "--n-jobs", "2"]  # more than 60 s of trials
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "tune.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     workers: set[int] = set()
     deadline = time.time() + 120
     while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
         time.sleep(0.2)
+        if not (out / "trials.csv").exists():  # a trial has finished; opening the study as it is made races its creation
+            continue
         try:
             workers = {t.user_attrs["worker"]["pid"] for t in load(out).trials if "worker" in t.user_attrs}
         except Exception:  # the study is being created
             continue
     proc.kill()
     proc.wait(timeout=30)
-    assert len(workers) == 2, "the workers never started a trial"
+    assert len(workers) == 2, f"the workers never started a trial: {log.read_text()[-2000:]}"
     deadline = time.time() + 60
     while time.time() < deadline and any(pid_alive(p) for p in workers):
         time.sleep(0.2)

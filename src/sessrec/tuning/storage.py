@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from optuna.storages import RDBStorage
+from sqlalchemy.exc import IntegrityError
 from optuna.trial import TrialState
 
 try:
@@ -36,9 +38,22 @@ class StudyStorage(RDBStorage):
     machine when the database is a SQLite file."""
 
     def __init__(self, url: str, **kwargs: Any) -> None:
-        super().__init__(url, **kwargs)
         db = sqlite_path(url)
         self._lock_path = db.with_name(db.name + ".take-lock") if db is not None and fcntl is not None else None
+        if self._lock_path is not None and not db.parent.is_dir():
+            self._lock_path = None  # Optuna says the folder is missing, in its own words
+        # Optuna creates the tables of a new database on opening it: two processes opening one at the same moment (two
+        # workers, a dashboard) failed one of them with "UNIQUE constraint failed: alembic_version". Opened one at a
+        # time on SQLite; elsewhere the second opening, which finds the tables, is tried again.
+        for attempt in range(3):
+            try:
+                with self._taking():
+                    super().__init__(url, **kwargs)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         if state != TrialState.RUNNING or self._lock_path is None:
@@ -48,6 +63,10 @@ class StudyStorage(RDBStorage):
 
     @contextlib.contextmanager
     def _taking(self) -> Iterator[None]:
+        """The machine's lock of this SQLite database (nothing for other databases)."""
+        if self._lock_path is None:
+            yield
+            return
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
