@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages import RDBStorage
-from sqlalchemy.exc import IntegrityError
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError
 
 try:
     import fcntl
