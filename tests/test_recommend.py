@@ -18,7 +18,7 @@ from sessrec.data.windows import window_file
 from sessrec.errors import SessrecError
 from sessrec.evaluation import evaluate, next_item_examples
 from sessrec.experiment import run_experiment
-from sessrec.recommend import Recommender, keep_last, recommend, sessions_to_batch
+from sessrec.recommend import Recommender, keep_last, recommend, rows, sessions_to_batch
 from sessrec.schema import CATEGORICAL, ITEM_ID, FeatureSpec, Schema, load_schema
 from sessrec.training import NeuralLearner
 from tests.bodies.pairs import ALL_PAIRS, TINY
@@ -65,6 +65,16 @@ def test_exclude_seen_excludes_the_items_before_the_last_max_len_too(tmp_path):
     assert out["scores"] == [pytest.approx(s) for s in whole.scores] and float("-inf") not in sum(out["scores"], [])
     with pytest.raises(SessrecError, match="item id 30 is outside"):
         rec.recommend([[30, 1, 2, 3]], exclude_seen=True)
+
+
+def test_rows_leave_out_excluded_and_nan_scores_wherever_they_are():
+    """topk puts NaN first: cutting a row at its count of finite scores kept the NaN items and cut good ones."""
+    nan, inf = float("nan"), float("inf")
+    ids = torch.tensor([[7, 3, 5, 9], [4, 2, 8, 1]])
+    scores = torch.tensor([[nan, 0.9, 0.5, -inf], [0.8, 0.7, 0.1, 0.0]])
+    assert rows(ids, scores, 3) == ([[3, 5], [4, 2, 8]], [[pytest.approx(0.9), pytest.approx(0.5)],
+                                                          [pytest.approx(0.8), pytest.approx(0.7), pytest.approx(0.1)]])
+    assert rows(ids, scores, [1, 2])[0] == [[3], [4, 2]]
 
 
 def test_sessions_to_batch_keeps_the_most_recent_items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import numbers
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,12 +106,15 @@ def top_k(scores: torch.Tensor, k: int, seen: torch.Tensor | None = None) -> tup
 
 def rows(ids: torch.Tensor, scores: torch.Tensor, k: int | Sequence[int]) -> tuple[list[list[int]], list[list[float]]]:
     """Top-k tensors as lists, row i cut to ``k[i]`` items and to those not excluded (an excluded
-    item scores -inf: with ``exclude_seen`` and k near the catalog size fewer than k may remain)."""
+    item scores -inf: with ``exclude_seen`` and k near the catalog size fewer than k may remain); an item scored
+    NaN or +inf (a diverged model) is no recommendation either."""
     ks = [k] * len(ids) if isinstance(k, int) else k
-    finite = torch.isfinite(scores).sum(1).tolist()
-    id_rows, score_rows = ids.tolist(), scores.tolist()
-    cut = [min(n, f) for n, f in zip(ks, finite)]
-    return [r[:c] for r, c in zip(id_rows, cut)], [r[:c] for r, c in zip(score_rows, cut)]
+    id_rows, score_rows = [], []
+    for n, row_ids, row_scores in zip(ks, ids.tolist(), scores.tolist()):
+        kept = [(i, s) for i, s in zip(row_ids, row_scores) if math.isfinite(s)][:n]  # NaN (topk puts it first) too
+        id_rows.append([i for i, _ in kept])
+        score_rows.append([s for _, s in kept])
+    return id_rows, score_rows
 
 
 def encoded_batch(sessions: Sequence[Encoded], item_key: str, max_len: int) -> tuple[Batch, torch.Tensor]:

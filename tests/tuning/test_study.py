@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from sessrec.cli import main
 from sessrec.config import ExperimentConfig
 from sessrec.data.sample import generate_sample
+from sessrec.errors import SessrecError
 
 TINY = ["--d-model", "16", "--n-layer", "1", "--max-steps", "3", "--per-device-train-batch-size", "32",
         "--eval-steps-on-train-set", "0", "--quiet"]
@@ -73,6 +74,20 @@ def test_a_timeout_says_the_study_stopped_early(tiny_data, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "note: --eval-on-test-set / --no-eval-on-test-set have no effect on tuning" in printed
     assert "stopped by --timeout after " in printed and " of 50 trials; run the same command to continue" in printed
+
+
+def test_a_baseline_preset_is_tuned_and_a_d_model_the_default_heads_cannot_divide_is_tuned_too(tiny_data, tmp_path,
+                                                                                                 capsys):
+    """`--preset rees46/vsknn` counted the preset's parameters as fixed by the user: "nothing to tune"; `--d-model 30`
+    failed on the default n_head 4 before the space (n_head 1 or 2) was built."""
+    out = tmp_path / "knn"
+    assert main(["tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "vsknn", "--preset", "rees46/vsknn",
+                 "--trials", "2", "--quiet"]) == 0
+    assert [t.user_attrs.get("start") for t in load(out, "vsknn").trials][1] == "preset rees46/vsknn"
+    capsys.readouterr()
+    assert main(["tune", "--data-path", str(tiny_data), "--model", "xlnet", "--task", "mlm", "--d-model", "30",
+                 "--print-space"]) == 0
+    assert "n_head:\n  type: categorical\n  choices:\n  - 1\n  - 2\ninput_dropout" in capsys.readouterr().out
 
 
 def test_options_tuning_does_otherwise_are_said_and_no_compare_with_pop_is_followed(tiny_data, tmp_path, capsys):
@@ -400,6 +415,29 @@ def test_workers_stop_when_tune_is_killed(tiny_data, tmp_path):
     trials = load(out).trials
     assert all(t.user_attrs.get("interrupted") for t in trials if t.state == TrialState.FAIL)  # stopped as on SIGTERM
     assert sum(t.state == TrialState.COMPLETE for t in trials) < 5000
+
+
+def test_an_error_of_the_parent_stops_the_workers(tiny_data, tmp_path, capsys, monkeypatch):
+    """An error in `sessrec tune --n-jobs 2` itself (a full disk writing trials.csv) was said, then the process waited
+    at exit for its workers, which ran the study on to --trials."""
+    from sessrec.runlock import pid_alive
+    from sessrec.tuning import study as study_module
+
+    calls = []
+
+    def failing(self, study, trial=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise SessrecError("cannot write trials.csv: No space left on device [ENOSPC]")
+
+    monkeypatch.setattr(study_module._Monitor, "__call__", failing)
+    out = tmp_path / "tune"
+    started = time.time()
+    assert main(["tune", "--data-path", str(tiny_data), "-o", str(out), "--model", "vsknn", "--trials", "5000",
+                 "--n-jobs", "2", "--quiet", "--no-compare-with-pop"]) == 2
+    assert "No space left on device" in capsys.readouterr().err and time.time() - started < 60
+    workers = {t.user_attrs["worker"]["pid"] for t in load(out, "vsknn").trials if "worker" in t.user_attrs}
+    assert workers and not any(pid_alive(p) for p in workers)
 
 
 def test_final_seeds_run_the_best_configuration_on_test(tiny_data, tmp_path):

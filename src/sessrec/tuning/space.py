@@ -112,9 +112,10 @@ def _c(name: str, *choices: Any) -> Param:
 
 
 # ---- the paper's spaces (appendix C, Tables 2-4; shared/reference/paper_search_spaces.md) -------------
+HEAD_CHOICES = (1, 2, 4, 8, 16)
 _TRANSFORMER = [
     _i("d_model", 64, 448, 64), _i("item_embedding_dim", 64, 448, 64), _i("n_layer", 1, 4),
-    _c("n_head", 1, 2, 4, 8, 16), _d("input_dropout", 0.0, 0.5, 0.1), _d("dropout", 0.0, 0.5, 0.1),
+    _c("n_head", *HEAD_CHOICES), _d("input_dropout", 0.0, 0.5, 0.1), _d("dropout", 0.0, 0.5, 0.1),
     _log("learning_rate", 1e-4, 1e-2), _log("weight_decay", 1e-6, 1e-3),
     _i("per_device_train_batch_size", 128, 512, 64), _d("label_smoothing", 0.0, 0.9, 0.1),
     _d("item_id_embeddings_init_std", 0.01, 0.15, 0.02),

@@ -42,6 +42,7 @@ from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folde
 from sessrec.runlock import pid_alive
 from sessrec.stopping import RunInterrupted, signal_name
 from sessrec.tuning.space import (
+    HEAD_CHOICES,
     SearchSpace,
     apply,
     default_space,
@@ -134,6 +135,9 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
     untuned = copy.deepcopy(base).update(applied, "paper's fixed settings")  # the first trial's base: no preset
     base.update({k: v for k, v in {**applied, **preset_values}.items()
                  if k not in fixed and k not in ("eval_on_test_set", "seed")}, opts.preset or "paper's fixed settings")
+    for config in (base, untuned):  # n_head is tuned among the choices that divide a fixed d_model (tuning/space.py)
+        if "n_head" not in fixed and config.d_model % config.n_head:
+            config.n_head = max(c for c in HEAD_CHOICES if config.d_model % c == 0)
     base.validate()
     check_algorithm(base)
     data_path, schema = resolve_data(base)
@@ -162,7 +166,7 @@ def plan_study(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, printe
     if opts.n_jobs > 1 and tune_cfg.num_threads == 0:
         tune_cfg.num_threads = max(1, (os.cpu_count() or 1) // opts.n_jobs)
 
-    space = _space(tune_cfg, fixed, opts, data_path, schema, start, n)
+    space = _space(tune_cfg, fixed, opts, data_path, schema, start, n, set(cfg.baseline_params))
     out = Path(opts.output_dir)
     url = opts.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     plan = Plan(cfg=tune_cfg, base=base, space=space, storage_url=url,
@@ -205,17 +209,18 @@ def check_algorithm(cfg: ExperimentConfig) -> None:
 
 
 def _space(cfg: ExperimentConfig, fixed: set[str], opts: TuneOptions, data_path: Path, schema: Any,
-           start: int, n: int) -> SearchSpace:
+           start: int, n: int, user_baseline: set[str]) -> SearchSpace:
+    """The study's space; ``user_baseline``: the baseline parameters the user set (a preset's are tuned)."""
     if opts.space_file:
         space = load_space(opts.space_file, cfg)
         both = [p for p in space.names if p in fixed or (p.startswith("baseline_params.") and "baseline_params" in fixed
-                                                        and p.split(".", 1)[1] in cfg.baseline_params)]
+                                                        and p.split(".", 1)[1] in user_baseline)]
         if both:
             raise SessrecError(f"{opts.space_file}: {', '.join(both)} is both fixed (a flag or --config key) and in the "
                                "search space; remove one of the two")
         return space
     mean_length = _mean_session_length(cfg, data_path, schema, start, n) if cfg.model_type in ("stan", "vstan") else 5.0
-    fixed_flat = set(fixed) | {f"baseline_params.{k}" for k in cfg.baseline_params}
+    fixed_flat = set(fixed) | {f"baseline_params.{k}" for k in user_baseline}
     space = default_space(cfg, mean_length).without(fixed_flat)
     if "d_model" not in space.names:
         space = space.with_heads_dividing(cfg.d_model)
@@ -255,6 +260,7 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
     """The first trials of a new study: the untuned configuration (``untuned_cfg``'s values of the tuned keys, so the
     tuned one can only be better on validation) and the paper's best configuration of this algorithm (``--preset``, or
     the REES46 preset of the algorithm's group)."""
+    from sessrec.experiment import run_label
     from sessrec.presets import list_presets, load_preset
 
     untuned = flat_values(untuned_cfg)
@@ -262,10 +268,11 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
     moved = [f"{k} {untuned[k]} -> {v}" for k, v in snapped.items() if untuned.get(k) != v]
     # a default outside the space is moved to its nearest value: the label says so (it is not the untuned run then)
     starts = [("untuned configuration" + (f" moved into the space ({', '.join(moved)})" if moved else ""), snapped)]
-    if not preset:
-        candidate = paper_preset(base)
-        if candidate in list_presets():
-            preset, preset_values = candidate, load_preset(candidate)
+    if not preset:  # the group's preset, else the algorithm's item-only one (a side-information group without its own)
+        for candidate in dict.fromkeys([paper_preset(base), f"rees46/{run_label(base)}"]):
+            if candidate in list_presets():
+                preset, preset_values = candidate, load_preset(candidate)
+                break
     if preset:
         keys = {k: v for k, v in preset_values.items() if k not in ("baseline_params", "eval_on_test_set", "seed")}
         paper = copy.deepcopy(base).update(keys, f"preset {preset}")
@@ -819,7 +826,7 @@ def _run_workers(plan: Plan, study, n_jobs: int, seed: int, monitor: _Monitor) -
         while any(p.is_alive() for p in procs):
             time.sleep(1.0)
             monitor(study)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or an error here (a full disk): the workers stop too (else the exit waits on them)
         for p in procs:
             p.terminate()
         for p in procs:
