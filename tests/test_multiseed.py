@@ -90,3 +90,11 @@ def test_a_finished_seed_on_changed_data_is_run_again_not_read_back(tiny_data, t
     run_seeds(tiny_config(data, out), [1], out, printer=lines.append, replace_changed=True)
     assert "running again (its data changed)" in lines[0]
     assert json.loads((out / "seed-1" / "results.json").read_text())["windows"][1]["n_eval_sessions"] < before
+    # one more window in the data: a seed run "to the last window" would run further now
+    whole = tmp_path / "whole"
+    assert run_seeds(tiny_config(data, whole, final_time_window_index=None), [1], whole, printer=lambda *_: None)
+    last = max(int(p.name) for p in data.iterdir() if p.name.isdigit())
+    shutil.copytree(data / f"{last:04d}", data / f"{last + 1:04d}")
+    with pytest.raises(SessrecError, match=rf"seed-1 was run on other data \({data}: its last window is {last + 1} now, "
+                                           rf"{last} then\)"):
+        run_seeds(tiny_config(data, whole, final_time_window_index=None), [1], whole, printer=lambda *_: None)

@@ -121,20 +121,29 @@ def _seed_run(cfg: ExperimentConfig, out: Path, seed: int) -> tuple[Path, Experi
     earlier = _earlier_config(run_dir)
     diffs = _differences(earlier, one) if earlier is not None else []
     if earlier is not None and not diffs:
-        changed = _data_changed(run_dir, earlier)
+        changed = _data_changed(run_dir, earlier, one)
         if changed:
             diffs.append(f"data ({changed})")
     return run_dir, one, diffs
 
 
-def _data_changed(run_dir: Path, earlier: ExperimentConfig) -> str | None:
-    """The data file that changed since the seed's run (its checkpoint keeps the sizes of the files it read), if any:
-    a finished seed on other data is run again, not read back."""
+def _data_changed(run_dir: Path, earlier: ExperimentConfig, new: ExperimentConfig) -> str | None:
+    """The data file that changed since the seed's run (its checkpoint keeps the sizes of the files it read), or the
+    data's last window where ``new`` runs to the last one, if any: a finished seed on other data is run again, not
+    read back."""
     from sessrec.checkpoint import find_checkpoint
     from sessrec.experiment import data_change
 
+    if not earlier.data_path:
+        return None
+    if new.final_time_window_index is None and earlier.final_time_window_index is not None:  # "to the last window"
+        from sessrec.data.windows import discover_windows
+
+        found = discover_windows(earlier.data_path, earlier.time_window_folder_pad_digits)
+        if found and found[-1] != earlier.final_time_window_index:
+            return f"{earlier.data_path}: its last window is {found[-1]} now, {earlier.final_time_window_index} then"
     folder = find_checkpoint(run_dir)
-    if folder is None or not earlier.data_path:  # --no-save-checkpoints: nothing tells
+    if folder is None:  # --no-save-checkpoints: nothing tells
         return None
     try:
         saved = json.loads((folder / "experiment.json").read_text()).get("data_files", {})

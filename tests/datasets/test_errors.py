@@ -234,26 +234,28 @@ def test_a_full_disk_is_one_line_naming_the_output_and_the_previous_output_stays
     assert not list(tmp_path.glob(".out.tmp*"))
 
 
-def test_sigterm_stops_prepare_with_a_line_and_removes_its_temporary_folder(tmp_path, capsys, monkeypatch):
+SIGTERM_AT_FIT = """
+import os, signal, sys
+from sessrec.datasets import pipeline
+fit = pipeline._fit
+def terminated(*a, **k):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return fit(*a, **k)
+pipeline._fit = terminated
+from sessrec.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_stops_prepare_with_a_line_and_removes_its_temporary_folder(tmp_path, capsys):
     """SIGTERM ended prepare at once and silently (exit -15), its temporary folder left for the next run to remove:
     now it stops like Ctrl-C, says so (exit 143), and removes the folder on the way out; an earlier output stays."""
-    import os
-    import signal
-
-    from sessrec.datasets import pipeline
-
     raw = write_rees46(tmp_path / "oct.csv")
-    args = ["rees46", "--input", str(raw), "--output", str(tmp_path / "out")]
-    assert prepare(args, capsys)[0] == 0
+    args = ["prepare", "rees46", "--input", str(raw), "--output", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
     before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
-    fit = pipeline._fit
-
-    def terminated(*a, **k):
-        os.kill(os.getpid(), signal.SIGTERM)
-        return fit(*a, **k)
-
-    monkeypatch.setattr(pipeline, "_fit", terminated)
-    rc, _, err = prepare([*args, "--overwrite"], capsys)
-    assert rc == 143 and err.strip().splitlines()[-1] == "sessrec: stopped by SIGTERM", err
+    done = subprocess.run([sys.executable, "-c", SIGTERM_AT_FIT, *args, "--overwrite"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 143 and done.stderr.strip().splitlines()[-1] == "sessrec: stopped by SIGTERM", done.stderr
     assert {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
-    assert not list(tmp_path.glob(".out.tmp*")) and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert not list(tmp_path.glob(".out.tmp*"))

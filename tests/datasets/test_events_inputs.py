@@ -374,6 +374,10 @@ def test_events_time_options_that_cannot_act_are_warned(tmp_path, capsys):
             in err("e", text, "--time-unit", "ms"))
     assert all_sessions(tmp_path / "e").equals(all_sessions(tmp_path / "b"))
     assert "no effect" not in err("f", _epoch_csv(tmp_path / "epoch.csv", rows), "--time-unit", "s")
+    categorical = tmp_path / "cat.parquet"
+    pl.read_csv(text).with_columns(pl.col("ts").cast(pl.Categorical)).write_parquet(categorical)
+    assert f"--time-unit has no effect: the ts column of {categorical} holds text times" in err("g", categorical,
+                                                                                                "--time-unit", "ms")
 
 
 def test_events_a_list_column_as_an_id_or_category_is_one_line(tmp_path, capsys):

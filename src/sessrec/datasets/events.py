@@ -672,7 +672,7 @@ def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool,
         what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"
     elif dtype.is_numeric():
         inert, what = (["--time-format"] if cols.time_format else []), f"numbers (of --time-unit {cols.time_unit})"
-    elif dtype == pl.String and unit_given:
+    elif (dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)) and unit_given:  # text, as read
         sample = _first_text(path, parquet, cols)
         if sample is None or _NUMBER.match(sample):
             return
