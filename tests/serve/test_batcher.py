@@ -59,3 +59,23 @@ def test_a_batch_scores_each_session_with_the_model_that_encoded_it(catalog_data
     for job, answer, session in zip(jobs, answers, sessions * 2):
         assert answer.items == job.model.rec.recommend([session], k=5).ids[0]
     assert answers[0].items != answers[3].items  # the same session, the other model: another answer
+
+
+def test_a_request_read_for_long_is_not_waited_for():
+    """A client that sent its body slowly (or stalled) counted as arriving for as long as it liked, and every batch
+    waited --batch-wait-ms for it: the worker waits only for requests that began to be read within STALLED."""
+    from sessrec.serve.batcher import STALLED, MicroBatcher
+
+    async def check():
+        batcher = MicroBatcher(16, 0.02)
+        now = asyncio.get_running_loop().time()
+        assert not batcher._still_arriving(now)
+        stalled = batcher.arrive()
+        assert batcher._still_arriving(now) and not batcher._still_arriving(now + STALLED + 0.01)
+        fresh = batcher.arrive()
+        assert batcher._still_arriving(now + STALLED / 2)
+        batcher.arrived(fresh)
+        batcher.arrived(stalled)
+        assert not batcher._still_arriving(now)
+
+    asyncio.run(check())

@@ -80,14 +80,20 @@ def test_a_new_checkpoint_is_swapped_in_while_requests_go_on(catalog_data, catal
             seen = len(answers)
             _wait(lambda: len(answers) >= seen + 20)
             time.sleep(0.5)  # several checks
+            assert client.get("/health").json()["version"] == 2
+            # the copy goes on and completes (same manifest): now it is served (it was refused for good)
+            shutil.copyfile(run / "checkpoint-0001" / "model.safetensors", run / "checkpoint-last" / "model.safetensors")
+            _wait(lambda: client.get("/health").json()["version"] == 3)
+            seen = len(answers)
+            _wait(lambda: len(answers) >= seen + 20)
         finally:
             stop.set()
             for t in threads:
                 t.join()
-        assert client.get("/health").json()["version"] == 2
     assert {status for status, _ in answers} == {200}
     versions = [body["version"] for _, body in answers]
-    assert set(versions) == {1, 2}
+    assert set(versions) == {1, 2, 3}
+    want[3] = want[1]
     for _, body in answers:
         assert body["items"] == want[body["version"]]
 

@@ -223,7 +223,7 @@ def create_app(server: Server) -> FastAPI:
     async def recommend(request: Request) -> Response:
         """Top-k next items for one session (JSON body: see RecommendRequest)."""
         batcher = server.batcher
-        batcher.arriving += 1
+        token = batcher.arrive()
         try:
             try:
                 body = await _read_body(request, server.opts.max_body_bytes)
@@ -232,7 +232,7 @@ def create_app(server: Server) -> FastAPI:
                 session = _check(req, server.opts, model)
                 encoded = model.rec.encode(session, server.opts.strict if req.strict is None else req.strict)
             finally:
-                batcher.arriving -= 1
+                batcher.arrived(token)
         except BadRequest as e:
             return _error(e.status, e.message)
         except ValidationError as e:

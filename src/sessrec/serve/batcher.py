@@ -1,7 +1,8 @@
 """Micro-batching: the sessions of concurrent requests scored in one forward pass.
 
 Requests queue up; one worker takes every request waiting (at most ``max_batch``) and, while
-other requests are still being read (``arriving``), waits for them at most ``max_wait`` seconds,
+other requests are still being read (``arrive``; not one that began more than ``STALLED`` ago: a slow
+client), waits for them at most ``max_wait`` seconds,
 then scores the batch in its own thread, so the event loop keeps reading requests meanwhile. A
 lone request waits for nothing, so batching costs no latency when there is no concurrency.
 Written here because a batcher must know the HTTP layer's requests in flight; the ASGI stack
@@ -63,12 +64,16 @@ def score_jobs(jobs: Sequence[Job]) -> list[Answer | BaseException]:
     return out
 
 
+STALLED = 0.05  # seconds: a request read for longer is not waited for (a local one takes well under a millisecond)
+
+
 class MicroBatcher:
     """Gathers jobs into batches of at most ``max_batch`` (1 = no batching) and scores them."""
 
     def __init__(self, max_batch: int, max_wait: float):
         self.max_batch, self.max_wait = max_batch, max_wait
-        self.arriving = 0  # requests being read and encoded: the worker may wait for them
+        self._arriving: dict[int, float] = {}  # requests being read and encoded -> when they began (loop time)
+        self._tokens = 0
         self.batches = 0  # scored so far
         self.sessions = 0
         self.largest = 0  # sessions of the largest batch
@@ -89,6 +94,20 @@ class MicroBatcher:
                 pass
         self._pool.shutdown(wait=True)
 
+    def arrive(self) -> int:
+        """A request begins to be read: the worker may wait for it (``arrived`` with the token when it is)."""
+        self._tokens += 1
+        self._arriving[self._tokens] = asyncio.get_running_loop().time()
+        return self._tokens
+
+    def arrived(self, token: int) -> None:
+        self._arriving.pop(token, None)
+
+    def _still_arriving(self, now: float) -> bool:
+        """Whether a request began to be read within ``STALLED`` seconds: one read for longer (a slow or stalled client)
+        would otherwise hold every batch for ``max_wait``, as long as it liked."""
+        return any(now - began < STALLED for began in self._arriving.values())
+
     async def submit(self, model: ServedModel, session: Encoded, k: int, exclude_seen: bool) -> Answer:
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Job(model, session, k, exclude_seen, future))
@@ -100,7 +119,7 @@ class MicroBatcher:
             jobs = [await self._queue.get()]
             self._take_waiting(jobs)
             deadline = loop.time() + self.max_wait
-            while len(jobs) < self.max_batch and self.arriving > 0 and loop.time() < deadline:
+            while len(jobs) < self.max_batch and loop.time() < deadline and self._still_arriving(loop.time()):
                 try:
                     jobs.append(await asyncio.wait_for(self._queue.get(), deadline - loop.time()))
                 except asyncio.TimeoutError:

@@ -71,6 +71,15 @@ def manifest_digest(folder: Path) -> str | None:
         return None
 
 
+def _files_state(folder: Path) -> tuple:
+    """(name, size, modification time) of each file of a checkpoint folder: what tells a copy that went on."""
+    try:
+        return tuple(sorted((p.name, st.st_size, st.st_mtime_ns) for p in folder.iterdir() if p.is_file()
+                            for st in (p.stat(),)))
+    except OSError:
+        return ()
+
+
 def load_served(folder: Path, backend: str, version: int, device: str = "cpu", num_threads: int = 0) -> ServedModel:
     """Load a checkpoint into ``backend``. The folder is first copied aside (and checked against its
     manifest there), so that a run replacing ``checkpoint-last`` meanwhile cannot mix two checkpoints."""
@@ -180,7 +189,9 @@ class ModelWatcher:
         self.run_dir, self.current, self.swap = run_dir, current, swap
         self.backend, self.device, self.num_threads, self.interval = backend, device, num_threads, interval
         self._stop = threading.Event()
-        self._failed: str | None = None  # digest of a checkpoint that did not load (said once)
+        # a checkpoint that did not load, as its manifest and its files' sizes and times (said once; tried again when
+        # a file changes: a copy that was caught half-way and then completed has the same manifest)
+        self._failed: tuple | None = None
         self._replaced = False  # a model was swapped out at the last check: settle memory at the next
         self._thread = threading.Thread(target=self._run, name="sessrec-watch", daemon=True)
 
@@ -195,14 +206,15 @@ class ModelWatcher:
         """Load and swap in ``checkpoint-last`` if it changed; True when it did."""
         folder = self.run_dir / LAST
         digest = manifest_digest(folder)
-        if digest is None or digest == self.current().digest or digest == self._failed:
+        if digest is None or digest == self.current().digest or (digest, _files_state(folder)) == self._failed:
             return False
         began = time.perf_counter()
+        state = _files_state(folder)
         try:
             new = load_served(folder, self.backend, self.current().version + 1, self.device, self.num_threads)
         except SessrecError as e:
             if manifest_digest(folder) == digest:  # not a checkpoint being replaced: say it once
-                self._failed = digest
+                self._failed = (digest, state)
                 log.warning("not serving the new %s: %s", folder, e)
             return False
         self.swap(new)
