@@ -345,11 +345,13 @@ def test_under_torchrun_a_killed_process_ends_the_run(tiny_data, tmp_path):
                     KILL_AT_STEP="8", MARK=str(mark))
     wait_for(mark, proc)
     began = time.monotonic()
-    finish(proc, 60)
+    said = finish(proc, 60)
     assert proc.returncode != 0 and time.monotonic() - began < 30
-    lines = [x for x in worker_log(logs, 0).splitlines() if x.startswith("sessrec:")]
-    assert f'File "{SRC}' not in worker_log(logs, 0)
-    assert lines[-1].startswith("sessrec: error: process 0 of 2 lost contact with the other processes of the run")
+    log = worker_log(logs, 0)
+    lines = [x for x in log.splitlines() if x.startswith("sessrec:")]
+    assert f'File "{SRC}' not in log
+    assert lines and lines[-1].startswith("sessrec: error: process 0 of 2 lost contact with the other processes of "
+                                          "the run"), f"rank 0 said:\n{log[-3000:]}\ntorchrun said:\n{said[-3000:]}"
 
 
 def test_a_write_error_of_rank_0_stops_the_other_process_quietly(tiny_data, tmp_path):
