@@ -309,11 +309,11 @@ def _json_items(text: str) -> list:
     whole float (``42.0``, what JSON writers give a float column) is a whole number, as in the Python API and the
     server."""
     import json
-    import math
+
+    from sessrec.data.catalog import whole_float
 
     def is_id(v: object) -> bool:
-        whole = isinstance(v, float) and math.isfinite(v) and v.is_integer()
-        return not isinstance(v, bool) and (isinstance(v, (str, int)) or whole)
+        return not isinstance(v, bool) and (isinstance(v, (str, int)) or whole_float(v))
 
     try:
         items = json.loads(text)

@@ -129,7 +129,7 @@ class IdMap:
         if value is not None and not isinstance(value, (str, bytes, numbers.Number)):
             raise SessrecError(f"{value!r} is not an original value (text or a number)")
         if self.numeric:
-            if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+            if whole_float(value):
                 if abs(value) >= 2**53:  # it may stand for another id: refused, not an unknown value nobody sent
                     raise SessrecError(float_beyond_ids(value))
                 value = int(value)
@@ -315,6 +315,12 @@ class Catalog:
                 ids.append(found)
             return np.asarray(ids, dtype=np.int64)
         return model_floats(name, values)
+
+
+def whole_float(value: Any) -> bool:
+    """A float (Python's or numpy's) that is a whole number, such as ``42.0``: what pandas and JSON writers make of an
+    integer id; it stands for its integer (from 2**53 on, see :func:`float_beyond_ids`)."""
+    return isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
 
 
 def float_beyond_ids(value: float) -> str:

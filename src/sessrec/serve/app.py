@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -31,7 +30,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 from starlette.exceptions import HTTPException
 
-from sessrec.data.catalog import float_beyond_ids
+from sessrec.data.catalog import float_beyond_ids, whole_float
 from sessrec.errors import SessrecError
 from sessrec.serve.batcher import MicroBatcher
 from sessrec.serve.models import ModelWatcher, ServedModel, initial_checkpoint, load_served, settle_memory
@@ -283,7 +282,7 @@ def _check(req: RecommendRequest, opts: Options, model: ServedModel) -> dict[str
 
 
 def _whole_item(value: float, i: int) -> int:
-    if not (math.isfinite(value) and value.is_integer()):
+    if not whole_float(value):
         raise BadRequest(422, f"items.{i}: {value!r} is not an item id (a whole number or text)")
     if abs(value) >= 2**53:
         raise BadRequest(422, f"items.{i}: {float_beyond_ids(value)}")
