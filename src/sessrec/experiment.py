@@ -215,10 +215,14 @@ def _inert_options(cfg: ExperimentConfig) -> list[str]:
     """What the config sets that this model cannot use."""
     if cfg.model_type not in BASELINES:
         return cfg.inert_options()
-    return set_but_inert(cfg, {
-        "use_side_information_features": f"no effect on the {cfg.model_type} baseline (it reads item ids only)",
-        "dataloader_drop_last": f"no effect on the {cfg.model_type} baseline (it reads whole windows)",
-        **inert_with_protocol(cfg)})
+    return set_but_inert(cfg, baseline_inert(cfg))
+
+
+def baseline_inert(cfg: ExperimentConfig) -> dict[str, str]:
+    """{option: why it has no effect} for a baseline's run, beyond the neural models' own options (said by the CLI)."""
+    return {"use_side_information_features": f"no effect on the {cfg.model_type} baseline (it reads item ids only)",
+            "dataloader_drop_last": f"no effect on the {cfg.model_type} baseline (it reads whole windows)",
+            **inert_with_protocol(cfg)}
 
 
 def _silent(*_: Any) -> None:

@@ -744,12 +744,12 @@ def _pop_reference(plan: Plan, study, out: Path) -> float | None:
     saved = study.user_attrs.get("pop_value")
     if saved is not None:
         return float(saved)
-    from sessrec.experiment import run_experiment
+    from sessrec.experiment import baseline_inert, run_experiment
 
     cfg = copy.deepcopy(plan.cfg)
     cfg.model_type, cfg.baseline_params, cfg.output_dir = "pop", {}, str(out / "trials" / "most-popular")
     default = ExperimentConfig()
-    for name in [*neural_only_options(), "dataloader_drop_last"]:  # the study's model options: pop would warn of them
+    for name in [*neural_only_options(), *baseline_inert(cfg)]:  # the study's model options: pop would warn of them
         setattr(cfg, name, getattr(default, name))
     with _quiet_info():
         value = run_experiment(cfg, printer=lambda *_: None).aot.get(plan.metric_key)
