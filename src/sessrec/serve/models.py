@@ -206,10 +206,12 @@ class ModelWatcher:
         """Load and swap in ``checkpoint-last`` if it changed; True when it did."""
         folder = self.run_dir / LAST
         digest = manifest_digest(folder)
-        if digest is None or digest == self.current().digest or (digest, _files_state(folder)) == self._failed:
+        if digest is None or digest == self.current().digest:
+            return False
+        state = _files_state(folder)
+        if (digest, state) == self._failed:
             return False
         began = time.perf_counter()
-        state = _files_state(folder)
         try:
             new = load_served(folder, self.backend, self.current().version + 1, self.device, self.num_threads)
         except SessrecError as e:
