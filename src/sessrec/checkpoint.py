@@ -267,8 +267,7 @@ def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: S
         if cfg.keep_checkpoints == 0 or "in_window" in experiment:
             atomic_replace_dir(tmp, run_dir / LAST)
             if cfg.keep_checkpoints == 0:  # numbered ones of a run resumed with --keep-checkpoints 0 go too
-                for old in _numbered(run_dir):
-                    shutil.rmtree(run_dir / checkpoint_name(old))
+                _keep_newest(run_dir, 0)
             return run_dir / LAST
         numbered = run_dir / checkpoint_name(window)
         atomic_replace_dir(tmp, numbered)
@@ -278,14 +277,20 @@ def save_checkpoint(run_dir: Path, window: int, cfg: ExperimentConfig, schema: S
             _link_copy(numbered, last_tmp)
         atomic_replace_dir(last_tmp, run_dir / LAST)
         if cfg.keep_checkpoints > 0:
-            for old in sorted(_numbered(run_dir))[: -cfg.keep_checkpoints]:
-                shutil.rmtree(run_dir / checkpoint_name(old))
+            _keep_newest(run_dir, cfg.keep_checkpoints)
     except BaseException:  # a full disk, a second signal: leave no half-written folder behind
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(last_tmp, ignore_errors=True)
         raise
     log.debug("saved checkpoint %s", numbered)
     return numbered
+
+
+def _keep_newest(run_dir: Path, keep: int) -> None:
+    """Remove the numbered checkpoints but the newest ``keep``."""
+    numbered = sorted(_numbered(run_dir))
+    for old in numbered[: len(numbered) - keep]:
+        shutil.rmtree(run_dir / checkpoint_name(old))
 
 
 def _numbered(run_dir: Path) -> list[int]:
