@@ -346,7 +346,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   device=args.device, num_threads=args.num_threads, max_batch=args.max_batch,
                   batch_wait_ms=args.batch_wait_ms, watch=args.watch, **interval,
                   strict=args.strict, max_k=args.max_k, max_items=args.max_items, max_body_bytes=args.max_body_bytes,
-                  max_concurrency=args.max_concurrency, access_log=args.access_log),
+                  max_concurrency=args.max_concurrency, read_timeout=args.read_timeout, access_log=args.access_log),
           say=lambda line: print(line, flush=True))
     return 0
 
@@ -485,7 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--max-items", type=int, default=1000, help="most items in one session (default: %(default)s)")
     srv.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (default: 1 MiB)")
     srv.add_argument("--max-concurrency", type=int, default=1000,
-                     help="open requests at once; more are answered 503 (default: %(default)s)")
+                     help="open connections at once; more are answered 503 (default: %(default)s)")
+    srv.add_argument("--read-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="time a connection has to send a whole request, from its opening or previous answer; "
+                          "then it is closed (408 when a request had begun) (default: %(default)s)")
     srv.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     srv.set_defaults(func=cmd_serve)
 

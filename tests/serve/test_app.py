@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import torch
 
@@ -130,8 +131,6 @@ def test_a_bad_request_gets_a_4xx_json_error_and_the_server_goes_on(catalog_serv
 def _raw_request(client, method, path, body, headers):
     import socket
 
-    import httpx
-
     host, port = client.base_url.host, client.base_url.port
     with socket.create_connection((host, port), timeout=10) as s:
         head = f"{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
@@ -209,3 +208,66 @@ def test_serving_options_without_effect_are_warned(catalog_run, caplog):
         Options(model_dir=catalog_run, max_batch=8, batch_wait_ms=50.0).validate()
         Server(Options(model_dir=catalog_run, watch_interval=5.0))
     assert "no effect" not in caplog.text
+
+
+def _read_all(sock) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_silent_and_stalled_clients_are_timed_out_and_free_their_places(catalog_run, caplog):
+    """A connection that never sent a request, or stalled in its headers or body, was never timed out: it held a place
+    of --max-concurrency for good, and as many silent connections as the limit made every request a 503 (QA
+    helper-51). Now each gets --read-timeout: a silent one is closed, a stalled one answered 408."""
+    import socket
+    import time
+
+    with running(catalog_run, watch=False, read_timeout=0.5, max_concurrency=3) as (client, _):
+        host, port = client.base_url.host, client.base_url.port
+        assert client.get("/metadata").json()["limits"]["read_timeout"] == 0.5
+        socks = [socket.create_connection((host, port), timeout=10) for _ in range(3)]
+        try:
+            time.sleep(0.2)  # the three silent connections hold the places: the request gets uvicorn's 503
+            with httpx.Client(base_url=client.base_url, timeout=10) as fresh:
+                assert fresh.post("/recommend", json={"items": [1000084]}).status_code == 503
+            began = time.monotonic()
+            assert all(_read_all(s) == b"" for s in socks)  # closed, without an answer
+            assert time.monotonic() - began < 5
+        finally:
+            for s in socks:
+                s.close()
+        with httpx.Client(base_url=client.base_url, timeout=10) as fresh:
+            assert fresh.post("/recommend", json={"items": [1000084]}).status_code == 200
+
+        head = b"POST /recommend HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n"
+        for stalled in (head[:40], head + b'{"items": [10'):  # in the headers, in the body
+            with socket.create_connection((host, port), timeout=10) as s:
+                s.sendall(stalled)
+                data = _read_all(s)
+            assert data.startswith(b"HTTP/1.1 408 ") and b"connection: close" in data
+            assert data.endswith(b"Request not received within --read-timeout (0.5 s).")
+
+        with socket.create_connection((host, port), timeout=10) as s:  # a body refused before it is all sent
+            s.sendall(head.replace(b"40", b"4000000") + b'{"items": [10')
+            assert s.recv(65536).startswith(b"HTTP/1.1 413 ")
+            s.sendall(b"0" * 1000)  # and the rest of it stalls: the connection times out too
+            began = time.monotonic()
+            assert _read_all(s).startswith(b"HTTP/1.1 408 ") and time.monotonic() - began < 5
+        with socket.create_connection((host, port), timeout=10) as s:  # a client that leaves in the body
+            s.sendall(head + b'{"items": [10')
+            time.sleep(0.1)
+        assert client.post("/recommend", json={"items": [1000084]}).status_code == 200
+    assert "internal error" not in caplog.text and "Traceback" not in caplog.text  # it logged a ClientDisconnect
+
+
+def test_a_keep_alive_client_slower_than_the_read_timeout_still_gets_answers(catalog_run):
+    """The timeout counts from a connection's opening or previous answer to the end of the request's headers: a client
+    that takes its time between requests on one connection is closed and reconnects (httpx does), never refused."""
+    import time
+
+    with running(catalog_run, watch=False, read_timeout=0.3) as (client, _):
+        for _ in range(3):
+            assert client.post("/recommend", json={"items": [1000084]}).status_code == 200
+            time.sleep(0.5)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +25,9 @@ def _start(*args: str) -> subprocess.Popen:
 
 
 def test_serve_command_answers_and_stops_on_sigterm(catalog_run):
-    proc = _start("--model-dir", str(catalog_run), "--port", "0", "--no-watch")
+    """A request whose client stalls sending its body is answered 408 after --read-timeout, also while the server
+    stops (it was a 500 and a traceback in the log after uvicorn's 10 s of grace)."""
+    proc = _start("--model-dir", str(catalog_run), "--port", "0", "--no-watch", "--read-timeout", "1")
     try:
         line = proc.stdout.readline()
         m = re.match(r"sessrec serve: (http://127\.0\.0\.1:\d+) \| .*checkpoint-\w+ \(window 2\) \| backend eager", line)
@@ -34,7 +38,12 @@ def test_serve_command_answers_and_stops_on_sigterm(catalog_run):
             port = int(m.group(1).rsplit(":", 1)[1])
             # a second server on the same port: one line, exit 2
             assert main(["serve", "--model-dir", str(catalog_run), "--port", str(port)]) == 2
-        proc.send_signal(signal.SIGTERM)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stalled:
+            stalled.sendall(b"POST /recommend HTTP/1.1\r\nhost: x\r\ncontent-length: 30\r\n\r\n{\"items\": [")
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            answer = stalled.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert proc.wait(timeout=30) == 0
         assert "Traceback" not in proc.stderr.read()
     finally:
