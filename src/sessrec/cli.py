@@ -241,6 +241,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from sessrec.data.catalog import int_of_text
     from sessrec.io import check_output_file
     from sessrec.recommend import Recommender
 
@@ -274,6 +275,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         items: list = _json_items(args.items_json)
     elif original:  # ids exactly as typed between the commas, but for the spaces around them
         items = [t for t in (x.strip() for x in args.items.split(",")) if t]
+        if rec.catalog.item.numeric:  # the numbers they are (the catalog matches either): unknown ones print as such
+            items = [t if (number := int_of_text(t)) is None else number for t in items]
     else:
         items = _numbers(args.items, "--items", int)
     session: typing.Any = items

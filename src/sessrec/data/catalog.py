@@ -109,6 +109,17 @@ def _read_meta(folder: Path) -> dict:
 _CANONICAL_INT = re.compile(r"-?[1-9][0-9]*|0")  # the text Python's str() gives an int (ASCII digits only)
 
 
+def int_of_text(text: str) -> int | None:
+    """The integer an id's text stands for: only the text Python writes for it (``42``, not ``042``, ``+42``,
+    ``4_2`` or other scripts' digits); None for other text."""
+    if not _CANONICAL_INT.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # beyond Python's limit on the digits of a text integer
+        return None
+
+
 @dataclass
 class IdMap:
     """Original values ↔ ids of one feature."""
@@ -134,11 +145,8 @@ class IdMap:
                     raise SessrecError(float_beyond_ids(value))
                 value = int(value)
             if isinstance(value, str):
-                if not _CANONICAL_INT.fullmatch(value):
-                    return None
-                try:
-                    value = int(value)
-                except ValueError:  # beyond Python's limit on the digits of a text integer
+                value = int_of_text(value)
+                if value is None:
                     return None
             elif not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 return None
