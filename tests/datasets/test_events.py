@@ -88,8 +88,17 @@ def test_events_numeric_times_in_milliseconds(tmp_path, capsys):
     # the wrong unit: milliseconds read as seconds go past the year 9999, seconds read as milliseconds fall in 1970
     base_args = ["events", "--session-col", "s", "--item-col", "i", "--time-col", "t"]
     rc, _, err = prepare([*base_args, "--input", str(path), "--output", str(tmp_path / "s")], capsys)
-    assert rc == 2 and err.strip().endswith("the event times go beyond the years 1-9999: are they in another unit "
-                                            "(events: --time-unit)?")
+    assert rc == 2 and err.strip().endswith(f"{path}, line 2: the t value '{base}' is beyond the years 1-9999 as s since "
+                                            "1970: is it in another unit (--time-unit)?")
+    # one time in another unit, after a session's first: it went into the session, the catalog and the feature
+    # statistics without a word (QA helper-53)
+    stray = tmp_path / "stray.csv"
+    stray.write_text("s,i,t\n" + "".join(f"{k // 2},{k % 3},{base // 1000 + k * 60}\n" for k in range(8))
+                     .replace(f"0,1,{base // 1000 + 60}", f"0,1,{base + 60_000}"))
+    rc, _, err = prepare([*base_args, "--input", str(stray), "--output", str(tmp_path / "stray")], capsys)
+    assert rc == 2 and err.strip().endswith(f"{stray}, line 3: the t value '{base + 60_000}' is beyond the years 1-9999 "
+                                            "as s since 1970: is it in another unit (--time-unit)?")
+    assert not (tmp_path / "stray").exists()
     seconds = tmp_path / "seconds.csv"
     seconds.write_text("s,i,t\n" + "".join(f"{k // 2},{k % 3},{base // 1000 + k * 60}\n" for k in range(8)))
     rc, _, err = prepare([*base_args, "--input", str(seconds), "--time-unit", "ms", "--output", str(tmp_path / "ms")],

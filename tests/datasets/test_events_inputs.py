@@ -5,6 +5,7 @@ cannot be read right (ambiguous day/month dates, float ids past 2^53, clashing c
 from __future__ import annotations
 
 import decimal
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -322,6 +323,11 @@ def test_events_files_in_different_time_units_are_named(tmp_path, capsys):
     line = _refused(tmp_path, capsys, [millis, seconds])
     assert line.startswith(f"sessrec: error: {seconds}: the ts times are within the years 1-9999 as s since 1970, while "
                            f"those of {millis} are not (line 1: {value})")
+    (tmp_path / "more").mkdir()
+    shutil.copy(millis, tmp_path / "more" / "millis.parquet")
+    assert _refused(tmp_path, capsys, [millis, tmp_path / "more" / "millis.parquet"]) == (
+        f"sessrec: error: {millis}, line 1: the ts value {value} is beyond the years 1-9999 as s since 1970, and every "
+        "file has such times: are they in another unit (--time-unit)?")
 
 
 # ---- both readers ------------------------------------------------------------------------------------------------

@@ -270,11 +270,11 @@ def _in_years(e: pl.Expr) -> pl.Expr:
 
 
 def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_first: bool | None = None,
-                     path: Path | None = None, years: bool = False) -> Conversion:
+                     path: Path | None = None) -> Conversion:
     """Epoch milliseconds from a datetime, a number in ``--time-unit``, or text (``--time-format``, else inferred from
     the file's first value ``sample``: ISO 8601 with an offset or ``Z`` is converted to UTC, text without one is read
-    as UTC; a date that starts with a day and a month in the order ``day_first``). ``years``: the fast path fails on a
-    number beyond the years 1-9999 (several files: one may be in another unit)."""
+    as UTC; a date that starts with a day and a month in the order ``day_first``). The fast path fails on a number
+    beyond the years 1-9999 (a time in another unit: the exact reader names its line)."""
     scale = UNIT_MS[cols.time_unit]
 
     def number(e: pl.Expr, strict: bool) -> pl.Expr:
@@ -283,7 +283,7 @@ def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_
         return ms.cast(pl.Int64, strict=strict) if strict else pl.when(ms.is_finite() & (ms.abs() < 9.2e18)).then(ms).cast(pl.Int64)
 
     numeric = Conversion(number, f"a number of {cols.time_unit} since 1970",
-                         fast=(lambda e: _in_years(number(e, True))) if years else None)
+                         fast=lambda e: _in_years(number(e, True)))
     if dtype == pl.Date:
         return Conversion(lambda e, strict: e.cast(pl.Datetime("ms")).dt.epoch("ms"), "a date")
     if isinstance(dtype, pl.Datetime):
@@ -317,11 +317,11 @@ def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_
     return conv
 
 
-def _conversions(schema: pl.Schema, facts: Facts, cols: Columns, path: Path, day_first: bool | None = None,
-                 years: bool = False) -> dict[str, Conversion]:
+def _conversions(schema: pl.Schema, facts: Facts, cols: Columns, path: Path,
+                 day_first: bool | None = None) -> dict[str, Conversion]:
     """The time column to epoch ms (its format from its type or the file's first value), continuous columns to
     numbers, float id columns checked (see :class:`Columns.select`)."""
-    conv = {cols.time: _time_conversion(schema[cols.time], facts.time_sample, cols, day_first, path, years)}
+    conv = {cols.time: _time_conversion(schema[cols.time], facts.time_sample, cols, day_first, path)}
     for c in [*cols.ids, *cols.categorical]:
         if schema[c].is_nested():  # a list, array or struct column cannot be one id per event
             raise SessrecError(f"{path}: the column {c} holds {schema[c]} values, not one value per event; give a "
@@ -465,12 +465,13 @@ def _csv_header(path: Path, cols: Columns) -> list[str]:
 
 
 class _Units:
-    """Several files whose epoch numbers are in different units: some within the years 1-9999 in ``--time-unit``,
-    some beyond them (milliseconds read as seconds). Named with the files, where the pipeline could only say that
-    some times are beyond those years."""
+    """Epoch numbers beyond the years 1-9999 in ``--time-unit``: in a single file, or where no file's times are all
+    within them, the first such line; where another file's are, the files have their times in different units
+    (milliseconds read as seconds). Named with the file and line, where the pipeline could only say that some times
+    are beyond those years (or, for a time after a session's first, nothing)."""
 
-    def __init__(self, cols: Columns) -> None:
-        self.cols = cols
+    def __init__(self, cols: Columns, several: bool) -> None:
+        self.cols, self.several = cols, several
         self.good: Path | None = None  # a file whose times are all within the years
         self.bad: tuple[Path, int, object] | None = None  # a file with one beyond them: its line and value
 
@@ -478,18 +479,23 @@ class _Units:
         return SessrecError(f"{where}, while {other}: the files have their times in different units; convert them to "
                             f"one (--time-unit, {self.cols.time_unit}, applies to every file)")
 
+    def _beyond(self, path: Path, line: int, value: object) -> str:
+        return (f"{path}, line {line}: the {self.cols.time} value {value!r} is beyond the years 1-9999 as "
+                f"{self.cols.time_unit} since 1970")
+
     def batch(self, path: Path, raw: pl.DataFrame, typed: pl.DataFrame, has_header: bool) -> tuple[int, object] | None:
-        """The first time beyond the years in ``typed`` (its line and raw value), refused where another file's are all
-        within them."""
+        """The first time beyond the years in ``typed`` (its line and raw value), refused at once in a single file or
+        where another file's are all within them."""
         t = typed[self.cols.time]
         beyond = ((t < _YEARS_MS[0]) | (t > _YEARS_MS[1])).fill_null(False)
         if not beyond.any():
             return None
         row = int(beyond.arg_true()[0])
         line, value = line_number(int(raw[LINE][row]), has_header), raw[self.cols.time][row]
+        if not self.several:
+            raise SessrecError(f"{self._beyond(path, line, value)}: is it in another unit (--time-unit)?")
         if self.good is not None:
-            raise self._mixed(f"{path}, line {line}: the {self.cols.time} value {value!r} is beyond the years 1-9999 as "
-                              f"{self.cols.time_unit} since 1970", f"the times of {self.good} are within them")
+            raise self._mixed(self._beyond(path, line, value), f"the times of {self.good} are within them")
         return line, value
 
     def file_done(self, path: Path, first_beyond: tuple[int, object] | None) -> None:
@@ -502,10 +508,16 @@ class _Units:
         else:
             self.bad = self.bad or (path, *first_beyond)
 
+    def done(self) -> None:
+        """After the last file: no file's times were all within the years."""
+        if self.bad is not None:
+            raise SessrecError(f"{self._beyond(*self.bad)}, and every file has such times: are they in another "
+                               "unit (--time-unit)?")
+
 
 def read_events(paths: list[Path], cols: Columns, files: Files | None = None) -> Iterator[pl.DataFrame]:
     files = files or Files(paths, cols)
-    units = _Units(cols) if len(paths) > 1 else None
+    units = _Units(cols, len(paths) > 1)
 
     def read_file(file: _File) -> Iterator[pl.DataFrame]:
         batches = (_parquet_batches(file.path, cols) if file.parquet
@@ -513,23 +525,23 @@ def read_events(paths: list[Path], cols: Columns, files: Files | None = None) ->
         first_beyond = None
         for batch in batches:
             typed = _typed(batch, file, cols, files.day_first)
-            if units is not None and first_beyond is None:
+            if first_beyond is None:
                 first_beyond = units.batch(file.path, batch, typed, not file.parquet)
             yield typed.select(LINE, *cols.select(_float_ids(batch.schema, file.facts, cols)))
-        if units is not None:
-            units.file_done(file.path, first_beyond)
+        units.file_done(file.path, first_beyond)
 
     by_path = {f.path: f for f in files.files()}
-    return in_input_order(paths, lambda path: read_file(by_path[path]))
+    yield from in_input_order(paths, lambda path: read_file(by_path[path]))
+    units.done()
 
 
-def _scan_file(file: _File, cols: Columns, day_first: bool | None, years: bool) -> pl.LazyFrame:
+def _scan_file(file: _File, cols: Columns, day_first: bool | None) -> pl.LazyFrame:
     """One file's events as a lazy query with strict conversions; the time format from the file's first value."""
     text = file.text(cols)
     if file.parquet and text.head(1).collect().height == 0:
         raise SessrecError(f"{file.path}: the file has no events")
     schema = text.collect_schema()
-    conv = _conversions(schema, file.facts, cols, file.path, day_first, years)
+    conv = _conversions(schema, file.facts, cols, file.path, day_first)
     select = cols.select(_float_ids(schema, file.facts, cols))
     if file.parquet:
         return text.with_columns(**strict_conversions(conv, (cols.time,))).select(select)
@@ -547,7 +559,7 @@ def source(paths: list[Path], cols: Columns) -> Source:
     files = Files(paths, cols)
 
     def scan() -> pl.LazyFrame:
-        return pl.concat([_scan_file(f, cols, files.day_first, len(paths) > 1) for f in files.files()],
+        return pl.concat([_scan_file(f, cols, files.day_first) for f in files.files()],
                          how="vertical_relaxed")
 
     return Source(lambda: read_events(paths, cols, files), sum(p.stat().st_size for p in paths), scan)
