@@ -310,6 +310,18 @@ def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path
         f"sessrec: error: {tmp_path / 'empty' / 'part-0.csv'}: the file has no events"  # named, it is a mistake
 
 
+def test_a_file_given_twice_is_refused(tmp_path, capsys):
+    """The same file twice (also through a link, or as a file of a folder given too) doubled every event without a word:
+    only --repeats consecutive hid it (QA helper-53)."""
+    (tmp_path / "logs").mkdir()
+    log = _epoch_csv(tmp_path / "logs" / "a.csv", _events())
+    (tmp_path / "link.csv").symlink_to(log)
+    for inputs, second in [([log, log], log), ([log, tmp_path / "link.csv"], tmp_path / "link.csv"),
+                           ([tmp_path / "logs", log], log)]:
+        assert _refused(tmp_path, capsys, inputs) == (f"sessrec: error: input file {second} is the same file as {log}: "
+                                                      "given twice, its events would count twice")
+
+
 def test_events_files_in_different_time_units_are_named(tmp_path, capsys):
     rows = _events()
     seconds = _epoch_csv(tmp_path / "seconds.csv", rows[:40])

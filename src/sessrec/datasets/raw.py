@@ -161,13 +161,18 @@ def looks_like(line: str) -> str:
 
 
 def existing_files(paths: Sequence[str | Path], what: str) -> list[Path]:
-    """Check that every input exists and is a non-empty file."""
-    out = []
+    """Check that every input exists, is a non-empty file, and is given once (also through a link or a folder):
+    a file given twice counted its events twice."""
+    out, seen = [], {}
     for p in map(Path, paths):
         if not p.is_file():
             raise SessrecError(f"{what} not found: {p}" if not p.exists() else f"{what} {p} is not a file")
-        if p.stat().st_size == 0:
+        stat = p.stat()
+        if stat.st_size == 0:
             raise SessrecError(f"{p}: the file is empty")
+        first = seen.setdefault((stat.st_dev, stat.st_ino), p)
+        if first is not p:
+            raise SessrecError(f"{what} {p} is the same file as {first}: given twice, its events would count twice")
         out.append(p)
     return out
 
