@@ -79,6 +79,40 @@ def test_other_formats_are_named(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"session;item;ts\ns0;a;1709283706\n", "the columns are separated by semicolons; only comma-separated CSV is read"),
+    (b"session\titem\tts\ns0\ta\t1709283706\n", "the columns are separated by tabs; only comma-separated CSV is read"),
+    (b"session,item,TS\ns0,a,1709283706\n", "column(s) ts missing from the header 'session,item,TS' (did you mean 'TS'?)"),
+    (b"session,item,ts,,\ns0,a,1709283706,,\n", "2 column(s) of the header have no name (as the trailing commas"),
+    ("session,item,ts\ns0,a,1\n".encode("utf-16"), "the file is UTF-16 text (a spreadsheet's \"Unicode text\"); save it "
+                                                     "as CSV UTF-8"),
+    (b"ARROW1\x00\x00\xff\xff", "the file is an Arrow IPC (Feather) file; write it as parquet"),
+    (b'{"session": "s0", "item": "a", "ts": 1}\n', "(it looks like JSON lines (the ADRESSA format))"),
+])
+def test_files_of_other_shapes_say_what_they_are(tmp_path, capsys, content, message):
+    """A European spreadsheet's semicolons, a tab-separated file, UTF-16 or Arrow bytes were shown as a header to match,
+    with a "did you mean" of the whole line or of NUL bytes (QA helper-53)."""
+    path = tmp_path / "log.csv"
+    path.write_bytes(content)
+    rc, _, err = prepare(["events", "--input", str(path), "--session-col", "session", "--item-col", "item",
+                          "--time-col", "ts", "--output", str(tmp_path / "o")], capsys)
+    line = err.strip().splitlines()[-1]
+    assert rc == 2 and message in line and "did you mean '{" not in line and "\\x00" not in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_log_of_single_clicks_is_named_as_such(tmp_path, capsys):
+    """Every session one click long (a session key that is an event id): the error said to lower
+    --min-sessions-per-window, whose default is 0 (QA helper-53)."""
+    path = tmp_path / "log.csv"
+    path.write_text("session,item,ts\n" + "".join(f"e{k},i{k % 7},{1709283706 + 600 * k}\n" for k in range(50)))
+    rc, _, err = prepare(["events", "--input", str(path), "--session-col", "session", "--item-col", "item", "--time-col",
+                          "ts", "--output", str(tmp_path / "o")], capsys)
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        "sessrec: error: no session has >= 2 interactions (after removing repeats: --repeats consecutive); check that "
+        "the session key groups the events of a visit")
+
+
 def test_events_missing_columns_and_bad_times(tmp_path, capsys):
     csv = tmp_path / "log.csv"
     csv.write_text("user,item,ts\nu1,a,2024-01-01 10:00:00\nu1,b,2024-01-01 10:01:00\nu1,c,not a time\n")

@@ -56,6 +56,7 @@ def test_g1_statistics_ids_and_features(prepared, capsys):
     args = ["g1", "--input", str(clicks), "--articles", str(articles), "--output", str(out)]
     rc, _, stderr = prepare(args, capsys)
     assert rc == 2 and "no hour window has at least 100 sessions" in stderr  # the paper's threshold
+    assert "lower --min-sessions-per-window or check the input" in stderr
     rc, stdout, _ = prepare([*args, "--min-sessions-per-window", "2"], capsys)
     assert rc == 0
     events = [(s, (T0 + m * MIN) // 1000, a) for rows in HOURS.values() for _, s, a, m, *_ in rows]

@@ -505,16 +505,21 @@ def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progr
     if counts and not (1980 <= first.year and last.year <= 2100):
         progress.warn(f"the sessions start between {first:%Y-%m-%d} and {last:%Y-%m-%d}: if the events did not happen "
                       "then, their times are in another unit (events: --time-unit)")
-    need = max(opts.min_sessions_per_window, 3 if opts.split == "80-10-10" else 2)
+    least = 3 if opts.split == "80-10-10" else 2  # a session for each split
+    need = max(opts.min_sessions_per_window, least)
     kept = [k for k in sorted(counts) if counts[k][0] >= need]
     skipped = len(counts) - len(kept)
     if skipped:
         progress.say(f"skipped {skipped} of {len(counts)} {opts.window} windows with fewer than {need} sessions")
     if not kept:
         total = sum(c[0] for c in counts.values())
-        span = f", starting from {first:%Y-%m-%d} to {last:%Y-%m-%d}" if counts else ""
+        if not total:  # every session was shorter: lowering a count of sessions would not help
+            raise SessrecError(f"no session has >= {opts.min_session_length} interactions (after removing repeats: "
+                               f"--repeats {opts.repeats}); check that the session key groups the events of a visit")
+        span = f", starting from {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        lower = "lower --min-sessions-per-window or " if opts.min_sessions_per_window > least else ""
         raise SessrecError(f"no {opts.window} window has at least {need} sessions of >= {opts.min_session_length} "
-                           f"interactions ({total} sessions in all{span}); lower --min-sessions-per-window or check the input")
+                           f"interactions ({total} sessions in all{span}); {lower}check the input")
     if len(kept) == 1:
         progress.warn("only one window; `sessrec run` needs at least two (train on one, evaluate on the next)")
     return kept

@@ -123,6 +123,10 @@ def strict_conversions(conversions: dict[str, Conversion], required: Sequence[st
 # the first bytes of compressed files, which readers would otherwise parse as text
 COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\x28\xb5\x2f\xfd": "zstd",
               b"\xfd7zXZ\x00": "xz"}
+# the first bytes of other files that are not UTF-8 text
+NOT_TEXT = {b"\xff\xfe": "UTF-16 text (a spreadsheet's \"Unicode text\"); save it as CSV UTF-8",
+            b"\xfe\xff": "UTF-16 text; save it as CSV UTF-8", b"ARROW1": "an Arrow IPC (Feather) file; write it as parquet",
+            b"PAR1": "a parquet file; this command reads CSV"}
 
 
 def first_line(path: Path) -> str | None:
@@ -133,6 +137,9 @@ def first_line(path: Path) -> str | None:
     for magic, kind in COMPRESSED.items():
         if start.startswith(magic):
             raise SessrecError(f"{path}: the file is {kind}-compressed; decompress it first")
+    for magic, kind in NOT_TEXT.items():
+        if start.startswith(magic):
+            raise SessrecError(f"{path}: the file is {kind}")
     with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line in f:
             if line.strip():
@@ -207,6 +214,9 @@ def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]
     if line is None:
         raise SessrecError(f"{path}: the file is empty")
     names = [bare(n) for n in next(csv.reader([line]))]  # a quoted name may hold a comma ("price, EUR")
+    if "" in names:
+        raise SessrecError(f"{path}, line 1: {names.count('')} column(s) of the header have no name (as the trailing "
+                           f"commas a spreadsheet writes: {line[-40:]!r}); name or remove them")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise SessrecError(f"{path}, line 1: the header names the column {twice[0]!r} twice; rename one of them")
@@ -217,10 +227,19 @@ def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]
                                "name it once")
     missing = [c for c in required if bare(c) not in names]
     if missing:
-        close = [m for c in missing for m in difflib.get_close_matches(bare(c), names, 1)]
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+            if len(names) == 1 and all(bare(c) in map(bare, line.split(separator)) for c in missing):
+                raise SessrecError(f"{path}, line 1: the columns are separated by {name}; only comma-separated CSV is "
+                                   f"read: convert it (e.g. polars.read_csv(path, separator={separator!r}).write_csv(...))")
+
+        def close(c: str) -> list[str]:  # another case first (ts, TS), then a near spelling
+            return [n for n in names if n.lower() == bare(c).lower()][:1] or difflib.get_close_matches(bare(c), names, 1)
+
+        guess = looks_like(line)
+        near = [] if guess else [m for c in missing for m in close(c)]
+        hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
         raise SessrecError(f"{path}, line 1: not {dataset}: column(s) {', '.join(missing)} missing from the header "
-                           f"{line[:160]!r}{looks_like(line)}{hint}")
+                           f"{line[:160]!r}{guess}{hint}")
     return [asked.get(n, n) for n in names]
 
 
