@@ -106,6 +106,28 @@ def test_events_numeric_times_in_milliseconds(tmp_path, capsys):
     assert rc == 0 and "the sessions start between 1970-01-20 and 1970-01-20: if the events did not happen then" in err
 
 
+def test_a_session_id_used_again_on_other_days_is_warned(tmp_path, capsys):
+    """A session key reused on three days made one session of them, in the first day's window, without a word (QA
+    helper-53): it is kept so (the input's session is the session), and counted in a warning."""
+    day = 86_400
+    rows = [(f"s{d}_{k}", f"i{(d * 7 + k * 3 + j) % 11}", 1714521600 + d * day + k * 300 + j * 20)
+            for d in range(3) for k in range(10) for j in range(3)]
+    rows += [("u0", f"x{d}", 1714521600 + d * day + 5 + j * 40) for d in range(3) for j in range(2)]
+    path = tmp_path / "log.csv"
+    path.write_text("s,i,t\n" + "".join(f"{s},{i},{t}\n" for s, i, t in rows))
+    out = tmp_path / "out"
+    rc, _, err = prepare(["events", "--input", str(path), "--session-col", "s", "--item-col", "i", "--time-col", "t",
+                          "--output", str(out)], capsys)
+    assert rc == 0 and ("warning: 1 session(s) last more than a day from their first to their last kept interaction (a "
+                        "session id used again on other days?); each is kept whole, in the day window of its first "
+                        "interaction") in err
+    u0 = all_sessions(out, ("train",)).filter(pl.col("session_id") == "u0")  # (events' split: all+50-50)
+    assert u0["window"].to_list() == [1] and len(u0["timestamp"][0]) == 3  # one item a day, once repeats are removed
+    rc, _, err = prepare(["events", "--input", str(path), "--session-col", "s", "--item-col", "i", "--time-col", "t",
+                          "--max-session-length", "2", "--output", str(tmp_path / "short")], capsys)
+    assert rc == 0 and "more than a day" not in err  # its kept interactions are those of one day
+
+
 def test_events_without_a_session_or_an_item_are_dropped_and_counted(tmp_path, capsys):
     """An empty session or item is no event: the windows hold the others only, and the progress says how many went."""
     rows = [("s1", "a", 10), ("s1", "b", 20), ("", "c", 25), ("s2", "a", 30), ("s2", "", 35), ("s2", "b", 40),

@@ -457,10 +457,10 @@ class SessionStore:
 def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str, opts: Options,
                     progress: Progress) -> None:
     """Step 2 for every bucket, into ``store``."""
-    def one(b: int) -> tuple[int, int]:
+    def one(b: int) -> tuple[int, int, int]:
         files = sorted(buckets.glob(f"*/_bucket={b}/*.ipc"))
         if not files:
-            return 0, 0
+            return 0, 0, 0
         df = pl.concat([pl.read_ipc(f) for f in files], how="vertical_relaxed", rechunk=True)  # sorts 2x faster
         for f in files:
             f.unlink()
@@ -474,17 +474,22 @@ def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str
         rows, events = session_rows(sessionize(df, opts))
         if rows.height:
             store.write(b, rows, events)
-        return n_read, n_read - df.height
+        last = events["t"].to_numpy()[np.cumsum(rows["size"].to_numpy()) - 1]  # a session's events are in time order
+        return n_read, n_read - df.height, int(np.count_nonzero(last - rows["start"].to_numpy() > DAY_MS))
 
-    n_rows = n_dropped = 0
+    n_rows = n_dropped = n_long = 0
     with ThreadPoolExecutor(WORKERS) as pool:
-        for n_read, dropped in progress.bar(pool.map(one, range(n_buckets)), total=n_buckets, desc="sessions",
-                                            unit=" bucket"):
-            n_rows, n_dropped = n_rows + n_read, n_dropped + dropped
+        for n_read, dropped, long in progress.bar(pool.map(one, range(n_buckets)), total=n_buckets, desc="sessions",
+                                                  unit=" bucket"):
+            n_rows, n_dropped, n_long = n_rows + n_read, n_dropped + dropped, n_long + long
     if n_rows == n_dropped:
         raise SessrecError("the input has no events" + (f" with a {key} and an item" if n_dropped else ""))
     progress.say(f"read {n_rows:,} events into {n_buckets} bucket(s)"
                  + (f"; dropped {n_dropped:,} without a {key} or an item" if n_dropped else ""))
+    if n_long:  # a session id used again on other days makes one session of them all
+        progress.warn(f"{n_long:,} session(s) last more than a day from their first to their last kept interaction (a "
+                      f"session id used again on other days?); each is kept whole, in the {opts.window} window of its "
+                      "first interaction")
 
 
 def integer_text(buckets: Path, column: str) -> bool:
