@@ -322,6 +322,13 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
     assert rec.recommend([[*items, 42, "042"]], k=3).unknown == [[42, "042"]]
     assert main(["recommend", "--model-dir", str(ckpt), "--items", "42", "--strict"]) == 2
     assert "1 unknown item(s): 42" in capsys.readouterr().err
+    # an empty id between commas is an id (unknown), not dropped: --strict stops at it (QA helper-53)
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", f"{items[0]},,{items[1]}", "--strict"]) == 2
+    assert "1 unknown item(s): ''" in capsys.readouterr().err
+    # a run folder is not a checkpoint: said so, rather than "no config.yaml" beside its config.yaml
+    assert main(["recommend", "--model-dir", str(catalog_run), "--items", str(items[0])]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{catalog_run} is a run folder, not one of its checkpoints: give "
+                                                    f"{ckpt} (its newest model) or a checkpoint-N folder")
     sessions = pa.table({"session_id": [7, 8], "items": [items, [*items[:2], 42]],
                          "timestamps": [rows[0]["timestamp"], [*rows[0]["timestamp"][:2], 0.0]]})
     pq.write_table(sessions, tmp_path / "in.parquet")
@@ -574,3 +581,11 @@ def test_items_json_takes_whole_floats_as_the_python_api_and_the_server_do(catal
         return capsys.readouterr().out
 
     assert printed(["--items-json", "[1000084, 1000511.0]"]) == printed(["--items", "1000084,1000511"])
+
+
+def test_the_recommend_table_quotes_ids_it_could_not_show_plainly():
+    """' 42', '42' and '42 ' printed as three rows of 42, and an id with a newline broke the table (QA helper-53)."""
+    from sessrec.cli import _shown_id
+
+    assert [_shown_id(i) for i in (42, "42", " 42", "42 ", "", "a\nb", "Blue Shirt M", "café")] == \
+        ["42", "42", "' 42'", "'42 '", "''", "'a\\nb'", "Blue Shirt M", "café"]

@@ -473,8 +473,10 @@ def read_checkpoint(folder: Path, verify: bool = True) -> tuple[ExperimentConfig
     if not folder.exists():
         raise SessrecError(f"{folder} does not exist: give a run's checkpoint folder (RUN_DIR/checkpoint-last)")
     if not (folder / "config.yaml").is_file() or not (folder / "experiment.json").is_file():
-        hint = f"; did you mean {folder / LAST}?" if (folder / LAST).is_dir() else ""
-        raise SessrecError(f"{folder} is not a sessrec checkpoint (no config.yaml / experiment.json){hint}")
+        if (folder / LAST).is_dir():  # a run folder has a config.yaml too: "no config.yaml" would be wrong
+            raise SessrecError(f"{folder} is a run folder, not one of its checkpoints: give {folder / LAST} (its "
+                               "newest model) or a checkpoint-N folder")
+        raise SessrecError(f"{folder} is not a sessrec checkpoint (no config.yaml / experiment.json)")
     if verify:
         verify_checkpoint(folder)
     meta = json.loads((folder / "experiment.json").read_text())

@@ -273,8 +273,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                            f"with list columns {', '.join(rec.input_names)}")
     if args.items_json is not None:
         items: list = _json_items(args.items_json)
-    elif original:  # ids exactly as typed between the commas, but for the spaces around them
-        items = [t for t in (x.strip() for x in args.items.split(",")) if t]
+    elif original:  # ids exactly as typed between the commas, but for the spaces around them ('' too: an id)
+        items = [x.strip() for x in args.items.split(",")]
         if rec.catalog.item.numeric:  # the numbers they are (the catalog matches either): unknown ones print as such
             items = [t if (number := int_of_text(t)) is None else number for t in items]
     else:
@@ -285,15 +285,23 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         if args.timestamps is not None:
             session["timestamps"] = _numbers(args.timestamps, "--timestamps", float)
     res = rec.recommend([session], args.k, args.exclude_seen, strict=args.strict, internal_ids=args.internal_ids)
-    width = max([10, *(len(str(i)) for i in res.ids[0])])
+    shown = [_shown_id(i) for i in res.ids[0]]
+    width = max([10, *map(len, shown)])
     print(f"{'rank':>4} {'item_id':>{width}} {'score':>10}")
-    for rank, (item, score) in enumerate(zip(res.ids[0], res.scores[0]), 1):
-        print(f"{rank:>4} {item!s:>{width}} {score:>10.4f}")
+    for rank, (item, score) in enumerate(zip(shown, res.scores[0]), 1):
+        print(f"{rank:>4} {item:>{width}} {score:>10.4f}")
     if res.unknown[0]:
         # on stderr, beside the table a script reads; quoted, as the errors name ids (' 7' and '7 ' are two)
         print(f"skipped {len(res.unknown[0])} item(s) unknown to the model: {listed(res.unknown[0], 5, repr)}",
               file=sys.stderr)
     return 0
+
+
+def _shown_id(item: object) -> str:
+    """An id for the table: text with edge spaces, or that is empty or not printable (a newline), quoted, so that
+    ' 42', '42' and '42 ' stay three ids and a row stays one line."""
+    text = str(item)
+    return repr(item) if isinstance(item, str) and (not text or text != text.strip() or not text.isprintable()) else text
 
 
 def _numbers(text: str, flag: str, kind: type) -> list:
