@@ -310,6 +310,23 @@ def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path
         f"sessrec: error: {tmp_path / 'empty' / 'part-0.csv'}: the file has no events"  # named, it is a mistake
 
 
+@pytest.mark.parametrize("times, warned", [
+    (lambda t: t.strftime("%Y-%m-%d %H:%M:%S"), True), (lambda t: t.replace(tzinfo=None), True),
+    (lambda t: t.strftime("%Y-%m-%dT%H:%M:%S+01:00"), False), (lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"), False),
+    (lambda t: int(t.timestamp()), False), (lambda t: t, False)])
+def test_times_without_a_zone_beside_a_timezone_are_warned(tmp_path, capsys, times, warned):
+    """Naive local times with --timezone Europe/Berlin were read as UTC and converted: the hour features an hour off,
+    without a word (QA helper-53). Epoch numbers and times with an offset or zone are not warned about."""
+    rows = _events()
+    path = _write(tmp_path / "log.parquet", {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                              "ts": [times(t) for _, _, t in rows]})
+    rc, _, err = prepare(["events", "--input", str(path), *COLS, "--timezone", "Europe/Berlin", "--output",
+                          str(tmp_path / "out")], capsys)
+    assert rc == 0, err
+    assert ("have no time zone and are read as UTC; --timezone Europe/Berlin sets the zone of the hour and weekday "
+            "features only" in err) == warned, err
+
+
 def test_a_file_given_twice_is_refused(tmp_path, capsys):
     """The same file twice (also through a link, or as a file of a folder given too) doubled every event without a word:
     only --repeats consecutive hid it (QA helper-53)."""

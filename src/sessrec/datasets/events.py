@@ -664,7 +664,32 @@ def run(args, opts: Options) -> PrepareResult:
     if args.session_col and args.user_col and opts.repeats != "user":
         progress.warn("--user-col has no effect with --session-col (the sessions are given) unless --repeats user")
     _warn_inert_time_options(paths, cols, args.time_unit is not None, progress)
+    if args.timezone != "UTC":
+        _warn_naive_times(paths[0], cols, args.timezone, progress)
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
+
+
+_OFFSET = re.compile(r"(Z|UTC|GMT|[+-]\d\d(:?\d\d)?)\s*$", re.IGNORECASE)  # the end of a time that says its zone
+
+
+def _warn_naive_times(path: Path, cols: Columns, timezone: str, progress: Progress) -> None:
+    """Say, from the first file, that times without a zone are read as UTC whatever --timezone says: local times
+    written without their offset shift the hour features by it, with no error."""
+    parquet = is_parquet(path)
+    dtype = (pl.from_arrow(_parquet_file(path, cols).schema_arrow.empty_table().select([cols.time])).schema[cols.time]
+             if parquet else pl.String)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None or dtype == pl.Date:
+        sample = None  # datetimes or dates without a zone
+    elif dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        sample = _first_text(path, parquet, cols)
+        if sample is None or _NUMBER.match(sample) or _OFFSET.search(sample):
+            return
+    else:  # numbers (epoch times are UTC) or datetimes with a zone
+        return
+    example = f" (such as {sample!r})" if sample else ""
+    progress.warn(f"the {cols.time} times of {path}{example} have no time zone and are read as UTC; --timezone "
+                  f"{timezone} sets the zone of the hour and weekday features only: if they are {timezone} times, "
+                  "write them in UTC or with their offset (2024-03-01T10:00:00+01:00)")
 
 
 def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool, progress: Progress) -> None:
