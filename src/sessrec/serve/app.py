@@ -152,6 +152,9 @@ def _error(status: int, message: str) -> Response:
 
 
 _UNION_TAGS = {"int", "str", "float", "bool"}  # pydantic names the member of a union that failed in the location
+# what a field's values of several accepted types are, for a value of none of them
+_UNION_WORDS = {"items": "an item id (a whole number or text)", "timestamps": "a number (epoch seconds)",
+                "features": "a feature value (text, a number or null)"}
 
 
 def _validation_message(errors: list[dict]) -> tuple[int, str]:
@@ -171,8 +174,14 @@ def _validation_message(errors: list[dict]) -> tuple[int, str]:
     where = place(first)
     same = [e for e in errors if place(e) == where]
     messages = list(dict.fromkeys(e.get("msg", "") for e in same))
-    more = len(errors) - len(same)
-    return 422, f"{where}: {' or '.join(messages)}" + (f" (and {more} more)" if more else "")
+    more = len({place(e) for e in errors}) - 1  # other places (an error per type tried at each)
+    root = str((first.get("loc") or ("",))[0])
+    if len(messages) > 1 and root in _UNION_WORDS:  # one line for what the field takes, not one per type it tried
+        value = json.dumps(first.get("input"), ensure_ascii=False)
+        message = f"{value if len(value) <= 60 else value[:57] + '...'} is not {_UNION_WORDS[root]}"
+    else:
+        message = " or ".join(messages)
+    return 422, f"{where}: {message}" + (f" (and {more} more)" if more else "")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
