@@ -322,6 +322,14 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
     assert rec.recommend([[*items, 42, "042"]], k=3).unknown == [[42, "042"]]
     assert main(["recommend", "--model-dir", str(ckpt), "--items", "42", "--strict"]) == 2
     assert "1 unknown item(s): 42" in capsys.readouterr().err
+    # --json: the answer as the server gives it, ids as they are (QA helper-53: a script could only parse the table)
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", ",".join(map(str, [*items, 42, "042"])),
+                 "--timestamps", ",".join(map(str, [*rows[0]["timestamp"], 0, 0])), "-k", "3", "--exclude-seen",
+                 "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer == {"items": want.ids[0], "scores": pytest.approx(want.scores[0], abs=1e-6), "unknown": [42, "042"]}
+    assert main(["recommend", "--model-dir", str(ckpt), "--input", "x.parquet", "--output", "y.parquet", "--json"]) == 2
+    assert "--json prints the answer for --items or --items-json" in capsys.readouterr().err
     # an empty id between commas is an id (unknown), not dropped: --strict stops at it (QA helper-53)
     assert main(["recommend", "--model-dir", str(ckpt), "--items", f"{items[0]},,{items[1]}", "--strict"]) == 2
     assert "1 unknown item(s): ''" in capsys.readouterr().err

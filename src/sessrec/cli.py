@@ -241,6 +241,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    import json
+
     from sessrec.data.catalog import int_of_text
     from sessrec.io import check_output_file
     from sessrec.recommend import Recommender
@@ -257,6 +259,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     elif args.overwrite:
         raise SessrecError("--overwrite goes with --input and --output (it replaces an existing --output file); the "
                            "recommendations for --items are printed")
+    if args.json and args.input is not None:
+        raise SessrecError("--json prints the answer for --items or --items-json; --input writes --output instead")
     rec = Recommender.load(args.model_dir, device=args.device)
     original = rec.catalog is not None and not args.internal_ids
     if args.timestamps is not None and (args.input is not None or not original):
@@ -285,6 +289,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         if args.timestamps is not None:
             session["timestamps"] = _numbers(args.timestamps, "--timestamps", float)
     res = rec.recommend([session], args.k, args.exclude_seen, strict=args.strict, internal_ids=args.internal_ids)
+    if args.json:  # the server's answer, for scripts: ids exactly as they are (text or numbers)
+        print(json.dumps({"items": res.ids[0], "scores": res.scores[0], "unknown": res.unknown[0]}, ensure_ascii=False))
+        return 0
     shown = [_shown_id(i) for i in res.ids[0]]
     width = max([10, *map(len, shown)])
     print(f"{'rank':>4} {'item_id':>{width}} {'score':>10}")
@@ -451,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: skipped, and the skipped ids are reported)")
     rec.add_argument("--internal-ids", action="store_true", help="sessions and answers in the model's item ids even "
                      "when the model has a catalog of original ids")
+    rec.add_argument("--json", action="store_true", help="print the answer as one JSON object {\"items\", \"scores\", "
+                     "\"unknown\"} (as the server answers) instead of the table")
     rec.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     rec.set_defaults(func=cmd_recommend)
 
