@@ -103,6 +103,10 @@ ARGS: list[Arg] = [
     _a("loss_type", str, "cross_entropy", MODEL),
     _a("sampled_softmax", bool, False, MODEL),
     _a("sampled_softmax_max_n_samples", int, 1000, MODEL),
+    # sessrec's own, for the post-2021 losses --loss_type takes here too (gbce, bpr_max): sessrec's defaults
+    _a("gbce_t", float, 0.75, MODEL),
+    _a("num_negatives", int, 256, MODEL),
+    _a("bpr_max_reg", float, 1.0, MODEL),
     _a("similarity_type", str, "concat_mlp", MODEL, None, note="no effect (it was dead code in the original scripts too)"),
     _a("avg_session_length", int, None, MODEL, None, note="no effect: evaluation buffers are sized automatically"),
     _a("margin_loss", float, 0.0, MODEL, None, note=_NO_EFFECT_ORIGINAL),

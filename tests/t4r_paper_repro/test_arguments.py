@@ -187,6 +187,10 @@ def test_original_defaults_where_no_value_is_given():
     (["--rtd", "--electra_generator_hidden_size", "0.5"], "electra_generator_hidden_size", 0.5),
     (["--use_side_information_features"], "use_side_information_features", True),
     (["--d_model", "64", "--d_model", "32"], "d_model", 32),  # the last value wins: how tests shrink a command
+    # the post-2021 losses' options (README; they were unrecognized arguments here while --loss_type took the losses)
+    (["--loss_type", "gbce", "--gbce_t", "0.5"], "gbce_t", 0.5),
+    (["--loss_type", "gbce", "--num_negatives", "64"], "num_negatives", 64),
+    (["--loss_type", "bpr_max", "--bpr_max_reg", "0.5"], "bpr_max_reg", 0.5),
 ])
 def test_translations(extra, field, expected):
     cfg, _, _ = parse_transformer(["--output_dir", "o", "--do_train", "--do_eval", *extra])
