@@ -1,5 +1,5 @@
 """Lower layers never import upper ones: every import of every module (function-level ones
-included), checked against the layers of DESIGN.md, and no import cycle anywhere.
+included), checked against the layers of ``STACK`` below (the README's Design section), and no import cycle anywhere.
 
 A new module must be placed in ``STACK`` or ``BRANCH`` below: an unplaced one fails the test.
 """

@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "training loss. Works on runs still in progress and on folders of the original script.")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     report.add_argument("-o", "--output", default="report", metavar="DIR",
-                        help="folder for report.md, report.csv, comparisons.csv, per_window.csv and the PNGs (default: report)")
+                        help="folder for report.md, report.html, report.csv, comparisons.csv, per_window.csv and the PNGs (default: report)")
     report.add_argument("--no-pop", dest="pop", action="store_false",
                         help="leave out the most-popular row taken from the runs' own comparison")
     report.set_defaults(func=cmd_report)

@@ -2,7 +2,7 @@
 Transformer decoder with learned absolute positions and pre-LayerNorm blocks.
 
 The same computation, parameter names and shapes as ``transformers.GPT2Model`` (so a state dict
-moves between the two; ``tests/bodies/test_gpt2.py`` checks they give the same hidden states).
+moves between the two; ``tests/bodies/test_native_equivalence.py`` checks they give the same hidden states).
 Why our own: the projections, feed-forward layers and LayerNorms run on the real (non-padded)
 positions only (:mod:`.packing`), which ``transformers`` cannot do; sessions are mostly padding,
 so this is several times less work (``bench/`` and the README's speed section show it).

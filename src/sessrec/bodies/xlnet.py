@@ -3,7 +3,7 @@ NeurIPS 2019), the encoder the Transformers4Rec paper ran most of its experiment
 
 The same computation, parameter names and shapes as ``transformers.XLNetModel`` (relative
 positional attention with ``r_w``/``r_r`` biases, two-stream attention for permutation LM,
-post-LayerNorm blocks), so a state dict moves between the two and ``tests/bodies/test_xlnet.py``
+post-LayerNorm blocks), so a state dict moves between the two and ``tests/bodies/test_native_equivalence.py``
 checks that both give the same hidden states. Why our own: ``transformers`` runs XLNet
 sequence-first with einsum contractions, projects the relative position encodings once per
 sequence of the batch, and builds its masks as float tensors every call; here the layout is
