@@ -51,6 +51,7 @@ def _a(name: str, type_: type, default: Any, family: str, field: str | None = ""
 
 
 _NO_LOADER = "no effect: sessrec loads each window's parquet into tensors itself"
+_NO_LOSS = ("vsknn", "stan", "vstan")  # --model_type values without a training loss to log
 _NO_EFFECT_ORIGINAL = "no effect (the original scripts never used it either)"
 
 ARGS: list[Arg] = [
@@ -278,11 +279,14 @@ def to_config(values: dict[str, Any], given: set[str], args: list[Arg] = ARGS) -
         if a.field:
             fields[a.field] = value
         if a.note and a.name in given:
-            notes.append(a.said(value, a.note))
+            no_loss = a.name == "logging_steps" and values.get("model_type") in _NO_LOSS
+            notes.append(a.said(value, "no effect: the kNN baselines train no loss" if no_loss else a.note))
 
     objectives = [t for t in ("plm", "rtd", "mlm") if values[t]]
     fields["task"] = objectives[0] if objectives else "clm"
-    notes += [f"--{t}: no effect with --{objectives[0]} (one objective trains; the priority is plm, rtd, mlm)"
+    notes += [f"--{t}: implied by --rtd (RTD trains an MLM generator beside its discriminator)"
+              if (t, objectives[0]) == ("mlm", "rtd") else
+              f"--{t}: no effect with --{objectives[0]} (one objective trains; the priority is plm, rtd, mlm)"
               for t in objectives[1:]]
     inert = inert_with_task(fields["task"], values["model_type"])
     for a in args:  # said once here when given; an original default that cannot act is no choice: sessrec's is kept

@@ -268,6 +268,15 @@ def test_algorithm_parameters_are_cast_as_the_original():
     assert [cast_value(v) for v in ("FALSE", "10", "2.5", "bpr-max")] == [False, 10, 2.5, "bpr-max"]
 
 
+def test_logging_steps_is_said_to_have_no_effect_on_the_knn_baselines():
+    """The note said the training loss is recorded every --logging_steps steps, also for V-SkNN/STAN/VSTAN, which have
+    none (QA helper-52); GRU4Rec's loss is recorded."""
+    _, notes = parse_baseline(["--output_dir", "o", "--model_type", "stan", "--logging_steps", "20"])
+    assert "--logging_steps 20: no effect: the kNN baselines train no loss" in notes
+    _, notes = parse_baseline(["--output_dir", "o", "--model_type", "gru4rec", "--logging_steps", "20"])
+    assert any(n.startswith("--logging_steps 20: the training loss is recorded every") for n in notes)
+
+
 def test_baseline_parameters_must_match_the_model_type():
     with pytest.raises(SessrecError, match="a parameter of 'stan', but --model_type is 'vsknn'"):
         parse_baseline(["--output_dir", "o", "--model_type", "vsknn", "--stan-k", "5"])
@@ -314,6 +323,8 @@ def test_options_another_option_overrides_are_said_once():
     cfg, notes, _ = parse_transformer([*base, "--plm", "--rtd", "--mlm"])
     assert cfg.task == "plm" and {"--rtd: no effect with --plm (one objective trains; the priority is plm, rtd, mlm)",
                                   "--mlm: no effect with --plm (one objective trains; the priority is plm, rtd, mlm)"} <= set(notes)
+    cfg, notes, _ = parse_transformer([*base, "--rtd", "--mlm"])  # the paper's RTD lines: not "one objective trains"
+    assert cfg.task == "rtd" and "--mlm: implied by --rtd (RTD trains an MLM generator beside its discriminator)" in notes
     cfg, notes, _ = parse_transformer([*base, "--learning_rate_schedule", "constant", "--lr_scheduler_type", "cosine"])
     assert cfg.schedule == "constant" and \
         "--lr_scheduler_type cosine: no effect, --learning_rate_schedule constant wins (as in the original)" in notes
