@@ -676,11 +676,10 @@ def _warn_naive_times(path: Path, cols: Columns, timezone: str, progress: Progre
     """Say, from the first file, that times without a zone are read as UTC whatever --timezone says: local times
     written without their offset shift the hour features by it, with no error."""
     parquet = is_parquet(path)
-    dtype = (pl.from_arrow(_parquet_file(path, cols).schema_arrow.empty_table().select([cols.time])).schema[cols.time]
-             if parquet else pl.String)
+    dtype = _time_dtype(path, parquet, cols)
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is None or dtype == pl.Date:
         sample = None  # datetimes or dates without a zone
-    elif dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+    elif _is_text(dtype):
         sample = _first_text(path, parquet, cols)
         if sample is None or _NUMBER.match(sample) or _OFFSET.search(sample):
             return
@@ -699,17 +698,13 @@ def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool,
         return
     path = paths[0]
     parquet = is_parquet(path)
-    if parquet:
-        arrow = _parquet_file(path, cols).schema_arrow  # names a file without the column
-        dtype = pl.from_arrow(arrow.empty_table().select([cols.time])).schema[cols.time]
-    else:
-        dtype = pl.String
+    dtype = _time_dtype(path, parquet, cols)
     if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
         inert = [flag for flag, given in (("--time-unit", unit_given), ("--time-format", cols.time_format)) if given]
         what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"
     elif dtype.is_numeric():
         inert, what = (["--time-format"] if cols.time_format else []), f"numbers (of --time-unit {cols.time_unit})"
-    elif (dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)) and unit_given:  # text, as read
+    elif _is_text(dtype) and unit_given:
         sample = _first_text(path, parquet, cols)
         if sample is None or _NUMBER.match(sample):
             return
@@ -719,6 +714,20 @@ def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool,
     if inert:
         progress.warn(f"{' and '.join(inert)} ha{'ve' if len(inert) > 1 else 's'} no effect: the {cols.time} column "
                       f"of {path} holds {what}")
+
+
+def _time_dtype(path: Path, parquet: bool, cols: Columns) -> pl.DataType:
+    """The time column's type in a file: a parquet file's own (its reader names a file without the column), text in
+    a CSV file."""
+    if not parquet:
+        return pl.String
+    arrow = _parquet_file(path, cols).schema_arrow
+    return pl.from_arrow(arrow.empty_table().select([cols.time])).schema[cols.time]
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    """Text as read: a CSV's values, a parquet column of strings or categories."""
+    return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
 
 
 def _first_text(path: Path, parquet: bool, cols: Columns) -> str | None:

@@ -7,8 +7,9 @@
 * ``GET /health`` → ``{"status": "ok", ...}``; ``GET /metadata``: the model, its window, the
   catalog size, where each input feature comes from, the batching and the limits
 
-A bad request gets a 4xx answer ``{"error": "one line"}`` (400 invalid JSON, 413 body too large, 422 anything else about the request, 404/405 wrong route or
-method); never a 500 for what a client sends.
+A bad request gets a 4xx answer ``{"error": "one line"}`` (400 invalid JSON, 413 body too large,
+422 anything else about the request, 404/405 wrong route or method); never a 500 for what a client
+sends. A request not sent within ``--read-timeout`` gets uvicorn-style plain-text 408 (:func:`timed_protocol`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Options:
     max_items: int = 1000  # items in one session
     max_body_bytes: int = 1 << 20
     max_concurrency: int = 1000  # open connections; more get 503
-    read_timeout: float = 10.0  # seconds a client has to send a request's headers, and again its body
+    read_timeout: float = 10.0  # seconds a connection has to send a whole request, from its opening or last answer
     access_log: bool = False
 
     def validate(self) -> Options:
