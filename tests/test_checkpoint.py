@@ -121,9 +121,12 @@ class CountsWithoutState:
         self.counts = torch.zeros(schema.n_items, dtype=torch.float64)
         self.fail_on = int(os.environ.get("FAIL_ON_WINDOW", "0"))
 
+    fitted: list[int] = []  # every window fit_window was called on, across instances
+
     def fit_window(self, data, window):
         if window == self.fail_on:
             raise RuntimeError("simulated crash")
+        self.fitted.append(window)
         self.counts += torch.bincount(data.items.flatten(), minlength=self.counts.numel()).double() * (1 + torch.rand(()).item())
         return {}
 
@@ -131,19 +134,24 @@ class CountsWithoutState:
         return self.counts[1:].expand(next(iter(prefix.values())).shape[0], -1)
 
 
-def test_resume_refits_a_learner_without_state_dict(tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fresh_each_window", [False, True])
+def test_resume_refits_a_learner_without_state_dict(tiny_data, tmp_path, monkeypatch, fresh_each_window):
     monkeypatch.setitem(BASELINES, "counts", CountsWithoutState)
+    monkeypatch.setattr(CountsWithoutState, "fitted", [])
     quiet = {"printer": lambda *_: None}
-    straight = run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="counts", final_time_window_index=4), **quiet)
+    args = {"model_type": "counts", "final_time_window_index": 4, "no_incremental_training": fresh_each_window}
+    straight = run_experiment(tiny_config(tiny_data, tmp_path / "a", **args), **quiet)
     monkeypatch.setenv("FAIL_ON_WINDOW", "3")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="counts", final_time_window_index=4), **quiet)
+        run_experiment(tiny_config(tiny_data, tmp_path / "b", **args), **quiet)
     assert json.loads((tmp_path / "b" / "checkpoint-last" / "experiment.json").read_text())["learners"] == {"model": False, "pop": True}
     monkeypatch.delenv("FAIL_ON_WINDOW")
-    resumed = run_experiment(tiny_config(tiny_data, tmp_path / "b", model_type="counts", final_time_window_index=4,
-                                         resume=True), **quiet)
+    CountsWithoutState.fitted.clear()
+    resumed = run_experiment(tiny_config(tiny_data, tmp_path / "b", resume=True, **args), **quiet)
     assert [w["metrics"]["eval_/next-item/ndcg_at_20"] for w in resumed.windows] == \
            [w["metrics"]["eval_/next-item/ndcg_at_20"] for w in straight.windows]
+    # A model trained from scratch on each window (FT/SWT) needs none of the earlier windows again.
+    assert CountsWithoutState.fitted == ([3] if fresh_each_window else [1, 2, 3])
 
 
 def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_data, tmp_path, capsys, caplog):

@@ -289,7 +289,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
         def train_data(t: int) -> SessionTensors:
             return SessionTensors.concat([load(w, "train") for w in training_windows(cfg, t)])
 
-        def pop_data(t: int, train: SessionTensors) -> SessionTensors:
+        def pop_data(t: int, train: SessionTensors | None) -> SessionTensors:
+            """The popularity baseline's data for window t: the model's training data, or window t alone in FT/SWT."""
             return train if not cfg.no_incremental_training else load(t, "train")
 
         def save(t: int, state: dict[str, Any]) -> Path | None:
@@ -323,12 +324,12 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
                         raise SessrecError(f"--resume {folder}: {e}") from None
             # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
             # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
-            refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")
+            # With --no-incremental-training the loop builds a fresh model for window `first`: nothing to refit.
+            refit_model = not saved.get("model") and not cfg.no_incremental_training
+            refit_pop = pop is not None and not saved.get("pop")
             for t in range(start, first) if refit_model or refit_pop else ():
-                train = train_data(t)
+                train = None if cfg.no_incremental_training else train_data(t)  # pop_data() reads window t then
                 if refit_model:
-                    if cfg.no_incremental_training and t > start:
-                        learner = new_learner()
                     log.info("refitting %s on window %d (it has no state_dict to checkpoint)", cfg.model_type, t)
                     learner.fit_window(train, t)
                 if refit_pop:
