@@ -5,6 +5,7 @@ step (after warm-up) and the peak resident memory per mode:
 
     python bench/scale_catalog.py                       # 1M items, d_model 128, GPT-2 CLM, batch 256
     python bench/scale_catalog.py --items 200000 --model xlnet --task mlm
+    python bench/scale_catalog.py --items 172523 --d-model 64 --batch 192 --model electra --task rtd [--rtd-sample-from-batch]
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def one_mode(args: argparse.Namespace) -> dict:
     cfg = ExperimentConfig.from_dict(dict(
         model_type=args.model, task=args.task, d_model=args.d_model, n_layer=2, n_head=8, dropout=0.0,
         per_device_train_batch_size=args.batch, sampled_softmax=args.mode == "sampled",
-        sampled_softmax_max_n_samples=args.negatives, quiet=True))
+        sampled_softmax_max_n_samples=args.negatives, quiet=True,
+        **({"rtd_sample_from_batch": args.rtd_sample_from_batch} if args.task == "rtd" else {})))
     learner = NeuralLearner(cfg, schema)
     g = torch.Generator().manual_seed(0)
     # Zipf-like item ids (rank = id - 1), sessions of 20 items
@@ -39,7 +41,7 @@ def one_mode(args: argparse.Namespace) -> dict:
     for b in batches[1:]:
         loss = learner._train_step(b)
     step = (time.perf_counter() - start) / args.steps
-    return {"mode": args.mode, "step_s": step, "loss": loss, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"mode": args.mode, "step_s": step, "loss": float(loss), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "parameters": learner.n_parameters}
 
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--negatives", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--rtd-sample-from-batch", action="store_true", help="RTD's generator samples among the batch's masked items")
     ap.add_argument("--mode", choices=["full", "sampled"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.mode:

@@ -215,6 +215,24 @@ def test_rtd_loss_pieces(from_batch):
     assert not torch.allclose(p["disc"], F.binary_cross_entropy_with_logits(logits, replaced.float()), atol=1e-4)
 
 
+@pytest.mark.parametrize("from_batch", [False, True])
+def test_rtd_samples_without_masked_by_catalog_logits(monkeypatch, from_batch):
+    """The generator's samples are drawn a few rows at a time (or from the batch's columns only), with the
+    same draws as one [masked x catalog] product: a 170k-item catalog made that product GBs."""
+    import sessrec.tasks
+
+    model = model_for("electra", "rtd", rtd_sample_from_batch=from_batch, mlm_probability=0.5)
+    items = batch_of_items()
+    whole = model.objective.loss_parts(model, {"item": items}, torch.Generator().manual_seed(1))[1]["corrupted"]
+    monkeypatch.setattr(sessrec.tasks, "CHUNK_ELEMENTS", 2 * 49)  # two rows of the 49-item catalog at a time
+    widths = []
+    model.head.register_forward_hook(lambda _m, _i, out: widths.append(tuple(out.shape)))
+    parts = model.objective.loss_parts(model, {"item": items}, torch.Generator().manual_seed(1))[1]
+    assert torch.equal(parts["corrupted"], whole)
+    n_masked = int(parts["masked"].sum())
+    assert widths == ([(n_masked, n_masked)] if from_batch else [(2, 49)] * (n_masked // 2) + [(1, 49)] * (n_masked % 2))
+
+
 def test_rtd_untied_generator_is_smaller_and_predicts():
     model = model_for("xlnet", "rtd", d_model=32, rtd_tied_generator=False, electra_generator_hidden_size=0.25)
     assert model.body.d_model == 8  # the generator (it also recommends)

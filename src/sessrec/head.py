@@ -66,9 +66,13 @@ class NextItemHead(nn.Module):
         """The per-item bias, None without one (adding zeros is a pass over the ``[N, n_items]`` logits)."""
         return self.bias if isinstance(self.bias, nn.Parameter) else None
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, n_items - 1]`` for hidden states ``[N, d_model]``."""
-        logits = F.linear(self.proj(hidden), self.output_weight, self.logit_bias)
+    def forward(self, hidden: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[N, n_items - 1]`` for hidden states ``[N, d_model]``; with ``columns`` (item ids - 1),
+        ``[N, len(columns)]``: those items' logits only, without the catalog-wide product."""
+        weight, bias = self.output_weight, self.logit_bias
+        if columns is not None:
+            weight, bias = weight[columns], None if bias is None else bias[columns]
+        logits = F.linear(self.proj(hidden), weight, bias)
         return logits if self.temperature == 1.0 else logits / self.temperature
 
     def loss(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

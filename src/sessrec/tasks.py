@@ -31,6 +31,7 @@ from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch
 from sessrec.errors import SessrecError
 from sessrec.features import InputProjection, activation
+from sessrec.losses import CHUNK_ELEMENTS
 
 
 def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -315,12 +316,12 @@ class ReplacedTokenDetection(MaskedLM):
         mlm_loss = model.head.loss(hidden, originals)
 
         with torch.no_grad():
-            logits = model.head(hidden)
             if self.from_batch:  # candidates: the batch's masked interactions
-                picked = gumbel_max(logits[:, originals - 1], generator)
+                picked = gumbel_max(model.head(hidden, originals - 1), generator)
                 sampled = originals[picked]
-            else:
-                sampled = gumbel_max(logits, generator) + 1
+            else:  # a few rows at a time: [masked x catalog] logits and noise would be GBs for a large catalog
+                rows = max(1, CHUNK_ELEMENTS // model.head.output_weight.shape[0])
+                sampled = torch.cat([gumbel_max(model.head(part), generator) for part in hidden.split(rows)]) + 1
         corrupted = items.clone()
         corrupted[masked] = sampled
         replaced = corrupted != items
