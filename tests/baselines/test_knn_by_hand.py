@@ -175,3 +175,13 @@ def test_without_a_time_feature_recent_means_later_rows():
 def test_unknown_prefix_items_give_no_evidence():
     s = vsknn({}, [[8, 9]])[0]
     assert (s[1:8] == 0).all() and np.isneginf(s[UNSEEN]).all()
+
+
+def test_finish_masks_unseen_items_in_place_without_copying_the_scores():
+    """The scores are [batch, catalog] float64: a copy is another such array per batch (GBs on a large catalog)."""
+    from sessrec.baselines.knn import finish
+
+    scores = np.array([[0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 3.0, 1.0]])
+    out = finish(scores, np.array([False, True, False, True]))
+    assert np.shares_memory(out.numpy(), scores)
+    assert out.tolist() == [[2.0, -np.inf, 1.0], [0.0, -np.inf, 1.0]]

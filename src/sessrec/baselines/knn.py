@@ -254,7 +254,7 @@ def finish(scores: np.ndarray, seen: np.ndarray) -> torch.Tensor:
     ranking would count against the target.
     """
     scores[:, ~seen] = -np.inf
-    return torch.from_numpy(np.ascontiguousarray(scores[:, 1:]))
+    return torch.from_numpy(scores[:, 1:])  # a view: a copy is another [rows, catalog] array to allocate
 
 
 class Scorer(Protocol):
