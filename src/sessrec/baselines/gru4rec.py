@@ -526,9 +526,9 @@ class GRU4Rec:
             new = self.net.step(x, hidden)
             hidden = [torch.where(active.unsqueeze(1), n, h) for n, h in zip(new, hidden)]
             known_any |= active
-        scores = self.net.scores(hidden[-1]).float()
-        scores = scores.masked_fill(~self.seen, float("-inf"))
-        scores = torch.where(known_any.unsqueeze(1), scores, torch.zeros_like(scores))
+        scores = self.net.scores(hidden[-1]).float()  # in place below: [rows, catalog] temporaries add up
+        scores.masked_fill_(~self.seen, float("-inf"))
+        scores.masked_fill_(~known_any.unsqueeze(1), 0.0)  # a prefix of unseen items only: no preference
         return scores[:, 1:].cpu()
 
 
