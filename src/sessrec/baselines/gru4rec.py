@@ -53,7 +53,7 @@ from sessrec.baselines.sessions import time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors
 from sessrec.errors import SessrecError
-from sessrec.runtime import resolve_device, seed_everything
+from sessrec.runtime import resolve_device, seed_everything, warn_once
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -115,10 +115,10 @@ class GRU4RecParams:
         if self.smoothing and self.loss != "cross-entropy":
             raise SessrecError(f"baseline_params: {NAME} parameter 'smoothing' only works with loss cross-entropy")
         if self.constrained_embedding and self.embedding:
-            log.warning("gru4rec: embedding=%d is ignored with constrained_embedding (the input embedding is the "
-                        "output table, of size layers[-1]), as in the original", self.embedding)
+            warn_once(f"gru4rec: embedding={self.embedding} is ignored with constrained_embedding (the input embedding "
+                      "is the output table, of size layers[-1]), as in the original")
         if not (self.constrained_embedding or self.embedding) and self.dropout_p_embed:
-            log.warning("gru4rec: dropout_p_embed is ignored with one-hot input (embedding=0), as in the original")
+            warn_once("gru4rec: dropout_p_embed is ignored with one-hot input (embedding=0), as in the original")
 
 
 # ---- activations and losses (scores R: [M, C], column i of row i = the positive) -------------

@@ -21,7 +21,6 @@ incremental IDF). A ``lambda_*`` of ``None`` (or ``False``) switches that factor
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +30,8 @@ from sessrec.baselines.params import at_least, parse_params
 from sessrec.baselines.sessions import Encoded, time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
+from sessrec.runtime import warn_once
 from sessrec.schema import Schema
-
-log = logging.getLogger(__name__)
 
 DAY = 86400.0
 
@@ -88,8 +86,8 @@ class VSTANParams(STANParams):
         if self.lambda_idf is not None and self.lambda_idf is not False:
             at_least(self.model, "lambda_idf", self.lambda_idf, 0.0)
         if self.similarity != "cosine":
-            log.warning("vstan: similarity=%r is ignored, as in the paper's hf4rec VSKNN_STAN (always the weighted cosine)",
-                        self.similarity)
+            warn_once(f"vstan: similarity={self.similarity!r} is ignored, as in the paper's hf4rec VSKNN_STAN (always the "
+                      "weighted cosine)")
 
 
 def _not_a_number(model: str, name: str) -> SessrecError:
@@ -141,7 +139,7 @@ class STAN:
 def _build(cls: type[STANParams], cfg: ExperimentConfig, schema: Schema) -> knn.KnnLearner:
     params = parse_params(cls, cfg.baseline_params, cls.model)
     if params.on("lambda_snh") is not None and time_feature(schema) is None:
-        log.warning("%s: the schema has no time feature: the session-recency decay (lambda_snh) is off", cls.model)
+        warn_once(f"{cls.model}: the schema has no time feature: the session-recency decay (lambda_snh) is off")
     return knn.KnnLearner(schema, STAN(params, cfg.seed))
 
 

@@ -19,7 +19,6 @@ IDF is ``log(#training sessions / #interactions of the item)`` over all windows 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +27,8 @@ from sessrec.baselines import knn
 from sessrec.baselines.params import at_least, choice, parse_params, unsupported
 from sessrec.baselines.sessions import Encoded, time_feature
 from sessrec.config import ExperimentConfig
+from sessrec.runtime import warn_once
 from sessrec.schema import Schema
-
-log = logging.getLogger(__name__)
 
 WEIGHTINGS = ("linear", "same", "div", "log", "quadratic")
 NAME = "vsknn"
@@ -68,8 +66,8 @@ class VSKNNParams:
         if self.last_n_clicks is not None:
             at_least(NAME, "last_n_clicks", self.last_n_clicks, 1)
         if self.similarity != "cosine":
-            log.warning("vsknn: similarity=%r is ignored, as in the paper's hf4rec VMContextKNN (the similarity is "
-                        "always the position-weighted overlap 'vec')", self.similarity)
+            warn_once(f"vsknn: similarity={self.similarity!r} is ignored, as in the paper's hf4rec VMContextKNN (the "
+                      "similarity is always the position-weighted overlap 'vec')")
         why = "the paper never used it"
         if self.dwelling_time:
             unsupported(NAME, "dwelling_time", True, why)
