@@ -1,7 +1,7 @@
 """What the fault handling costs: the checkpoint manifest (size + SHA-256 of every file) on a
 checkpoint of a realistic size, and the per-step checks (stop requested? loss finite?).
 
-    python bench/checkpoint_faults.py                  # 50,000 items, d_model 256, XLNet-MLM (~166 MB)
+    python bench/checkpoint_faults.py                  # 50,000 items, d_model 256, XLNet-MLM (~176 MB)
     python bench/checkpoint_faults.py --items 200000 --d-model 448 --steps 1   # a ~1 GB checkpoint
 
 Prints the checkpoint's size, the time to save it (manifest included) and the time the manifest
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     learner._train_step(batch)  # optimizer moments exist, as after a window
     start = time.perf_counter()
     for _ in range(args.steps):
-        loss = learner._train_step(batch)
+        loss = float(learner._train_step(batch))  # the float the training loop checks
     step = (time.perf_counter() - start) / args.steps
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,4 @@
-"""One line naming the machine a bench ran on, printed by every bench script."""
+"""One line naming the machine a bench ran on, printed by every bench script that times or measures something."""
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
+
 
 def one_mode(args: argparse.Namespace) -> dict:
     import torch
@@ -60,17 +62,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.mode:
         print(json.dumps(one_mode(args)))
         return
+    print(f"machine: {describe()}")
     print(f"{args.items:,} items, d_model {args.d_model}, {args.model}-{args.task}, batch {args.batch} x 20 items")
     print("| softmax | step time | peak RSS | parameters |\n|---|---|---|---|")
+    failed = False
     for mode in ("full", "sampled"):
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--mode", mode]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
+            failed = True
             print(f"| {mode} | failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode} | | |")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        label = "full (chunked)" if mode == "full" else f"sampled ({args.negatives} negatives, logQ)"
+        label = "full (chunked)" if mode == "full" else f"sampled ({args.negatives} draws, logQ)"
         print(f"| {label} | {r['step_s']:.2f} s | {r['peak_rss_mb']:,.0f} MB | {r['parameters']:,} |", flush=True)
+    if failed:
+        sys.exit("scale_catalog: a mode failed (its row above says why)")
 
 
 if __name__ == "__main__":

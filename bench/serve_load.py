@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_model(work: Path, items: int, sessions_per_day: int, max_steps: int) -> Path:
-    """The run folder of the default model on a generated catalog (made once)."""
-    run = work / f"run-{items}"
+    """The run folder of the default model on a generated catalog (made once for these sizes: delete ``work``
+    after a change to sessrec's code to build it again)."""
+    run = work / f"run-{items}-{sessions_per_day}-{max_steps}"
     if (run / "checkpoint-last").is_dir():
         return run
     from sessrec.cli import main
@@ -49,7 +50,7 @@ def build_model(work: Path, items: int, sessions_per_day: int, max_steps: int) -
     began = time.perf_counter()
     generate_sample(work / "sample", n_days=2, sessions_per_day=sessions_per_day, n_items=items, seed=1)
     log = sample_event_log(work / "sample", work / "events.parquet")
-    data = work / f"data-{items}"
+    data = work / f"data-{items}-{sessions_per_day}"
     assert main(["prepare", "events", "--input", str(log), "--session-col", "session", "--item-col", "item",
                  "--time-col", "time", "--output", str(data), "--overwrite", "--quiet"]) == 0
     assert main(["run", "--data-path", str(data), "--output-dir", str(run), "--overwrite-output-dir",

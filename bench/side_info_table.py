@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
 from sessrec.cli import add_config_arguments, config_from_args
 from sessrec.experiment import run_experiment
 
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if n > 1 else "")
 
     base = next((statistics.mean(r.metric("ndcg_at_20") for r, _ in runs) for name, runs in rows if name == "item-id"), None)
-    print(f"\n{n} seed(s): mean" + (" ± std over seeds" if n > 1 else ""))
+    print(f"\nmachine: {describe()}")
+    print(f"{n} seed(s): mean" + (" ± std over seeds" if n > 1 else ""))
     print("| variant | flags | NDCG@20 | HR@20 | MRR@20 | NDCG@20 vs item-id | wall s per run |")
     print("|---|---|---|---|---|---|---|")
     for name, runs in rows:

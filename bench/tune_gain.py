@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scipy import stats
 
+from machine import describe  # bench/machine.py: python puts the script's folder on sys.path
 from sessrec.cli import main as sessrec_main
 
 
@@ -70,7 +71,8 @@ def main() -> None:
 
         return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
 
-    print(f"\n{args.model}-{args.task} on {args.data_path or 'the bundled sample'}, fixed: {args.fixed or '-'}; "
+    print(f"\nmachine: {describe()}")
+    print(f"{args.model}-{args.task} on {args.data_path or 'the bundled sample'}, fixed: {args.fixed or '-'}; "
           f"test NDCG@20 AOT over seeds {' '.join(map(str, args.seeds))}")
     print(f"  most popular : {ms(pop)}")
     print(f"  untuned      : {ms(default)}  ({sum(default) / sum(pop):.2f}x most popular)")
