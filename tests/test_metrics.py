@@ -46,6 +46,14 @@ def test_a_target_the_model_cannot_score_is_never_a_hit():
     assert all(v == 0.0 for v in acc.result().values())
 
 
+def test_another_item_scored_nan_counts_as_ranked_above_the_target():
+    """A partly diverged model (some logits NaN, the target's finite) gains no rank from its NaNs."""
+    nan = float("nan")
+    scores = torch.tensor([[nan, 0.5, nan, 0.1, 0.9]])
+    assert target_ranks(scores, torch.tensor([1])).item() == 4.0  # 0.9 and both NaNs above, 0.1 below
+    assert target_ranks(scores, torch.tensor([4])).item() == 3.0
+
+
 def test_nothing_scored_gives_undefined_metrics():
     assert {k: math.isnan(v) for k, v in MetricAccumulator([5]).result().items()} == \
         {"mrr_at_5": True, "ndcg_at_5": True, "recall_at_5": True}

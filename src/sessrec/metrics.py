@@ -26,9 +26,11 @@ METRIC_NAMES = ("ndcg", "recall", "mrr")
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1-based pessimistic rank of ``targets[i]`` in ``scores[i]`` (shape ``[B, C]``), as float.
     A target the model cannot score (NaN: a diverged model; -inf: an item a baseline never saw) is never a hit,
-    whatever k: its rank is infinite."""
+    whatever k: its rank is infinite. Another item's NaN score counts as ranked above the target (a partly
+    diverged model gains nothing from it): the rank is C less the items scored strictly below the target."""
     target_scores = scores.gather(1, targets.view(-1, 1)).view(-1)
-    ranks = (scores >= target_scores[:, None]).sum(dim=1, dtype=torch.int32).to(torch.float64)  # int32: half the bytes of the default int64
+    below = (scores < target_scores[:, None]).sum(dim=1, dtype=torch.int32)  # int32: half the bytes of the default int64
+    ranks = (scores.shape[1] - below).to(torch.float64)
     return ranks.masked_fill(target_scores.isnan() | (target_scores == float("-inf")), float("inf"))
 
 

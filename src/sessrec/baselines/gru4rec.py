@@ -527,8 +527,8 @@ class GRU4Rec:
             hidden = [torch.where(active.unsqueeze(1), n, h) for n, h in zip(new, hidden)]
             known_any |= active
         scores = self.net.scores(hidden[-1]).float()  # in place below: [rows, catalog] temporaries add up
-        scores.masked_fill_(~self.seen, float("-inf"))
-        scores.masked_fill_(~known_any.unsqueeze(1), 0.0)  # a prefix of unseen items only: no preference
+        scores.masked_fill_(~known_any.unsqueeze(1), 0.0)  # a prefix of unseen items only: no preference,
+        scores.masked_fill_(~self.seen, float("-inf"))  # and an item never trained on is a miss whatever k
         return scores[:, 1:].cpu()
 
 
