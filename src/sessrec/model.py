@@ -88,6 +88,10 @@ class SessionModel(nn.Module):
         if "sse" in states:
             self.features.sse_generator.set_state(states["sse"])
 
+    def next_item_hidden(self, prefix: Batch) -> torch.Tensor:
+        """The hidden state ``[B, d_model]`` the head scores the next item of each session from."""
+        return self.objective.next_item_hidden(self, prefix)
+
     def next_item_scores(self, prefix: Batch) -> torch.Tensor:
         """Logits ``[B, n_items - 1]`` (column j = item j + 1) for the item following each session."""
-        return self.head(self.objective.next_item_hidden(self, prefix))
+        return self.head(self.next_item_hidden(prefix))

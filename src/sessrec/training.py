@@ -312,8 +312,10 @@ class NeuralLearner:
     def score(self, prefix: Batch) -> torch.Tensor:
         self.model.eval()
         with self._autocast():
-            scores = self.model.next_item_scores(to_device(prefix, self.device))
-        return scores.float()
+            hidden = self.model.next_item_hidden(to_device(prefix, self.device))
+        # The head in float32, outside mixed precision: bf16/fp16 logits tie many items with the target (8 bits of
+        # mantissa), and the pessimistic ranking counts every tie against it (-1.7 % NDCG@20 at 5,000 items).
+        return self.model.head(hidden.float()).float()
 
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
