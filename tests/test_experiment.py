@@ -233,6 +233,21 @@ def test_the_most_popular_comparison_scores_the_sessions_the_model_scores(tiny_d
         assert w["pop"]["eval_n_sessions"] == w["metrics"]["eval_n_sessions"] < w["n_eval_sessions"] * 2
 
 
+@pytest.mark.parametrize("window_size", [0, 1])  # FT (all windows since 1) and SWT (the last one)
+def test_the_most_popular_comparison_counts_the_windows_the_model_trains_on(tiny_data, tmp_path, window_size):
+    """Beside a run that trains a fresh model per window, the most-popular comparison equals `--model pop` with the
+    same options (it was counted from the start window on, window after window: fewer or more windows)."""
+    quiet = {"printer": lambda *_: None}
+    args = {"no_incremental_training": True, "training_time_window_size": window_size, "start_time_window_index": 2,
+            "final_time_window_index": 4}
+    beside = run_experiment(tiny_config(tiny_data, tmp_path / "knn", model_type="vsknn", **args), **quiet)
+    alone = run_experiment(tiny_config(tiny_data, tmp_path / "pop", model_type="pop", **args), **quiet)
+    assert [w["train_windows"] for w in beside.windows] == ([[1, 2], [1, 2, 3]] if window_size == 0 else [[2], [3]])
+    for b, a in zip(beside.windows, alone.windows, strict=True):
+        assert {k: v for k, v in b["pop"].items() if "/" in k} == {k: v for k, v in a["metrics"].items() if k in b["pop"]
+                                                                   and "/" in k}
+
+
 def test_a_baselines_neural_options_are_warned_and_make_no_other_algorithm(tiny_data, tmp_path, caplog):
     """`sessrec run --model pop --task rtd --d-model 999`: said once; the run is the same algorithm as without them."""
     import logging

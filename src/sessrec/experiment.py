@@ -289,10 +289,6 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
         def train_data(t: int) -> SessionTensors:
             return SessionTensors.concat([load(w, "train") for w in training_windows(cfg, t)])
 
-        def pop_data(t: int, train: SessionTensors | None) -> SessionTensors:
-            """The popularity baseline's data for window t: the model's training data, or window t alone in FT/SWT."""
-            return train if not cfg.no_incremental_training else load(t, "train")
-
         def save(t: int, state: dict[str, Any]) -> Path | None:
             """Checkpoint after training window t (rank 0 writes it; every process's own random states are in it)."""
             if not cfg.save_checkpoints:
@@ -324,16 +320,15 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
                         raise SessrecError(f"--resume {folder}: {e}") from None
             # A learner without state_dict() is refitted on the windows it had seen, as the loop below would
             # (leaving out evaluation, which uses no randomness); its history records are cut off by restore().
-            # With --no-incremental-training the loop builds a fresh model for window `first`: nothing to refit.
-            refit_model = not saved.get("model") and not cfg.no_incremental_training
-            refit_pop = pop is not None and not saved.get("pop")
-            for t in range(start, first) if refit_model or refit_pop else ():
-                train = None if cfg.no_incremental_training else train_data(t)  # pop_data() reads window t then
+            # With --no-incremental-training the loop builds a fresh model and count for window `first`: no refit.
+            refit_model, refit_pop = not saved.get("model"), pop is not None and not saved.get("pop")
+            for t in range(start, first) if (refit_model or refit_pop) and not cfg.no_incremental_training else ():
+                train = train_data(t)
                 if refit_model:
                     log.info("refitting %s on window %d (it has no state_dict to checkpoint)", cfg.model_type, t)
                     learner.fit_window(train, t)
                 if refit_pop:
-                    pop.fit_window(pop_data(t, train), t)
+                    pop.fit_window(train, t)
             with group.together():
                 writer.restore(meta)
             if group.distributed:
@@ -381,7 +376,9 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
                 log.warning("window %d: no session of its %s file has 2 items or more: nothing to evaluate "
                             "(its metrics are NaN, and it is left out of the averages over time)", t + 1, split)
             if pop is not None:
-                pop.fit_window(pop_data(t, train), t)
+                if cfg.no_incremental_training:  # counted on the model's own training windows, as --model pop does
+                    pop = MostPopular(cfg, schema)
+                pop.fit_window(train, t)
                 info["pop"] = prefixed(evaluate(pop, eval_data, cfg.per_device_eval_batch_size, cfg.top_ks,
                                                 each_n_batches=cfg.compute_metrics_each_n_steps,  # the model's sessions
                                                 last_item_only=last_only, group=group), "eval")
