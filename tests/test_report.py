@@ -162,6 +162,24 @@ def test_runs_scored_on_test_and_on_validation_are_not_compared(tmp_path):
     assert all("Most popular" in (c.a, c.b) for c in compare(groups))
 
 
+def test_runs_scored_on_other_predictions_are_not_compared_nor_seeds_of_one_row(tmp_path):
+    """Every position against the last item, sessions cut at 8 against 20, every 2nd batch: other examples scored,
+    so each is its own comparison with its own most-popular row, also for runs that differ in nothing else."""
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50}, model="gpt2", task="clm")
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="vsknn", eval_on_last_item_seq_only=False, pop=0.07)
+    c = fake_run(tmp_path / "c", {2: 0.12, 3: 0.32, 4: 0.22}, model="gpt2", task="clm", seed=2, session_seq_length_max=8)
+    d = fake_run(tmp_path / "d", {2: 0.13, 3: 0.33, 4: 0.23}, model="gpt2", task="clm", seed=3,
+                 compute_metrics_each_n_steps=2, per_device_eval_batch_size=64)
+    groups = group_runs([load_run(p) for p in (a, b, c, d)])
+    assert [(g.label, g.dataset) for g in groups if g.label != "Most popular"] == [
+        ("GPT-2 (CLM)", "rees46 [last item, max length 20]"), ("V-SkNN", "rees46 [every position, max length 20]"),
+        ("GPT-2 (CLM)", "rees46 [last item, max length 8]"),
+        ("GPT-2 (CLM)", "rees46 [last item, max length 20, 1 in 2 batches of 64]")]
+    pops = {g.dataset: g.per_window[2][("ndcg", 20)] for g in groups if g.label == "Most popular"}
+    assert len(pops) == 4 and pops["rees46 [every position, max length 20]"] == 0.07
+    assert all("Most popular" in (x.a, x.b) for x in compare(groups))  # each row only against its own reference
+
+
 def test_same_label_rows_are_told_apart_by_their_config(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.3}, d_model=64)
     b = fake_run(tmp_path / "b", {2: 0.2}, d_model=128)

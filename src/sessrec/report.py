@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from sessrec.config import inert_with_task, neural_only_options
+from sessrec.config import ExperimentConfig, inert_with_task, neural_only_options
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder, files_together
 from sessrec.report_html import Table, render_html
@@ -59,6 +59,8 @@ _NOT_IDENTITY = {"seed", "resume", "quiet", "device", "num_threads", "logging_st
                  "keep_checkpoints", "overwrite_output_dir", "final_time_window_index", "wandb_run_name",
                  "compare_with_pop", "eval_steps_on_train_set", "per_device_eval_batch_size", "report_to",
                  "experiments_group"}
+# What a run's config means where it does not say (an original script's log.json may lack a key).
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 _METRIC_KEY = re.compile(r"^eval_?/?(?:next-item/)?(ndcg|recall|mrr)(?:_at_|@)(\d+)$")
 
 
@@ -111,7 +113,7 @@ class Run:
     model_type: str
     task: str | None
     seed: int | None
-    dataset: str | tuple[str, str]  # (data path, split) as read; its short name once grouped (group_runs)
+    dataset: str | tuple[str, str, str]  # (data path, split, protocol) as read; its short name once grouped (group_runs)
     identity: dict[str, Any]  # the config without seed, paths and switches: equal identity = same algorithm
     windows: dict[int, dict[tuple[str, int], float]]  # evaluated window -> metrics
     pop_windows: dict[int, dict[tuple[str, int], float]] = field(default_factory=dict)
@@ -172,7 +174,7 @@ def _load_sessrec_run(path: Path) -> Run:
 
         cfg, windows, pop, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, False
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
-    dataset = _dataset_key(cfg.get("data_path"), bool(cfg.get("eval_on_test_set")), path, cfg.get("output_dir"))
+    dataset = _dataset_key(cfg, path)
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
                dataset=dataset, identity=_identity(cfg),
                windows=windows, pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
@@ -199,8 +201,7 @@ def _load_original_run(path: Path) -> Run:
     windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
-               seed=params.get("seed"), dataset=_dataset_key(params.get("data_path"), bool(params.get("eval_on_test_set")),
-                                                             path, params.get("output_dir")),
+               seed=params.get("seed"), dataset=_dataset_key(params, path),
                identity=_identity(params) if params else {"folder": str(path)}, windows=windows,
                original_script=True)  # the script writes the CSV once, after its last window
 
@@ -213,16 +214,29 @@ def _identity(cfg: dict[str, Any]) -> dict[str, Any]:
             if k not in _NOT_IDENTITY | inert and not any(s in k for s in ("dir", "path", "name"))}
 
 
-def _dataset_key(data_path: str | None, on_test: bool, run_dir: Path | None = None,
-                 output_dir: str | None = None) -> tuple[str, str]:
-    """The evaluation data of a run: its data folder, resolved (one folder given as a relative and as an absolute
-    path, or through a link, is one data set; two folders of one name are two), and split (runs scored on test and
-    on validation are never compared). See :func:`_locate_data`."""
-    if not data_path:
-        return "sample", "test" if on_test else "validation"
-    p = _locate_data(data_path, run_dir, output_dir)
-    path = "sample" if p.parts[-2:] == ("data", "sample") else str(p)
-    return path, "test" if on_test else "validation"
+def _dataset_key(cfg: dict[str, Any], run_dir: Path | None = None) -> tuple[str, str, str]:
+    """The evaluation data of a run (its config ``cfg``): its data folder, resolved (one folder given as a relative
+    and as an absolute path, or through a link, is one data set; two folders of one name are two), its split and
+    its :func:`_protocol`: runs scored on test and on validation, or on other predictions, are never compared. See
+    :func:`_locate_data`."""
+    split, protocol = "test" if cfg.get("eval_on_test_set") else "validation", _protocol(cfg)
+    if not cfg.get("data_path"):
+        return "sample", split, protocol
+    p = _locate_data(cfg["data_path"], run_dir, cfg.get("output_dir"))
+    return ("sample" if p.parts[-2:] == ("data", "sample") else str(p)), split, protocol
+
+
+def _protocol(cfg: dict[str, Any]) -> str:
+    """Which predictions a run scored, in words: runs that differ in it were scored on other examples (another
+    target per session, sessions cut elsewhere, other batches), so pairing their windows compares nothing."""
+    last = cfg.get("eval_on_last_item_seq_only", _DEFAULTS["eval_on_last_item_seq_only"])
+    length = cfg.get("session_seq_length_max") or _DEFAULTS["session_seq_length_max"]
+    words = ["last item" if last else "every position", f"max length {length}"]
+    every = int(cfg.get("compute_metrics_each_n_steps") or 1)
+    if every > 1:
+        batch = cfg.get("per_device_eval_batch_size") or _DEFAULTS["per_device_eval_batch_size"]
+        words.append(f"1 in {every} batches of {batch}")
+    return ", ".join(words)
 
 
 def _locate_data(data_path: str, run_dir: Path | None, output_dir: str | None) -> Path:
@@ -256,13 +270,15 @@ def _locate_data(data_path: str, run_dir: Path | None, output_dir: str | None) -
     return data.resolve()
 
 
-def _short_dataset_names(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+def _short_dataset_names(keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     """Each data set's folder name, or its whole path where two data sets share a folder name (relative to this
-    process's folder when under it); with the split where the runs were scored on more than one."""
+    process's folder when under it); with the split where the runs were scored on more than one, and the
+    protocol where on more than one."""
     names = {k: Path(k[0]).name or k[0] for k in keys}
     clash = {n for n in names.values() if len({k[0] for k in keys if names[k] == n}) > 1}
-    splits = len({k[1] for k in keys}) > 1
-    return {k: (_readable(k[0]) if n in clash else n) + (f" ({k[1]})" if splits else "") for k, n in names.items()}
+    splits, protocols = len({k[1] for k in keys}) > 1, len({k[2] for k in keys}) > 1
+    return {k: (_readable(k[0]) if n in clash else n) + (f" ({k[1]})" if splits else "")
+            + (f" [{k[2]}]" if protocols else "") for k, n in names.items()}
 
 
 def _readable(path: str) -> str:
