@@ -28,7 +28,7 @@ def test_run_seeds(tiny_data, tmp_path):
     assert stats["mean"] == pytest.approx(sum(ndcg) / 2) and stats["std"] == pytest.approx(abs(ndcg[0] - ndcg[1]) / 2 ** 0.5)
     assert json.loads((out / "summary.json").read_text())["seeds"] == [3, 1]
     table = (out / "summary.md").read_text()
-    assert "AOT over 2 seeds (3 1)" in table and f"{stats['mean']:.4f} ± {stats['std']:.4f}" in table
+    assert "AOT on the validation split over 2 seeds (3 1)" in table and f"{stats['mean']:.4f} ± {stats['std']:.4f}" in table
     assert "| most popular |" in table
     # run again: the finished seeds are read back, not trained again
     lines.clear()
@@ -46,7 +46,7 @@ def test_run_seeds(tiny_data, tmp_path):
                       printer=lines.append)
     assert "running again (its configuration changed)" in lines[0]
     assert other["aot"]["eval_/next-item/ndcg_at_20"]["mean"] != ndcg[0]
-    assert "AOT over 1 seed (3) (one seed: no standard deviation)" in (out / "summary.md").read_text()
+    assert "AOT on the validation split over 1 seed (3) (one seed: no standard deviation)" in (out / "summary.md").read_text()
     assert " ± " not in (out / "summary.md").read_text()
 
 
@@ -66,7 +66,7 @@ def test_cli_seeds_then_report(tiny_data, tmp_path, capsys):
     out = tmp_path / "multi"
     assert main(["run", "--data-path", str(tiny_data), "-o", str(out), "--d-model", "16", "--n-layer", "1",
                  "--max-steps", "2", "--quiet", "--seeds", "10", "11"]) == 0
-    assert "AOT over 2 seeds (10 11)" in capsys.readouterr().out
+    assert "AOT on the validation split over 2 seeds (10 11)" in capsys.readouterr().out
     assert main(["report", str(out), "-o", str(tmp_path / "rep")]) == 0
     assert "seed-10" in (tmp_path / "rep" / "report.md").read_text()
 

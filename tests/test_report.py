@@ -187,6 +187,30 @@ def test_same_label_rows_are_told_apart_by_their_config(tmp_path):
         ["XLNet (MLM) d_model=64", "XLNet (MLM) d_model=128"]
 
 
+def test_rows_alike_in_their_first_differing_keys_still_get_labels_of_their_own(tmp_path):
+    """Three trials: the keys that tell them apart are shown (not the first three that differ anywhere), so that no
+    two rows share a label, by which their tests and stars are matched."""
+    a = fake_run(tmp_path / "a", {2: 0.3, 3: 0.4}, learning_rate=0.001)
+    b = fake_run(tmp_path / "b", {2: 0.2, 3: 0.1}, learning_rate=0.003)
+    c = fake_run(tmp_path / "c", {2: 0.1, 3: 0.3}, learning_rate=0.001, dropout=0.3, input_dropout=0.2, item_embedding_dim=32)
+    groups = group_runs([load_run(p) for p in (a, b, c)], with_pop=False)
+    assert [g.label for g in groups] == ["XLNet (MLM) dropout=0.1, learning_rate=0.001",
+                                         "XLNet (MLM) dropout=0.1, learning_rate=0.003",
+                                         "XLNet (MLM) dropout=0.3, learning_rate=0.001"]
+    assert len({(x.a, x.b) for x in compare(groups)}) == 3
+
+
+def test_the_bonferroni_factor_counts_the_tests_made_on_the_metric(tmp_path):
+    """Four rows, but one was made with --top-ks 5 10 (no NDCG@20): 3 tests of NDCG@20, not the 6 pairs."""
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50})
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="gpt2", task="clm")
+    c = fake_run(tmp_path / "c", {2: 0.2, 3: 0.25, 4: 0.3}, model="bert", ks=(5, 10), top_ks=[5, 10])
+    groups = group_runs([load_run(p) for p in (a, b, c)])
+    tests = [x for x in compare(groups) if x.metric == ("ndcg", 20)]
+    assert len(groups) == 4 and len(tests) == 3
+    assert all(x.p_bonferroni == pytest.approx(min(1.0, 3 * x.p)) for x in tests)
+
+
 def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, capsys):
     running = fake_run(tmp_path / "running", {2: 0.3}, finish=False)
     with open(running / "history.jsonl", "a") as f:
@@ -209,11 +233,14 @@ def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, 
     assert "| XLNet (MLM) | 1 | 1 of 3 (running) | 0.1500 | 0.3000 |" in printed
     assert "| XLNet (MLM) [T4R] | 1 | 2 | - | 0.3000 | - | 0.5500 | - |" in printed
     assert "| GPT-2 (CLM) | 1 | 0 of 3 (stopped) | - |" in printed
+    assert "| Most popular | 1 | 1 of 3 (running) |" in printed  # from the running run's comparison
     md = (out / "report.md").read_text()
+    assert "Scored on the validation split. Values are averages over time" in md
     assert "`" + str(running) + "`: in progress (1 of 3 windows)" in md
     assert "`" + str(starting) + "`: stopped after 0 of 3 windows (sessrec run --resume continues it)" in md
     rows = list(csv.DictReader(open(out / "report.csv")))
     assert [r["algorithm"] for r in rows] == ["XLNet (MLM)", "GPT-2 (CLM)", "XLNet (MLM) [T4R]", "Most popular"]
+    assert {r["split"] for r in rows} == {"validation"}
     assert rows[2]["seeds"] == "5" and float(rows[2]["NDCG@20"]) == pytest.approx(0.30)
     assert load_run(running).loss == [(1, 5.0, 1)]  # the half-written line is skipped
     for png in ("metrics_per_window.png", "training_loss.png"):

@@ -97,8 +97,9 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
         rows.append({"seed": seed, "output_dir": str(run_dir), "aot": done["aot"], "pop_aot": done.get("pop_aot", {})})
     summary = summarize(rows)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    atomic_write_text(out / "summary.md", render_summary(summary, cfg.top_ks))
-    printer(render_summary(summary, cfg.top_ks))
+    split = "test" if cfg.eval_on_test_set else "validation"
+    atomic_write_text(out / "summary.md", render_summary(summary, cfg.top_ks, split))
+    printer(render_summary(summary, cfg.top_ks, split))
     return summary
 
 
@@ -191,12 +192,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"seeds": [r["seed"] for r in rows], "runs": rows, "aot": stats("aot"), "pop_aot": stats("pop_aot")}
 
 
-def render_summary(summary: dict[str, Any], top_ks: Sequence[int]) -> str:
-    """A Markdown table: NDCG, HR and MRR at each cut-off, mean ± std over the seeds."""
+def render_summary(summary: dict[str, Any], top_ks: Sequence[int], split: str) -> str:
+    """A Markdown table: NDCG, HR and MRR at each cut-off on ``split``, mean ± std over the seeds."""
     names = [f"ndcg_at_{k}" for k in top_ks] + [f"recall_at_{k}" for k in top_ks] + [f"mrr_at_{max(top_ks)}"]
     heads = [n.replace("ndcg_at_", "NDCG@").replace("recall_at_", "HR@").replace("mrr_at_", "MRR@") for n in names]
     several = len(summary["seeds"]) > 1
-    lines = [f"AOT over {len(summary['seeds'])} seed{'s' if several else ''} ({' '.join(map(str, summary['seeds']))})"
+    lines = [f"AOT on the {split} split over {len(summary['seeds'])} seed{'s' if several else ''} "
+             f"({' '.join(map(str, summary['seeds']))})"
              + (": mean ± std" if several else " (one seed: no standard deviation)"), "",
              "| | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     for label, key in (("model", "aot"), ("most popular", "pop_aot")):

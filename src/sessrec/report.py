@@ -314,6 +314,7 @@ class Group:
     runs: list[Run]
     per_window: dict[int, dict[tuple[str, int], float]]  # mean over the runs, of the windows every run has
     is_pop_reference: bool = False
+    split: str = ""  # "test" or "validation": what the runs were scored on
 
     def aot(self) -> dict[tuple[str, int], list[float]]:
         """Each metric's AOT per run (one value per run), over the windows every run of the row has evaluated (a
@@ -336,12 +337,14 @@ def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
     """Rows in first-seen order; labels made unique with the config keys that tell rows apart. Runs of different
     data sets (told by their data paths) are never one row nor compared."""
     names = _short_dataset_names({r.dataset for r in runs})
+    split_of = {names[k]: k[1] for k in {r.dataset for r in runs}}
     runs = [dataclasses.replace(r, dataset=names[r.dataset]) for r in runs]
     by_key: dict[str, list[Run]] = {}
     for run in runs:
         key = json.dumps({"dataset": run.dataset, **run.identity}, sort_keys=True, default=str)
         by_key.setdefault(key, []).append(run)
-    groups = [Group(rs[0].label, rs[0].dataset, rs, _mean_windows([r.windows for r in rs])) for rs in by_key.values()]
+    groups = [Group(rs[0].label, rs[0].dataset, rs, _mean_windows([r.windows for r in rs]), split=split_of[rs[0].dataset])
+              for rs in by_key.values()]
     _disambiguate(groups)
     if with_pop:
         for dataset in dict.fromkeys(g.dataset for g in groups):
@@ -351,8 +354,9 @@ def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
                 source = max(sources, key=lambda r: len(r.pop_windows))
                 pseudo = Run(path=source.path, model_type="pop", task=None, seed=None, dataset=dataset,
                              identity={}, windows=source.pop_windows, finished=source.finished,
-                             expected_windows=source.expected_windows)
-                groups.append(Group("Most popular", dataset, [pseudo], dict(source.pop_windows), is_pop_reference=True))
+                             expected_windows=source.expected_windows, running=source.running)
+                groups.append(Group("Most popular", dataset, [pseudo], dict(source.pop_windows), is_pop_reference=True,
+                                    split=split_of[dataset]))
     return groups
 
 
@@ -373,9 +377,20 @@ def _disambiguate(groups: list[Group]) -> None:
         if len(clash) < 2:
             continue
         keys = sorted({k for g in clash for k in g.runs[0].identity})
-        differing = [k for k in keys if len({json.dumps(g.runs[0].identity.get(k), default=str) for g in clash}) > 1]
+
+        def values(g: Group, chosen: list[str]) -> tuple[str, ...]:
+            return tuple(json.dumps(g.runs[0].identity.get(k), default=str) for k in chosen)
+
+        # the differing keys that tell the rows apart (a key is taken where it splits rows still alike), so that
+        # no two rows share a label: their tests and stars are matched by it
+        chosen: list[str] = []
+        for k in keys:
+            if len({values(g, chosen) for g in clash}) == len(clash):
+                break
+            if len({values(g, chosen + [k]) for g in clash}) > len({values(g, chosen) for g in clash}):
+                chosen.append(k)
         for g in clash:
-            g.label += " " + ", ".join(f"{k}={g.runs[0].identity.get(k)}" for k in differing[:3])
+            g.label += " " + ", ".join(f"{k}={g.runs[0].identity.get(k)}" for k in chosen)
 
 
 # ---- significance -------------------------------------------------------------------------------------
@@ -401,8 +416,11 @@ def compare(groups: list[Group]) -> list[Comparison]:
         rows = [g for g in groups if g.dataset == dataset]
         pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
         for metric in table_metrics(groups):
+            shared = {(a.label, b.label): [w for w in a.per_window if w in b.per_window and metric in a.per_window[w]
+                                           and metric in b.per_window[w]] for a, b in pairs}
+            n_tests = sum(len(common) >= 2 for common in shared.values())  # the Bonferroni factor: tests made
             for a, b in pairs:
-                common = [w for w in a.per_window if w in b.per_window and metric in a.per_window[w] and metric in b.per_window[w]]
+                common = shared[(a.label, b.label)]
                 if not common:
                     continue
                 x = np.array([a.per_window[w][metric] for w in common])
@@ -417,7 +435,7 @@ def compare(groups: list[Group]) -> list[Comparison]:
                             res = stats.ttest_rel(x, y)
                         t, p = float(res.statistic), float(res.pvalue)
                 out.append(Comparison(dataset, metric, a.label, b.label, float(np.mean(x - y)), t, p,
-                                      min(1.0, p * len(pairs)) if not math.isnan(p) else math.nan, len(common)))
+                                      min(1.0, p * n_tests) if not math.isnan(p) else math.nan, len(common)))
     return out
 
 
@@ -469,7 +487,7 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
     rows = []
     for g in groups:
         aot = g.aot()
-        row: dict[str, Any] = {"algorithm": g.label, "data": g.dataset, "runs": len(g.runs),
+        row: dict[str, Any] = {"algorithm": g.label, "data": g.dataset, "split": g.split, "runs": len(g.runs),
                                "seeds": " ".join(str(r.seed) for r in g.runs if r.seed is not None),
                                "windows": len(g.per_window), "status": g.status}
         for metric in table_metrics(groups):
@@ -483,6 +501,15 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
 TABLE_NOTE = ("Values are averages over time (AOT: the unweighted mean over evaluated windows); with several seeds, "
               "mean ± standard deviation over the seeds. `*`: significantly better than every other row on the same "
               f"data (paired t-test over evaluated windows, Bonferroni-corrected, p < {ALPHA}).")
+
+
+def table_note(groups: list[Group]) -> str:
+    """:data:`TABLE_NOTE`, after the split the rows were scored on: a validation table must not read as a test one."""
+    splits = sorted({g.split for g in groups if g.split}, reverse=True)  # test first
+    if not splits:
+        return TABLE_NOTE
+    scored = f"the {splits[0]} split" if len(splits) == 1 else "the test and the validation splits (separate rows)"
+    return f"Scored on {scored}. {TABLE_NOTE}"
 
 
 def results_table(groups: list[Group], comparisons: list[Comparison]) -> Table:
@@ -523,7 +550,7 @@ def comparisons_table(groups: list[Group], comparisons: list[Comparison]) -> Tab
 
 def render_markdown(groups: list[Group], comparisons: list[Comparison]) -> str:
     """The table (with ``*`` marks) and the pairwise tests, as Markdown."""
-    lines = results_table(groups, comparisons).markdown() + ["", TABLE_NOTE, *_window_differences(groups)]
+    lines = results_table(groups, comparisons).markdown() + ["", table_note(groups), *_window_differences(groups)]
     tests, plotted = comparisons_table(groups, comparisons), plotted_metrics(groups)
     if tests.rows:
         lines += ["", f"Paired t-tests over evaluated windows ({', '.join(metric_name(m) for m in plotted)}; "
@@ -723,7 +750,8 @@ def _write_report(stage: Path, groups: list[Group], comparisons: list[Comparison
     atomic_write_text(files[2], _csv([{"data": c.dataset, "metric": metric_name(c.metric), "a": c.a, "b": c.b,
                                        "mean_a_minus_b": c.mean_diff, "t": c.t, "p": c.p,
                                        "p_bonferroni": c.p_bonferroni, "n_windows": c.n_windows} for c in comparisons]))
-    atomic_write_text(files[3], _csv([{"algorithm": g.label, "data": g.dataset, "run": str(r.path), "seed": r.seed,
+    atomic_write_text(files[3], _csv([{"algorithm": g.label, "data": g.dataset, "split": g.split, "run": str(r.path),
+                                       "seed": r.seed,
                                        "window": w, **{metric_name(m): r.windows[w].get(m) for m in metrics}}
                                       for g in groups for r in g.runs for w in sorted(r.windows)]))
     plot_windows(groups, files[4])
@@ -731,7 +759,7 @@ def _write_report(stage: Path, groups: list[Group], comparisons: list[Comparison
     if plot_loss(runs, labels, stage / "training_loss.png"):
         files.append(stage / "training_loss.png")
     html = render_html(results_table(groups, comparisons) if runs else None, comparisons_table(groups, comparisons),
-                       TABLE_NOTE, [(str(path), status) for path, status in statuses], [f for f in files if f.suffix == ".png"],
+                       table_note(groups), [(str(path), status) for path, status in statuses], [f for f in files if f.suffix == ".png"],
                        tunes)
     atomic_write_text(stage / "report.html", html)
     files.insert(1, stage / "report.html")
