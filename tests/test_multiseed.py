@@ -28,6 +28,7 @@ def test_run_seeds(tiny_data, tmp_path):
     assert stats["mean"] == pytest.approx(sum(ndcg) / 2) and stats["std"] == pytest.approx(abs(ndcg[0] - ndcg[1]) / 2 ** 0.5)
     assert json.loads((out / "summary.json").read_text())["seeds"] == [3, 1]
     table = (out / "summary.md").read_text()
+    assert "Every seed gave the same results" not in table
     assert "AOT on the validation split over 2 seeds (3 1)" in table and f"{stats['mean']:.4f} ± {stats['std']:.4f}" in table
     assert "| most popular |" in table
     # run again: the finished seeds are read back, not trained again
@@ -98,3 +99,9 @@ def test_a_finished_seed_on_changed_data_is_run_again_not_read_back(tiny_data, t
     with pytest.raises(SessrecError, match=rf"seed-1 was run on other data \({data}: its last window is {last + 1} now, "
                                            rf"{last} then\)"):
         run_seeds(tiny_config(data, whole, final_time_window_index=None), [1], whole, printer=lambda *_: None)
+
+
+def test_seeds_of_a_model_without_randomness_are_said_to_be_alike(tiny_data, tmp_path):
+    out = tmp_path / "knn"
+    run_seeds(tiny_config(tiny_data, out, model_type="vsknn"), [1, 2], out, printer=lambda *_: None)
+    assert "Every seed gave the same results: this model uses no randomness here" in (out / "summary.md").read_text()

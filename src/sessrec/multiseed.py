@@ -209,4 +209,8 @@ def render_summary(summary: dict[str, Any], top_ks: Sequence[int], split: str) -
                 s = stats.get(f"eval_/next-item/{n}")
                 cells.append("-" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}" if several else f"{s['mean']:.4f}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    model = [summary["aot"].get(f"eval_/next-item/{n}") for n in names]
+    if several and model and all(s is not None and s["std"] == 0 for s in model):
+        lines += ["", "Every seed gave the same results: this model uses no randomness here (a kNN baseline that "
+                  "samples its candidates by recency, most popular), so one seed is enough."]
     return "\n".join(lines) + "\n"
