@@ -200,6 +200,33 @@ def test_rows_alike_in_their_first_differing_keys_still_get_labels_of_their_own(
     assert len({(x.a, x.b) for x in compare(groups)}) == 3
 
 
+def test_a_run_made_before_a_key_existed_is_a_seed_of_the_same_row(tmp_path):
+    """An older results.json lacks a config key added since: it means that key's default, not another algorithm."""
+    a = fake_run(tmp_path / "a", {2: 0.3, 3: 0.4}, seed=1)
+    b = fake_run(tmp_path / "b", {2: 0.2, 3: 0.1, 4: 0.2}, seed=2)
+    results = json.loads((b / "results.json").read_text())
+    del results["config"]["attn_type"]
+    (b / "results.json").write_text(json.dumps(results))
+    groups = group_runs([load_run(p) for p in (a, b)], with_pop=False)
+    assert [(g.label, len(g.runs)) for g in groups] == [("XLNet (MLM)", 2)]
+
+
+def test_rows_no_key_tells_apart_are_labelled_by_their_folders_and_compared_by_their_own_windows(tmp_path):
+    """Two original-script folders, one log.json with a key the other lacks (None there): other rows, no key to show."""
+    folders = []
+    for name, extra, rows in (("t4r-a", {"foo": None}, "2,0.25,0.5\n3,0.35,0.6\n"), ("t4r-b", {}, "2,0.2,0.4\n3,0.3,0.5\n4,0.1,0.2\n")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "eval_train_results.csv").write_text(f"index,{K}ndcg_at_20,{K}recall_at_20\n{rows}")
+        param = {"model_type": "xlnet", "mlm": True, "seed": 5, "data_path": "/data/rees46", **extra}
+        (folder / "log.json").write_text("DLLL " + json.dumps({"type": "LOG", "step": "PARAMETER", "data": param}) + "\n")
+        folders.append(folder)
+    groups = group_runs([load_run(p) for p in folders], with_pop=False)
+    assert [g.label for g in groups] == ["XLNet (MLM) [T4R] (t4r-a)", "XLNet (MLM) [T4R] (t4r-b)"]
+    (c,) = [c for c in compare(groups) if c.metric == ("ndcg", 20)]
+    assert c.n_windows == 2 and c.mean_diff == pytest.approx(0.05)
+
+
 def test_the_bonferroni_factor_counts_the_tests_made_on_the_metric(tmp_path):
     """Four rows, but one was made with --top-ks 5 10 (no NDCG@20): 3 tests of NDCG@20, not the 6 pairs."""
     a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50})
@@ -223,7 +250,8 @@ def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, 
     t4r = tmp_path / "t4r"
     t4r.mkdir()
     (t4r / "eval_train_results.csv").write_text(f"index,{K}ndcg_at_20,{K}recall_at_20,eval_/loss\n2,0.25,0.5,4.0\n3,0.35,0.6,3.9\n")
-    param = {"model_type": "xlnet", "mlm": True, "seed": 5, "data_path": "/data/rees46", "logging_dir": "runs/Nov27_10-00"}
+    param = {"model_type": "xlnet", "mlm": True, "seed": 5, "data_path": "/data/rees46", "logging_dir": "runs/Nov27_10-00",
+             "eval_on_last_item_seq_only": True}  # as every paper command passes it (the script's default is False)
     (t4r / "log.json").write_text("DLLL " + json.dumps({"type": "LOG", "step": "PARAMETER", "data": param}) + "\n")
 
     out = tmp_path / "report"

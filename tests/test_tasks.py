@@ -218,7 +218,7 @@ def test_rtd_loss_pieces(from_batch):
 @pytest.mark.parametrize("from_batch", [False, True])
 def test_rtd_samples_without_masked_by_catalog_logits(monkeypatch, from_batch):
     """The generator's samples are drawn a few rows at a time (or from the batch's columns only), with the
-    same draws as one [masked x catalog] product: a 170k-item catalog made that product GBs."""
+    same draws on the CPU as one [masked x catalog] product: a 170k-item catalog made that product GBs."""
     import sessrec.tasks
 
     model = model_for("electra", "rtd", rtd_sample_from_batch=from_batch, mlm_probability=0.5)

@@ -6,8 +6,8 @@ For an example whose target item is ranked ``r`` (1 = best) among every item of 
 * NDCG@k    = 1 / log2(r + 1) if r <= k else 0   (the ideal DCG of one relevant item is 1)
 * MRR@k     = 1 / r if r <= k else 0
 
-Ties are broken pessimistically: ``r = #{items with score >= target score}``, so an item tied
-with the target counts as ranked above it, and a constant scorer gets no credit. Scores of items
+Ties are broken pessimistically: ``r = #{items not scored below the target}`` (``>=`` it, or NaN),
+so an item tied with the target counts as ranked above it, and a constant scorer gets no credit. Scores of items
 that must never be recommended (padding) are expected to be ``-inf`` already. The rank is found
 by comparing with the target's score, without sorting the catalog. A mean over no example (an
 evaluation window without a session of 2 items) is NaN: undefined, not 0.

@@ -60,7 +60,9 @@ _NOT_IDENTITY = {"seed", "resume", "quiet", "device", "num_threads", "logging_st
                  "compare_with_pop", "eval_steps_on_train_set", "per_device_eval_batch_size", "report_to",
                  "experiments_group"}
 # What a run's config means where it does not say (an original script's log.json may lack a key).
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}
+# The original transf_exp_main's, for a log.json that lacks the key.
+_ORIGINAL_DEFAULTS = {"eval_on_last_item_seq_only": False, "session_seq_length_max": 20, "compute_metrics_each_n_steps": 1}
 _METRIC_KEY = re.compile(r"^eval_?/?(?:next-item/)?(ndcg|recall|mrr)(?:_at_|@)(\d+)$")
 
 
@@ -176,7 +178,7 @@ def _load_sessrec_run(path: Path) -> Run:
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
     dataset = _dataset_key(cfg, path)
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
-               dataset=dataset, identity=_identity(cfg),
+               dataset=dataset, identity=_identity({**_DEFAULTS, **cfg}),  # a key added since: its default
                windows=windows, pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
                expected_windows=(final - start) if start and final else None, finished=finished,
                running=not finished and is_locked(path))
@@ -201,7 +203,7 @@ def _load_original_run(path: Path) -> Run:
     windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
-               seed=params.get("seed"), dataset=_dataset_key(params, path),
+               seed=params.get("seed"), dataset=_dataset_key({**_ORIGINAL_DEFAULTS, **params}, path),
                identity=_identity(params) if params else {"folder": str(path)}, windows=windows,
                original_script=True)  # the script writes the CSV once, after its last window
 
@@ -390,7 +392,10 @@ def _disambiguate(groups: list[Group]) -> None:
             if len({values(g, chosen + [k]) for g in clash}) > len({values(g, chosen) for g in clash}):
                 chosen.append(k)
         for g in clash:
-            g.label += " " + ", ".join(f"{k}={g.runs[0].identity.get(k)}" for k in chosen)
+            g.label += "".join(f"{', ' if i else ' '}{k}={g.runs[0].identity.get(k)}" for i, k in enumerate(chosen))
+        if len({g.label for g in clash}) < len(clash):  # told apart only by a key one config lacks: by folder
+            for g in clash:
+                g.label += f" ({g.runs[0].path.name})"
 
 
 # ---- significance -------------------------------------------------------------------------------------
@@ -416,11 +421,10 @@ def compare(groups: list[Group]) -> list[Comparison]:
         rows = [g for g in groups if g.dataset == dataset]
         pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
         for metric in table_metrics(groups):
-            shared = {(a.label, b.label): [w for w in a.per_window if w in b.per_window and metric in a.per_window[w]
-                                           and metric in b.per_window[w]] for a, b in pairs}
-            n_tests = sum(len(common) >= 2 for common in shared.values())  # the Bonferroni factor: tests made
-            for a, b in pairs:
-                common = shared[(a.label, b.label)]
+            shared = [[w for w in a.per_window if w in b.per_window and metric in a.per_window[w]
+                       and metric in b.per_window[w]] for a, b in pairs]
+            n_tests = sum(len(common) >= 2 for common in shared)  # the Bonferroni factor: tests made
+            for (a, b), common in zip(pairs, shared):
                 if not common:
                     continue
                 x = np.array([a.per_window[w][metric] for w in common])

@@ -87,3 +87,11 @@ def test_ignored_combinations_are_said_out_loud_once(caplog, monkeypatch):
     assert text.count("embedding=384 is ignored with constrained_embedding") == 1
     assert "dropout_p_embed is ignored with one-hot input" in text
     assert "similarity='jaccard' is ignored" in text
+
+
+def test_parameters_of_a_baseline_that_takes_none_are_a_one_line_error():
+    from sessrec.baselines import parse_baseline_params
+
+    for values, said in (({"k": 3}, r"baseline 'pop' takes no baseline_params \(got k\)"), ({}, "takes no baseline_params$")):
+        with pytest.raises(SessrecError, match=said):
+            parse_baseline_params("pop", values)

@@ -108,6 +108,9 @@ def test_space_file_accepts_the_appendix_spellings(tmp_path):
     ("d_model: {type: discrete_uniform, low: 16.5, high: 64, step: 0.5}\n", "value 16.5 is not valid"),
     ("baseline_params.k: {type: int, low: 10, high: 20}\n", "is a baseline parameter, but model_type is xlnet"),
     ("data_path: {type: categorical, choices: [a, b]}\n", "cannot be tuned: it selects the data"),
+    # trials scored on other predictions (sessions cut elsewhere, other batches) cannot be compared
+    ("session_seq_length_max: {type: int, low: 10, high: 20}\n", "cannot be tuned: it changes what is evaluated"),
+    ("compute_metrics_each_n_steps: {type: int, low: 1, high: 2}\n", "cannot be tuned: it changes what is evaluated"),
     ("dropout: 0.1\n", "expected a mapping with 'type'"),
     # a grid that does not reach high: Optuna narrowed it with a warning at every trial
     ("dropout: {type: discrete_uniform, low: 0.0, high: 0.5, step: 0.7}\n",

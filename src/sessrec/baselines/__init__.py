@@ -38,14 +38,20 @@ def parse_baseline_params(model: str, values: dict) -> object:
     building the baseline; the tuner checks a search space with it."""
     from sessrec.baselines.params import parse_params
 
-    refuse_unknown_params(model, values)
+    _refuse_params(model, values)
     module, name = _PARAMS[model]
     return parse_params(getattr(importlib.import_module(f"sessrec.baselines.{module}"), name), values, model)
 
 
 def refuse_unknown_params(model: str, values: dict) -> None:
     """A one-line error when ``values`` is given to a baseline that takes no parameters."""
+    if values:
+        _refuse_params(model, values)
+
+
+def _refuse_params(model: str, values: dict) -> None:
     from sessrec.errors import SessrecError
 
-    if values and model not in _PARAMS:
-        raise SessrecError(f"baseline '{model}' takes no baseline_params (got {', '.join(map(str, values))})")
+    if model not in _PARAMS:
+        got = f" (got {', '.join(map(str, values))})" if values else ""
+        raise SessrecError(f"baseline '{model}' takes no baseline_params{got}")

@@ -381,6 +381,8 @@ _NOT_TUNABLE = {
     "start_time_window_index": "selects the windows (use --tune-windows)",
     "final_time_window_index": "selects the windows (use --tune-windows)", "eval_on_test_set": "selects the split",
     "top_ks": "selects the metric", "eval_on_last_item_seq_only": "changes what is evaluated",
+    "session_seq_length_max": "changes what is evaluated (sessions are cut after that many items: other targets)",
+    "compute_metrics_each_n_steps": "changes what is evaluated (which batches are scored)",
     "model_type": "is the algorithm (tune each one in its own study)", "task": "is the algorithm (tune each one in its own study)",
     "output_dir": "is where results go", "seed": "is the source of randomness (the final runs use several seeds)",
     "resume": "is an operational switch", "overwrite_output_dir": "is an operational switch",
