@@ -59,7 +59,7 @@ _NOT_IDENTITY = {"seed", "resume", "quiet", "device", "num_threads", "logging_st
                  "keep_checkpoints", "overwrite_output_dir", "final_time_window_index", "wandb_run_name",
                  "compare_with_pop", "eval_steps_on_train_set", "per_device_eval_batch_size", "report_to",
                  "experiments_group"}
-# What a run's config means where it does not say (an original script's log.json may lack a key).
+# What a sessrec run's config means where it does not say (a results.json made before a key existed).
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}
 # The original transf_exp_main's, for a log.json that lacks the key.
 _ORIGINAL_DEFAULTS = {"eval_on_last_item_seq_only": False, "session_seq_length_max": 20, "compute_metrics_each_n_steps": 1}
@@ -337,7 +337,7 @@ class Group:
 
 def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
     """Rows in first-seen order; labels made unique with the config keys that tell rows apart. Runs of different
-    data sets (told by their data paths) are never one row nor compared."""
+    data sets (told by their data paths, splits and protocols: :func:`_dataset_key`) are never one row nor compared."""
     names = _short_dataset_names({r.dataset for r in runs})
     split_of = {names[k]: k[1] for k in {r.dataset for r in runs}}
     runs = [dataclasses.replace(r, dataset=names[r.dataset]) for r in runs]
