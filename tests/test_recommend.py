@@ -225,7 +225,8 @@ def test_recommend_command_items_and_parquet(tmp_path, capsys):
     assert main(["recommend", "--model-dir", str(folder)]) == 2
     assert "either --items" in capsys.readouterr().err
     assert main(["recommend", "--model-dir", str(tmp_path / "nowhere"), "--items", "1"]) == 2
-    assert f"{tmp_path / 'nowhere'} does not exist: give a run's checkpoint folder" in capsys.readouterr().err
+    assert f"--model-dir {tmp_path / 'nowhere'} does not exist: give a run folder or one of its checkpoint folders" \
+        in capsys.readouterr().err
     for typed in ("12,5_0", "+12", "1\u0662"):  # what int() would read as another number
         assert main(["recommend", "--model-dir", str(folder), "--items", typed]) == 2
         assert f"--items must be comma-separated item ids such as 12,55,7 (got '{typed}')" in capsys.readouterr().err
@@ -333,10 +334,11 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
     # an empty id between commas is an id (unknown), not dropped: --strict stops at it (QA helper-53)
     assert main(["recommend", "--model-dir", str(ckpt), "--items", f"{items[0]},,{items[1]}", "--strict"]) == 2
     assert "1 unknown item(s): ''" in capsys.readouterr().err
-    # a run folder is not a checkpoint: said so, rather than "no config.yaml" beside its config.yaml
-    assert main(["recommend", "--model-dir", str(catalog_run), "--items", str(items[0])]) == 2
-    assert capsys.readouterr().err.strip().endswith(f"{catalog_run} is a run folder, not one of its checkpoints: give "
-                                                    f"{ckpt} (its newest model) or a checkpoint-N folder")
+    # a run folder means its newest checkpoint, as for sessrec serve
+    assert main(["recommend", "--model-dir", str(catalog_run), "--items", ",".join(map(str, items)), "-k", "3", "--json"]) == 0
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", ",".join(map(str, items)), "-k", "3", "--json"]) == 0
+    by_run, by_checkpoint = capsys.readouterr().out.strip().split("\n")
+    assert json.loads(by_run) == json.loads(by_checkpoint)
     sessions = pa.table({"session_id": [7, 8], "items": [items, [*items[:2], 42]],
                          "timestamps": [rows[0]["timestamp"], [*rows[0]["timestamp"][:2], 0.0]]})
     pq.write_table(sessions, tmp_path / "in.parquet")

@@ -466,6 +466,24 @@ def set_aside(folder: Path) -> Path:
     return target
 
 
+def model_checkpoint(model_dir: Path) -> tuple[Path, Path | None]:
+    """(the checkpoint to load, its run folder or None) for a model folder a user names: a run folder means its
+    newest checkpoint that verifies (a damaged newer one is warned about), anything else a checkpoint folder."""
+    model_dir = Path(model_dir)
+    if (model_dir / LAST).is_dir() or any(model_dir.glob("checkpoint-[0-9]*")):
+        folder, damaged = latest_good_checkpoint(model_dir)
+        if folder is None:
+            why = f": {damaged[0]}" if damaged else ""
+            raise SessrecError(f"no usable checkpoint in run folder {model_dir}{why}")
+        for bad in damaged:
+            log.warning("%s; using the older %s", bad, folder.name)
+        return folder, model_dir
+    if not model_dir.is_dir():
+        what = "is not a folder" if model_dir.exists() else "does not exist"
+        raise SessrecError(f"--model-dir {model_dir} {what}: give a run folder or one of its checkpoint folders")
+    return model_dir, None
+
+
 def read_checkpoint(folder: Path, verify: bool = True) -> tuple[ExperimentConfig, Schema, dict[str, Any]]:
     """(config, schema, ``experiment.json``) of a checkpoint folder, with a clear error if it is not
     one or (with ``verify``) if it is damaged."""

@@ -203,12 +203,15 @@ class Recommender:
         from sessrec.checkpoint import (
             DamagedCheckpoint,
             load_learner_state,
+            model_checkpoint,
             read_checkpoint,
             rng_state,
             set_rng_state,
         )
 
-        path = Path(path)
+        path, run_dir = model_checkpoint(Path(path))  # a run folder: its newest checkpoint
+        if run_dir is not None:
+            log.info("%s is a run folder: loading its newest checkpoint that verifies, %s", run_dir, path.name)
         try:
             cfg, schema, meta = read_checkpoint(path)
         except DamagedCheckpoint as e:

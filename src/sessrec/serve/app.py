@@ -33,10 +33,11 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from sessrec.checkpoint import model_checkpoint
 from sessrec.data.catalog import float_beyond_ids, whole_float
 from sessrec.errors import SessrecError
 from sessrec.serve.batcher import MicroBatcher
-from sessrec.serve.models import ModelWatcher, ServedModel, initial_checkpoint, load_served, settle_memory
+from sessrec.serve.models import ModelWatcher, ServedModel, load_served, settle_memory
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Server:
 
     def __init__(self, opts: Options):
         self.opts = opts.validate()
-        folder, self.run_dir = initial_checkpoint(Path(opts.model_dir))
+        folder, self.run_dir = model_checkpoint(Path(opts.model_dir))
         self.model: ServedModel = load_served(folder, opts.backend, 1, opts.device, opts.num_threads)
         settle_memory()
         self.batcher = MicroBatcher(opts.max_batch, opts.batch_wait_ms / 1000.0)

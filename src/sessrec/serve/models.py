@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from sessrec.checkpoint import LAST, MANIFEST, latest_good_checkpoint, read_checkpoint
+from sessrec.checkpoint import LAST, MANIFEST, read_checkpoint
 from sessrec.errors import SessrecError
 from sessrec.recommend import Recommender, Scorer
 
@@ -161,23 +161,6 @@ def settle_memory() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-
-
-def initial_checkpoint(model_dir: Path) -> tuple[Path, Path | None]:
-    """(the checkpoint to start with, the run folder to watch or None) for ``--model-dir``: a run
-    folder (its newest checkpoint that verifies; ``checkpoint-last`` is then watched) or a checkpoint."""
-    if (model_dir / LAST).is_dir() or any(model_dir.glob("checkpoint-[0-9]*")):
-        folder, damaged = latest_good_checkpoint(model_dir)
-        if folder is None:
-            why = f": {damaged[0]}" if damaged else ""
-            raise SessrecError(f"no usable checkpoint in run folder {model_dir}{why}")
-        for bad in damaged:
-            log.warning("%s; serving the older %s", bad, folder.name)
-        return folder, model_dir
-    if not model_dir.is_dir():
-        what = "is not a folder" if model_dir.exists() else "does not exist"
-        raise SessrecError(f"--model-dir {model_dir} {what}: give a run folder or one of its checkpoint folders")
-    return model_dir, None
 
 
 class ModelWatcher:
