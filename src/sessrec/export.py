@@ -99,7 +99,9 @@ def export_recommender(rec: Recommender, fmt: str, path: Path, name: str = "the 
     """Export a loaded model (on the CPU) to ``path``; see :func:`export_model`."""
     model = getattr(rec.learner, "model", None)
     if not isinstance(model, nn.Module):
-        raise SessrecError(f"only neural models can be exported; {name} holds a '{type(rec.learner).__name__}'")
+        raise SessrecError(f"only neural models can be exported; {name} holds a '{type(rec.learner).__name__}' (a "
+                           "baseline is recommended from and served as it is: sessrec recommend, sessrec serve "
+                           "--backend eager)")
     names = rec.input_names
     module = ScoringModule(model, names)
     example = random_sessions(rec.schema, names, rec.max_len, 4, seed=1)

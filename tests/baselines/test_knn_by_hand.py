@@ -11,6 +11,7 @@ from math import exp, log, sqrt
 import numpy as np
 import pytest
 
+from sessrec.errors import SessrecError
 from tests.baselines.conftest import DAY, learner, scores
 
 A, B, C, D = [1, 2, 3], [2, 4], [3, 5, 2], [6, 7]
@@ -185,3 +186,27 @@ def test_finish_masks_unseen_items_in_place_without_copying_the_scores():
     out = finish(scores, np.array([False, True, False, True]))
     assert np.shares_memory(out.numpy(), scores)
     assert out.tolist() == [[2.0, -np.inf, 1.0], [0.0, -np.inf, 1.0]]
+
+
+@pytest.mark.parametrize("model", ["vsknn", "stan", "vstan"])
+def test_a_knn_learner_saved_and_loaded_scores_and_learns_on_as_the_original(tmp_path, model):
+    """The state (stored sessions, item counts, how times are read) makes the same scores, and the same ones after
+    one more window: a checkpoint resumes without refitting, and is recommended from and served."""
+    from sessrec.checkpoint import read_state, write_state
+    from sessrec.data.loader import SessionTensors
+    from tests.baselines.conftest import batch
+
+    sessions, days = [[1, 2, 3], [2, 3, 4], [5, 6], [1, 3, 5, 7]], [DAY, 2 * DAY, 2.5 * DAY, 3 * DAY]
+    fitted = learner(model, {}, sessions, days)
+    write_state(tmp_path / "knn.safetensors", fitted.state_dict()["model"])
+    loaded = learner(model, {}, [[8, 9]], [DAY])  # another store, replaced by the saved one
+    loaded.load_state_dict({"model": read_state(tmp_path / "knn.safetensors")})
+    queries, at = [[1, 2], [3], [5, 6, 1]], [4 * DAY] * 3
+    np.testing.assert_array_equal(scores(loaded, queries, at), scores(fitted, queries, at))
+    more = SessionTensors(batch([[2, 7, 8], [9, 1]], [5 * DAY, 5.5 * DAY]), "item")
+    for lrn in (fitted, loaded):
+        lrn.fit_window(more, 2)
+    np.testing.assert_array_equal(scores(loaded, queries, [6 * DAY] * 3), scores(fitted, queries, [6 * DAY] * 3))
+    other = learner(model, {}, [[1, 2]], [DAY], n_items=20)
+    with pytest.raises(SessrecError, match="the saved sessions are over 9 items, this schema's over 19"):
+        other.load_state_dict(fitted.state_dict())

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +32,7 @@ import torch
 from sessrec.baselines.params import at_least, choice, unsupported
 from sessrec.baselines.sessions import Encoded, encode, last_values, seconds_divisor, time_feature
 from sessrec.data.loader import Batch, SessionTensors
+from sessrec.errors import SessrecError
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,33 @@ class SessionStore:
         if not in_order:  # a new session ended before an old one: re-sort everything (ties: older first)
             order = np.argsort(self.time, kind="stable")
             self.positions, self.time = self.positions[order], self.time[order]
+        self._index()
+
+    def _index(self) -> None:
+        """The item -> sessions matrix of ``positions``; the cut ones (recent_index) are made again when asked."""
         binary = sp.csr_matrix((np.ones(self.positions.nnz), self.positions.indices, self.positions.indptr),
                                shape=self.positions.shape)
         self.index = binary.T.tocsr()
         self.index.sort_indices()
         self._recent.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sessions, their times and the item counts (the index is made again from them)."""
+        p = self.positions
+        return {"indptr": torch.from_numpy(p.indptr.astype(np.int64)), "indices": torch.from_numpy(p.indices.astype(np.int64)),
+                "positions": torch.from_numpy(p.data.copy()), "time": torch.from_numpy(self.time.copy()),
+                "item_freq": torch.from_numpy(self.item_freq.copy()), "n_total": self.n_total}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        item_freq = state["item_freq"].numpy().astype(np.float64)
+        if item_freq.size != self.n_items:
+            raise SessrecError(f"the saved sessions are over {item_freq.size - 1} items, this schema's over {self.n_items - 1}")
+        indptr = state["indptr"].numpy()
+        self.positions = sp.csr_matrix((state["positions"].numpy().astype(np.float64), state["indices"].numpy(), indptr),
+                                       shape=(indptr.size - 1, self.n_items))
+        self.time, self.item_freq = state["time"].numpy().astype(np.float64), item_freq
+        self.n_total = int(state["n_total"])
+        self._index()
 
     def recent_index(self, n: int) -> sp.csr_matrix:
         """The item -> sessions index cut to each item's ``n`` most recent sessions.
@@ -303,6 +326,17 @@ class KnnLearner:
         runtime = time.perf_counter() - start
         return {"train_runtime": runtime, "train_samples_per_second": len(data) / max(runtime, 1e-9),
                 "train_sessions_in_store": float(len(self.store))}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything scoring and further windows need: the stored sessions, and how times are read (a checkpoint
+        of a kNN run is resumed without refitting, and recommended from or served like a neural model's)."""
+        return {"model": {"store": self.store.state_dict(), "divisor": self._divisor, "next_order": self._next_order}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        model = state["model"]
+        self.store.load_state_dict(model["store"])
+        self._divisor = None if model["divisor"] is None else float(model["divisor"])
+        self._next_order = float(model["next_order"])
 
     @torch.no_grad()
     def score(self, prefix: Batch) -> torch.Tensor:
