@@ -83,6 +83,15 @@ def test_boolean_flags():
     assert cfg().mf_constrained_embeddings is True
 
 
+@pytest.mark.parametrize("flag", ["--baseline-params", "--model-config"])
+def test_a_mapping_flag_of_bad_yaml_is_a_one_line_error(flag, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--model", "vsknn", flag, "{k: 5"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "not valid YAML" in err and "Traceback" not in err and err.count("\n") == 0
+
+
 def test_baseline_params_need_a_baseline(tiny_data, tmp_path, capsys):
     assert main(["run", "--data-path", str(tiny_data), "--baseline-params", "{k: 5}", "-o", str(tmp_path / "x")]) == 2
     assert "baseline_params is for the baselines" in capsys.readouterr().err

@@ -106,7 +106,11 @@ def _bool_value(text: str) -> bool:
 def _yaml_mapping(text: str) -> dict:
     import yaml
 
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"not valid YAML ({getattr(e, 'problem', None) or e}): {text!r}; "
+                                         "a mapping such as '{k: 500, sample_size: 1000}'") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{k: 500}}', got {text!r}")
     return value
