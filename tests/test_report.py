@@ -180,6 +180,18 @@ def test_runs_scored_on_other_predictions_are_not_compared_nor_seeds_of_one_row(
     assert all("Most popular" in (x.a, x.b) for x in compare(groups))  # each row only against its own reference
 
 
+def test_runs_whose_most_popular_comparisons_count_other_windows_get_a_row_each(tmp_path):
+    """Beside a sliding-window run the comparison counts its last w windows, beside an incremental one every window so
+    far: one row each, labelled, whatever the order the runs are given in (one arbitrary run's row before)."""
+    a = fake_run(tmp_path / "a", {2: 0.30, 3: 0.40, 4: 0.50}, model="gpt2", task="clm", pop=0.05)
+    b = fake_run(tmp_path / "b", {2: 0.11, 3: 0.31, 4: 0.21}, model="vsknn", no_incremental_training=True,
+                 training_time_window_size=1, pop=0.07)
+    for order in ((a, b), (b, a)):
+        pops = {g.label: g.per_window[2][("ndcg", 20)] for g in group_runs([load_run(p) for p in order])
+                if g.is_pop_reference}
+        assert pops == {"Most popular (training windows 1..t)": 0.05, "Most popular (the last 1 training window)": 0.07}
+
+
 def test_same_label_rows_are_told_apart_by_their_config(tmp_path):
     a = fake_run(tmp_path / "a", {2: 0.3}, d_model=64)
     b = fake_run(tmp_path / "b", {2: 0.2}, d_model=128)

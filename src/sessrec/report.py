@@ -350,16 +350,31 @@ def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
     _disambiguate(groups)
     if with_pop:
         for dataset in dict.fromkeys(g.dataset for g in groups):
-            has_pop_row = any(g.dataset == dataset and g.runs[0].model_type == "pop" for g in groups)
-            sources = [r for g in groups if g.dataset == dataset for r in g.runs if r.pop_windows]
-            if sources and not has_pop_row:
+            own = {_pop_counting(g.runs[0]) for g in groups if g.dataset == dataset and g.runs[0].model_type == "pop"}
+            by_counting: dict[str, list[Run]] = {}
+            for r in (r for g in groups if g.dataset == dataset for r in g.runs if r.pop_windows):
+                by_counting.setdefault(_pop_counting(r), []).append(r)
+            for counting, sources in by_counting.items():
+                if counting in own:  # a `--model pop` run of these windows is the row
+                    continue
                 source = max(sources, key=lambda r: len(r.pop_windows))
                 pseudo = Run(path=source.path, model_type="pop", task=None, seed=None, dataset=dataset,
                              identity={}, windows=source.pop_windows, finished=source.finished,
                              expected_windows=source.expected_windows, running=source.running)
-                groups.append(Group("Most popular", dataset, [pseudo], dict(source.pop_windows), is_pop_reference=True,
+                label = "Most popular" + (f" ({counting})" if len(by_counting) > 1 else "")
+                groups.append(Group(label, dataset, [pseudo], dict(source.pop_windows), is_pop_reference=True,
                                     split=split_of[dataset]))
     return groups
+
+
+def _pop_counting(run: Run) -> str:
+    """The training windows a run's most-popular comparison counted for window t: the model's own (all since window
+    1, or the last w, with --no-incremental-training), or every one since the start window (incremental)."""
+    ident = run.identity
+    if ident.get("no_incremental_training"):
+        w = int(ident.get("training_time_window_size") or 0)
+        return f"the last {w} training window{'s' if w > 1 else ''}" if w else "training windows 1..t"
+    return f"training windows {int(ident.get('start_time_window_index') or 1)}..t"
 
 
 def _mean_windows(runs_windows: list[dict[int, dict[tuple[str, int], float]]]) -> dict[int, dict[tuple[str, int], float]]:
