@@ -154,6 +154,26 @@ def test_resume_refits_a_learner_without_state_dict(tiny_data, tmp_path, monkeyp
     assert CountsWithoutState.fitted == ([3] if fresh_each_window else [1, 2, 3])
 
 
+def test_resuming_a_checkpoint_of_the_earlier_most_popular_counting_says_so(tiny_data, tmp_path, caplog, monkeypatch):
+    """Before, the comparison beside --no-incremental-training counted every window from the start on: a run of then,
+    resumed now, mixes the two ways, and says which windows keep the old figures."""
+    import sessrec.experiment
+
+    def as_before(*a, **kw):  # an earlier release's checkpoint: no pop_counts
+        experiment = {k: v for k, v in a[5].items() if k != "pop_counts"}
+        return save_checkpoint(*a[:5], experiment, *a[6:], **kw)
+
+    args = {"model_type": "vsknn", "no_incremental_training": True, "training_time_window_size": 1}
+    monkeypatch.setattr(sessrec.experiment, "save_checkpoint", as_before)
+    run_experiment(tiny_config(tiny_data, tmp_path / "old", final_time_window_index=3, **args), printer=lambda *_: None)
+    monkeypatch.undo()
+    assert "pop_counts" not in json.loads((tmp_path / "old" / "checkpoint-last" / "experiment.json").read_text())
+    run_experiment(tiny_config(tiny_data, tmp_path / "old", final_time_window_index=4, resume=True, **args),
+                   printer=lambda *_: None)
+    assert "whose most-popular comparison beside --no-incremental-training counted every window from the start window" \
+           " on: windows 2..3 keep those figures" in caplog.text
+
+
 def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_data, tmp_path, capsys, caplog):
     quiet = {"printer": lambda *_: None}
     run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="pop"), **quiet)

@@ -296,7 +296,8 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             ranks = group.all_gather({"rng": rng_state(), "learner": learner.rank_state()}) if group.distributed else None
             return group.on_main(lambda: save_checkpoint(out_dir, t, cfg, schema, {"model": learner, "pop": pop},
                                                          {**state, "world_size": group.size, "data_files": sizes,
-                                                          "cpu_threads": torch.get_num_threads()},
+                                                          "cpu_threads": torch.get_num_threads(),
+                                                          "pop_counts": "training windows"},
                                                          ranks, catalog))
 
         n_params = getattr(learner, "n_parameters", None)
@@ -312,6 +313,11 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             done = f"trained through window {first - 1}" if first - 1 >= start else "no window trained yet"
             printer(f"resuming from {folder} ({done}{inside})")
             saved = meta["learners"]
+            if pop is not None and cfg.no_incremental_training and "pop_counts" not in meta and first > start:
+                log.warning("%s was saved by an earlier sessrec, whose most-popular comparison beside "
+                            "--no-incremental-training counted every window from the start window on: windows %d..%d "
+                            "keep those figures, later ones count the model's own training windows (run again "
+                            "without --resume for one way throughout)", folder, start + 1, first)
             for name, lrn in (("model", learner), ("pop", pop)):
                 if lrn is not None and saved.get(name):
                     try:
