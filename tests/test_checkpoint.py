@@ -174,6 +174,22 @@ def test_resuming_a_checkpoint_of_the_earlier_most_popular_counting_says_so(tiny
            " on: windows 2..3 keep those figures" in caplog.text
 
 
+def test_a_run_on_the_bundled_sample_of_an_earlier_install_resumes_on_this_one(tmp_path):
+    """A run on the sample records the installed package's path: after a new virtualenv or an upgrade that path is gone,
+    and the run (or a seeds folder, a study's final seeds) goes on with this install's sample (files checked by size)."""
+    from sessrec.checkpoint import config_differences
+    from sessrec.data.sample import bundled_sample_path
+    from sessrec.experiment import resolve_data
+
+    gone = str(tmp_path / "old-venv" / "lib" / "python3.11" / "site-packages" / "sessrec" / "data" / "sample")
+    assert resolve_data(ExperimentConfig(data_path=gone))[0] == bundled_sample_path()
+    assert config_differences(ExperimentConfig(data_path=gone), ExperimentConfig(data_path=str(bundled_sample_path()))) == []
+    other = tmp_path / "mine" / "sample"  # any other folder is other data
+    assert config_differences(ExperimentConfig(data_path=str(other)), ExperimentConfig(data_path=str(bundled_sample_path())))
+    with pytest.raises(SessrecError, match="not found"):
+        resolve_data(ExperimentConfig(data_path=str(other)))
+
+
 def test_resume_refuses_a_different_config_and_a_run_without_checkpoint(tiny_data, tmp_path, capsys, caplog):
     quiet = {"printer": lambda *_: None}
     run_experiment(tiny_config(tiny_data, tmp_path / "a", model_type="pop"), **quiet)

@@ -393,6 +393,11 @@ RESUMABLE_CHANGES = {"output_dir", "overwrite_output_dir", "resume", "quiet", "d
                      "run_name", "experiments_group", "ddp_timeout"}
 
 
+def is_bundled_sample(path: str | Path) -> bool:
+    """Whether ``path`` is the sample data set inside a sessrec package (of this install or another one)."""
+    return Path(path).parts[-3:] == ("sessrec", "data", "sample")
+
+
 def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     """``key: saved -> new`` for every result-changing field in which ``new`` departs from ``saved``."""
     a, b = saved.to_dict(), new.to_dict()
@@ -400,8 +405,9 @@ def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[s
     for key in a:
         if key in RESUMABLE_CHANGES or a[key] == b[key]:
             continue
-        if key == "data_path" and a[key] and b[key] and Path(a[key]).resolve() == Path(b[key]).resolve():
-            continue
+        if key == "data_path" and a[key] and b[key] and (Path(a[key]).resolve() == Path(b[key]).resolve()
+                                                         or is_bundled_sample(a[key]) and is_bundled_sample(b[key])):
+            continue  # one folder; or the bundled sample of two installs (its files are compared by size on resume)
         out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return out
 

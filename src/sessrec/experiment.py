@@ -25,6 +25,7 @@ from sessrec.checkpoint import (
     RANKS,
     config_differences,
     find_checkpoint,
+    is_bundled_sample,
     latest_good_checkpoint,
     load_learner_state,
     nothing_to_resume,
@@ -80,13 +81,14 @@ class ExperimentResult:
 
 def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
     """The data folder (default: the bundled sample) and its schema (given, found next to the data, or inferred)."""
-    if cfg.data_path:
-        data_path = Path(cfg.data_path)
-    else:
-        from sessrec.data.sample import bundled_sample_path
+    from sessrec.data.sample import bundled_sample_path
 
+    if cfg.data_path and not (is_bundled_sample(cfg.data_path) and not Path(cfg.data_path).exists()):
+        data_path = Path(cfg.data_path)
+    else:  # none given, or the sample of a sessrec installed elsewhere before (a run resumed after an upgrade)
         data_path = bundled_sample_path()
-        log.info("no --data-path given: using the bundled sample data set (%s)", data_path)
+        log.info("%s: using the bundled sample data set (%s)",
+                 "no --data-path given" if not cfg.data_path else f"{cfg.data_path} is gone", data_path)
     data_folder(data_path)
     if cfg.features_schema_path:
         return data_path, load_schema(cfg.features_schema_path)
