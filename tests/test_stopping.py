@@ -68,10 +68,17 @@ def test_a_second_signal_during_the_save_stops_at_once_and_keeps_the_last_checkp
     _resume_and_compare(out, straight_run)
 
 
-def test_a_learner_without_state_dict_stops_at_the_end_of_the_window(tiny_data, tmp_path):
-    """GRU4Rec cannot save its state: a stop asked while window 2 loads waits for the window's checkpoint."""
-    args = ["run", "--data-path", str(tiny_data), "--model", "gru4rec", "--final-time-window-index", "4", "--quiet",
-            "--baseline-params", "{n_epochs: 1, layers: 16, batch_size: 32}"]
+@pytest.mark.parametrize("model, params, where", [
+    ("gru4rec", ["--baseline-params", "{n_epochs: 1, layers: 16, batch_size: 32}"], "at the end of window 2; checkpoint saved "
+     "in {out}/checkpoint-0002;"),
+    ("vsknn", [], "in window 2 after training, during evaluation; checkpoint saved in {out}/checkpoint-last;"),
+])
+def test_a_baseline_stopped_while_window_2_loads_resumes_to_the_uninterrupted_results(tiny_data, tmp_path, caplog, model,
+                                                                                      params, where):
+    """GRU4Rec cannot save its state: the stop waits for the window's checkpoint, and the resumed run refits it.
+    V-SkNN's checkpoint holds its stored sessions: the stop is saved inside the window, during its evaluation, and
+    the resumed run reads the sessions back instead of adding windows 1-2 again."""
+    args = ["run", "--data-path", str(tiny_data), "--model", model, "--final-time-window-index", "4", "--quiet", *params]
     straight, out, mark = tmp_path / "straight", tmp_path / "run", tmp_path / "mark"
     assert main([*args, "-o", str(straight)]) == 0
     child = start_child([*args, "-o", str(out)], PAUSE_AT_LOAD="3", MARK=str(mark))  # 3rd file: window 2's train.parquet
@@ -79,27 +86,10 @@ def test_a_learner_without_state_dict_stops_at_the_end_of_the_window(tiny_data, 
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 143, err
-    assert err.splitlines()[-1].startswith(f"sessrec: stopped by SIGTERM at the end of window 2; checkpoint saved in {out}/checkpoint-0002;")
-    assert [r["index"] for r in metric_rows(out)] == ["2", "3"]
-    _resume_and_compare(out, straight)
-
-
-def test_a_knn_baseline_saves_its_sessions_and_resumes_without_refitting(tiny_data, tmp_path, caplog):
-    """V-SkNN's checkpoint holds its stored sessions: a stop asked while window 2 loads is saved inside the window,
-    during its evaluation, and the resumed run reads the sessions back instead of adding windows 1-2 again."""
-    args = ["run", "--data-path", str(tiny_data), "--model", "vsknn", "--final-time-window-index", "4", "--quiet"]
-    straight, out, mark = tmp_path / "straight", tmp_path / "run", tmp_path / "mark"
-    assert main([*args, "-o", str(straight)]) == 0
-    child = start_child([*args, "-o", str(out)], PAUSE_AT_LOAD="3", MARK=str(mark))  # 3rd file: window 2's train.parquet
-    wait_for(mark, child)
-    child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=60)
-    assert child.returncode == 143, err
-    assert err.splitlines()[-1].startswith("sessrec: stopped by SIGTERM in window 2 after training, during evaluation; "
-                                           f"checkpoint saved in {out}/checkpoint-last;")
+    assert err.splitlines()[-1].startswith(f"sessrec: stopped by SIGTERM {where.format(out=out)}")
     with caplog.at_level("INFO"):
         _resume_and_compare(out, straight)
-    assert "refitting" not in caplog.text
+    assert ("refitting" in caplog.text) == (model == "gru4rec")
 
 
 def test_stop_on_signals_sets_a_flag_then_raises_and_restores_the_handlers():
