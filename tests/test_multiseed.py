@@ -45,7 +45,7 @@ def test_run_seeds(tiny_data, tmp_path):
     lines.clear()
     other = run_seeds(tiny_config(tiny_data, out, learning_rate=0.01, overwrite_output_dir=True), [3], out,
                       printer=lines.append)
-    assert "running again (its configuration changed)" in lines[0]
+    assert "running again (its configuration changed: learning_rate)" in lines[0]
     assert other["aot"]["eval_/next-item/ndcg_at_20"]["mean"] != ndcg[0]
     assert "AOT on the validation split over 1 seed (3) (one seed: no standard deviation)" in (out / "summary.md").read_text()
     assert " ± " not in (out / "summary.md").read_text()

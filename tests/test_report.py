@@ -80,6 +80,11 @@ def test_a_run_of_the_same_algorithm_data_and_seed_counts_once(tmp_path):
     written = (tmp_path / "report" / "report.md").read_text()
     assert f"- `{tmp_path / 'copy'}`: {note}" in written and written.count(note) == 1  # named once, in the run list
     assert note in report.markdown  # what is printed
+    # a stopped copy given first: the run that evaluated more windows is kept
+    stopped = fake_run(tmp_path / "stopped", {2: 0.1}, seed=1, finish=False)
+    again = make_report([stopped, a1], tmp_path / "report2")
+    assert [r.path for r in again.groups[0].runs] == [a1]
+    assert f"left out: the same algorithm, data and seed (1) as {a1}" in again.markdown
 
 
 def test_rows_evaluated_on_different_windows_are_noted(tmp_path):

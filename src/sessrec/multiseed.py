@@ -88,7 +88,8 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
             one.resume = not changed and run_dir.is_dir() and any(run_dir.glob("checkpoint-*"))
             if not one.resume and run_dir.is_dir() and any(run_dir.iterdir()):
                 one.overwrite_output_dir = True
-            what = "resuming" if one.resume else f"running again (its {_what_changed(diffs)} changed)" if changed else "running"
+            keys = "" if _what_changed(diffs) == "data" else f": {', '.join(d.split(':')[0] for d in diffs[:4])}"
+            what = "resuming" if one.resume else f"running again (its {_what_changed(diffs)} changed{keys})" if changed else "running"
             printer(f"seed {seed} ({i}/{len(seeds)}): {what} into {run_dir}")
             runner(one, printer=printer)
             done = _finished(run_dir)

@@ -738,8 +738,12 @@ def make_report(run_dirs: list[str | Path], output: str | Path, with_pop: bool =
                                                                                                       run.identity)), None)
         if twin is None:
             runs.append(run)
-        else:  # a copy, or the same seed run twice (a tune's --final-seeds and best.yaml's --seeds): counted once
-            copies.append((run.path, f"left out: the same algorithm, data and seed ({run.seed}) as {twin.path}"))
+            continue
+        # a copy, or the same seed run twice (a tune's --final-seeds and best.yaml's --seeds): counted once, the one
+        # that evaluated more windows kept (a stopped copy given first left the finished one out)
+        if len(run.windows) > len(twin.windows):
+            runs[runs.index(twin)], (run, twin) = run, (twin, run)
+        copies.append((run.path, f"left out: the same algorithm, data and seed ({run.seed}) as {twin.path}"))
     groups = group_runs(runs, with_pop=with_pop)
     comparisons = compare(groups)
     markdown = table_markdown = render_markdown(groups, comparisons)
