@@ -49,7 +49,7 @@ class Learner(Scorer, Protocol):
 def build_learner(cfg: ExperimentConfig, schema: Schema, group: Group = SINGLE) -> Learner:
     """The learner of ``cfg.model_type``; in a distributed run (``group``) a neural model trained with
     ``DistributedDataParallel`` (the baselines train in one process: they refuse such a run)."""
-    from sessrec.baselines import BASELINES, refuse_unknown_params
+    from sessrec.baselines import BASELINES, refuse_params
     from sessrec.bodies import BODIES
 
     if cfg.model_type in BASELINES:
@@ -57,7 +57,8 @@ def build_learner(cfg: ExperimentConfig, schema: Schema, group: Group = SINGLE) 
             raise SessrecError(baseline_refusal(cfg.model_type))
         if cfg.loss_type != "cross_entropy":
             raise SessrecError(f"loss_type {cfg.loss_type} trains a neural model; baseline '{cfg.model_type}' has no training loss")
-        refuse_unknown_params(cfg.model_type, cfg.baseline_params)  # a baseline with parameters parses them as it is built
+        if cfg.baseline_params:  # a baseline with parameters parses them as it is built
+            refuse_params(cfg.model_type, cfg.baseline_params)
         return BASELINES[cfg.model_type](cfg, schema)
     if cfg.baseline_params:
         raise SessrecError(f"baseline_params is for the baselines ({', '.join(sorted(BASELINES))}); model_type '{cfg.model_type}' does not use it")

@@ -88,8 +88,7 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
             one.resume = not changed and run_dir.is_dir() and any(run_dir.glob("checkpoint-*"))
             if not one.resume and run_dir.is_dir() and any(run_dir.iterdir()):
                 one.overwrite_output_dir = True
-            keys = "" if _what_changed(diffs) == "data" else f": {', '.join(d.split(':')[0] for d in diffs[:4])}"
-            what = "resuming" if one.resume else f"running again (its {_what_changed(diffs)} changed{keys})" if changed else "running"
+            what = "resuming" if one.resume else _running_again(diffs) if changed else "running"
             printer(f"seed {seed} ({i}/{len(seeds)}): {what} into {run_dir}")
             runner(one, printer=printer)
             done = _finished(run_dir)
@@ -106,6 +105,13 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
 
 def _what_changed(diffs: list[str]) -> str:
     return "data" if all(d.startswith("data (") for d in diffs) else "configuration"
+
+
+def _running_again(diffs: list[str]) -> str:
+    """``running again (its data changed)`` or ``... (its configuration changed: key, key)``."""
+    kind = _what_changed(diffs)
+    keys = "" if kind == "data" else f": {', '.join(d.split(':')[0] for d in diffs[:4])}"
+    return f"running again (its {kind} changed{keys})"
 
 
 def _run_with(diffs: list[str]) -> str:

@@ -212,8 +212,8 @@ class Recommender:
         path, run_dir = model_checkpoint(Path(path))  # a run folder: its newest checkpoint
         if run_dir is not None:
             log.info("%s is a run folder: loading its newest checkpoint that verifies, %s", run_dir, path.name)
-        try:
-            cfg, schema, meta = read_checkpoint(path)
+        try:  # a run folder's checkpoint was just verified, picking it
+            cfg, schema, meta = read_checkpoint(path, verify=run_dir is None)
         except DamagedCheckpoint as e:
             raise SessrecError(f"{e}; load another checkpoint of the run (an older checkpoint-NNNN, kept with "
                                "--keep-checkpoints N) or train the model again") from None

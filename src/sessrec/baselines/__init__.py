@@ -38,18 +38,13 @@ def parse_baseline_params(model: str, values: dict) -> object:
     building the baseline; the tuner checks a search space with it."""
     from sessrec.baselines.params import parse_params
 
-    _refuse_params(model, values)
+    refuse_params(model, values)
     module, name = _PARAMS[model]
     return parse_params(getattr(importlib.import_module(f"sessrec.baselines.{module}"), name), values, model)
 
 
-def refuse_unknown_params(model: str, values: dict) -> None:
-    """A one-line error when ``values`` is given to a baseline that takes no parameters."""
-    if values:
-        _refuse_params(model, values)
-
-
-def _refuse_params(model: str, values: dict) -> None:
+def refuse_params(model: str, values: dict) -> None:
+    """A one-line error for parameters (``values``, possibly none) of a baseline that takes none."""
     from sessrec.errors import SessrecError
 
     if model not in _PARAMS:
