@@ -80,8 +80,8 @@ def test_other_formats_are_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"session;item;ts\ns0;a;1709283706\n", "the columns are separated by semicolons; only comma-separated CSV is read"),
-    (b"session\titem\tts\ns0\ta\t1709283706\n", "the columns are separated by tabs; only comma-separated CSV is read"),
+    (b"session;item;ts\ns0;a;1709283706\n", "the columns are separated by semicolons; pass --delimiter ';'"),
+    (b"session\titem\tts\ns0\ta\t1709283706\n", "the columns are separated by tabs; pass --delimiter tab"),
     (b"session,item,TS\ns0,a,1709283706\n", "column(s) ts missing from the header 'session,item,TS' (did you mean 'TS'?)"),
     (b"session,item,ts,,\ns0,a,1709283706,,\n", "2 column(s) of the header have no name (as the trailing commas"),
     ("session,item,ts\ns0,a,1\n".encode("utf-16"), "the file is UTF-16 text (a spreadsheet's \"Unicode text\"); save it "

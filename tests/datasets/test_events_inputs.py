@@ -269,6 +269,67 @@ def test_events_csv_header_names_are_matched_without_the_spaces_around_them(tmp_
     assert "'session' and ' session' name the same column session of the header; name it once" in line
 
 
+# ---- --delimiter: semicolons (European spreadsheets, Diginetica), tabs (.tsv), bars -------------------------------
+def _delimited(path: Path, rows, separator: str) -> Path:
+    """``rows`` with a side column whose values hold the delimiter and a comma (quoted where needed)."""
+    frame = pl.DataFrame({"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                          "ts": [int(t.timestamp()) for _, _, t in rows],
+                          "cat": [f"a{separator}b, {s % 3}" for s, _, _ in rows]})
+    frame.write_csv(path, separator=separator)
+    return path
+
+
+@pytest.mark.parametrize("separator, flag", [(";", ";"), ("\t", "tab"), ("\t", "\\t"), ("|", "|")])
+def test_events_delimiter_reads_the_same_events_as_a_comma_file(tmp_path, capsys, separator, flag):
+    """A semicolon-, tab- or bar-separated log gives what the same log written with commas gives, by both readers;
+    a folder stands for its .tsv files too."""
+    rows = _events()
+    reference = _prepared(tmp_path, capsys, "comma", [_delimited(tmp_path / "comma.csv", rows, ",")],
+                          "--categorical-cols", "cat")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = _delimited(folder / ("log.tsv" if separator == "\t" else "log.csv"), rows, separator)
+    got = _prepared(tmp_path, capsys, "other", [folder], "--categorical-cols", "cat", "--delimiter", flag)
+    assert got[0].equals(reference[0]) and got[1].equals(reference[1])
+    assert set(got[0]["cat"].explode().to_list()) == {2, 3, 4}  # three values (+ padding and unknown ids)
+    source = events.source([path], events.Columns("item", "ts", "session", None, ("cat",), (), separator=separator))
+    fast = source.scan().collect()
+    assert fast.height == len(rows) and fast.equals(pl.concat(source.batches()).drop("_row"))
+
+
+@pytest.mark.parametrize("content, flags, message", [
+    ("session;item;ts\ns0;a;1709283706\n", [], "the columns are separated by semicolons; pass --delimiter ';'"),
+    ("session\titem\tts\ns0\ta\t1709283706\n", [], "the columns are separated by tabs; pass --delimiter tab"),
+    ("session,item,ts\ns0,a,1709283706\n", ["--delimiter", ";"],
+     "the columns are separated by commas; leave --delimiter out (a comma is its default)"),
+    ("session;item;ts\ns0;a;1709283706\ns0;b;1709283766;x\n", ["--delimiter", ";"],
+     "line 3 has 4 fields, expected 3 (a value with a ';' delimiter needs quotes): 's0;b;1709283766;x'"),
+    ("session;item;ts\ns0;a;1709283706\ns0;b\n", ["--delimiter", ";"],
+     "line 3 has 2 fields, expected 3 (every row needs a value, empty or not, for each header column): 's0;b'"),
+    ('session;item;ts\ns0;a;1709283706\ns0;15" b;1709283766\n', ["--delimiter", ";"],
+     "line 3: a quote inside a value that does not start with one"),
+])
+def test_events_delimiter_errors_name_the_line_and_the_fix(tmp_path, capsys, content, flags, message):
+    path = tmp_path / "log.csv"
+    path.write_text(content)
+    line = _refused(tmp_path, capsys, [path], *flags)
+    assert message in line, line
+
+
+@pytest.mark.parametrize("given, message", [
+    ("::", "the CSV reader takes a one-character delimiter, got '::': replace it in the file first"),
+    ('"', "expected one ASCII character other than a quote or a line break, or tab, got '\"'"),
+    ("", "expected one ASCII character"),
+    ("§", "expected one ASCII character"),
+])
+def test_events_a_delimiter_the_reader_cannot_take_is_refused(tmp_path, capsys, given, message):
+    path = _epoch_csv(tmp_path / "log.csv", _events())
+    with pytest.raises(SystemExit) as stop:
+        main(["prepare", "events", "--input", str(path), *COLS, "--delimiter", given, "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"argument --delimiter: {message}" in err and not (tmp_path / "o").exists(), err
+
+
 # ---- D11: parquet without a suffix, folders, files in different time units -------------------------------------
 def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path, capsys):
     rows = _events()
@@ -302,10 +363,10 @@ def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path
     assert f"left out 3 file(s) without events: {hive / 'date=2024-03-13' / 'part-1.parquet'}, " in err
     (tmp_path / "empty").mkdir()
     assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
-        f"sessrec: error: input {tmp_path / 'empty'} is a folder without parquet or .csv files; pass the event files"
+        f"sessrec: error: input {tmp_path / 'empty'} is a folder without parquet, .csv or .tsv files; pass the event files"
     (tmp_path / "empty" / "part-0.csv").write_text("session,item,ts\n")
     assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
-        f"sessrec: error: input {tmp_path / 'empty'} is a folder whose 1 parquet or .csv file(s) hold no events"
+        f"sessrec: error: input {tmp_path / 'empty'} is a folder whose 1 parquet, .csv or .tsv file(s) hold no events"
     assert _refused(tmp_path, capsys, [tmp_path / "empty" / "part-0.csv"]) == \
         f"sessrec: error: {tmp_path / 'empty' / 'part-0.csv'}: the file has no events"  # named, it is a mistake
 

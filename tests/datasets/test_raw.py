@@ -92,7 +92,7 @@ def test_csv_scan_counts_fields_fast_where_the_last_column_is_often_empty(tmp_pa
     without a quote are counted in bulk, only lines with a quote or without a comma are read one by one."""
     one_by_one = []
     count = raw._count_fields
-    monkeypatch.setattr(raw, "_count_fields", lambda line: one_by_one.append(line) or count(line))
+    monkeypatch.setattr(raw, "_count_fields", lambda line, sep: one_by_one.append(line) or count(line, sep))
     monkeypatch.setattr(raw._Lines, "BLOCK", 1000)
     rows = [f'{i},{"t" if i % 3 else ""},{"" if i % 2 else i}' for i in range(5000)]
     rows[4001] = '4001,"a, b",'

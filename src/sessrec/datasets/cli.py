@@ -38,6 +38,18 @@ def parse_duration(text: str) -> int:
     return int(float(m.group(1)) * scale)
 
 
+def parse_delimiter(text: str) -> str:
+    """``--delimiter``: one character (``';'``, ``'|'``), or ``tab`` (also ``\\t`` as typed) → the character."""
+    sep = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(sep) > 1:
+        raise argparse.ArgumentTypeError(f"the CSV reader takes a one-character delimiter, got {text!r}: replace it in "
+                                         f"the file first (e.g. sed 's/{text}/\\t/g' in.dat > out.tsv, then --delimiter tab)")
+    if len(sep.encode()) != 1 or sep in '"\r\n':
+        raise argparse.ArgumentTypeError(f"expected one ASCII character other than a quote or a line break, or tab, got "
+                                         f"{text!r}")
+    return sep
+
+
 # data set -> why it cannot honour an option that the others offer (given anyway: one line, exit 2, before reading)
 NO_USER = {"yoochoose": "YOOCHOOSE clicks have no user (SessionID,Timestamp,ItemID,Category)"}
 GIVEN_SESSIONS = {"rees46": "user_session", "yoochoose": "SessionID", "g1": "session_id"}
@@ -85,6 +97,9 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
                        help="side-feature values seen fewer times map to id 1 (unknown) (default: %(default)s)")
     elif name == "events":
         p.add_argument("--input", "-i", nargs="+", required=True, help="CSV (with a header) or parquet files")
+        p.add_argument("--delimiter", type=parse_delimiter, default=",", metavar="CHAR",
+                       help="what separates a CSV file's fields: one character such as ';' or '|', or tab "
+                            "(default: ,)")
         p.add_argument("--item-col", required=True, help="item column")
         p.add_argument("--time-col", required=True, help="time column: a datetime, epoch numbers (--time-unit) or text")
         p.add_argument("--session-col", help="session column; without it, sessions are cut from each --user-col stream")

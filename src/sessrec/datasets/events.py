@@ -74,6 +74,7 @@ UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 PARQUET_ROWS = 500_000
 SAMPLE_ROWS = 1000  # rows read for a file's first values
 PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".tsv")  # the text files a folder stands for
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d*)?([eE][-+]?\d+)?\s*$")
 # a date that starts with two numbers of 1-2 digits, the day and the month in some order: 03/05/2024, 3-5-24, 05.03.2024
 _DAY_MONTH = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:\D|$)"
@@ -98,6 +99,7 @@ class Columns:
     continuous: tuple[str, ...]
     time_unit: str = "s"
     time_format: str | None = None
+    separator: str = ","  # of the CSV files' fields (--delimiter)
 
     @property
     def needed(self) -> list[str]:
@@ -367,7 +369,7 @@ def _lazy(path: Path, parquet: bool, header: list[str] | None, cols: Columns) ->
         return pl.scan_parquet(path).select(cols.needed)
     # the names of check_header, in place of the file's (which may have spaces around them)
     return pl.scan_csv(path, infer_schema=False, new_columns=header, truncate_ragged_lines=False,
-                       null_values=[""]).select(cols.needed)
+                       null_values=[""], separator=cols.separator).select(cols.needed)
 
 
 class Files:
@@ -406,19 +408,20 @@ class Files:
         except pl.exceptions.PolarsError as e:
             if parquet:
                 raise SessrecError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-            for _ in csv_batches(path, self.cols.needed, header):  # names the line the CSV reader stopped at
+            for _ in csv_batches(path, self.cols.needed, header, separator=self.cols.separator):  # names the line
                 pass
             raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]})") from None
-        return _File(path, parquet, header, facts, None if parquet else _read_as(path, header))
+        return _File(path, parquet, header, facts, None if parquet else _read_as(path, header, self.cols.separator))
 
 
-def _read_as(path: Path, header: list[str]) -> dict[str, str] | None:
+def _read_as(path: Path, header: list[str], separator: str) -> dict[str, str] | None:
     """{name given: the CSV reader's name} of the header fields whose names differ (a name with spaces around it)."""
     try:
-        names = pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False).collect_schema().names()
+        names = pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False,
+                            separator=separator).collect_schema().names()
     except pl.exceptions.PolarsError:  # the exact reader will say what is wrong
         return None
-    if len(names) != len(header):  # a quoted comma in a name: the fast scan will fail, the exact reader take over
+    if len(names) != len(header):  # a quoted delimiter in a name: the fast scan will fail, the exact reader take over
         return None
     return {given: name for given, name in zip(header, names) if given != name} or None
 
@@ -461,7 +464,7 @@ def _parquet_batches(path: Path, cols: Columns) -> Iterator[pl.DataFrame]:
 
 
 def _csv_header(path: Path, cols: Columns) -> list[str]:
-    return check_header(path, cols.needed, "an event log CSV with these columns")
+    return check_header(path, cols.needed, "an event log CSV with these columns", cols.separator, "--delimiter")
 
 
 class _Units:
@@ -521,7 +524,7 @@ def read_events(paths: list[Path], cols: Columns, files: Files | None = None) ->
 
     def read_file(file: _File) -> Iterator[pl.DataFrame]:
         batches = (_parquet_batches(file.path, cols) if file.parquet
-                   else csv_batches(file.path, cols.needed, file.header))
+                   else csv_batches(file.path, cols.needed, file.header, separator=cols.separator))
         first_beyond = None
         for batch in batches:
             typed = _typed(batch, file, cols, files.day_first)
@@ -546,10 +549,10 @@ def _scan_file(file: _File, cols: Columns, day_first: bool | None) -> pl.LazyFra
     if file.parquet:
         return text.with_columns(**strict_conversions(conv, (cols.time,))).select(select)
     if not file.read_as:
-        return csv_scan(file.path, file.header, conv, (cols.time,)).select(select)
+        return csv_scan(file.path, file.header, conv, (cols.time,), separator=cols.separator).select(select)
     named = file.read_as.get
     return (csv_scan(file.path, [named(h, h) for h in file.header], {named(c, c): v for c, v in conv.items()},
-                     (named(cols.time, cols.time),))
+                     (named(cols.time, cols.time),), separator=cols.separator)
             .rename({name: given for given, name in file.read_as.items()}, strict=False).select(select))
 
 
@@ -567,7 +570,7 @@ def source(paths: list[Path], cols: Columns) -> Source:
 
 def input_files(inputs: list[str]) -> tuple[list[Path], list[Path]]:
     """The ``--input`` paths, a folder standing for its event files: its parquet files (by suffix or first bytes) and
-    CSV files, under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
+    .csv and .tsv files (both read with --delimiter), under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
     order of their paths (``part-2`` before ``part-10``); hidden files and folders, ``_``-prefixed ones (Spark's
     ``_SUCCESS``) and ``.crc`` files are left out, and so are a folder's files without events (Spark writes empty
     parts: no bytes, a header only or a parquet schema only). Partition values in folder names are not read as
@@ -580,12 +583,13 @@ def input_files(inputs: list[str]) -> tuple[list[Path], list[Path]]:
             continue
         found = [p for p in given.rglob("*") if p.is_file() and p.suffix.lower() != ".crc"
                  and not any(part.startswith((".", "_")) for part in p.relative_to(given).parts)
-                 and (p.suffix.lower() == ".csv" or (p.stat().st_size and is_parquet(p)))]
+                 and (p.suffix.lower() in CSV_SUFFIXES or (p.stat().st_size and is_parquet(p)))]
         if not found:
-            raise SessrecError(f"input {given} is a folder without parquet or .csv files; pass the event files")
+            raise SessrecError(f"input {given} is a folder without parquet, .csv or .tsv files; pass the event files")
         events = [p for p in found if _has_events(p)]
         if not events:
-            raise SessrecError(f"input {given} is a folder whose {len(found)} parquet or .csv file(s) hold no events")
+            raise SessrecError(f"input {given} is a folder whose {len(found)} parquet, .csv or .tsv file(s) hold no "
+                               "events")
         empty += sorted(set(found) - set(events))
         out += sorted(events, key=lambda p: [int(s) if s.isdigit() else s
                                              for s in re.split(r"(\d+)", p.relative_to(given).as_posix())])
@@ -653,7 +657,7 @@ def run(args, opts: Options) -> PrepareResult:
         opts.session_gap_ms = args.session_gap or DEFAULT_SESSION_GAP_MS
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
-                   tuple(args.continuous_cols), args.time_unit or "s", args.time_format)
+                   tuple(args.continuous_cols), args.time_unit or "s", args.time_format, args.delimiter)
     bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
     found, empty = input_files(args.input)

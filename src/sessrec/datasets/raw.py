@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import re
+import shlex
 import sys
 import threading
 from collections import OrderedDict
@@ -37,6 +38,8 @@ CHUNK_BYTES = 32 * 2**20  # raw CSV bytes parsed at a time
 LINE = "_line"
 SCAN_ROW = "_sessrec_scan_row"  # the 0-based row of a fast CSV scan (blank lines are rows there)
 BOM = b"\xef\xbb\xbf"
+# delimiters other than the comma that a file's first line is checked for, by name (for messages)
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 JSON_BLANK = b" \t\r"  # a JSON-lines line of only these is skipped, by polars as by us
 
 REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
@@ -198,8 +201,16 @@ def files_in(folder: str | Path, pattern: str, what: str) -> list[Path]:
     return files
 
 
-def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]:
-    """The header of a CSV file; a clear error when a required column is missing.
+def delimiter_text(separator: str) -> str:
+    """``separator`` as a command line writes it: ``tab``, ``';'``."""
+    return "tab" if separator == "\t" else shlex.quote(separator)
+
+
+def check_header(path: Path, required: Sequence[str], dataset: str, separator: str = ",",
+                 delimiter_option: str | None = None) -> list[str]:
+    """The header of a CSV file whose fields are separated by ``separator``; a clear error when a required column is
+    missing. A file whose fields are separated otherwise is named as such: with ``delimiter_option``, the option that
+    reads it, else as a file to convert.
 
     Names are compared bare: without the spaces and quotes around them (``" session "`` and ``"Item "`` are
     ``session`` and ``Item``), the header's and the required ones alike, so that a column is found by its bare
@@ -213,10 +224,11 @@ def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]
     line = first_line(path)
     if line is None:
         raise SessrecError(f"{path}: the file is empty")
-    names = [bare(n) for n in next(csv.reader([line]))]  # a quoted name may hold a comma ("price, EUR")
+    names = [bare(n) for n in next(csv.reader([line], delimiter=separator))]  # a quoted name may hold one ("a, b")
     if "" in names:
         raise SessrecError(f"{path}, line 1: {names.count('')} column(s) of the header have no name (as the trailing "
-                           f"commas a spreadsheet writes: {line[-40:]!r}); name or remove them")
+                           f"{DELIMITERS.get(separator, 'delimiters')} a spreadsheet writes: {line[-40:]!r}); name or "
+                           "remove them")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise SessrecError(f"{path}, line 1: the header names the column {twice[0]!r} twice; rename one of them")
@@ -227,10 +239,13 @@ def check_header(path: Path, required: Sequence[str], dataset: str) -> list[str]
                                "name it once")
     missing = [c for c in required if bare(c) not in names]
     if missing:
-        for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
-            if len(names) == 1 and all(bare(c) in map(bare, line.split(separator)) for c in missing):
-                raise SessrecError(f"{path}, line 1: the columns are separated by {name}; only comma-separated CSV is "
-                                   f"read: convert it (e.g. polars.read_csv(path, separator={separator!r}).write_csv(...))")
+        for other, name in DELIMITERS.items():
+            if other != separator and len(names) == 1 and all(bare(c) in map(bare, line.split(other)) for c in missing):
+                fix = (f"leave {delimiter_option} out (a comma is its default)" if delimiter_option and other == ","
+                       else f"pass {delimiter_option} {delimiter_text(other)}" if delimiter_option else
+                       "only comma-separated CSV is read: convert it (e.g. polars.read_csv(path, "
+                       f"separator={other!r}).write_csv(...))")
+                raise SessrecError(f"{path}, line 1: the columns are separated by {name}; {fix}")
 
         def close(c: str) -> list[str]:  # another case first (ts, TS), then a near spelling
             return [n for n in names if n.lower() == bare(c).lower()][:1] or difflib.get_close_matches(bare(c), names, 1)
@@ -269,8 +284,9 @@ def _blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _fields_message(line: int, n: int, expected: int, text: str) -> str:
-    fix = ("a value with a comma needs quotes" if n > expected
+def _fields_message(line: int, n: int, expected: int, text: str, separator: str = ",") -> str:
+    fix = (f"a value with a{'' if separator == ',' else ' ' + repr(separator)} "
+           f"{'comma' if separator == ',' else 'delimiter'} needs quotes" if n > expected
            else "every row needs a value, empty or not, for each header column")
     return f"line {line} has {n} fields, expected {expected} ({fix}): {text[:120]!r}"
 
@@ -286,22 +302,22 @@ def _not_utf8(chunk: bytes, first_line: int) -> str | None:
     return None
 
 
-def _bad_fields(chunk: bytes, n_fields: int, first_line: int) -> str | None:
+def _bad_fields(chunk: bytes, n_fields: int, first_line: int, separator: str = ",") -> str | None:
     """The first row of ``chunk`` (UTF-8 text) with a number of fields other than ``n_fields``; blank lines are
     skipped (error path only)."""
-    reader = csv.reader(line + "\n" for line in chunk.decode("utf-8").split("\n"))
+    reader = csv.reader((line + "\n" for line in chunk.decode("utf-8").split("\n")), delimiter=separator)
     before = 0  # the lines before the row: a quoted field may span lines
     try:
         for row in reader:
             if not _blank(row) and len(row) != n_fields:
-                return _fields_message(first_line + before, len(row), n_fields, ",".join(row))
+                return _fields_message(first_line + before, len(row), n_fields, separator.join(row), separator)
             before = reader.line_num
     except csv.Error:  # Python's csv reads this row otherwise than polars: the caller names the block
         return None
     return None
 
 
-def _stray_quote(chunk: bytes, first_line: int) -> str | None:
+def _stray_quote(chunk: bytes, first_line: int, separator: str = ",") -> str | None:
     """The first line of ``chunk`` with a quote inside a value that does not start with one (``15" monitor``), which
     polars cannot read and Python's csv reads (error path only)."""
     quoted = False
@@ -315,7 +331,7 @@ def _stray_quote(chunk: bytes, first_line: int) -> str | None:
                         j += 1
                     else:
                         quoted = False
-            elif ch == ",":
+            elif ch == separator:
                 at_start, j = True, j + 1
                 continue
             elif ch == '"' and at_start:
@@ -331,16 +347,17 @@ def _stray_quote(chunk: bytes, first_line: int) -> str | None:
 MARK = "\x1f"  # added at the end of every line to count a row's fields (_field_counts)
 
 
-def _field_counts(chunk: bytes, n_fields: int) -> pl.Series:
+def _field_counts(chunk: bytes, n_fields: int, separator: str = ",") -> pl.Series:
     """The number of fields of each row of ``chunk`` (0 for a blank line), its rows as polars reads them, where no
     row has more than ``n_fields``. Polars fills the missing last fields of a short row with nulls, as it reads
     empty ones: the block is read again with a mark added at the end of every line, and a row's fields are those
     before its mark (a value equal to the mark comes before it)."""
-    marked = chunk.replace(b"\r\n", b"\n").replace(b"\n", f",{MARK}\n".encode())
+    marked = chunk.replace(b"\r\n", b"\n").replace(b"\n", f"{separator}{MARK}\n".encode())
     if not marked.endswith(b"\n"):
-        marked += f",{MARK}".encode()
+        marked += f"{separator}{MARK}".encode()
     names = [f"f{i}" for i in range(n_fields + 1)]
-    rows = pl.read_csv(marked, has_header=False, schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=False)
+    rows = pl.read_csv(marked, has_header=False, schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=False,
+                       separator=separator)
     count = pl.max_horizontal([pl.when(pl.col(n) == MARK).then(i) for i, n in enumerate(names)])
     blank = (count == 1) & (pl.col("f0").fill_null("").str.strip_chars() == "")
     return rows.select(pl.when(blank).then(0).otherwise(count).alias("fields")).to_series()
@@ -357,12 +374,12 @@ def _with_lines(df: pl.DataFrame, chunk: bytes, first: int) -> pl.DataFrame:
 
 
 def _whole_rows(df: pl.DataFrame, chunk: bytes, first: int, header: Sequence[str], path: Path,
-                has_header: bool) -> pl.DataFrame:
+                has_header: bool, separator: str) -> pl.DataFrame:
     """``df`` (the rows of ``chunk`` with :data:`LINE`) without its blank lines; a row with fewer fields than the header
     stops everything with its line. Only blocks with an empty last field are looked at again."""
     if not df[header[-1]].has_nulls():  # a blank line or a short row leaves the last field empty
         return df
-    counts = _field_counts(chunk, len(header))
+    counts = _field_counts(chunk, len(header), separator)
     if counts.len() != df.height:  # both read the block with polars: never seen
         raise SessrecError(f"{path}: cannot count the fields of the rows from line {line_number(first, has_header)} on; "
                            "check the quotes there")
@@ -371,7 +388,8 @@ def _whole_rows(df: pl.DataFrame, chunk: bytes, first: int, header: Sequence[str
         row = int(short.arg_true()[0])
         line = int(df[LINE][row])
         text = chunk.split(b"\n")[line - first].rstrip(b"\r").decode("utf-8", errors="replace")
-        raise SessrecError(f"{path}, {_fields_message(line_number(line, has_header), counts[row], len(header), text)}")
+        message = _fields_message(line_number(line, has_header), counts[row], len(header), text, separator)
+        raise SessrecError(f"{path}, {message}")
     blank = counts == 0
     return df.filter(~blank) if blank.any() else df
 
@@ -395,8 +413,10 @@ def has_rows(path: Path, has_header: bool = True) -> bool:
         return any(line.strip() for line in f)
 
 
-def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True) -> Iterator[pl.DataFrame]:
-    """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``.
+def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True,
+                separator: str = ",") -> Iterator[pl.DataFrame]:
+    """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``, separated by
+    ``separator``.
 
     The file is read in blocks of :data:`CHUNK_BYTES` cut at row boundaries and each block is parsed
     by polars: memory stays that of one block whatever the file size (polars' own streaming CSV
@@ -415,28 +435,30 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
                 start, first = end + 1, first + 1
             chunk = chunk[start:] if start else chunk
             try:
-                df = pl.read_csv(chunk, has_header=False, schema=schema, truncate_ragged_lines=False, null_values=[""])
+                df = pl.read_csv(chunk, has_header=False, schema=schema, truncate_ragged_lines=False, null_values=[""],
+                                 separator=separator)
             except pl.exceptions.PolarsError as e:
                 at = line_number(first, has_header)
                 where = _not_utf8(chunk, at)
-                if where is None and (fields := _bad_fields(chunk, len(header), at) or _stray_quote(chunk, at)):
+                if where is None and (fields := _bad_fields(chunk, len(header), at, separator)
+                                      or _stray_quote(chunk, at, separator)):
                     raise SessrecError(f"{path}, {fields}") from None
                 raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): "
                                    f"{where or f'lines {at}..'}") from None
-            df = _whole_rows(_with_lines(df, chunk, first), chunk, first, header, path, has_header)
+            df = _whole_rows(_with_lines(df, chunk, first), chunk, first, header, path, has_header, separator)
             if df.height:
                 yield df.select(LINE, *columns)
 
 
-def _count_fields(line: bytes) -> int | None:
+def _count_fields(line: bytes, separator: str = ",") -> int | None:
     """The fields of one CSV line (0 for a blank one); None where Python's csv cannot read it as one row."""
     text = line.rstrip(b"\r")
-    if not text.strip():
+    if not text.strip() and separator.encode() not in text:  # tabs between empty fields are not blank
         return 0
     if b'"' not in text:
-        return text.count(b",") + 1
+        return text.count(separator.encode()) + 1
     try:
-        return len(next(csv.reader([text.decode("utf-8", errors="replace")])))
+        return len(next(csv.reader([text.decode("utf-8", errors="replace")], delimiter=separator)))
     except csv.Error:  # e.g. a carriage return inside an unquoted field
         return None
 
@@ -447,17 +469,18 @@ def _positions(data: bytes, byte: int) -> np.ndarray:
 
 @dataclass
 class _Block:
-    """The lines of one block of a file (a last one without its newline included), with the commas and quotes in
-    each, counted at once for the block (numpy)."""
+    """The lines of one block of a file (a last one without its newline included), with the delimiters and quotes
+    in each, counted at once for the block (numpy)."""
 
     data: bytes
+    separator: str = ","
 
     def __post_init__(self) -> None:
         ends = _positions(self.data, ord("\n"))
         if not self.data.endswith(b"\n"):
             ends = np.append(ends, len(self.data))
         self.ends = ends  # where each line ends (its newline)
-        self.commas = np.diff(np.searchsorted(_positions(self.data, ord(",")), ends), prepend=0)
+        self.delimiters = np.diff(np.searchsorted(_positions(self.data, ord(self.separator)), ends), prepend=0)
         quotes = _positions(self.data, ord('"')) if b'"' in self.data else np.empty(0, dtype=np.int64)
         self.quotes = np.diff(np.searchsorted(quotes, ends), prepend=0)
 
@@ -465,11 +488,12 @@ class _Block:
         return self.data[(int(self.ends[k - 1]) + 1 if k else 0):int(self.ends[k])]
 
     def fields(self, ks: np.ndarray) -> np.ndarray:
-        """The fields of lines ``ks`` (0 for a blank one, -1 for one Python's csv cannot read as one row): the commas
-        plus one, but for the rare lines with a quote or no comma (maybe blank), read with :func:`_count_fields`."""
-        out = self.commas[ks] + 1
+        """The fields of lines ``ks`` (0 for a blank one, -1 for one Python's csv cannot read as one row): the
+        delimiters plus one, but for the rare lines with a quote or no delimiter (maybe blank), read with
+        :func:`_count_fields`."""
+        out = self.delimiters[ks] + 1
         for i in np.flatnonzero((self.quotes[ks] > 0) | (out == 1)):
-            n = _count_fields(self.line(int(ks[i])))
+            n = _count_fields(self.line(int(ks[i])), self.separator)
             out[i] = -1 if n is None else n
         return out
 
@@ -481,8 +505,8 @@ class _Lines:
     BLOCK = 2**20
     CACHED = 8
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, separator: str = ",") -> None:
+        self.path, self.separator = path, separator
         self.starts, self.offsets = [0], [0]  # first line and byte offset of each block indexed, then of the next
         self.at_end = False
         self.spanning: int | None = None  # the first line with an odd number of quotes: a field may go on after it
@@ -504,7 +528,7 @@ class _Lines:
             return
         data = data[:cut]
         if self.spanning is None and b'"' in data:  # the blocks are looked at in bulk only where needed
-            block = _Block(data)
+            block = _Block(data, self.separator)
             self._keep(len(self.starts) - 1, block)
             if (odd := np.flatnonzero(block.quotes % 2)).size:
                 self.spanning = self.starts[-1] + int(odd[0])
@@ -530,7 +554,7 @@ class _Lines:
             for b in np.unique(where[found]).tolist():
                 if b not in self.blocks:
                     f.seek(self.offsets[b])
-                    self._keep(b, _Block(f.read(self.offsets[b + 1] - self.offsets[b])))
+                    self._keep(b, _Block(f.read(self.offsets[b + 1] - self.offsets[b]), self.separator))
                 self.blocks.move_to_end(b)
                 sel = found & (where == b)
                 out[sel] = self.blocks[b].fields(numbers[sel] - self.starts[b])
@@ -545,9 +569,9 @@ class _RowFields:
     or that cannot be found as one line, fails the query, and the exact reader then names it. Called by polars on
     the scan's batches, from several threads; reads the file once at most, as far as the last such row."""
 
-    def __init__(self, path: Path, n_fields: int, header_lines: int) -> None:
+    def __init__(self, path: Path, n_fields: int, header_lines: int, separator: str = ",") -> None:
         self.path, self.n_fields, self.header_lines = path, n_fields, header_lines
-        self.lines = _Lines(path)
+        self.lines = _Lines(path, separator)
         self.lock = threading.Lock()
 
     def __call__(self, rows: pl.Series) -> pl.Series:
@@ -581,7 +605,7 @@ def _lines_before_rows(path: Path, has_header: bool) -> int:
 
 
 def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversion], required: Sequence[str] = (),
-             has_header: bool = True) -> pl.LazyFrame:
+             has_header: bool = True, separator: str = ",") -> pl.LazyFrame:
     """:func:`csv_batches` and :func:`convert` as one lazy query, for a
     :class:`~sessrec.datasets.pipeline.Source`'s fast path: numbers are parsed by the CSV reader, and a value
     :func:`convert` would reject (or more: see :class:`Conversion`), an empty ``required`` value and a row with too
@@ -592,9 +616,9 @@ def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversio
         raise ValueError("csv_scan needs a required column")
     typed = {c: conv.dtype for c, conv in conversions.items() if conv.dtype is not None}
     scan = pl.scan_csv(path, has_header=has_header, schema={name: typed.get(name, pl.String()) for name in header},
-                       truncate_ragged_lines=False, null_values=[""], row_index_name=SCAN_ROW)
+                       truncate_ragged_lines=False, null_values=[""], row_index_name=SCAN_ROW, separator=separator)
     rows = scan.filter(pl.when(pl.col(header[-1]).is_null()).then(pl.col(SCAN_ROW)).map_batches(
-        _RowFields(path, len(header), _lines_before_rows(path, has_header)), return_dtype=pl.Boolean, is_elementwise=True))
+        _RowFields(path, len(header), _lines_before_rows(path, has_header), separator), return_dtype=pl.Boolean, is_elementwise=True))
     if rows.head(1).collect().height == 0:
         raise SessrecError(f"{path}: the file has no events")
     checked = {c: v for c, v in conversions.items() if c not in typed or v.fast}  # typed: only a further check
