@@ -119,6 +119,24 @@ def test_stan_similarity_time_decay_and_position_weights():
     close(s, {1: 0.0, 2: c * exp(-2), 3: c, 5: c * exp(-1)})
 
 
+def test_stan_a_stored_session_after_the_query_counts_as_just_ended():
+    """A served session dated before the stored ones (or a warm-up at time 0): no overflow, no inf; each neighbour's
+    decay is that of a session ended at the query's time (exp(0) = 1), as without the decay."""
+    import warnings
+
+    params = {"k": 100, "lambda_spw": 1, "lambda_inh": 1}
+    without = scores(learner("stan", {**params, "lambda_snh": None}, TRAIN, DAYS), [[1, 3]], [5 * DAY])[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning fails the test
+        for at in (0.0, 2.5 * DAY):
+            s = scores(learner("stan", {**params, "lambda_snh": 1}, TRAIN, DAYS), [[1, 3]], [at])[0]
+            assert np.isfinite(s[1:8]).all()
+            if at == 0.0:
+                np.testing.assert_allclose(s[1:8], without[1:8], rtol=1e-12)
+    a, c = stan_expected(prefix_first=1)  # at 2.5 days: A (day 1) decays by e^-1.5, C (day 3, after) by 1
+    close(s, {3: a * exp(4) * exp(-1.5) + c * exp(2)})
+
+
 def test_stan_without_factors_is_plain_cosine_knn():
     # all lambdas off: sim = |shared| / (sqrt(|prefix|) sqrt(|n|)); each neighbour votes sim for its items
     lrn = learner("stan", {"lambda_spw": None, "lambda_snh": "None", "lambda_inh": False, "remind": False}, TRAIN, DAYS)

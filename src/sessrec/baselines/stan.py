@@ -8,7 +8,10 @@ For a session prefix ``s = (s_1..s_L)`` (repeats counted) with last click at tim
 * candidates: the ``sample_size`` most recent training sessions sharing an item with ``s``;
 * ``sim(s, n) = sum_{i in s & n} w(i) / (sqrt(sum_{i in s} w(i)^2) * sqrt(|distinct items of n|))``
   times ``exp(-(t - t_n) / (lambda_snh days))``, ``t_n`` = last click of ``n``; the ``k`` most
-  similar are the neighbours (no ``sim > 0`` filter, as in the original);
+  similar are the neighbours (no ``sim > 0`` filter, as in the original). A stored session that ended
+  after ``t`` (never in the protocol's evaluation, whose queries come after the stored windows; a
+  served session dated in the past) counts as just ended: ``t - t_n`` is taken as 0, where the
+  formula would weigh it up without bound (``exp`` overflows to inf beyond ~700 decays);
 * ``score(j) = sum_n sim(s, n) * exp(-|q_n(j) - q_n*| / lambda_inh)`` over neighbours containing
   ``j``, where ``q_n(j)`` is the last position of ``j`` in ``n`` and ``q_n*`` the last position in
   ``n`` of any item of ``s``; without ``remind`` items of ``s`` get 0.
@@ -115,7 +118,7 @@ class STAN:
         sim = cand.overlap / (np.sqrt(norm[cand.row]) * np.sqrt(store.n_unique[cand.session]))
         snh = p.on("lambda_snh")
         if snh is not None and query_time is not None:
-            sim = sim * np.exp(-(query_time[cand.row] - store.time[cand.session]) / (snh * DAY))
+            sim = sim * np.exp(-np.maximum(query_time[cand.row] - store.time[cand.session], 0.0) / (snh * DAY))
         nb = knn.top_k(cand, sim, p.k, q.n_rows)
         ex = knn.expand(store, q, nb)
         pair_weight = nb.sim
