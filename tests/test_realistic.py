@@ -44,7 +44,6 @@ BASELINE_PARAMS = {
     "vstan": {"k": 20, "sample_size": 100, "lambda_idf": 5},
     "gru4rec": {"layers": 16, "n_epochs": 1, "batch_size": 32, "n_sample": 16},
 }
-LEARNER_WITHOUT_STATE = {"gru4rec"}  # no state_dict(): nothing to serve
 
 
 def config(data: Path, out: Path, model: str, task: str = "clm", side: bool = False, **overrides) -> ExperimentConfig:
@@ -133,21 +132,17 @@ def test_every_architecture_and_objective(model, task, runs, realistic_data, tmp
 def test_every_baseline(model, runs, realistic_data, tmp_path, capsys):
     out = runs(model)
     check_run(out, realistic_data, logits=False)
-    if model in LEARNER_WITHOUT_STATE:
-        assert main(["recommend", "--model-dir", str(out / "checkpoint-last"), "--items", "1,2"]) == 2
-        assert capsys.readouterr().err.strip().count("\n") == 0
-    else:
-        check_recommendations(out / "checkpoint-last", realistic_data, tmp_path)
-        # the saved model is the evaluated one: its last window's metrics again, from the checkpoint
-        from sessrec.data.loader import load_sessions
-        from sessrec.evaluation import evaluate
+    check_recommendations(out / "checkpoint-last", realistic_data, tmp_path)
+    # the saved model is the evaluated one: its last window's metrics again, from the checkpoint
+    from sessrec.data.loader import load_sessions
+    from sessrec.evaluation import evaluate
 
-        rec = Recommender.load(out)
-        valid = load_sessions(realistic_data / "0004" / "valid.parquet", rec.schema, 20,
-                              [rec.schema[n] for n in rec.input_names])
-        last = json.loads((out / "results.json").read_text())["windows"][-1]["metrics"]
-        again = evaluate(rec.learner, valid, 64, [20])
-        assert again["ndcg_at_20"] == pytest.approx(last["eval_/next-item/ndcg_at_20"], abs=1e-12)
+    rec = Recommender.load(out)
+    valid = load_sessions(realistic_data / "0004" / "valid.parquet", rec.schema, 20,
+                          [rec.schema[n] for n in rec.input_names])
+    last = json.loads((out / "results.json").read_text())["windows"][-1]["metrics"]
+    again = evaluate(rec.learner, valid, 64, [20])
+    assert again["ndcg_at_20"] == pytest.approx(last["eval_/next-item/ndcg_at_20"], abs=1e-12)
 
 
 def test_invalid_pairs_are_one_line_errors_that_write_nothing(realistic_data, tmp_path, capsys):

@@ -599,3 +599,22 @@ def test_the_recommend_table_quotes_ids_it_could_not_show_plainly():
 
     assert [_shown_id(i) for i in (42, "42", " 42", "42 ", "", "a\nb", "Blue Shirt M", "café")] == \
         ["42", "42", "' 42'", "'42 '", "''", "'a\\nb'", "Blue Shirt M", "café"]
+
+
+def test_a_checkpoint_without_the_model_says_why(tiny_data, tmp_path, monkeypatch, capsys):
+    """A GRU4Rec checkpoint of an earlier sessrec (whose GRU4Rec had no state_dict) holds no model: the message says so
+    and what to do, not that GRU4Rec cannot be saved."""
+    from sessrec.baselines.gru4rec import GRU4Rec
+
+    params = {"layers": 8, "n_epochs": 1, "batch_size": 16}
+    with monkeypatch.context() as m:
+        m.delattr(GRU4Rec, "state_dict")
+        run_experiment(tiny_config(tiny_data, tmp_path / "old", model_type="gru4rec", baseline_params=params,
+                                   final_time_window_index=3), printer=lambda *_: None)
+    assert main(["recommend", "--model-dir", str(tmp_path / "old"), "--items", "1,2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("holds no model of model_type 'gru4rec': it was saved by an earlier sessrec, which saved none "
+                        "for it: run it again with this version"), err
+    run_experiment(tiny_config(tiny_data, tmp_path / "new", model_type="gru4rec", baseline_params=params,
+                               final_time_window_index=3), printer=lambda *_: None)
+    assert main(["recommend", "--model-dir", str(tmp_path / "new"), "--items", "1,2", "-k", "3"]) == 0

@@ -20,6 +20,8 @@ class Learner(Scorer, Protocol):
     * ``history``: a list the learner appends training records to (``{"step", "window",
       "loss", "lr"}``). The loop replaces it with a sink that writes each record to
       ``history.jsonl`` at once, so ``sessrec report`` sees the loss of a run still training.
+    * ``scoring_names``: the features ``score`` reads, where they are fewer than ``input_names``
+      (GRU4Rec reads the times to order its training sessions only): what a recommendation needs.
     * ``state_dict() -> dict`` and ``load_state_dict(state)``: checkpointing, as in PyTorch. The
       state is a nested dict of tensors, numbers, strings, None, lists and tuples (no other
       objects: checkpoints are safetensors plus JSON, never pickles). An optional top-level

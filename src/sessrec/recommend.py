@@ -220,15 +220,16 @@ class Recommender:
         if "in_window" in meta:
             log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
                         "on that window", path, meta["in_window"]["window"], meta["in_window"]["where"])
-        if not meta["learners"].get("model"):
-            raise SessrecError(f"checkpoint {path} holds no model: model_type '{cfg.model_type}' has no state_dict() "
-                               "to save (see sessrec.learners.Learner)")
         cfg.device, cfg.quiet = device, True
         outside = rng_state()  # building a learner seeds the global RNGs; leave the caller's alone
         try:
             learner = build_learner(cfg, schema)
         finally:
             set_rng_state(outside)
+        if not meta["learners"].get("model"):
+            why = ("it was saved by an earlier sessrec, which saved none for it: run it again with this version"
+                   if hasattr(learner, "state_dict") else "it has no state_dict() to save (see sessrec.learners.Learner)")
+            raise SessrecError(f"checkpoint {path} holds no model of model_type '{cfg.model_type}': {why}")
         try:
             learner.load_state_dict(load_learner_state(path, "model", weights_only=True))
         except SessrecError as e:
@@ -237,7 +238,8 @@ class Recommender:
 
     @property
     def input_names(self) -> list[str]:
-        return list(self.learner.input_names)
+        """The features a recommendation needs: those the learner's ``score`` reads."""
+        return list(getattr(self.learner, "scoring_names", self.learner.input_names))
 
     @property
     def side_features(self) -> list[str]:

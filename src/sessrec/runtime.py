@@ -1,5 +1,5 @@
-"""Process-level helpers every layer may use: the device, seeding, moving batches, one-time
-warnings, and private PyTorch operations with their public fallback.
+"""Process-level helpers every layer may use: the device, seeding, moving batches, loading saved
+weights, one-time warnings, and private PyTorch operations with their public fallback.
 
 The lowest module of the package after :mod:`sessrec.errors`: training, evaluation and the
 baselines all need these, so they live below all of them (no module here imports a model).
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from sessrec.errors import EveryProcessError, SessrecError
 from sessrec.launch import local_rank
@@ -35,6 +36,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(weights)``, or one line naming what differs when the saved weights were not made
+    by the model this configuration builds (another sessrec version, an edited ``config.yaml``)."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        want = model.state_dict()
+        missing = sorted(set(want) - set(weights))
+        unexpected = sorted(set(weights) - set(want))
+        resized = sorted(k for k in set(want) & set(weights) if want[k].shape != weights[k].shape)
+        parts = [f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", resized)) if keys]
+        raise SessrecError("the saved weights do not fit the model its config.yaml builds ("
+                           + ("; ".join(parts) or str(e).splitlines()[0])
+                           + "): saved by another sessrec version or with another configuration; train it again "
+                           "with this version") from None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -24,7 +24,7 @@ from sessrec.errors import SessrecError
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
 from sessrec.optim import FusedAdamW, clip_grad_norm_
-from sessrec.runtime import resolve_device, seed_everything, to_device, warn_once
+from sessrec.runtime import load_weights, resolve_device, seed_everything, to_device, warn_once
 from sessrec.schema import Schema
 from sessrec.stopping import StopRequested
 
@@ -316,21 +316,3 @@ class NeuralLearner:
         # The head in float32, outside mixed precision: bf16/fp16 logits tie many items with the target (8 bits of
         # mantissa), and the pessimistic ranking counts every tie against it (-1.7 % NDCG@20 at 5,000 items).
         return self.model.head(hidden.float()).float()
-
-
-def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
-    """``model.load_state_dict(weights)``, or one line naming what differs when the saved weights were not made
-    by the model this configuration builds (another sessrec version, an edited ``config.yaml``)."""
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        want = model.state_dict()
-        missing = sorted(set(want) - set(weights))
-        unexpected = sorted(set(weights) - set(want))
-        resized = sorted(k for k in set(want) & set(weights) if want[k].shape != weights[k].shape)
-        parts = [f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", resized)) if keys]
-        raise SessrecError("the saved weights do not fit the model its config.yaml builds ("
-                           + ("; ".join(parts) or str(e).splitlines()[0])
-                           + "): saved by another sessrec version or with another configuration; train it again "
-                           "with this version") from None

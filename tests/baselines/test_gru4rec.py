@@ -170,3 +170,39 @@ def test_fine_tunes_across_windows_without_no_incremental_training():
     lrn.fit_window(SessionTensors(batch([[41, 42, 43], [42, 43, 41]]), "item"), 2)
     assert lrn.net is net and len(lrn.history) == 2
     assert np.isfinite(scores(lrn, [[1]])[0, 41:44]).all()  # items of window 2 are now known
+
+
+@pytest.mark.parametrize("input_kind", [{}, {"embedding": 8}, {"constrained_embedding": True}])
+def test_a_saved_and_loaded_learner_scores_and_trains_on_as_the_original(tmp_path, input_kind):
+    """The weights and seen items make the same scores (what recommending and serving load); with the optimizer's
+    accumulators and the generators, the next window trains to the same model (what a resumed run needs)."""
+    from sessrec.baselines.gru4rec import GRU4Rec
+    from sessrec.checkpoint import read_state, write_state
+    from sessrec.errors import SessrecError
+
+    params = {**SMALL, "n_epochs": 2, "dropout_p_hidden": 0.2, "train_random_order": True, **input_kind}
+    fitted = learner("gru4rec", params, cycle_sessions(40, seed=4), n_items=N_ITEMS, seed=3)
+    write_state(tmp_path / "model.safetensors", fitted.state_dict()["model"])
+    rest = {k: v for k, v in fitted.state_dict().items() if k != "model"}
+    write_state(tmp_path / "state.safetensors", rest)
+    queries = [[1, 2], [3], [5, 42, 6]]
+    fresh = learner("gru4rec", params, [[7, 8]], n_items=N_ITEMS, seed=9)  # another model, replaced by the saved one
+    fresh.load_state_dict({"model": read_state(tmp_path / "model.safetensors")})
+    np.testing.assert_array_equal(scores(fresh, queries), scores(fitted, queries))
+    resumed = learner("gru4rec", params, [[7, 8]], n_items=N_ITEMS, seed=9)
+    resumed.load_state_dict({"model": read_state(tmp_path / "model.safetensors"), **read_state(tmp_path / "state.safetensors")})
+    more = SessionTensors(batch(cycle_sessions(24, seed=8)), "item")
+    torch.manual_seed(0)  # dropout draws from the global generator, which a resumed run restores
+    fitted.fit_window(more, 2)
+    torch.manual_seed(0)
+    resumed.fit_window(more, 2)
+    np.testing.assert_array_equal(scores(resumed, queries), scores(fitted, queries))
+    assert resumed.epochs_done == fitted.epochs_done == 4
+    untrained = GRU4Rec.__new__(GRU4Rec)  # nothing trained yet (a first window without a session of 2): no network
+    untrained.__dict__.update(fresh.__dict__, net=None, optimizer=None)
+    empty = learner("gru4rec", params, [[7, 8]], n_items=N_ITEMS)
+    empty.load_state_dict({"model": untrained.state_dict()["model"]})
+    assert empty.net is None and (scores(empty, queries)[:, 1:] == 0).all()
+    other = learner("gru4rec", params, [[7, 8]], n_items=N_ITEMS + 5)
+    with pytest.raises(SessrecError, match="the saved GRU4Rec is over 43 items, this schema's over 48"):
+        other.load_state_dict(fitted.state_dict())

@@ -103,3 +103,28 @@ def _wait(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("model, params", [("gru4rec", "{layers: 16, n_epochs: 1, batch_size: 16, n_sample: 8}"),
+                                           ("vstan", "{k: 20, sample_size: 100}")])
+def test_a_baseline_run_is_served_eager_with_the_original_ids(catalog_data, tmp_path, model, params):
+    """A GRU4Rec or kNN checkpoint is served as it is recommended from (the eager backend: a baseline is not
+    exported, and an exported backend says so)."""
+    from sessrec.cli import main
+    from sessrec.errors import SessrecError
+    from sessrec.serve.app import Options, Server
+
+    run = tmp_path / model
+    assert main(["run", "--data-path", str(catalog_data), "--output-dir", str(run), "--model", model, "--baseline-params",
+                 params, "--final-time-window-index", "3", "--quiet", "--no-compare-with-pop"]) == 0
+    rec = Recommender.load(run)
+    rows, _ = written_sessions(catalog_data, rec, 4)
+    sessions = [{"items": rec.catalog.decode(row["item_id"]), "timestamps": row["timestamp"]} for row in rows]
+    want = rec.recommend(sessions, k=10)
+    with running(run, watch=False) as (client, _):
+        for i, session in enumerate(sessions):
+            body = client.post("/recommend", json=session).json()
+            assert body["items"] == want.ids[i] and len(body["items"]) == 10
+            assert torch.allclose(torch.tensor(body["scores"]), torch.tensor(want.scores[i]), atol=1e-6)
+    with pytest.raises(SessrecError, match="only neural models can be exported"):
+        Server(Options(model_dir=run, port=0, backend="torchscript"))

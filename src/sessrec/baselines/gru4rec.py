@@ -41,6 +41,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ from sessrec.baselines.sessions import time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors
 from sessrec.errors import SessrecError
-from sessrec.runtime import resolve_device, seed_everything, warn_once
+from sessrec.runtime import load_weights, resolve_device, seed_everything, warn_once
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -412,6 +413,7 @@ class GRU4Rec:
         tf = time_feature(schema)
         self.time_key = tf.name if tf is not None else None
         self.input_names = [self.item_key] + ([self.time_key] if self.time_key else [])
+        self.scoring_names = [self.item_key]  # the times order the training sessions only
         self.n_items = schema.n_items
         self.final_act = final_activation(p.final_act)
         self.net: GRU4RecNet | None = None
@@ -428,10 +430,44 @@ class GRU4Rec:
 
     def _build(self, n_train_items: int) -> None:
         seed_everything(self.seed)
-        self.net = GRU4RecNet(self.n_items, self.p).to(self.device)
+        self._new_net()
         self.net.reset_parameters(n_train_items, torch.Generator(device=self.device).manual_seed(self.seed))
+
+    def _new_net(self) -> None:
+        self.net = GRU4RecNet(self.n_items, self.p).to(self.device)
         self.optimizer = AdagradMomentum(self.net.parameters(), self.p.learning_rate, self.p.momentum, self.p.lmbd,
                                          self.p.grad_cap, adagrad=self.p.adapt == "adagrad")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The network (None before it trained) and the items it trained on under ``"model"``: what scoring needs;
+        the optimizer's accumulators, the negative sampling and session order generators and the epoch count
+        besides, so that a resumed run goes on as an uninterrupted one, and a checkpoint is recommended from and
+        served (``--backend eager``) like a neural model's."""
+        state = {"model": {"net": None if self.net is None else self.net.state_dict(), "seen": self.seen},
+                 "generator": self.generator.get_state(), "order_rng": self.order_rng.bit_generator.state,
+                 "epochs_done": self.epochs_done}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; a state with only ``"model"`` loads what scoring needs."""
+        model = state["model"]
+        if model["seen"].numel() != self.n_items:
+            raise SessrecError(f"the saved GRU4Rec is over {model['seen'].numel() - 1} items, this schema's over "
+                               f"{self.n_items - 1}")
+        self.seen = model["seen"].to(self.device, torch.bool)
+        self.net = self.optimizer = None
+        if model["net"] is not None:
+            with torch.random.fork_rng(devices=[]):  # initial weights, overwritten: leave the caller's generator alone
+                self._new_net()
+            load_weights(self.net, model["net"])
+        if "optimizer" in state and self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+            self.order_rng.bit_generator.state = state["order_rng"]
+            self.epochs_done = int(state["epochs_done"])
 
     def fit_window(self, data: SessionTensors, window: int) -> dict[str, float]:
         """Train ``n_epochs`` on these sessions (a new model per window in the FT/SWT modes)."""
