@@ -88,6 +88,14 @@ def test_other_formats_are_named(tmp_path, capsys):
                                                      "as CSV UTF-8"),
     (b"ARROW1\x00\x00\xff\xff", "the file is an Arrow IPC (Feather) file; write it as parquet"),
     (b'{"session": "s0", "item": "a", "ts": 1}\n', "(it looks like JSON lines (the ADRESSA format))"),
+    (b"s0\t2009-05-04T23:08:57Z\tDeep Dish, Underworld\t\ns0\t2009-05-04T23:09:57Z\tx\ty\n",
+     "line 1: this is data, not a header (it holds '2009-05-04T23:08:57Z'): the file needs a first line naming its "
+     "columns, among them 'item', 'ts', 'session' (e.g. sed -i '1i col1\\tcol2\\t...' {path}); its values are "
+     "separated by tabs: pass --delimiter tab"),
+    (b",session,item,ts\n0,s0,a,1709283706\n", "line 1: the first column of the header has no name, as pandas writes "
+                                                "its index (DataFrame.to_csv without index=False)"),
+    (b'session,item,ts,artist\ns0,a,1709283706,x\ns0,b,1709283766,"Weird Al" Yankovic\n',
+     "line 3: a quoted value followed by more text ('s0,b,1709283766,\"Weird Al\" Yankovic'); quote the whole value"),
 ])
 def test_files_of_other_shapes_say_what_they_are(tmp_path, capsys, content, message):
     """A European spreadsheet's semicolons, a tab-separated file, UTF-16 or Arrow bytes were shown as a header to match,
@@ -97,6 +105,7 @@ def test_files_of_other_shapes_say_what_they_are(tmp_path, capsys, content, mess
     rc, _, err = prepare(["events", "--input", str(path), "--session-col", "session", "--item-col", "item",
                           "--time-col", "ts", "--output", str(tmp_path / "o")], capsys)
     line = err.strip().splitlines()[-1]
+    message = message.format(path=path)
     assert rc == 2 and message in line and "did you mean '{" not in line and "\\x00" not in line, line
     assert not (tmp_path / "o").exists()
 

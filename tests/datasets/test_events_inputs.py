@@ -330,6 +330,33 @@ def test_events_a_delimiter_the_reader_cannot_take_is_refused(tmp_path, capsys, 
     assert stop.value.code == 2 and f"argument --delimiter: {message}" in err and not (tmp_path / "o").exists(), err
 
 
+@pytest.mark.parametrize("gap", ["0", "0s", "0.5ms"])
+def test_events_a_session_gap_of_zero_is_refused_not_the_default(tmp_path, capsys, gap):
+    """``--session-gap 0`` was read as "not given": sessions were cut after 30 minutes (QA helper-61)."""
+    rows = _events()
+    path = _write(tmp_path / "log.csv", {"user": [s % 5 for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                         "ts": [int(t.timestamp()) for _, _, t in rows]})
+    line = _refused(tmp_path, capsys, [path], "--session-gap", gap,
+                    cols=["--user-col", "user", "--item-col", "item", "--time-col", "ts"])
+    assert line == "sessrec: error: --session-gap must be at least 1 ms, got 0 ms"
+
+
+@pytest.mark.parametrize("fmt, refused", [("%m%d", True), ("%d.%m. %H:%M", True), ("%Y%m%d", False), ("%y-%m-%d", False),
+                                          ("%F %T", False), ("%-d/%-m/%Y", False)])
+def test_events_a_time_format_without_a_year_is_refused(tmp_path, capsys, fmt, refused):
+    """Tmall's ``time_stamp`` is MMDD: read with '%m%d' every time fell in year 1 with no error (QA helper-61)."""
+    rows = _events()
+    path = _write(tmp_path / "log.csv", {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                         "ts": [t.strftime("%Y%m%d") for _, _, t in rows]})
+    if refused:
+        line = _refused(tmp_path, capsys, [path], "--time-format", fmt)
+        assert f"--time-format {fmt!r} has no year (%Y or %y): every time would fall in year 1" in line
+    else:  # not refused for its format (it may still not read these values)
+        rc, _, err = prepare(["events", "--input", str(path), *COLS, "--time-format", fmt, "--output",
+                              str(tmp_path / fmt.replace("/", "_"))], capsys)
+        assert "has no year" not in err and (rc == 0) == (fmt == "%Y%m%d"), err
+
+
 # ---- D11: parquet without a suffix, folders, files in different time units -------------------------------------
 def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path, capsys):
     rows = _events()

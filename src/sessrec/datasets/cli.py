@@ -92,7 +92,8 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--days", type=int, default=16,
                        help="read the first N day files in name order; 0 = all (default: %(default)s, as the paper)")
         p.add_argument("--session-gap", type=parse_duration, default=DEFAULT_SESSION_GAP_MS, metavar="DURATION",
-                       help="inactivity that ends a user's session (default: 30m)")
+                       help="inactivity that ends a user's session: 30m, 1h, 90s (a number alone: seconds; "
+                            "default: 30m)")
         p.add_argument("--rare-category-count", type=int, default=100,
                        help="side-feature values seen fewer times map to id 1 (unknown) (default: %(default)s)")
     elif name == "events":
@@ -105,7 +106,8 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--session-col", help="session column; without it, sessions are cut from each --user-col stream")
         p.add_argument("--user-col", help="user column (needed without --session-col, or with --repeats user)")
         p.add_argument("--session-gap", type=parse_duration, metavar="DURATION",
-                       help="inactivity that ends a user's session when there is no --session-col (default: 30m)")
+                       help="inactivity that ends a user's session when there is no --session-col: 30m, 1h, 90s (a "
+                            "number alone: seconds; default: 30m)")
         p.add_argument("--time-unit", choices=("s", "ms", "us", "ns"),
                        help="unit of a numeric time column (default: s)")
         p.add_argument("--time-format", help="strftime format of a text time column (default: inferred)")

@@ -653,8 +653,12 @@ def run(args, opts: Options) -> PrepareResult:
         raise SessrecError("--repeats user needs --user-col")
     if args.time_unit is not None and args.time_format:
         raise SessrecError("give one of --time-unit (times written as numbers) and --time-format (times written as text)")
+    if args.time_format and not re.search(r"%[-_0^#]?[YyGgscDFx+]", args.time_format):
+        raise SessrecError(f"--time-format {args.time_format!r} has no year (%Y or %y): every time would fall in year 1 "
+                           "(its weekdays, its windows); write the year into the time column first (Tmall's MMDD: "
+                           "'2015' + the value padded to 4 digits, with --time-format '%Y%m%d')")
     if not args.session_col:
-        opts.session_gap_ms = args.session_gap or DEFAULT_SESSION_GAP_MS
+        opts.session_gap_ms = DEFAULT_SESSION_GAP_MS if args.session_gap is None else args.session_gap
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
                    tuple(args.continuous_cols), args.time_unit or "s", args.time_format, args.delimiter)

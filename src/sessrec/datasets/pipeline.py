@@ -146,7 +146,7 @@ class Options:
             raise SessrecError("need 1 <= --min-session-length <= --max-session-length, got "
                                f"{self.min_session_length} and {self.max_session_length}")
         if self.session_gap_ms is not None and self.session_gap_ms <= 0:
-            raise SessrecError("--session-gap must be positive")
+            raise SessrecError(f"--session-gap must be at least 1 ms, got {self.session_gap_ms} ms")
         if self.min_sessions_per_window < 0:
             raise SessrecError(f"--min-sessions-per-window must be >= 0, got {self.min_sessions_per_window}")
         if not 0 <= self.seed <= MAX_SEED:

@@ -50,6 +50,8 @@ G1_CLICK_COLUMNS = ("user_id", "session_id", "session_start", "session_size", "c
                     "click_referrer_type")
 G1_ARTICLE_COLUMNS = ("article_id", "category_id", "created_at_ts", "publisher_id", "words_count")
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+# a value no header names a column by: a number, a date (what the first line of a file without a header holds)
+DATA_VALUE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^\d{4}-\d\d-\d\d")
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,19 @@ def check_header(path: Path, required: Sequence[str], dataset: str, separator: s
     if line is None:
         raise SessrecError(f"{path}: the file is empty")
     names = [bare(n) for n in next(csv.reader([line], delimiter=separator))]  # a quoted name may hold one ("a, b")
+    missing = [c for c in required if bare(c) not in names]
+    data = [v for d in dict.fromkeys((separator, *DELIMITERS)) for v in map(bare, line.split(d)) if DATA_VALUE.match(v)]
+    if missing and data and not describe_format(line):
+        used = max(DELIMITERS, key=line.count)  # what separates the values, by count
+        sed = {"\t": "\\t"}.get(used, used)
+        also = (f"; its values are separated by {DELIMITERS[used]}: pass {delimiter_option} {delimiter_text(used)}"
+                if used != separator and delimiter_option else "")
+        raise SessrecError(f"{path}, line 1: this is data, not a header (it holds {data[0]!r}): the file needs a first "
+                           f"line naming its columns, among them {', '.join(map(repr, missing))} (e.g. sed -i "
+                           f"'1i col1{sed}col2{sed}...' {path}){also}")
+    if names[0] == "" and names.count("") == 1:
+        raise SessrecError(f"{path}, line 1: the first column of the header has no name, as pandas writes its index "
+                           "(DataFrame.to_csv without index=False): name it, or write the file without it")
     if "" in names:
         raise SessrecError(f"{path}, line 1: {names.count('')} column(s) of the header have no name (as the trailing "
                            f"{DELIMITERS.get(separator, 'delimiters')} a spreadsheet writes: {line[-40:]!r}); name or "
@@ -237,7 +252,6 @@ def check_header(path: Path, required: Sequence[str], dataset: str, separator: s
         if asked.setdefault(bare(c), c) != c:
             raise SessrecError(f"{path}: {asked[bare(c)]!r} and {c!r} name the same column {bare(c)} of the header; "
                                "name it once")
-    missing = [c for c in required if bare(c) not in names]
     if missing:
         for other, name in DELIMITERS.items():
             if other != separator and len(names) == 1 and all(bare(c) in map(bare, line.split(other)) for c in missing):
@@ -318,8 +332,10 @@ def _bad_fields(chunk: bytes, n_fields: int, first_line: int, separator: str = "
 
 
 def _stray_quote(chunk: bytes, first_line: int, separator: str = ",") -> str | None:
-    """The first line of ``chunk`` with a quote inside a value that does not start with one (``15" monitor``), which
-    polars cannot read and Python's csv reads (error path only)."""
+    """The first line of ``chunk`` with a quote inside a value that does not start with one (``15" monitor``) or a
+    quoted value followed by more text (``"Weird Al" Yankovic``), which polars cannot read and Python's csv reads
+    (error path only)."""
+    fix = 'quote the whole value and double its quotes ("15"" monitor", """Weird Al"" Yankovic")'
     quoted = False
     for i, line in enumerate(chunk.decode("utf-8", "replace").split("\n")):
         at_start, j = not quoted, 0  # a row starts a field, unless a quoted field goes on from the line before
@@ -331,14 +347,15 @@ def _stray_quote(chunk: bytes, first_line: int, separator: str = ",") -> str | N
                         j += 1
                     else:
                         quoted = False
+                        if line[j + 1:j + 2] not in ("", separator, "\r"):
+                            return f"line {first_line + i}: a quoted value followed by more text ({line[:160]!r}); {fix}"
             elif ch == separator:
                 at_start, j = True, j + 1
                 continue
             elif ch == '"' and at_start:
                 quoted = True
             elif ch == '"':
-                return (f"line {first_line + i}: a quote inside a value that does not start with one ({line[:160]!r}); "
-                        'quote the whole value and double its quotes ("15"" monitor")')
+                return f"line {first_line + i}: a quote inside a value that does not start with one ({line[:160]!r}); {fix}"
             at_start = False
             j += 1
     return None
