@@ -137,6 +137,21 @@ def test_stan_a_stored_session_after_the_query_counts_as_just_ended():
     close(s, {3: a * exp(4) * exp(-1.5) + c * exp(2)})
 
 
+def test_stan_a_query_years_after_the_store_ranks_as_one_soon_after():
+    """A recommendation "now" from data years old: the formula's decays all underflow to 0 (every score 0, an arbitrary
+    ranking); decayed from the newest candidate instead, the row's scores are one factor apart from those of a query
+    soon after the store, the same ranking."""
+    params = {"k": 100, "lambda_spw": 1, "lambda_snh": 1, "lambda_inh": 1}
+    soon = scores(learner("stan", params, TRAIN, DAYS), [[1, 3], [2, 4]], [5 * DAY] * 2)
+    late = scores(learner("stan", params, TRAIN, DAYS), [[1, 3], [2, 4]], [5 * DAY + 4000 * 365 * DAY] * 2)
+    for a, b in zip(soon, late):
+        finite = np.isfinite(a[1:8])
+        assert (b[1:8][finite] > 0).sum() >= 3 and finite.all()
+        np.testing.assert_allclose(b[1:8] / b[1:8].max(), a[1:8] / a[1:8].max(), rtol=1e-9)
+    a, c = stan_expected(prefix_first=1)  # newest candidate C (day 3): the decays are counted from day 3
+    close(late[0], {3: (a + c) * exp(2)})
+
+
 def test_stan_without_factors_is_plain_cosine_knn():
     # all lambdas off: sim = |shared| / (sqrt(|prefix|) sqrt(|n|)); each neighbour votes sim for its items
     lrn = learner("stan", {"lambda_spw": None, "lambda_snh": "None", "lambda_inh": False, "remind": False}, TRAIN, DAYS)
