@@ -91,6 +91,11 @@ def test_vsknn_weighting_time_decays_older_neighbours():
     s = vsknn({"weighting_time": True, "normalize": False}, [[1, 3]])[0]
     a, c = 0.75 * (7 / 8) ** 4, 0.5 * (7 / 8) ** 2
     close(s, {1: a, 2: a + c, 3: a + c, 5: c})
+    # a query before the store (a served session dated in the past): the sessions after it count as just ended; one
+    # 40 years after it: the days from the newest candidate, where (7/8)^days underflowed and no neighbour was left
+    lrn = learner("vsknn", {"k": 100, "weighting_time": True, "normalize": False}, TRAIN, DAYS)
+    close(scores(lrn, [[1, 3]], [0.0])[0], {1: 0.75, 2: 1.25, 3: 1.25, 5: 0.5})
+    close(scores(lrn, [[1, 3]], [40 * 365 * DAY])[0], {1: 0.75 * (7 / 8) ** 2, 2: 0.75 * (7 / 8) ** 2 + 0.5, 5: 0.5})
 
 
 # ---- STAN / VSTAN ---------------------------------------------------------------------------

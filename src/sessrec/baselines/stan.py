@@ -12,7 +12,7 @@ For a session prefix ``s = (s_1..s_L)`` (repeats counted) with last click at tim
   after ``t`` (never in the protocol's evaluation, whose queries come after the stored windows; a
   served session dated in the past) counts as just ended: ``t - t_n`` is taken as 0, where the
   formula would weigh it up without bound (``exp`` overflows to inf beyond ~700 decays). A query more
-  than ``FAR`` decays after its newest candidate (a recommendation "now" from data years old) is
+  than ``FAR`` decays after its newest candidate (:func:`knn.time_gaps`) (a recommendation "now" from data years old) is
   decayed from that candidate's time instead: every score of the row divided by one factor, the same
   ranking, where the formula's scores all underflow to 0 (an arbitrary ranking);
 * ``score(j) = sum_n sim(s, n) * exp(-|q_n(j) - q_n*| / lambda_inh)`` over neighbours containing
@@ -40,7 +40,7 @@ from sessrec.runtime import warn_once
 from sessrec.schema import Schema
 
 DAY = 86400.0
-FAR = 50.0  # decays (of lambda_snh) between a query and its newest candidate beyond which the decay starts there
+FAR = 50.0  # decays between a query and its newest candidate beyond which the decay starts there (knn.time_gaps)
 
 
 @dataclass
@@ -101,19 +101,6 @@ def _not_a_number(model: str, name: str) -> SessrecError:
     return SessrecError(f"baseline_params: {model} parameter '{name}' must be a number, or False/None to switch it off")
 
 
-def _recency(query_time: np.ndarray, ended: np.ndarray, row: np.ndarray, scale: float) -> np.ndarray:
-    """``exp(-(t - t_n) / scale)`` of each candidate (``row``-major), 1 for one ended after its query, and decayed from
-    the row's newest candidate where the query is more than :data:`FAR` decays after it (see the module)."""
-    t = query_time.copy()
-    if row.size:
-        starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
-        newest = np.maximum.reduceat(ended, starts)
-        rows = row[starts]
-        far = t[rows] - newest > FAR * scale
-        t[rows[far]] = newest[far]
-    return np.exp(-np.maximum(t[row] - ended, 0.0) / scale)
-
-
 @dataclass
 class STAN:
     """The STAN / VSTAN scorer (VSTAN when ``p`` is :class:`VSTANParams`)."""
@@ -135,7 +122,8 @@ class STAN:
         sim = cand.overlap / (np.sqrt(norm[cand.row]) * np.sqrt(store.n_unique[cand.session]))
         snh = p.on("lambda_snh")
         if snh is not None and query_time is not None:
-            sim = sim * _recency(query_time, store.time[cand.session], cand.row, snh * DAY)
+            gaps = knn.time_gaps(query_time, store.time[cand.session], cand.row, FAR * snh * DAY)
+            sim = sim * np.exp(-gaps / (snh * DAY))
         nb = knn.top_k(cand, sim, p.k, q.n_rows)
         ex = knn.expand(store, q, nb)
         pair_weight = nb.sim
