@@ -17,6 +17,7 @@ import pytest
 from sessrec.cli import main
 from sessrec.data.catalog import Catalog
 from sessrec.datasets import events
+from sessrec.datasets.raw import Dialect
 from tests.datasets.helpers import all_sessions, prepare, train_run
 
 T0 = datetime(2024, 3, 13, 8, 0, tzinfo=timezone.utc)  # 13, 14, 15 March: a day above 12
@@ -292,7 +293,8 @@ def test_events_delimiter_reads_the_same_events_as_a_comma_file(tmp_path, capsys
     got = _prepared(tmp_path, capsys, "other", [folder], "--categorical-cols", "cat", "--delimiter", flag)
     assert got[0].equals(reference[0]) and got[1].equals(reference[1])
     assert set(got[0]["cat"].explode().to_list()) == {2, 3, 4}  # three values (+ padding and unknown ids)
-    source = events.source([path], events.Columns("item", "ts", "session", None, ("cat",), (), separator=separator))
+    source = events.source([path], events.Columns("item", "ts", "session", None, ("cat",), (),
+                                                           dialect=Dialect(separator)))
     fast = source.scan().collect()
     assert fast.height == len(rows) and fast.equals(pl.concat(source.batches()).drop("_row"))
 
@@ -314,6 +316,35 @@ def test_events_delimiter_errors_name_the_line_and_the_fix(tmp_path, capsys, con
     path.write_text(content)
     line = _refused(tmp_path, capsys, [path], *flags)
     assert message in line, line
+
+
+def test_events_quote_char_none_reads_tab_separated_values_that_hold_quotes(tmp_path, capsys):
+    """LastFM-1K's track names (12" Mix, "Weird Al" Yankovic): no quoting in a TSV file; both readers give the values
+    as written, and the default (quotes) names the line and this option."""
+    rows = _events()
+    names = ['12" Mix', '"Weird Al" Yankovic', "plain", 'Boy, "Boy"']
+    text = "session\titem\tts\ttrack\n" + "".join(f"{s}\t{i}\t{int(t.timestamp())}\t{names[k % 4]}\n"
+                                                  for k, (s, i, t) in enumerate(rows))
+    path = tmp_path / "log.tsv"
+    path.write_text(text)
+    line = _refused(tmp_path, capsys, [path], "--delimiter", "tab")
+    assert "line 2: a quote inside a value that does not start with one" in line and "--quote-char none" in line
+    reference = _prepared(tmp_path, capsys, "epoch", [_epoch_csv(tmp_path / "epoch.csv", rows)])
+    got = _prepared(tmp_path, capsys, "tsv", [path], "--delimiter", "tab", "--quote-char", "none",
+                    "--categorical-cols", "track")
+    assert got[0].drop("track").equals(reference[0]) and got[1].equals(reference[1])
+    source = events.source([path], events.Columns("item", "ts", "session", None, ("track",), (),
+                                                   dialect=Dialect("\t", None)))
+    fast = source.scan().collect()
+    assert fast.height == len(rows) and fast.equals(pl.concat(source.batches()).drop("_row"))
+    assert fast["c:track"].unique().sort().to_list() == sorted(names)
+    path.write_text(text + "99\t1\t1710288000\tx\ty\n")
+    line = _refused(tmp_path, capsys, [path], "--delimiter", "tab", "--quote-char", "none")
+    assert f"line {len(rows) + 2} has 5 fields, expected 4 (a value cannot hold the '\\t' delimiter where nothing is " \
+           "quoted)" in line
+    line = _refused(tmp_path, capsys, [path], "--delimiter", ";", "--quote-char", ";")
+    assert line.endswith("--quote-char and --delimiter are both ';'; give the character that quotes fields, or "
+                         "--quote-char none")
 
 
 @pytest.mark.parametrize("given, message", [

@@ -50,6 +50,15 @@ def parse_delimiter(text: str) -> str:
     return sep
 
 
+def parse_quote(text: str) -> str | None:
+    """``--quote-char``: one character, or ``none`` (nothing is quoted) → the character or None."""
+    if text.lower() == "none":
+        return None
+    if len(text) != 1 or len(text.encode()) != 1 or text in "\r\n":
+        raise argparse.ArgumentTypeError(f"expected one ASCII character, or none, got {text!r}")
+    return text
+
+
 # data set -> why it cannot honour an option that the others offer (given anyway: one line, exit 2, before reading)
 NO_USER = {"yoochoose": "YOOCHOOSE clicks have no user (SessionID,Timestamp,ItemID,Category)"}
 GIVEN_SESSIONS = {"rees46": "user_session", "yoochoose": "SessionID", "g1": "session_id"}
@@ -101,6 +110,9 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--delimiter", type=parse_delimiter, default=",", metavar="CHAR",
                        help="what separates a CSV file's fields: one character such as ';' or '|', or tab "
                             "(default: ,)")
+        p.add_argument("--quote-char", type=parse_quote, default='"', metavar="CHAR",
+                       help="what quotes a CSV field that holds the delimiter, a quote or a line break; none: nothing "
+                            "is quoted (tab-separated files whose values hold quotes, as 12\" Mix) (default: \")")
         p.add_argument("--item-col", required=True, help="item column")
         p.add_argument("--time-col", required=True, help="time column: a datetime, epoch numbers (--time-unit) or text")
         p.add_argument("--session-col", help="session column; without it, sessions are cut from each --user-col stream")

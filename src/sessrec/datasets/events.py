@@ -54,8 +54,10 @@ from sessrec.datasets.pipeline import (
     prepare,
 )
 from sessrec.datasets.raw import (
+    COMMA,
     LINE,
     Conversion,
+    Dialect,
     as_float,
     check_header,
     convert,
@@ -99,7 +101,7 @@ class Columns:
     continuous: tuple[str, ...]
     time_unit: str = "s"
     time_format: str | None = None
-    separator: str = ","  # of the CSV files' fields (--delimiter)
+    dialect: Dialect = COMMA  # how the CSV files are written (--delimiter, --quote-char)
 
     @property
     def needed(self) -> list[str]:
@@ -369,7 +371,7 @@ def _lazy(path: Path, parquet: bool, header: list[str] | None, cols: Columns) ->
         return pl.scan_parquet(path).select(cols.needed)
     # the names of check_header, in place of the file's (which may have spaces around them)
     return pl.scan_csv(path, infer_schema=False, new_columns=header, truncate_ragged_lines=False,
-                       null_values=[""], separator=cols.separator).select(cols.needed)
+                       null_values=[""], separator=cols.dialect.separator, quote_char=cols.dialect.quote).select(cols.needed)
 
 
 class Files:
@@ -408,17 +410,17 @@ class Files:
         except pl.exceptions.PolarsError as e:
             if parquet:
                 raise SessrecError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-            for _ in csv_batches(path, self.cols.needed, header, separator=self.cols.separator):  # names the line
+            for _ in csv_batches(path, self.cols.needed, header, dialect=self.cols.dialect):  # names the line
                 pass
             raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]})") from None
-        return _File(path, parquet, header, facts, None if parquet else _read_as(path, header, self.cols.separator))
+        return _File(path, parquet, header, facts, None if parquet else _read_as(path, header, self.cols.dialect))
 
 
-def _read_as(path: Path, header: list[str], separator: str) -> dict[str, str] | None:
+def _read_as(path: Path, header: list[str], dialect: Dialect) -> dict[str, str] | None:
     """{name given: the CSV reader's name} of the header fields whose names differ (a name with spaces around it)."""
     try:
-        names = pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False,
-                            separator=separator).collect_schema().names()
+        names = pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=False, separator=dialect.separator,
+                            quote_char=dialect.quote).collect_schema().names()
     except pl.exceptions.PolarsError:  # the exact reader will say what is wrong
         return None
     if len(names) != len(header):  # a quoted delimiter in a name: the fast scan will fail, the exact reader take over
@@ -464,7 +466,7 @@ def _parquet_batches(path: Path, cols: Columns) -> Iterator[pl.DataFrame]:
 
 
 def _csv_header(path: Path, cols: Columns) -> list[str]:
-    return check_header(path, cols.needed, "an event log CSV with these columns", cols.separator, "--delimiter")
+    return check_header(path, cols.needed, "an event log CSV with these columns", cols.dialect, "--delimiter")
 
 
 class _Units:
@@ -524,7 +526,7 @@ def read_events(paths: list[Path], cols: Columns, files: Files | None = None) ->
 
     def read_file(file: _File) -> Iterator[pl.DataFrame]:
         batches = (_parquet_batches(file.path, cols) if file.parquet
-                   else csv_batches(file.path, cols.needed, file.header, separator=cols.separator))
+                   else csv_batches(file.path, cols.needed, file.header, dialect=cols.dialect))
         first_beyond = None
         for batch in batches:
             typed = _typed(batch, file, cols, files.day_first)
@@ -549,10 +551,10 @@ def _scan_file(file: _File, cols: Columns, day_first: bool | None) -> pl.LazyFra
     if file.parquet:
         return text.with_columns(**strict_conversions(conv, (cols.time,))).select(select)
     if not file.read_as:
-        return csv_scan(file.path, file.header, conv, (cols.time,), separator=cols.separator).select(select)
+        return csv_scan(file.path, file.header, conv, (cols.time,), dialect=cols.dialect).select(select)
     named = file.read_as.get
     return (csv_scan(file.path, [named(h, h) for h in file.header], {named(c, c): v for c, v in conv.items()},
-                     (named(cols.time, cols.time),), separator=cols.separator)
+                     (named(cols.time, cols.time),), dialect=cols.dialect)
             .rename({name: given for given, name in file.read_as.items()}, strict=False).select(select))
 
 
@@ -653,6 +655,9 @@ def run(args, opts: Options) -> PrepareResult:
         raise SessrecError("--repeats user needs --user-col")
     if args.time_unit is not None and args.time_format:
         raise SessrecError("give one of --time-unit (times written as numbers) and --time-format (times written as text)")
+    if args.quote_char == args.delimiter:
+        raise SessrecError(f"--quote-char and --delimiter are both {args.delimiter!r}; give the character that quotes "
+                           "fields, or --quote-char none")
     if args.time_format and not re.search(r"%[-_0^#]?[YyGgscDFx+]", args.time_format):
         raise SessrecError(f"--time-format {args.time_format!r} has no year (%Y or %y): every time would fall in year 1 "
                            "(its weekdays, its windows); write the year into the time column first (Tmall's MMDD: "
@@ -661,7 +666,8 @@ def run(args, opts: Options) -> PrepareResult:
         opts.session_gap_ms = DEFAULT_SESSION_GAP_MS if args.session_gap is None else args.session_gap
     _check_timezone(args.timezone)
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
-                   tuple(args.continuous_cols), args.time_unit or "s", args.time_format, args.delimiter)
+                   tuple(args.continuous_cols), args.time_unit or "s", args.time_format,
+                   Dialect(args.delimiter, args.quote_char))
     bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
     found, empty = input_files(args.input)

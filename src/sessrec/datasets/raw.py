@@ -38,8 +38,26 @@ CHUNK_BYTES = 32 * 2**20  # raw CSV bytes parsed at a time
 LINE = "_line"
 SCAN_ROW = "_sessrec_scan_row"  # the 0-based row of a fast CSV scan (blank lines are rows there)
 BOM = b"\xef\xbb\xbf"
-# delimiters other than the comma that a file's first line is checked for, by name (for messages)
+# the delimiters a file's first line is checked for, by name (for messages)
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a CSV file writes its rows: the character between the fields, and the one that quotes a field (None:
+    nothing is quoted, as in tab-separated files whose values hold quotes: ``12" Mix``)."""
+
+    separator: str = ","
+    quote: str | None = '"'
+
+    def csv_module(self) -> dict:
+        """Python's ``csv.reader`` arguments."""
+        if self.quote is None:
+            return {"delimiter": self.separator, "quoting": csv.QUOTE_NONE}
+        return {"delimiter": self.separator, "quotechar": self.quote}
+
+
+COMMA = Dialect()
 JSON_BLANK = b" \t\r"  # a JSON-lines line of only these is skipped, by polars as by us
 
 REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
@@ -208,10 +226,9 @@ def delimiter_text(separator: str) -> str:
     return "tab" if separator == "\t" else shlex.quote(separator)
 
 
-def check_header(path: Path, required: Sequence[str], dataset: str, separator: str = ",",
+def check_header(path: Path, required: Sequence[str], dataset: str, dialect: Dialect = COMMA,
                  delimiter_option: str | None = None) -> list[str]:
-    """The header of a CSV file whose fields are separated by ``separator``; a clear error when a required column is
-    missing. A file whose fields are separated otherwise is named as such: with ``delimiter_option``, the option that
+    """The header of a CSV file written in ``dialect``; a clear error when a required column is missing. A file whose fields are separated otherwise is named as such: with ``delimiter_option``, the option that
     reads it, else as a file to convert.
 
     Names are compared bare: without the spaces and quotes around them (``" session "`` and ``"Item "`` are
@@ -226,7 +243,8 @@ def check_header(path: Path, required: Sequence[str], dataset: str, separator: s
     line = first_line(path)
     if line is None:
         raise SessrecError(f"{path}: the file is empty")
-    names = [bare(n) for n in next(csv.reader([line], delimiter=separator))]  # a quoted name may hold one ("a, b")
+    separator = dialect.separator
+    names = [bare(n) for n in next(csv.reader([line], **dialect.csv_module()))]  # a quoted name may hold a delimiter
     missing = [c for c in required if bare(c) not in names]
     data = [v for d in dict.fromkeys((separator, *DELIMITERS)) for v in map(bare, line.split(d)) if DATA_VALUE.match(v)]
     if missing and data and not describe_format(line):
@@ -272,14 +290,15 @@ def check_header(path: Path, required: Sequence[str], dataset: str, separator: s
     return [asked.get(n, n) for n in names]
 
 
-def _row_chunks(f: BinaryIO, size: int, quoted: bool = True) -> Iterator[bytes]:
-    """Blocks of about ``size`` bytes that end at a row boundary (for CSV, not inside a quoted field), blank ones
-    included: their lines count in the line numbers."""
+def _row_chunks(f: BinaryIO, size: int, quote: str | None = '"') -> Iterator[bytes]:
+    """Blocks of about ``size`` bytes that end at a row boundary (for CSV, not inside a field quoted with ``quote``),
+    blank ones included: their lines count in the line numbers."""
+    mark = quote.encode() if quote else None
     while data := f.read(size):
         cut = len(data)
         if len(data) == size:  # more may follow: end at the last complete row, re-read the rest
             cut = data.rfind(b"\n") + 1
-            while quoted and cut and data.count(b'"', 0, cut) % 2:  # that newline is inside quotes
+            while mark and cut and data.count(mark, 0, cut) % 2:  # that newline is inside quotes
                 cut = data.rfind(b"\n", 0, cut - 1) + 1
             if cut == 0:  # a row longer than the block: read a larger one
                 f.seek(-len(data), io.SEEK_CUR)
@@ -298,9 +317,11 @@ def _blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _fields_message(line: int, n: int, expected: int, text: str, separator: str = ",") -> str:
-    fix = (f"a value with a{'' if separator == ',' else ' ' + repr(separator)} "
-           f"{'comma' if separator == ',' else 'delimiter'} needs quotes" if n > expected
+def _fields_message(line: int, n: int, expected: int, text: str, dialect: Dialect = COMMA) -> str:
+    separator = dialect.separator
+    what = "comma" if separator == "," else f"{separator!r} delimiter"
+    fix = (f"a value with a {what} needs quotes" if n > expected and dialect.quote is not None
+           else f"a value cannot hold the {what} where nothing is quoted" if n > expected
            else "every row needs a value, empty or not, for each header column")
     return f"line {line} has {n} fields, expected {expected} ({fix}): {text[:120]!r}"
 
@@ -316,34 +337,41 @@ def _not_utf8(chunk: bytes, first_line: int) -> str | None:
     return None
 
 
-def _bad_fields(chunk: bytes, n_fields: int, first_line: int, separator: str = ",") -> str | None:
+def _bad_fields(chunk: bytes, n_fields: int, first_line: int, dialect: Dialect = COMMA) -> str | None:
     """The first row of ``chunk`` (UTF-8 text) with a number of fields other than ``n_fields``; blank lines are
     skipped (error path only)."""
-    reader = csv.reader((line + "\n" for line in chunk.decode("utf-8").split("\n")), delimiter=separator)
+    reader = csv.reader((line + "\n" for line in chunk.decode("utf-8").split("\n")), **dialect.csv_module())
     before = 0  # the lines before the row: a quoted field may span lines
     try:
         for row in reader:
             if not _blank(row) and len(row) != n_fields:
-                return _fields_message(first_line + before, len(row), n_fields, separator.join(row), separator)
+                return _fields_message(first_line + before, len(row), n_fields, dialect.separator.join(row), dialect)
             before = reader.line_num
     except csv.Error:  # Python's csv reads this row otherwise than polars: the caller names the block
         return None
     return None
 
 
-def _stray_quote(chunk: bytes, first_line: int, separator: str = ",") -> str | None:
+def _stray_quote(chunk: bytes, first_line: int, dialect: Dialect = COMMA) -> str | None:
     """The first line of ``chunk`` with a quote inside a value that does not start with one (``15" monitor``) or a
     quoted value followed by more text (``"Weird Al" Yankovic``), which polars cannot read and Python's csv reads
     (error path only)."""
     fix = 'quote the whole value and double its quotes ("15"" monitor", """Weird Al"" Yankovic")'
+    separator, q = dialect.separator, dialect.quote
+    if q is None:
+        return None
+    if q != '"':
+        fix = f"quote the whole value with {q} and double the {q} inside it"
+    if separator == "\t":
+        fix += "; or, where the file quotes nothing (tab-separated values rarely do), --quote-char none"
     quoted = False
     for i, line in enumerate(chunk.decode("utf-8", "replace").split("\n")):
         at_start, j = not quoted, 0  # a row starts a field, unless a quoted field goes on from the line before
         while j < len(line):
             ch = line[j]
             if quoted:
-                if ch == '"':
-                    if line[j + 1:j + 2] == '"':  # a doubled quote inside a quoted value
+                if ch == q:
+                    if line[j + 1:j + 2] == q:  # a doubled quote inside a quoted value
                         j += 1
                     else:
                         quoted = False
@@ -352,9 +380,9 @@ def _stray_quote(chunk: bytes, first_line: int, separator: str = ",") -> str | N
             elif ch == separator:
                 at_start, j = True, j + 1
                 continue
-            elif ch == '"' and at_start:
+            elif ch == q and at_start:
                 quoted = True
-            elif ch == '"':
+            elif ch == q:
                 return f"line {first_line + i}: a quote inside a value that does not start with one ({line[:160]!r}); {fix}"
             at_start = False
             j += 1
@@ -364,17 +392,18 @@ def _stray_quote(chunk: bytes, first_line: int, separator: str = ",") -> str | N
 MARK = "\x1f"  # added at the end of every line to count a row's fields (_field_counts)
 
 
-def _field_counts(chunk: bytes, n_fields: int, separator: str = ",") -> pl.Series:
+def _field_counts(chunk: bytes, n_fields: int, dialect: Dialect = COMMA) -> pl.Series:
     """The number of fields of each row of ``chunk`` (0 for a blank line), its rows as polars reads them, where no
     row has more than ``n_fields``. Polars fills the missing last fields of a short row with nulls, as it reads
     empty ones: the block is read again with a mark added at the end of every line, and a row's fields are those
     before its mark (a value equal to the mark comes before it)."""
+    separator = dialect.separator
     marked = chunk.replace(b"\r\n", b"\n").replace(b"\n", f"{separator}{MARK}\n".encode())
     if not marked.endswith(b"\n"):
         marked += f"{separator}{MARK}".encode()
     names = [f"f{i}" for i in range(n_fields + 1)]
     rows = pl.read_csv(marked, has_header=False, schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=False,
-                       separator=separator)
+                       separator=separator, quote_char=dialect.quote)
     count = pl.max_horizontal([pl.when(pl.col(n) == MARK).then(i) for i, n in enumerate(names)])
     blank = (count == 1) & (pl.col("f0").fill_null("").str.strip_chars() == "")
     return rows.select(pl.when(blank).then(0).otherwise(count).alias("fields")).to_series()
@@ -391,12 +420,12 @@ def _with_lines(df: pl.DataFrame, chunk: bytes, first: int) -> pl.DataFrame:
 
 
 def _whole_rows(df: pl.DataFrame, chunk: bytes, first: int, header: Sequence[str], path: Path,
-                has_header: bool, separator: str) -> pl.DataFrame:
+                has_header: bool, dialect: Dialect) -> pl.DataFrame:
     """``df`` (the rows of ``chunk`` with :data:`LINE`) without its blank lines; a row with fewer fields than the header
     stops everything with its line. Only blocks with an empty last field are looked at again."""
     if not df[header[-1]].has_nulls():  # a blank line or a short row leaves the last field empty
         return df
-    counts = _field_counts(chunk, len(header), separator)
+    counts = _field_counts(chunk, len(header), dialect)
     if counts.len() != df.height:  # both read the block with polars: never seen
         raise SessrecError(f"{path}: cannot count the fields of the rows from line {line_number(first, has_header)} on; "
                            "check the quotes there")
@@ -405,7 +434,7 @@ def _whole_rows(df: pl.DataFrame, chunk: bytes, first: int, header: Sequence[str
         row = int(short.arg_true()[0])
         line = int(df[LINE][row])
         text = chunk.split(b"\n")[line - first].rstrip(b"\r").decode("utf-8", errors="replace")
-        message = _fields_message(line_number(line, has_header), counts[row], len(header), text, separator)
+        message = _fields_message(line_number(line, has_header), counts[row], len(header), text, dialect)
         raise SessrecError(f"{path}, {message}")
     blank = counts == 0
     return df.filter(~blank) if blank.any() else df
@@ -431,9 +460,9 @@ def has_rows(path: Path, has_header: bool = True) -> bool:
 
 
 def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_header: bool = True,
-                separator: str = ",") -> Iterator[pl.DataFrame]:
-    """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``, separated by
-    ``separator``.
+                dialect: Dialect = COMMA) -> Iterator[pl.DataFrame]:
+    """Text batches of ``columns`` (plus :data:`LINE`) of a CSV file whose fields are ``header``, written in
+    ``dialect``.
 
     The file is read in blocks of :data:`CHUNK_BYTES` cut at row boundaries and each block is parsed
     by polars: memory stays that of one block whatever the file size (polars' own streaming CSV
@@ -443,7 +472,7 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
     schema = {name: pl.String for name in header}
     with open(path, "rb") as f:
         line = _skip_header(f, has_header)  # LINE of the block's first line
-        for chunk in _row_chunks(f, CHUNK_BYTES):
+        for chunk in _row_chunks(f, CHUNK_BYTES, dialect.quote):
             first, line = line, line + chunk.count(b"\n")
             if not chunk.strip():
                 continue
@@ -453,29 +482,30 @@ def csv_batches(path: Path, columns: Sequence[str], header: Sequence[str], has_h
             chunk = chunk[start:] if start else chunk
             try:
                 df = pl.read_csv(chunk, has_header=False, schema=schema, truncate_ragged_lines=False, null_values=[""],
-                                 separator=separator)
+                                 separator=dialect.separator, quote_char=dialect.quote)
             except pl.exceptions.PolarsError as e:
                 at = line_number(first, has_header)
                 where = _not_utf8(chunk, at)
-                if where is None and (fields := _bad_fields(chunk, len(header), at, separator)
-                                      or _stray_quote(chunk, at, separator)):
+                if where is None and (fields := _bad_fields(chunk, len(header), at, dialect)
+                                      or _stray_quote(chunk, at, dialect)):
                     raise SessrecError(f"{path}, {fields}") from None
                 raise SessrecError(f"{path}: cannot read the CSV file ({str(e).splitlines()[0]}): "
                                    f"{where or f'lines {at}..'}") from None
-            df = _whole_rows(_with_lines(df, chunk, first), chunk, first, header, path, has_header, separator)
+            df = _whole_rows(_with_lines(df, chunk, first), chunk, first, header, path, has_header, dialect)
             if df.height:
                 yield df.select(LINE, *columns)
 
 
-def _count_fields(line: bytes, separator: str = ",") -> int | None:
+def _count_fields(line: bytes, dialect: Dialect = COMMA) -> int | None:
     """The fields of one CSV line (0 for a blank one); None where Python's csv cannot read it as one row."""
     text = line.rstrip(b"\r")
-    if not text.strip() and separator.encode() not in text:  # tabs between empty fields are not blank
+    separator = dialect.separator.encode()
+    if not text.strip() and separator not in text:  # tabs between empty fields are not blank
         return 0
-    if b'"' not in text:
-        return text.count(separator.encode()) + 1
+    if dialect.quote is None or dialect.quote.encode() not in text:
+        return text.count(separator) + 1
     try:
-        return len(next(csv.reader([text.decode("utf-8", errors="replace")], delimiter=separator)))
+        return len(next(csv.reader([text.decode("utf-8", errors="replace")], **dialect.csv_module())))
     except csv.Error:  # e.g. a carriage return inside an unquoted field
         return None
 
@@ -490,15 +520,16 @@ class _Block:
     in each, counted at once for the block (numpy)."""
 
     data: bytes
-    separator: str = ","
+    dialect: Dialect = COMMA
 
     def __post_init__(self) -> None:
         ends = _positions(self.data, ord("\n"))
         if not self.data.endswith(b"\n"):
             ends = np.append(ends, len(self.data))
         self.ends = ends  # where each line ends (its newline)
-        self.delimiters = np.diff(np.searchsorted(_positions(self.data, ord(self.separator)), ends), prepend=0)
-        quotes = _positions(self.data, ord('"')) if b'"' in self.data else np.empty(0, dtype=np.int64)
+        self.delimiters = np.diff(np.searchsorted(_positions(self.data, ord(self.dialect.separator)), ends), prepend=0)
+        q = self.dialect.quote
+        quotes = _positions(self.data, ord(q)) if q and q.encode() in self.data else np.empty(0, dtype=np.int64)
         self.quotes = np.diff(np.searchsorted(quotes, ends), prepend=0)
 
     def line(self, k: int) -> bytes:
@@ -510,7 +541,7 @@ class _Block:
         :func:`_count_fields`."""
         out = self.delimiters[ks] + 1
         for i in np.flatnonzero((self.quotes[ks] > 0) | (out == 1)):
-            n = _count_fields(self.line(int(ks[i])), self.separator)
+            n = _count_fields(self.line(int(ks[i])), self.dialect)
             out[i] = -1 if n is None else n
         return out
 
@@ -522,8 +553,8 @@ class _Lines:
     BLOCK = 2**20
     CACHED = 8
 
-    def __init__(self, path: Path, separator: str = ",") -> None:
-        self.path, self.separator = path, separator
+    def __init__(self, path: Path, dialect: Dialect = COMMA) -> None:
+        self.path, self.dialect = path, dialect
         self.starts, self.offsets = [0], [0]  # first line and byte offset of each block indexed, then of the next
         self.at_end = False
         self.spanning: int | None = None  # the first line with an odd number of quotes: a field may go on after it
@@ -544,8 +575,9 @@ class _Lines:
         if not cut:
             return
         data = data[:cut]
-        if self.spanning is None and b'"' in data:  # the blocks are looked at in bulk only where needed
-            block = _Block(data, self.separator)
+        quote = self.dialect.quote
+        if self.spanning is None and quote and quote.encode() in data:  # the blocks are looked at in bulk only where needed
+            block = _Block(data, self.dialect)
             self._keep(len(self.starts) - 1, block)
             if (odd := np.flatnonzero(block.quotes % 2)).size:
                 self.spanning = self.starts[-1] + int(odd[0])
@@ -571,7 +603,7 @@ class _Lines:
             for b in np.unique(where[found]).tolist():
                 if b not in self.blocks:
                     f.seek(self.offsets[b])
-                    self._keep(b, _Block(f.read(self.offsets[b + 1] - self.offsets[b]), self.separator))
+                    self._keep(b, _Block(f.read(self.offsets[b + 1] - self.offsets[b]), self.dialect))
                 self.blocks.move_to_end(b)
                 sel = found & (where == b)
                 out[sel] = self.blocks[b].fields(numbers[sel] - self.starts[b])
@@ -586,9 +618,9 @@ class _RowFields:
     or that cannot be found as one line, fails the query, and the exact reader then names it. Called by polars on
     the scan's batches, from several threads; reads the file once at most, as far as the last such row."""
 
-    def __init__(self, path: Path, n_fields: int, header_lines: int, separator: str = ",") -> None:
+    def __init__(self, path: Path, n_fields: int, header_lines: int, dialect: Dialect = COMMA) -> None:
         self.path, self.n_fields, self.header_lines = path, n_fields, header_lines
-        self.lines = _Lines(path, separator)
+        self.lines = _Lines(path, dialect)
         self.lock = threading.Lock()
 
     def __call__(self, rows: pl.Series) -> pl.Series:
@@ -622,7 +654,7 @@ def _lines_before_rows(path: Path, has_header: bool) -> int:
 
 
 def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversion], required: Sequence[str] = (),
-             has_header: bool = True, separator: str = ",") -> pl.LazyFrame:
+             has_header: bool = True, dialect: Dialect = COMMA) -> pl.LazyFrame:
     """:func:`csv_batches` and :func:`convert` as one lazy query, for a
     :class:`~sessrec.datasets.pipeline.Source`'s fast path: numbers are parsed by the CSV reader, and a value
     :func:`convert` would reject (or more: see :class:`Conversion`), an empty ``required`` value and a row with too
@@ -633,9 +665,10 @@ def csv_scan(path: Path, header: Sequence[str], conversions: dict[str, Conversio
         raise ValueError("csv_scan needs a required column")
     typed = {c: conv.dtype for c, conv in conversions.items() if conv.dtype is not None}
     scan = pl.scan_csv(path, has_header=has_header, schema={name: typed.get(name, pl.String()) for name in header},
-                       truncate_ragged_lines=False, null_values=[""], row_index_name=SCAN_ROW, separator=separator)
+                       truncate_ragged_lines=False, null_values=[""], row_index_name=SCAN_ROW, separator=dialect.separator,
+                       quote_char=dialect.quote)
     rows = scan.filter(pl.when(pl.col(header[-1]).is_null()).then(pl.col(SCAN_ROW)).map_batches(
-        _RowFields(path, len(header), _lines_before_rows(path, has_header), separator), return_dtype=pl.Boolean, is_elementwise=True))
+        _RowFields(path, len(header), _lines_before_rows(path, has_header), dialect), return_dtype=pl.Boolean, is_elementwise=True))
     if rows.head(1).collect().height == 0:
         raise SessrecError(f"{path}: the file has no events")
     checked = {c: v for c, v in conversions.items() if c not in typed or v.fast}  # typed: only a further check
@@ -721,7 +754,7 @@ def json_batches(path: Path, fields: dict[str, type]) -> Iterator[pl.DataFrame]:
     line = 0  # LINE of the block's first line
     with open(path, "rb") as f:
         _skip_header(f, has_header=False)  # a byte order mark
-        for chunk in _row_chunks(f, CHUNK_BYTES, quoted=False):
+        for chunk in _row_chunks(f, CHUNK_BYTES, quote=None):
             first, line = line, line + chunk.count(b"\n")
             if not chunk.strip(JSON_BLANK + b"\n"):
                 continue
