@@ -388,6 +388,21 @@ def test_events_a_time_format_without_a_year_is_refused(tmp_path, capsys, fmt, r
         assert "has no year" not in err and (rc == 0) == (fmt == "%Y%m%d"), err
 
 
+@pytest.mark.parametrize("fmt, flags, warned", [("csv", [], True), ("parquet", [], True), ("csv", ["--time-format", "%d.%m.%Y"], True),
+                                               ("hours", [], False)])
+def test_events_times_that_are_dates_only_are_warned(tmp_path, capsys, fmt, flags, warned):
+    """Diginetica's eventdate: a session's events tie at midnight, in file order, with no word said (QA helper-61)."""
+    rows = _events()
+    days = {"csv": [t.strftime("%d.%m.%Y") if flags else t.strftime("%Y-%m-%d") for _, _, t in rows],
+            "parquet": [t.date() for _, _, t in rows], "hours": [t.strftime("%Y-%m-%d %H:%M") for _, _, t in rows]}[fmt]
+    path = _write(tmp_path / ("log.parquet" if fmt == "parquet" else "log.csv"),
+                  {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows], "ts": days})
+    rc, _, err = prepare(["events", "--input", str(path), *COLS, *flags, "--output", str(tmp_path / "o")], capsys)
+    assert rc == 0, err
+    assert ("are dates without a time of day: the events of a session tie at midnight and keep the file's order" in err) \
+        == warned, err
+
+
 # ---- D11: parquet without a suffix, folders, files in different time units -------------------------------------
 def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path, capsys):
     rows = _events()

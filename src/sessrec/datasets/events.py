@@ -678,6 +678,7 @@ def run(args, opts: Options) -> PrepareResult:
     if args.session_col and args.user_col and opts.repeats != "user":
         progress.warn("--user-col has no effect with --session-col (the sessions are given) unless --repeats user")
     _warn_inert_time_options(paths, cols, args.time_unit is not None, progress)
+    _warn_dates_only(paths[0], cols, progress)
     if args.timezone != "UTC":
         _warn_naive_times(paths[0], cols, args.timezone, progress)
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
@@ -703,6 +704,33 @@ def _warn_naive_times(path: Path, cols: Columns, timezone: str, progress: Progre
     progress.warn(f"the {cols.time} times of {path}{example} have no time zone and are read as UTC; --timezone "
                   f"{timezone} sets the zone of the hour and weekday features only: if they are {timezone} times, "
                   "write them in UTC or with their offset (2024-03-01T10:00:00+01:00)")
+
+
+_DATE_ONLY = re.compile(r"^\s*(\d{4}-\d\d-\d\d|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})\s*$")
+
+
+def _warn_dates_only(path: Path, cols: Columns, progress: Progress) -> None:
+    """Say, from the first file, when its times are dates without a time of day (Diginetica's ``eventdate``): the
+    events of a session then tie at midnight and keep the file's order, the hour features are constant, and hourly
+    windows hold a day each."""
+    parquet = is_parquet(path)
+    dtype = _time_dtype(path, parquet, cols)
+    if dtype == pl.Date:
+        sample = None
+    elif _is_text(dtype) and cols.time_format:
+        if re.search(r"%[-_0^#]?[HIklTRrcsX+]", cols.time_format):
+            return
+        sample = None
+    elif _is_text(dtype):
+        sample = _first_text(path, parquet, cols)
+        if sample is None or not _DATE_ONLY.match(sample):
+            return
+    else:
+        return
+    example = f" (such as {sample!r})" if sample else ""
+    progress.warn(f"the {cols.time} values of {path}{example} are dates without a time of day: the events of a session "
+                  "tie at midnight and keep the file's order, and the hour features are constant; if another column "
+                  "orders the events within the day (Diginetica's timeframe), build a time column from both first")
 
 
 def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool, progress: Progress) -> None:
