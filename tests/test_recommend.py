@@ -290,8 +290,12 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
     with pytest.raises(SessrecError, match=r"features.price_norm must hold finite numbers \(within float32"):
         rec.recommend([{**one, "features": {"price_norm": [1e39] * len(one["items"])}}])
     # timestamps are checked even where no model input reads them
-    with pytest.raises(SessrecError, match="timestamps must be epoch seconds between 1970 and the year 5000"):
-        rec.catalog.encode(one["items"], [rec.item_key], timestamps=[-5.0] * len(one["items"]))
+    for bad in (-7e10, 1.7e12):  # before the year 1; milliseconds
+        with pytest.raises(SessrecError, match=r"timestamps must be epoch seconds \(not milliseconds\) between the years 1 "
+                                               "and 5000"):
+            rec.catalog.encode(one["items"], [rec.item_key], timestamps=[bad] * len(one["items"]))
+    before_1970 = rec.recommend([{**one, "timestamps": [t - 60 * 365 * 86400 for t in one["timestamps"]]}], k=5)
+    assert len(before_1970.ids[0]) == 5 and all(np.isfinite(before_1970.scores[0]))  # data of the 1960s is served
     internal = rec.recommend([{n: written[n][0][: len(rows[0]["item_id"])].tolist() for n in rec.input_names}], k=5,
                              internal_ids=True)
     assert internal.ids == offline_ids[:1].tolist()

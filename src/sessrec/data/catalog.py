@@ -359,6 +359,7 @@ def unknown_items(unknown: Sequence[Any]) -> SessrecError:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+FIRST_YEAR_S = -62_135_596_800  # 0001-01-01 in epoch seconds
 
 
 def model_floats(name: str, values: Sequence[Any]) -> np.ndarray:
@@ -373,6 +374,7 @@ def _timestamps(values: list[Any]) -> np.ndarray:
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
         raise SessrecError("timestamps must be numbers (epoch seconds)")
     out = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(out).all() or (out < 0).any() or (out > 1e11).any():
-        raise SessrecError("timestamps must be epoch seconds between 1970 and the year 5000")
+    # prepare reads the years 1-9999; beyond the year 5000 a time is almost surely milliseconds
+    if not np.isfinite(out).all() or (out < FIRST_YEAR_S).any() or (out > 1e11).any():
+        raise SessrecError("timestamps must be epoch seconds (not milliseconds) between the years 1 and 5000")
     return out
