@@ -403,6 +403,26 @@ def test_events_times_that_are_dates_only_are_warned(tmp_path, capsys, fmt, flag
         == warned, err
 
 
+def test_events_truncation_is_counted_and_a_session_of_a_thousand_interactions_warned(tmp_path, capsys):
+    """Bots, or a user id that stands for a missing value ("NA" for 40 % of the events): their events were cut to 20
+    a session with no word said (QA helper-63)."""
+    rows = _events()
+    users = [str(s % 7) for s, _, _ in rows]
+    items, times = [i for _, i, _ in rows], [int(t.timestamp()) for _, _, t in rows]
+    start = int(T0.timestamp()) + 3600
+    na = [("NA", f"x{k % 97}", start + 5 * k) for k in range(1200)]  # one stream, never 30 minutes idle
+    path = _write(tmp_path / "log.csv", {"user": users + [u for u, _, _ in na], "item": [str(i) for i in items]
+                                         + [i for _, i, _ in na], "ts": times + [t for _, _, t in na]})
+    cols = ["--user-col", "user", "--item-col", "item", "--time-col", "ts"]
+    rc, _, err = prepare(["events", "--input", str(path), *cols, "--output", str(tmp_path / "o")], capsys)
+    assert rc == 0, err
+    assert "warning: sessions of up to 1,200 interactions (after removing repeats): bots, or a user id that stands " \
+           "for a missing value (NA, null, 0, -1: only empty ones are dropped)?" in err
+    rc, _, err = prepare(["events", "--input", str(_epoch_csv(tmp_path / "plain.csv", rows)), *COLS, "--output",
+                          str(tmp_path / "p")], capsys)
+    assert rc == 0 and "bots" not in err, err
+
+
 # ---- D11: parquet without a suffix, folders, files in different time units -------------------------------------
 def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path, capsys):
     rows = _events()

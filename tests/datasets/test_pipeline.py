@@ -8,7 +8,7 @@ import pytest
 from sessrec.datasets import pipeline, raw
 from sessrec.datasets.cli import parse_duration
 from sessrec.datasets.features import gauss_rank_apply, gauss_rank_fit, gini
-from sessrec.datasets.pipeline import Categorical, Options, encoder, sessionize, split_indices
+from sessrec.datasets.pipeline import Categorical, Options, Truncation, encoder, sessionize, split_indices
 from sessrec.errors import SessrecError
 
 
@@ -35,7 +35,7 @@ def _events(rows):
 def test_sessionize_repeat_modes(repeats, expected):
     df = _events([(0, "s1", "u", 0, "a"), (1, "s1", "u", 1, "a"), (2, "s1", "u", 2, "b"), (3, "s1", "u", 3, "a"),
                   (4, "s2", "u", 10, "a"), (5, "s2", "u", 11, "c")])
-    out = sessionize(df, Options(output=None, repeats=repeats, min_session_length=1))
+    out, _ = sessionize(df, Options(output=None, repeats=repeats, min_session_length=1))
     got = {s: g["item"].to_list() for (s,), g in out.group_by("session", maintain_order=True)}
     assert got == expected
 
@@ -43,11 +43,12 @@ def test_sessionize_repeat_modes(repeats, expected):
 def test_sessionize_gap_truncation_and_windows():
     minute = 60_000
     rows = [(i, None, "u", t * minute, f"i{i}") for i, t in enumerate([0, 10, 45, 46, 47, 48, 60 * 24 - 1, 60 * 24 + 5])]
-    out = sessionize(_events(rows), Options(output=None, session_gap_ms=30 * minute, max_session_length=3))
+    out, cut = sessionize(_events(rows), Options(output=None, session_gap_ms=30 * minute, max_session_length=3))
     sessions = [g["item"].to_list() for _, g in out.group_by("session", maintain_order=True)]
     assert sessions == [["i0", "i1"], ["i2", "i3", "i4"], ["i6", "i7"]]  # cut after 35 min idle, first 3 kept
     assert out["wkey"].unique().to_list() == [0]  # the last session starts at 23:59 of day 0
     assert out["pos"].to_list() == [0, 1, 0, 1, 2, 0, 1]
+    assert cut == Truncation(sessions=1, events=1, longest=4)  # i2..i5: one interaction left out
 
 
 def test_split_recipes():

@@ -294,11 +294,28 @@ def _sink_buckets(events: pl.LazyFrame, folder: Path, n_buckets: int, key: str, 
 
 
 # ---- step 2: sessions ----------------------------------------------------------------------------
-def sessionize(df: pl.DataFrame, opts: Options) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Truncation:
+    """The sessions longer than ``--max-session-length`` (after repeat removal, of the minimum length): how many, the
+    interactions of theirs left out, and the longest one's length."""
+
+    sessions: int = 0
+    events: int = 0
+    longest: int = 0
+
+    def __add__(self, other: Truncation) -> Truncation:
+        return Truncation(self.sessions + other.sessions, self.events + other.events, max(self.longest, other.longest))
+
+
+SUSPECT_LENGTH = 1000  # interactions of a session (after repeat removal) that a person rarely makes: said
+
+
+def sessionize(df: pl.DataFrame, opts: Options) -> tuple[pl.DataFrame, Truncation]:
     """Sessions of one bucket: ``session``, ``pos`` (0-based, after repeat removal and truncation),
     ``start`` (the session's first kept event time) and ``wkey`` (its time window: UTC day or hour
     number since 1970) on each kept event, in order of window, then session, then position. Time ties
-    keep the input order: ``_row`` where the events have it, else their order in ``df``."""
+    keep the input order: ``_row`` where the events have it, else their order in ``df``. Also what the
+    truncation to ``max_session_length`` left out."""
     ties = ["_row"] if "_row" in df.columns else []
     if opts.session_gap_ms is not None:
         df = df.sort("user", "t", *ties, maintain_order=True)
@@ -321,12 +338,14 @@ def sessionize(df: pl.DataFrame, opts: Options) -> pl.DataFrame:
     pos = n_kept - 1 - (n_kept - kept)[starts][session]
     lengths = n_kept[np.append(starts[1:] - 1, df.height - 1)] - (n_kept - kept)[starts]
     rows = np.flatnonzero(kept & (pos < opts.max_session_length) & (lengths[session] >= opts.min_session_length))
+    long = lengths[(lengths > opts.max_session_length) & (lengths >= opts.min_session_length)]
+    cut = Truncation(long.size, int(long.sum()) - long.size * opts.max_session_length, int(long.max(initial=0)))
     start = df["t"].to_numpy()[starts][session]
     wkey = start[rows] // WINDOW_MS[opts.window]
     if rows.size:  # stable by window (numpy's radix sort where the windows fit 16 bits)
         span = wkey - wkey.min()
         rows = rows[np.argsort(span.astype(np.uint16) if span.max() < 2**16 else span, kind="stable")]
-    return df[rows].with_columns(pos=pos[rows], start=start[rows], wkey=start[rows] // WINDOW_MS[opts.window])
+    return df[rows].with_columns(pos=pos[rows], start=start[rows], wkey=start[rows] // WINDOW_MS[opts.window]), cut
 
 
 def as_text(values: pl.Series) -> pl.Series:
@@ -457,10 +476,10 @@ class SessionStore:
 def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str, opts: Options,
                     progress: Progress) -> None:
     """Step 2 for every bucket, into ``store``."""
-    def one(b: int) -> tuple[int, int, int]:
+    def one(b: int) -> tuple[int, int, int, Truncation]:
         files = sorted(buckets.glob(f"*/_bucket={b}/*.ipc"))
         if not files:
-            return 0, 0, 0
+            return 0, 0, 0, Truncation()
         df = pl.concat([pl.read_ipc(f) for f in files], how="vertical_relaxed", rechunk=True)  # sorts 2x faster
         for f in files:
             f.unlink()
@@ -471,21 +490,31 @@ def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str
             df = df.filter(pl.col(key).is_not_null() & pl.col("item").is_not_null())
         # the events are stored flat (not as list columns of the rows): step 3 reads them 25 % faster (REES46,
         # 5M rows, measured)
-        rows, events = session_rows(sessionize(df, opts))
+        kept, cut = sessionize(df, opts)
+        rows, events = session_rows(kept)
         if rows.height:
             store.write(b, rows, events)
         last = events["t"].to_numpy()[np.cumsum(rows["size"].to_numpy()) - 1]  # a session's events are in time order
-        return n_read, n_read - df.height, int(np.count_nonzero(last - rows["start"].to_numpy() > DAY_MS))
+        return n_read, n_read - df.height, int(np.count_nonzero(last - rows["start"].to_numpy() > DAY_MS)), cut
 
     n_rows = n_dropped = n_long = 0
+    cut = Truncation()
     with ThreadPoolExecutor(WORKERS) as pool:
-        for n_read, dropped, long in progress.bar(pool.map(one, range(n_buckets)), total=n_buckets, desc="sessions",
-                                                  unit=" bucket"):
-            n_rows, n_dropped, n_long = n_rows + n_read, n_dropped + dropped, n_long + long
+        for n_read, dropped, long, bucket_cut in progress.bar(pool.map(one, range(n_buckets)), total=n_buckets,
+                                                              desc="sessions", unit=" bucket"):
+            n_rows, n_dropped, n_long, cut = n_rows + n_read, n_dropped + dropped, n_long + long, cut + bucket_cut
     if n_rows == n_dropped:
         raise SessrecError("the input has no events" + (f" with a {key} and an item" if n_dropped else ""))
     progress.say(f"read {n_rows:,} events into {n_buckets} bucket(s)"
                  + (f"; dropped {n_dropped:,} without a {key} or an item" if n_dropped else ""))
+    if cut.sessions:
+        progress.say(f"kept the first {opts.max_session_length} interactions of {cut.sessions:,} longer session(s): "
+                     f"{cut.events:,} interactions left out (--max-session-length)")
+    if cut.longest >= SUSPECT_LENGTH:  # bots, or one id standing for many visitors
+        who = "user" if opts.session_gap_ms is not None else "session"
+        progress.warn(f"sessions of up to {cut.longest:,} interactions (after removing repeats): bots, or a {who} id "
+                      "that stands for a missing value (NA, null, 0, -1: only empty ones are dropped)? Empty such ids "
+                      "to drop their events")
     if n_long:  # a session id used again on other days makes one session of them all
         progress.warn(f"{n_long:,} session(s) last more than a day from their first to their last kept interaction (a "
                       f"session id used again on other days?); each is kept whole, in the {opts.window} window of its "
