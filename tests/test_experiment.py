@@ -283,3 +283,21 @@ def test_a_given_schema_far_larger_than_the_datas_is_warned(tiny_data, tmp_path,
         run_experiment(tiny_config(tiny_data, tmp_path / "same", model_type="pop", final_time_window_index=2,
                                    features_schema_path=str(tiny_data / "schema.pbtxt")), printer=lambda *_: None)
     assert "never occur" not in caplog.text
+
+
+def test_sessions_longer_than_the_model_reads_are_warned(tiny_data, tmp_path, caplog, monkeypatch):
+    """Data prepared with --max-session-length 100 and the default session_seq_length_max 20: evaluation held out
+    item 20 of longer sessions, not their last, with no word said (QA helper-63)."""
+    import logging
+
+    import sessrec.runtime
+
+    monkeypatch.setattr(sessrec.runtime, "_warned", set())
+    for length, warned in ((10, True), (20, False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            run_experiment(tiny_config(tiny_data, tmp_path / str(length), model_type="pop", final_time_window_index=2,
+                                       session_seq_length_max=length), printer=lambda *_: None)
+        assert ("the data's sessions hold up to 20 interactions and session_seq_length_max is 10: a longer session is "
+                "read as its first 10 (evaluation holds out its item number 10, not its last); pass "
+                "--session-seq-length-max 20 to read them whole" in caplog.text) == warned, caplog.text

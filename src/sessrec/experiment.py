@@ -50,7 +50,7 @@ from sessrec.learners import Learner, baseline_refusal, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.runlock import RunLock
-from sessrec.runtime import resolve_device, seed_everything
+from sessrec.runtime import resolve_device, seed_everything, warn_once
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
 from sessrec.stopping import RunInterrupted, StopRequested, signal_name, stop_on_signals
 
@@ -121,6 +121,17 @@ def check_item_cardinality(cfg: ExperimentConfig, data_path: Path, schema: Schem
                     "ranks the %s ids that never occur (lowering the metrics) and the model is sized for them; set the "
                     "item's cardinality to %s (a YAML feature config's `cardinality`) or pass the data's schema",
                     cfg.features_schema_path, f"{given_n:,}", own_path, f"{own_n:,}", f"{given_n - own_n:,}", own_n)
+
+
+def check_session_length(cfg: ExperimentConfig, schema: Schema) -> None:
+    """Say (once a process) when the data's sessions are longer than the model reads: evaluation then holds out each
+    such session's item number ``session_seq_length_max``, not its last (prepared with a larger --max-session-length)."""
+    longest = schema.item_id.value_count_max
+    if longest is not None and longest > cfg.session_seq_length_max:
+        warn_once(f"the data's sessions hold up to {longest} interactions and session_seq_length_max is "
+                  f"{cfg.session_seq_length_max}: a longer session is read as its first {cfg.session_seq_length_max} "
+                  f"(evaluation holds out its item number {cfg.session_seq_length_max}, not its last); pass "
+                  f"--session-seq-length-max {longest} to read them whole")
 
 
 def run_label(cfg: ExperimentConfig) -> str:
@@ -238,6 +249,7 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     data_path, schema = resolve_data(cfg)
     if main:
         check_item_cardinality(cfg, data_path, schema)
+        check_session_length(cfg, schema)
     cfg.data_path = str(data_path)
     start, final = resolve_window_range(data_path, cfg.start_time_window_index, cfg.final_time_window_index,
                                         cfg.time_window_folder_pad_digits)
