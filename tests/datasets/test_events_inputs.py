@@ -423,6 +423,23 @@ def test_events_truncation_is_counted_and_a_session_of_a_thousand_interactions_w
     assert rc == 0 and "bots" not in err, err
 
 
+def test_events_a_day_without_sessions_is_said_and_times_after_now_warned(tmp_path, capsys):
+    """The windows are numbered over the kept days: a missing day went unsaid, as did sessions dated 2039 (QA
+    helper-63)."""
+    rows = [r for r in _events(days=4) if r[2].day != 14]  # 13, 15, 16 March: the 14th has no events
+    path = _epoch_csv(tmp_path / "log.csv", rows)
+    assert main(["prepare", "events", "--input", str(path), *COLS, "--output", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "1 of the 4 days from the first window to the last have no window (no session, or too few), the first " \
+           "2024-03-14 00:00: the windows are numbered over those kept (windows.csv gives their dates)" in err
+    assert "after now" not in err
+    later = [(900 + k // 3, k % 5, datetime(2039, 5, 1, 10, k, tzinfo=timezone.utc)) for k in range(12)]
+    rc, _, err = prepare(["events", "--input", str(_epoch_csv(tmp_path / "later.csv", rows + later)), *COLS,
+                          "--output", str(tmp_path / "later")], capsys)
+    assert rc == 0 and "warning: 1 window(s) start after now, up to 2039-05-01: a clock error, or times in another " \
+                       "unit?" in err, err
+
+
 # ---- D11: parquet without a suffix, folders, files in different time units -------------------------------------
 def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path, capsys):
     rows = _events()

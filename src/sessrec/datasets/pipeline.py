@@ -556,6 +556,16 @@ def _choose_windows(counts: dict[int, list[int]], opts: Options, progress: Progr
                            f"interactions ({total} sessions in all{span}); {lower}check the input")
     if len(kept) == 1:
         progress.warn("only one window; `sessrec run` needs at least two (train on one, evaluate on the next)")
+    empty = kept[-1] - kept[0] + 1 - len(kept)
+    if empty:  # the windows are numbered over those kept: a run's window t + 1 may be days after t
+        gap = next(k + 1 for k, after in zip(kept, kept[1:]) if after > k + 1)
+        progress.say(f"{empty:,} of the {kept[-1] - kept[0] + 1:,} {opts.window}s from the first window to the last have "
+                     f"no window (no session, or too few), the first {_window_start(gap, opts.window):%Y-%m-%d %H:%M}: "
+                     "the windows are numbered over those kept (windows.csv gives their dates)")
+    future = [k for k in kept if _window_start(k, opts.window) > datetime.now(timezone.utc)]
+    if future:
+        progress.warn(f"{len(future)} window(s) start after now, up to {_window_start(future[-1], opts.window):%Y-%m-%d}: "
+                      "a clock error, or times in another unit?")
     return kept
 
 
