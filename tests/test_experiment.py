@@ -301,3 +301,18 @@ def test_sessions_longer_than_the_model_reads_are_warned(tiny_data, tmp_path, ca
         assert ("the data's sessions hold up to 20 interactions and session_seq_length_max is 10: a longer session is "
                 "read as its first 10 (evaluation holds out its item number 10, not its last); pass "
                 "--session-seq-length-max 20 to read them whole" in caplog.text) == warned, caplog.text
+
+
+def test_a_window_of_few_evaluated_sessions_is_warned(realistic_data, tmp_path, caplog):
+    """A window of 7 sessions weighs in the average over time as much as one of 450 (the paper's unweighted mean), with
+    metrics in steps of 1/n: said, not changed (QA helper-63)."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        res = run_experiment(tiny_config(realistic_data, tmp_path / "r", model_type="pop", final_time_window_index=4),
+                             printer=lambda *_: None)
+    few = [w for w in res.windows if w["n_eval_sessions"] < 10]
+    assert few and all(w["n_eval_sessions"] >= 10 or f"window {w['index']}: {w['n_eval_sessions']} evaluated session(s): "
+                       f"its metrics move in steps of 1/{w['n_eval_sessions']}, and it weighs in the averages over time "
+                       "as much as any window" in caplog.text for w in res.windows)
+    assert caplog.text.count("evaluated session(s)") == len(few)

@@ -123,6 +123,9 @@ def check_item_cardinality(cfg: ExperimentConfig, data_path: Path, schema: Schem
                     cfg.features_schema_path, f"{given_n:,}", own_path, f"{own_n:,}", f"{given_n - own_n:,}", own_n)
 
 
+FEW_EVALUATED = 10  # evaluated sessions of a window below which its weight in the average over time is said
+
+
 def check_session_length(cfg: ExperimentConfig, schema: Schema) -> None:
     """Say (once a process) when the data's sessions are longer than the model reads: evaluation then holds out each
     such session's item number ``session_seq_length_max``, not its last (prepared with a larger --max-session-length)."""
@@ -395,6 +398,10 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             if not info["n_eval_sessions"]:
                 log.warning("window %d: no session of its %s file has 2 items or more: nothing to evaluate "
                             "(its metrics are NaN, and it is left out of the averages over time)", t + 1, split)
+            elif info["n_eval_sessions"] < FEW_EVALUATED and main:
+                log.warning("window %d: %d evaluated session(s): its metrics move in steps of 1/%d, and it weighs in the "
+                            "averages over time as much as any window (the paper's unweighted mean)", t + 1,
+                            info["n_eval_sessions"], info["n_eval_sessions"])
             if pop is not None:
                 if cfg.no_incremental_training:  # counted on the model's own training windows, as --model pop does
                     pop = MostPopular(cfg, schema)
