@@ -778,6 +778,6 @@ def _first_text(path: Path, parquet: bool, cols: Columns) -> str | None:
         frame = _lazy(path, parquet, None if parquet else _csv_header(path, cols), cols)
         t = pl.col(cols.time)
         values = frame.select(t.cast(pl.String)).filter(t.is_not_null() & (t != "")).head(1).collect()[cols.time]
-    except pl.exceptions.PolarsError:
+    except (pl.exceptions.PolarsError, SessrecError):  # the output folder is checked first, then the readers say why
         return None
     return values[0] if len(values) else None
