@@ -522,3 +522,20 @@ def test_a_failure_is_said_even_when_the_outputs_cannot_be_updated_after_it(tiny
     monkeypatch.setattr(study_module, "_run_trials", lambda *a, **k: None)
     assert tune(tiny_data, out, "--trials", "1", "--no-compare-with-pop") == 2  # without an earlier error: said
     assert "No space left on device" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_untuned_gru4rec_trial_is_its_defaults_snapped_and_says_which_moved():
+    """GRU4Rec's default ``layers: [100]`` (a list) could not be snapped: the "untuned configuration" drew a random layer
+    size, and its default batch size moved into the space unsaid (QA helper-62)."""
+    from sessrec.config import ExperimentConfig
+    from sessrec.tuning.space import default_space
+    from sessrec.tuning.study import _warm_starts
+
+    cfg = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"n_epochs": 1, "n_sample": 32}})
+    (label, untuned), *_ = _warm_starts(cfg, cfg, default_space(cfg), {}, None)
+    assert untuned["baseline_params.layers"] == 128 and untuned["baseline_params.batch_size"] == 128
+    assert label.startswith("untuned configuration moved into the space (") and "baseline_params.layers 100 -> 128" in label
+    assert "baseline_params.batch_size 32 -> 128" in label and "learning_rate" not in label.split("(")[1].split("baseline")[0]
+    tuned = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"layers": 192, "batch_size": 256}})
+    (label, untuned), *_ = _warm_starts(tuned, tuned, default_space(tuned), {}, None)
+    assert untuned["baseline_params.layers"] == 192 and "layers" not in label and "batch_size" not in label

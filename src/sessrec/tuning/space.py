@@ -66,7 +66,10 @@ class Param:
 
     def snap(self, value: Any) -> Any | None:
         """The value of this distribution nearest to ``value`` (None if it has no near value):
-        used to start a study from a known configuration."""
+        used to start a study from a known configuration. A list of one number is that number (GRU4Rec's
+        ``layers: [100]``, one layer)."""
+        if isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value if self.kind == "categorical" and value in self.choices else None
         if self.kind == "categorical":  # a number: the nearest numeric choice

@@ -263,9 +263,9 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
     from sessrec.experiment import run_label
     from sessrec.presets import list_presets, load_preset
 
-    untuned = flat_values(untuned_cfg)
+    untuned = {**_baseline_defaults(space, untuned_cfg), **flat_values(untuned_cfg)}
     snapped = space.snap(untuned)
-    moved = [f"{k} {untuned[k]} -> {v}" for k, v in snapped.items() if untuned.get(k) != v]
+    moved = [f"{k} {_shown(untuned[k])} -> {v}" for k, v in snapped.items() if untuned.get(k) not in (v, [v])]
     # a default outside the space is moved to its nearest value: the label says so (it is not the untuned run then)
     starts = [("untuned configuration" + (f" moved into the space ({', '.join(moved)})" if moved else ""), snapped)]
     if not preset:  # the group's preset, else the algorithm's item-only one (a side-information group without its own)
@@ -279,8 +279,9 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
         paper.baseline_params = {**base.baseline_params, **preset_values.get("baseline_params", {})}
         starts.append((f"preset {preset}", space.snap(flat_values(paper))))
     unique: list[tuple[str, dict[str, Any]]] = []
+    defaults = space.snap(_baseline_defaults(space, untuned_cfg))
     for label, params in starts:
-        full = {**_untuned_defaults(space, untuned_cfg), **params}
+        full = {**defaults, **params}
         if full and all(full != p for _, p in unique):
             unique.append((label, full))
     return unique
@@ -301,14 +302,19 @@ def paper_preset(cfg: ExperimentConfig) -> str:
     return f"rees46/{name}"
 
 
-def _untuned_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, Any]:
-    """Baseline parameters a config leaves at the baseline's default, as snapped values."""
+def _baseline_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, Any]:
+    """Every baseline parameter of ``base`` (those it leaves at the baseline's default too), as flat keys."""
     if not any(n.startswith("baseline_params.") for n in space.names):
         return {}
     from sessrec.baselines import parse_baseline_params
 
     params = dataclasses.asdict(parse_baseline_params(base.model_type, base.baseline_params))
-    return space.snap({f"baseline_params.{k}": v for k, v in params.items()})
+    return {f"baseline_params.{k}": v for k, v in params.items()}
+
+
+def _shown(value: Any) -> Any:
+    """A value for a trial's label: a list of one (GRU4Rec's ``layers``) as its element."""
+    return value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
 
 
 # ---- the study -------------------------------------------------------------------------------------------
