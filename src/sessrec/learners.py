@@ -20,6 +20,9 @@ class Learner(Scorer, Protocol):
     * ``history``: a list the learner appends training records to (``{"step", "window",
       "loss", "lr"}``). The loop replaces it with a sink that writes each record to
       ``history.jsonl`` at once, so ``sessrec report`` sees the loss of a run still training.
+    * ``known_items``: a boolean array by item id of the items ``score`` reads in a session, where
+      it reads fewer than all (GRU4Rec's trained items, a kNN's stored ones): a recommendation
+      names the others as unknown, as it names ids the catalog lacks.
     * ``scoring_names``: the features ``score`` reads, where they are fewer than ``input_names``
       (GRU4Rec reads the times to order its training sessions only): what a recommendation needs.
     * ``state_dict() -> dict`` and ``load_state_dict(state)``: checkpointing, as in PyTorch. The

@@ -327,7 +327,8 @@ class Recommender:
         items = _values(items, where, "items")
         try:
             if self.catalog is not None:
-                return self.catalog.encode(items, self.input_names, times, feats, strict, now)
+                return self.catalog.encode(items, self.input_names, times, feats, strict, now,
+                                           getattr(self.learner, "known_items", None))
             return self._encode_model_ids(items, times, feats or {})
         except NoKnownItem as e:
             raise NoKnownItem(f"{where}{e}") from None

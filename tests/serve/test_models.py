@@ -128,3 +128,33 @@ def test_a_baseline_run_is_served_eager_with_the_original_ids(catalog_data, tmp_
             assert torch.allclose(torch.tensor(body["scores"]), torch.tensor(want.scores[i]), atol=1e-6)
     with pytest.raises(SessrecError, match="only neural models can be exported"):
         Server(Options(model_dir=run, port=0, backend="torchscript"))
+
+
+@pytest.mark.parametrize("model, params", [("gru4rec", "{layers: 16, n_epochs: 1, batch_size: 16, n_sample: 8}"),
+                                           ("vsknn", "{k: 20}")])
+def test_a_baselines_untrained_items_are_named_unknown(catalog_data, tmp_path, model, params):
+    """An item of the catalog that the baseline never trained on gives it no evidence: such a session was answered
+    with tied zero scores, arbitrary items, exit 0 and no word (QA helper-62); it is named in ``unknown`` as an id the
+    catalog lacks is, refused with strict, and a session of such items alone has no item known to the model."""
+    from sessrec.cli import main
+    from sessrec.errors import SessrecError
+
+    run = tmp_path / model
+    assert main(["run", "--data-path", str(catalog_data), "--output-dir", str(run), "--model", model, "--baseline-params",
+                 params, "--final-time-window-index", "2", "--quiet", "--no-compare-with-pop"]) == 0
+    rec = Recommender.load(run)
+    known = rec.learner.known_items
+    untrained = [i for i in range(1, rec.schema.n_items) if not known[i] and rec.catalog.item.raw[i] is not None]
+    trained = [i for i in range(1, rec.schema.n_items) if known[i]]
+    assert untrained and trained  # items of windows 2-4 are in the catalog, window 1 trained the model
+    new, old = rec.catalog.decode(untrained[:2]), rec.catalog.decode(trained[:2])
+    mixed = rec.recommend([{"items": [new[0], *old]}], k=5)
+    assert mixed.unknown == [[new[0]]] and mixed.ids == rec.recommend([{"items": old}], k=5).ids
+    with pytest.raises(SessrecError, match="1 unknown item"):
+        rec.recommend([{"items": [new[0], *old]}], k=5, strict=True)
+    with pytest.raises(SessrecError, match="the session has no item known to the model"):
+        rec.recommend([{"items": new}], k=5)
+    with running(run, watch=False) as (client, _):
+        answer = client.post("/recommend", json={"items": [new[0], *old], "k": 5}).json()
+        assert answer["unknown"] == [new[0]] and answer["items"] == mixed.ids[0]
+        assert client.post("/recommend", json={"items": new}).status_code == 422

@@ -425,6 +425,13 @@ class GRU4Rec:
         self.epochs_done = 0
 
     @property
+    def known_items(self) -> np.ndarray:
+        """The items trained on (none before the network is built): ``score`` skips the others (Learner protocol)."""
+        if self.net is None:
+            return np.zeros(self.n_items, dtype=bool)
+        return self.seen.cpu().numpy()
+
+    @property
     def n_parameters(self) -> int:
         return sum(w.numel() for w in self.net.parameters()) if self.net is not None else 0
 
@@ -476,14 +483,16 @@ class GRU4Rec:
         keep = lengths >= 2
         items = data.items[keep]
         lengths = lengths[keep].numpy()
-        if items.shape[0] == 0:
-            log.warning("window %d: no session with 2 items or more: nothing to train", window)
-            return {"train_steps": 0.0}
-        flat = items[items != 0].to(self.device)  # sessions one after the other
-        offsets = np.concatenate(([0], np.cumsum(lengths)))
         # the items of single-click sessions too, as both official versions count them (their catalog and sampling
         # support come from every event): such an item is scored and drawn as a negative, though never a target
         support = torch.bincount(data.items[data.items != 0].to(self.device), minlength=self.n_items).double()
+        if items.shape[0] == 0:
+            log.warning("window %d: no session with 2 items or more: nothing to train", window)
+            if self.net is not None:  # scored from now on, as a single click's item of a window with pairs is
+                self.seen |= support > 0
+            return {"train_steps": 0.0}
+        flat = items[items != 0].to(self.device)  # sessions one after the other
+        offsets = np.concatenate(([0], np.cumsum(lengths)))
         if self.net is None:
             self._build(int((support > 0).sum()))
         self.seen |= support > 0

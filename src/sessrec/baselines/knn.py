@@ -323,6 +323,11 @@ class KnnLearner:
         if self.time_key is None:
             log.info("%s: no time feature in the schema: sessions are ordered by window, then row", scorer.name)
 
+    @property
+    def known_items(self) -> np.ndarray:
+        """The items of the stored sessions: another item of a session gives no evidence (see the Learner protocol)."""
+        return self.store.seen
+
     def _times(self, batch: Batch, lengths: np.ndarray) -> np.ndarray | None:
         """Seconds of each row's last click (``None`` without a time feature)."""
         if self.time_key is None or self.time_key not in batch:

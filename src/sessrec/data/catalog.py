@@ -246,12 +246,14 @@ class Catalog:
 
     def encode(self, items: Sequence[Any], inputs: Sequence[str], timestamps: Sequence[float] | None = None,
                features: Mapping[str, Sequence[Any]] | None = None, strict: bool = False,
-               now: float | None = None) -> Encoded:
+               now: float | None = None, known: np.ndarray | None = None) -> Encoded:
         """Model inputs ``inputs`` (feature names, the item id among them) of a session of original
         item ids. ``timestamps`` (epoch seconds, one per item; default: ``now``, the current time) feed
         the rebuilt features; ``features`` holds per-item values sent by the client (original values
         for categorical features, model values for continuous ones; not the rebuilt ones). Unknown items are skipped (an
-        error with ``strict``); a session left with no item is an error."""
+        error with ``strict``); a session left with no item is an error. ``known``: the ids the model reads (a
+        baseline's trained items, by id), where it does not read every id of the catalog: the others are unknown
+        too."""
         n = len(items)
         if timestamps is not None and len(timestamps) != n:
             raise SessrecError(f"timestamps has {len(timestamps)} values for {n} items")
@@ -271,7 +273,7 @@ class Catalog:
                 found = self.item.lookup(raw)
             except SessrecError as e:
                 raise SessrecError(f"items: {e}") from None
-            if found is None:
+            if found is None or (known is not None and not known[found]):
                 unknown.append(raw)
             else:
                 ids.append(found)
