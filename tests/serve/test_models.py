@@ -122,6 +122,8 @@ def test_a_baseline_run_is_served_eager_with_the_original_ids(catalog_data, tmp_
     sessions = [{"items": rec.catalog.decode(row["item_id"]), "timestamps": row["timestamp"]} for row in rows]
     want = rec.recommend(sessions, k=10)
     with running(run, watch=False) as (client, _):
+        described = client.get("/metadata").json()["model"]  # the baseline's own parameters, no neural defaults
+        assert described["model_type"] == model and described["baseline_params"] and "d_model" not in described
         for i, session in enumerate(sessions):
             body = client.post("/recommend", json=session).json()
             assert body["items"] == want.ids[i] and len(body["items"]) == 10

@@ -50,9 +50,15 @@ class ServedModel:
     def metadata(self) -> dict[str, Any]:
         cfg = self.config
         catalog = self.rec.catalog
+        from sessrec.baselines import BASELINES
+
+        if cfg["model_type"] in BASELINES:  # its own parameters, not the neural options' defaults
+            model = {"model_type": cfg["model_type"], "baseline_params": cfg.get("baseline_params") or {}}
+        else:
+            model = {"model_type": cfg["model_type"], "task": cfg.get("task"), "d_model": cfg.get("d_model"),
+                     "n_layer": cfg.get("n_layer"), "use_side_information_features": cfg.get("use_side_information_features")}
         return {
-            "model": {"model_type": cfg["model_type"], "task": cfg.get("task"), "d_model": cfg.get("d_model"),
-                      "n_layer": cfg.get("n_layer"), "use_side_information_features": cfg.get("use_side_information_features")},
+            "model": model,
             "window": self.trained_window, "version": self.version, "checkpoint": str(self.source),
             "loaded_at": self.loaded_at, "backend": self.backend,
             "catalog": {"items": self.rec.schema.n_items - 1 if catalog is None else catalog.n_items,
