@@ -87,6 +87,16 @@ def test_a_baseline_stopped_while_window_2_loads_resumes_to_the_uninterrupted_re
     _, err = child.communicate(timeout=60)
     assert child.returncode == 143, err
     assert err.splitlines()[-1].startswith(f"sessrec: stopped by SIGTERM {where.format(out=out)}")
+    # stopped after window 2's training: the model is that of window 2 whole (it was said "partly trained on window
+    # 2", and served as window 1's; QA helper-62)
+    from sessrec.checkpoint import model_window, read_checkpoint
+    from sessrec.recommend import Recommender
+
+    _, _, meta = read_checkpoint(out / "checkpoint-last")
+    assert (meta["trained_window"], model_window(meta)) == (1, 2)
+    with caplog.at_level("WARNING"):
+        Recommender.load(out)
+    assert "partly trained" not in caplog.text
     with caplog.at_level("INFO"):
         _resume_and_compare(out, straight)
     assert "refitting" not in caplog.text

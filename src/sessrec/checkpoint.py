@@ -393,6 +393,13 @@ RESUMABLE_CHANGES = {"output_dir", "overwrite_output_dir", "resume", "quiet", "d
                      "run_name", "experiments_group", "ddp_timeout"}
 
 
+def model_window(meta: Mapping[str, Any]) -> int:
+    """The last window a checkpoint's model trained on to its end: ``trained_window``, or the window the run was
+    stopped in when its training had ended (a stop during that window's evaluation)."""
+    inside = meta.get("in_window")
+    return int(inside["window"]) if inside and inside.get("fit") is not None else int(meta["trained_window"])
+
+
 def is_bundled_sample(path: str | Path) -> bool:
     """Whether ``path`` is the sample data set inside a sessrec package (of this install or another one)."""
     return Path(path).parts[-3:] == ("sessrec", "data", "sample")

@@ -204,6 +204,7 @@ class Recommender:
             DamagedCheckpoint,
             load_learner_state,
             model_checkpoint,
+            model_window,
             read_checkpoint,
             rng_state,
             set_rng_state,
@@ -217,7 +218,7 @@ class Recommender:
         except DamagedCheckpoint as e:
             raise SessrecError(f"{e}; load another checkpoint of the run (an older checkpoint-NNNN, kept with "
                                "--keep-checkpoints N) or train the model again") from None
-        if "in_window" in meta:
+        if "in_window" in meta and model_window(meta) == meta["trained_window"]:  # stopped while training
             log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
                         "on that window", path, meta["in_window"]["window"], meta["in_window"]["where"])
         cfg.device, cfg.quiet = device, True

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from sessrec.checkpoint import LAST, MANIFEST, read_checkpoint
+from sessrec.checkpoint import LAST, MANIFEST, model_window, read_checkpoint
 from sessrec.errors import SessrecError
 from sessrec.recommend import Recommender, Scorer
 
@@ -108,7 +108,7 @@ def load_served(folder: Path, backend: str, version: int, device: str = "cpu", n
         if num_threads > 0:
             torch.set_num_threads(num_threads)  # after loading: a learner applies the num_threads it was trained with
         scorer = _scorer(rec, backend, Path(tmp))
-    served = ServedModel(rec, scorer, backend, version, folder, int(meta["trained_window"]), digest, cfg.to_dict())
+    served = ServedModel(rec, scorer, backend, version, folder, model_window(meta), digest, cfg.to_dict())
     warm_up(served)
     return served
 
