@@ -348,7 +348,7 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             for t in range(start, first) if (refit_model or refit_pop) and not cfg.no_incremental_training else ():
                 train = train_data(t)
                 if refit_model:
-                    log.info("refitting %s on window %d (it has no state_dict to checkpoint)", cfg.model_type, t)
+                    log.info("refitting %s on window %d (its checkpoint holds no state of it)", cfg.model_type, t)
                     learner.fit_window(train, t)
                 if refit_pop:
                     pop.fit_window(train, t)
