@@ -291,7 +291,7 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
         rec.recommend([{**one, "features": {"price_norm": [1e39] * len(one["items"])}}])
     # timestamps are checked even where no model input reads them
     for bad in (-7e10, 1.7e12):  # before the year 1; milliseconds
-        with pytest.raises(SessrecError, match=r"timestamps must be epoch seconds \(not milliseconds\) between the years 1 "
+        with pytest.raises(SessrecError, match=r"timestamps must be epoch seconds \(not milliseconds\) between the years 2 "
                                                "and 5000"):
             rec.catalog.encode(one["items"], [rec.item_key], timestamps=[bad] * len(one["items"]))
     before_1970 = rec.recommend([{**one, "timestamps": [t - 60 * 365 * 86400 for t in one["timestamps"]]}], k=5)

@@ -10,6 +10,7 @@ sessions and answers are then in the original item ids, and side features come f
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -237,6 +238,12 @@ class Recommender:
             raise SessrecError(f"checkpoint {path}: {e}") from None
         return cls(learner, schema, cfg.session_seq_length_max, cfg.per_device_eval_batch_size, Catalog.load(path))
 
+    @functools.cached_property
+    def known_items(self) -> np.ndarray | None:
+        """The learner's ``known_items`` (see :class:`sessrec.learners.Learner`), taken once: it is O(catalog) and a
+        loaded model does not train further."""
+        return getattr(self.learner, "known_items", None)
+
     @property
     def input_names(self) -> list[str]:
         """The features a recommendation needs: those the learner's ``score`` reads."""
@@ -328,8 +335,7 @@ class Recommender:
         items = _values(items, where, "items")
         try:
             if self.catalog is not None:
-                return self.catalog.encode(items, self.input_names, times, feats, strict, now,
-                                           getattr(self.learner, "known_items", None))
+                return self.catalog.encode(items, self.input_names, times, feats, strict, now, self.known_items)
             return self._encode_model_ids(items, times, feats or {})
         except NoKnownItem as e:
             raise NoKnownItem(f"{where}{e}") from None

@@ -198,6 +198,7 @@ def test_a_saved_and_loaded_learner_scores_and_trains_on_as_the_original(tmp_pat
     resumed.fit_window(more, 2)
     np.testing.assert_array_equal(scores(resumed, queries), scores(fitted, queries))
     assert resumed.epochs_done == fitted.epochs_done == 4
+    assert fitted.generator.device.type == "cpu"  # the negatives' stream: a checkpoint resumes on another device
     untrained = GRU4Rec.__new__(GRU4Rec)  # nothing trained yet (a first window without a session of 2): no network
     untrained.__dict__.update(fresh.__dict__, net=None, optimizer=None)
     empty = learner("gru4rec", params, [[7, 8]], n_items=N_ITEMS)

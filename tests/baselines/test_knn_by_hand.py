@@ -96,6 +96,10 @@ def test_vsknn_weighting_time_decays_older_neighbours():
     lrn = learner("vsknn", {"k": 100, "weighting_time": True, "normalize": False}, TRAIN, DAYS)
     close(scores(lrn, [[1, 3]], [0.0])[0], {1: 0.75, 2: 1.25, 3: 1.25, 5: 0.5})
     close(scores(lrn, [[1, 3]], [40 * 365 * DAY])[0], {1: 0.75 * (7 / 8) ** 2, 2: 0.75 * (7 / 8) ** 2 + 0.5, 5: 0.5})
+    # whole days are taken off: the rounded days of each neighbour keep their differences (the ranking of any time)
+    lrn = learner("vsknn", {"k": 100, "weighting_time": True, "normalize": False}, TRAIN, [DAY, 2 * DAY, 3.5 * DAY, 4 * DAY])
+    soon, late = (scores(lrn, [[1, 3]], [at])[0][1:8] for at in (5.8 * DAY, (5.8 + 9000) * DAY))  # A 5 days, C 2
+    np.testing.assert_allclose(late / late.max(), soon / soon.max(), rtol=1e-12)
 
 
 # ---- STAN / VSTAN ---------------------------------------------------------------------------

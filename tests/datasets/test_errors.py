@@ -92,6 +92,7 @@ def test_other_formats_are_named(tmp_path, capsys):
      "line 1: this is data, not a header (it holds '2009-05-04T23:08:57Z'): the file needs a first line naming its "
      "columns, among them 'item', 'ts', 'session' (e.g. sed -i '1i col1\\tcol2\\t...' {path}); its values are "
      "separated by tabs: pass --delimiter tab"),
+    (b"session,item,time,2019\ns0,a,1709283706,1\n", "column(s) ts missing from the header 'session,item,time,2019'"),
     (b",session,item,ts\n0,s0,a,1709283706\n", "line 1: the first column of the header has no name, as pandas writes "
                                                 "its index (DataFrame.to_csv without index=False)"),
     (b'session,item,ts,artist\ns0,a,1709283706,x\ns0,b,1709283766,"Weird Al" Yankovic\n',

@@ -18,6 +18,7 @@ from sessrec.cli import main
 from sessrec.data.catalog import Catalog
 from sessrec.datasets import events
 from sessrec.datasets.raw import Dialect
+from sessrec.errors import SessrecError
 from tests.datasets.helpers import all_sessions, prepare, train_run
 
 T0 = datetime(2024, 3, 13, 8, 0, tzinfo=timezone.utc)  # 13, 14, 15 March: a day above 12
@@ -301,6 +302,8 @@ def test_events_delimiter_reads_the_same_events_as_a_comma_file(tmp_path, capsys
 
 @pytest.mark.parametrize("content, flags, message", [
     ("session;item;ts\ns0;a;1709283706\n", [], "the columns are separated by semicolons; pass --delimiter ';'"),
+    ("s0^a^1709283706\ns0^b^1709283766\n", ["--delimiter", "^"], "this is data, not a header (it holds '1709283706'): "
+     "the file needs a first line naming its columns, among them 'item', 'ts', 'session' (e.g. sed -i '1i col1^col2^...'"),
     ("session\titem\tts\ns0\ta\t1709283706\n", [], "the columns are separated by tabs; pass --delimiter tab"),
     ("session,item,ts\ns0,a,1709283706\n", ["--delimiter", ";"],
      "the columns are separated by commas; leave --delimiter out (a comma is its default)"),
@@ -345,6 +348,27 @@ def test_events_quote_char_none_reads_tab_separated_values_that_hold_quotes(tmp_
     line = _refused(tmp_path, capsys, [path], "--delimiter", ";", "--quote-char", ";")
     assert line.endswith("--quote-char and --delimiter are both ';'; give the character that quotes fields, or "
                          "--quote-char none")
+
+
+@pytest.mark.parametrize("separator, quote", [(";", "'"), ("|", None), ("\x1f", '"')])
+def test_events_both_readers_agree_where_last_fields_are_empty(tmp_path, separator, quote):
+    """Rows whose last field is empty send the fast scan to its field count (a delimiter other than the comma, a
+    quote other than ", none, and the delimiter its own mark used to be)."""
+    rows = _events()
+    q = quote or ""
+    text = f"session{separator}item{separator}ts{separator}note\n" + "".join(
+        f"{s}{separator}{q}{i}{q}{separator}{int(t.timestamp())}{separator}{'' if k % 3 else 'x'}\n"
+        for k, (s, i, t) in enumerate(rows))
+    path = tmp_path / "log.csv"
+    path.write_text(text)
+    source = events.source([path], events.Columns("item", "ts", "session", None, ("note",), (),
+                                                   dialect=Dialect(separator, quote)))
+    fast = source.scan().collect()
+    assert fast.height == len(rows) and fast.equals(pl.concat(source.batches()).drop("_row"))
+    assert fast["c:note"].null_count() == sum(1 for k in range(len(rows)) if k % 3)
+    path.write_text(text + f"99{separator}1\n")  # a short row, read as one with empty last fields
+    with pytest.raises(SessrecError, match=f"line {len(rows) + 2} has 2 fields, expected 4"):
+        pl.concat(source.batches())
 
 
 @pytest.mark.parametrize("given, message", [
@@ -473,10 +497,10 @@ def test_events_parquet_is_known_by_its_bytes_and_a_folder_by_its_files(tmp_path
     assert f"left out 3 file(s) without events: {hive / 'date=2024-03-13' / 'part-1.parquet'}, " in err
     (tmp_path / "empty").mkdir()
     assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
-        f"sessrec: error: input {tmp_path / 'empty'} is a folder without parquet, .csv or .tsv files; pass the event files"
+        f"sessrec: error: input {tmp_path / 'empty'} is a folder without parquet or .csv files; pass the event files"
     (tmp_path / "empty" / "part-0.csv").write_text("session,item,ts\n")
     assert _refused(tmp_path, capsys, [tmp_path / "empty"]) == \
-        f"sessrec: error: input {tmp_path / 'empty'} is a folder whose 1 parquet, .csv or .tsv file(s) hold no events"
+        f"sessrec: error: input {tmp_path / 'empty'} is a folder whose 1 parquet or .csv file(s) hold no events"
     assert _refused(tmp_path, capsys, [tmp_path / "empty" / "part-0.csv"]) == \
         f"sessrec: error: {tmp_path / 'empty' / 'part-0.csv'}: the file has no events"  # named, it is a mistake
 

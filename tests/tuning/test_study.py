@@ -539,3 +539,7 @@ def test_the_untuned_gru4rec_trial_is_its_defaults_snapped_and_says_which_moved(
     tuned = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"layers": 192, "batch_size": 256}})
     (label, untuned), *_ = _warm_starts(tuned, tuned, default_space(tuned), {}, None)
     assert untuned["baseline_params.layers"] == 192 and "layers" not in label and "batch_size" not in label
+    two = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"layers": [100, 100]}})
+    (label, untuned), *_ = _warm_starts(two, two, default_space(two), {}, None)
+    assert "baseline_params.layers" not in untuned
+    assert label.endswith("with draws for what the space cannot hold (baseline_params.layers [100, 100])"), label

@@ -344,7 +344,8 @@ class NegativeSampler:
 
     def next(self) -> torch.Tensor:
         if self.store is None or self.pointer >= self.store.shape[0]:
-            u = torch.rand(self.per_refill * self.n_sample, generator=self.generator, device=self.cdf.device)
+            # drawn on the CPU (its stream the same on every device: a checkpoint resumes on another), searched there
+            u = torch.rand(self.per_refill * self.n_sample, generator=self.generator).to(self.cdf.device)
             idx = torch.searchsorted(self.cdf, u, right=True).clamp_(max=self.cdf.numel() - 1)
             self.store, self.pointer = idx.view(self.per_refill, self.n_sample), 0
         self.pointer += 1
@@ -419,7 +420,7 @@ class GRU4Rec:
         self.net: GRU4RecNet | None = None
         self.optimizer: AdagradMomentum | None = None
         self.seen = torch.zeros(self.n_items, dtype=torch.bool, device=self.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.generator = torch.Generator().manual_seed(self.seed)  # the negatives' draws (NegativeSampler)
         self.order_rng = np.random.default_rng(self.seed)
         self.history: list[dict] = []
         self.epochs_done = 0
@@ -488,8 +489,6 @@ class GRU4Rec:
         support = torch.bincount(data.items[data.items != 0].to(self.device), minlength=self.n_items).double()
         if items.shape[0] == 0:
             log.warning("window %d: no session with 2 items or more: nothing to train", window)
-            if self.net is not None:  # scored from now on, as a single click's item of a window with pairs is
-                self.seen |= support > 0
             return {"train_steps": 0.0}
         flat = items[items != 0].to(self.device)  # sessions one after the other
         offsets = np.concatenate(([0], np.cumsum(lengths)))

@@ -145,19 +145,24 @@ class SessionStore:
         return self._recent[n]
 
 
-def time_gaps(query_time: np.ndarray, ended: np.ndarray, row: np.ndarray, far: float) -> np.ndarray:
+def time_gaps(query_time: np.ndarray, ended: np.ndarray, row: np.ndarray, far: float,
+              unit: float | None = None) -> np.ndarray:
     """``t - t_n``, seconds between each candidate's last click and its query's (candidates ``row``-major), for the time
     decays. 0 for a candidate that ended after its query (a served session dated in the past: counted as just ended,
     where a decay would weigh it up without bound); where the query is more than ``far`` after its newest candidate
-    (a recommendation "now" from data years old, whose decays all underflow to 0), counted from that candidate: a
-    decay ``exp(-gap / scale)`` then differs by one factor over the row, the same ranking."""
+    (a recommendation "now" from data years old, whose decays all underflow to 0), counted from that candidate, or
+    from a whole number of ``unit`` after it (a decay of rounded days): a decay ``exp(-gap / scale)`` or
+    ``r ** round(gap / unit)`` then differs by one factor over the row, the same ranking."""
     t = query_time.copy()
     if row.size:
         starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
         newest = np.maximum.reduceat(ended, starts)
         rows = row[starts]
-        too_far = t[rows] - newest > far
-        t[rows[too_far]] = newest[too_far]
+        shift = t[rows] - newest
+        too_far = shift > far
+        if unit:
+            shift = np.floor(shift / unit) * unit
+        t[rows[too_far]] -= shift[too_far]
     return np.maximum(t[row] - ended, 0.0)
 
 

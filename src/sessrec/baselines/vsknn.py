@@ -7,8 +7,9 @@ For a session prefix ``s = (s_1..s_L)`` (repeats counted):
 * candidates: the ``sample_size`` most recent training sessions sharing an item with ``s``;
 * ``sim(s, n) = sum_{i in s & n} w(i) / |distinct items of s|`` (``vec`` in session-rec: the
   ``similarity`` argument is ignored there, and here), times ``(7/8)^round(days apart)`` with
-  ``weighting_time`` (the days counted as :func:`knn.time_gaps` does, from the newest candidate
-  beyond ``FAR_DAYS``, where ``(7/8)^days`` underflows to 0); only ``sim > 0`` counts; the ``k`` most similar are the neighbours;
+  ``weighting_time`` (the days counted as :func:`knn.time_gaps` does: a session after the query is 0
+  days old, and a query more than ``FAR_DAYS`` after its newest candidate counts whole days from it,
+  since ``(7/8)^days`` underflows to 0 from ~5,300 days on); only ``sim > 0`` counts; the ``k`` most similar are the neighbours;
 * ``score(j) = sum_n sim(s, n) * (1 + idf_weighting * idf(j)) * weighting_score(step_n)`` over
   neighbours containing ``j``, where ``step_n`` is how far from the end of ``s`` the most recent
   item shared with ``n`` is (1 = the last item); without ``remind`` items of ``s`` get 0;
@@ -33,7 +34,7 @@ from sessrec.schema import Schema
 
 WEIGHTINGS = ("linear", "same", "div", "log", "quadratic")
 NAME = "vsknn"
-FAR_DAYS = 374.0  # (7/8)^374 = e^-50: as STAN's FAR decays
+FAR_DAYS = 374.0  # (7/8)^374 = e^-50, as STAN's FAR decays: far from underflow, the same ranking either way
 
 
 @dataclass
@@ -140,7 +141,7 @@ class VSKNN:
         cand = knn.candidates(store, q, p.sample_size, p.sampling, self.seed, weights)  # from every item of the prefix
         sim = cand.overlap / np.maximum(s.n_unique[cand.row], 1)
         if p.weighting_time and query_time is not None:
-            gaps = knn.time_gaps(query_time, store.time[cand.session], cand.row, FAR_DAYS * 86400.0)
+            gaps = knn.time_gaps(query_time, store.time[cand.session], cand.row, FAR_DAYS * 86400.0, unit=86400.0)
             sim = sim * (7.0 / 8.0) ** np.round(gaps / 86400.0)
         sim = np.where(sim > 0, sim, -np.inf)
         nb = knn.top_k(cand, sim, p.k, q.n_rows)

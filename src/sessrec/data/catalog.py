@@ -172,8 +172,9 @@ class IdMap:
 
 @dataclass
 class Encoded:
-    """A session in model ids: ``ids`` of its known items (oldest first), their side ``features``
-    (each as long as ``ids``), and the original values it skipped as unknown."""
+    """A session in model ids: ``ids`` of its items in the catalog (oldest first), their side ``features``
+    (each as long as ``ids``), and the original values it names as unknown: skipped (not in the catalog), or
+    kept where the model reads them without evidence (a baseline's untrained items)."""
 
     ids: np.ndarray
     features: dict[str, np.ndarray]
@@ -252,8 +253,9 @@ class Catalog:
         the rebuilt features; ``features`` holds per-item values sent by the client (original values
         for categorical features, model values for continuous ones; not the rebuilt ones). Unknown items are skipped (an
         error with ``strict``); a session left with no item is an error. ``known``: the ids the model reads (a
-        baseline's trained items, by id), where it does not read every id of the catalog: the others are unknown
-        too."""
+        baseline's trained items, by id), where it does not read every id of the catalog: the others are named
+        unknown too, but stay in the session, where the model reads them as evaluation does (a kNN method counts
+        their positions); a session of only such items has no item known to the model."""
         n = len(items)
         if timestamps is not None and len(timestamps) != n:
             raise SessrecError(f"timestamps has {len(timestamps)} values for {n} items")
@@ -268,19 +270,24 @@ class Catalog:
             if len(values) != n:
                 raise SessrecError(f"features.{name} has {len(values)} values for {n} items")
         ids, keep, unknown = [], [], []
+        n_known = 0
         for i, raw in enumerate(items):
             try:
                 found = self.item.lookup(raw)
             except SessrecError as e:
                 raise SessrecError(f"items: {e}") from None
-            if found is None or (known is not None and not known[found]):
+            if found is None:
                 unknown.append(raw)
+                continue
+            ids.append(found)
+            keep.append(i)
+            if known is None or known[found]:
+                n_known += 1
             else:
-                ids.append(found)
-                keep.append(i)
+                unknown.append(raw)
         if unknown and strict:
             raise unknown_items(unknown)
-        if not ids:
+        if not n_known:
             raise no_known_item(unknown)
         id_array = np.asarray(ids, dtype=np.int64)
         out: dict[str, np.ndarray] = {}
@@ -361,7 +368,7 @@ def unknown_items(unknown: Sequence[Any]) -> SessrecError:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-FIRST_YEAR_S = -62_135_596_800  # 0001-01-01 in epoch seconds
+FIRST_YEAR_S = -62_104_060_800  # 0002-01-01 in epoch seconds: a day's margin for the zones west of UTC
 
 
 def model_floats(name: str, values: Sequence[Any]) -> np.ndarray:
@@ -378,5 +385,5 @@ def _timestamps(values: list[Any]) -> np.ndarray:
     out = np.asarray(values, dtype=np.float64)
     # prepare reads the years 1-9999; beyond the year 5000 a time is almost surely milliseconds
     if not np.isfinite(out).all() or (out < FIRST_YEAR_S).any() or (out > 1e11).any():
-        raise SessrecError("timestamps must be epoch seconds (not milliseconds) between the years 1 and 5000")
+        raise SessrecError("timestamps must be epoch seconds (not milliseconds) between the years 2 and 5000")
     return out

@@ -76,7 +76,7 @@ UNIT_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 PARQUET_ROWS = 500_000
 SAMPLE_ROWS = 1000  # rows read for a file's first values
 PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_SUFFIXES = (".csv", ".tsv")  # the text files a folder stands for
+CSV_SUFFIXES = (".csv",)  # the text files a folder stands for (and .tsv files, with --delimiter tab)
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d*)?([eE][-+]?\d+)?\s*$")
 # a date that starts with two numbers of 1-2 digits, the day and the month in some order: 03/05/2024, 3-5-24, 05.03.2024
 _DAY_MONTH = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:\D|$)"
@@ -570,28 +570,30 @@ def source(paths: list[Path], cols: Columns) -> Source:
     return Source(lambda: read_events(paths, cols, files), sum(p.stat().st_size for p in paths), scan)
 
 
-def input_files(inputs: list[str]) -> tuple[list[Path], list[Path]]:
+def input_files(inputs: list[str], separator: str = ",") -> tuple[list[Path], list[Path]]:
     """The ``--input`` paths, a folder standing for its event files: its parquet files (by suffix or first bytes) and
-    .csv and .tsv files (both read with --delimiter), under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
+    .csv files (and .tsv files where ``separator`` is a tab), under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
     order of their paths (``part-2`` before ``part-10``); hidden files and folders, ``_``-prefixed ones (Spark's
     ``_SUCCESS``) and ``.crc`` files are left out, and so are a folder's files without events (Spark writes empty
     parts: no bytes, a header only or a parquet schema only). Partition values in folder names are not read as
     columns. Returns the files and the folders' files left out for having no events."""
     out: list[Path] = []
     empty: list[Path] = []
+    text = (*CSV_SUFFIXES, ".tsv") if separator == "\t" else CSV_SUFFIXES
     for given in map(Path, inputs):
         if not given.is_dir():
             out.append(given)
             continue
         found = [p for p in given.rglob("*") if p.is_file() and p.suffix.lower() != ".crc"
                  and not any(part.startswith((".", "_")) for part in p.relative_to(given).parts)
-                 and (p.suffix.lower() in CSV_SUFFIXES or (p.stat().st_size and is_parquet(p)))]
+                 and (p.suffix.lower() in text or (p.stat().st_size and is_parquet(p)))]
         if not found:
-            raise SessrecError(f"input {given} is a folder without parquet, .csv or .tsv files; pass the event files")
+            raise SessrecError(f"input {given} is a folder without parquet or {' or '.join(text)} files; pass the event "
+                               "files")
         events = [p for p in found if _has_events(p)]
         if not events:
-            raise SessrecError(f"input {given} is a folder whose {len(found)} parquet, .csv or .tsv file(s) hold no "
-                               "events")
+            raise SessrecError(f"input {given} is a folder whose {len(found)} parquet or {' or '.join(text)} file(s) "
+                               "hold no events")
         empty += sorted(set(found) - set(events))
         out += sorted(events, key=lambda p: [int(s) if s.isdigit() else s
                                              for s in re.split(r"(\d+)", p.relative_to(given).as_posix())])
@@ -670,7 +672,7 @@ def run(args, opts: Options) -> PrepareResult:
                    Dialect(args.delimiter, args.quote_char))
     bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
-    found, empty = input_files(args.input)
+    found, empty = input_files(args.input, args.delimiter)
     paths = existing_files(found, "input file")
     progress = Progress("events", opts.quiet)
     if empty:

@@ -296,8 +296,8 @@ def _sink_buckets(events: pl.LazyFrame, folder: Path, n_buckets: int, key: str, 
 # ---- step 2: sessions ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Truncation:
-    """The sessions longer than ``--max-session-length`` (after repeat removal, of the minimum length): how many, the
-    interactions of theirs left out, and the longest one's length."""
+    """The sessions longer than ``--max-session-length`` (after repeat removal): how many, the interactions of theirs
+    left out; and the longest session's length."""
 
     sessions: int = 0
     events: int = 0
@@ -338,8 +338,8 @@ def sessionize(df: pl.DataFrame, opts: Options) -> tuple[pl.DataFrame, Truncatio
     pos = n_kept - 1 - (n_kept - kept)[starts][session]
     lengths = n_kept[np.append(starts[1:] - 1, df.height - 1)] - (n_kept - kept)[starts]
     rows = np.flatnonzero(kept & (pos < opts.max_session_length) & (lengths[session] >= opts.min_session_length))
-    long = lengths[(lengths > opts.max_session_length) & (lengths >= opts.min_session_length)]
-    cut = Truncation(long.size, int(long.sum()) - long.size * opts.max_session_length, int(long.max(initial=0)))
+    long = lengths[lengths > opts.max_session_length]
+    cut = Truncation(long.size, int(long.sum()) - long.size * opts.max_session_length, int(lengths.max(initial=0)))
     start = df["t"].to_numpy()[starts][session]
     wkey = start[rows] // WINDOW_MS[opts.window]
     if rows.size:  # stable by window (numpy's radix sort where the windows fit 16 bits)

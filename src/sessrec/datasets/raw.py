@@ -247,11 +247,12 @@ def check_header(path: Path, required: Sequence[str], dataset: str, dialect: Dia
     names = [bare(n) for n in next(csv.reader([line], **dialect.csv_module()))]  # a quoted name may hold a delimiter
     missing = [c for c in required if bare(c) not in names]
     data = [v for d in dict.fromkeys((separator, *DELIMITERS)) for v in map(bare, line.split(d)) if DATA_VALUE.match(v)]
-    if missing and data and not describe_format(line):
-        used = max(DELIMITERS, key=line.count)  # what separates the values, by count
+    if data and len(missing) == len(required) and not describe_format(line):  # no column found: no header
+        used = max(dict.fromkeys((separator, *DELIMITERS)), key=line.count)  # what separates the values, by count
+        used = used if line.count(used) else separator
         sed = {"\t": "\\t"}.get(used, used)
-        also = (f"; its values are separated by {DELIMITERS[used]}: pass {delimiter_option} {delimiter_text(used)}"
-                if used != separator and delimiter_option else "")
+        also = (f"; its values are separated by {DELIMITERS.get(used, repr(used))}: pass {delimiter_option} "
+                f"{delimiter_text(used)}" if used != separator and delimiter_option else "")
         raise SessrecError(f"{path}, line 1: this is data, not a header (it holds {data[0]!r}): the file needs a first "
                            f"line naming its columns, among them {', '.join(map(repr, missing))} (e.g. sed -i "
                            f"'1i col1{sed}col2{sed}...' {path}){also}")
@@ -389,7 +390,7 @@ def _stray_quote(chunk: bytes, first_line: int, dialect: Dialect = COMMA) -> str
     return None
 
 
-MARK = "\x1f"  # added at the end of every line to count a row's fields (_field_counts)
+MARKS = ("\x1f", "\x1e")  # one is added at the end of every line to count a row's fields: not the delimiter
 
 
 def _field_counts(chunk: bytes, n_fields: int, dialect: Dialect = COMMA) -> pl.Series:
@@ -398,13 +399,14 @@ def _field_counts(chunk: bytes, n_fields: int, dialect: Dialect = COMMA) -> pl.S
     empty ones: the block is read again with a mark added at the end of every line, and a row's fields are those
     before its mark (a value equal to the mark comes before it)."""
     separator = dialect.separator
-    marked = chunk.replace(b"\r\n", b"\n").replace(b"\n", f"{separator}{MARK}\n".encode())
+    mark = next(m for m in MARKS if m != separator)
+    marked = chunk.replace(b"\r\n", b"\n").replace(b"\n", f"{separator}{mark}\n".encode())
     if not marked.endswith(b"\n"):
-        marked += f"{separator}{MARK}".encode()
+        marked += f"{separator}{mark}".encode()
     names = [f"f{i}" for i in range(n_fields + 1)]
     rows = pl.read_csv(marked, has_header=False, schema=dict.fromkeys(names, pl.String), truncate_ragged_lines=False,
                        separator=separator, quote_char=dialect.quote)
-    count = pl.max_horizontal([pl.when(pl.col(n) == MARK).then(i) for i, n in enumerate(names)])
+    count = pl.max_horizontal([pl.when(pl.col(n) == mark).then(i) for i, n in enumerate(names)])
     blank = (count == 1) & (pl.col("f0").fill_null("").str.strip_chars() == "")
     return rows.select(pl.when(blank).then(0).otherwise(count).alias("fields")).to_series()
 

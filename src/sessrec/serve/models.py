@@ -7,6 +7,7 @@ are that model's catalog's) until its answer is written, so a swap never fails a
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -50,10 +51,12 @@ class ServedModel:
     def metadata(self) -> dict[str, Any]:
         cfg = self.config
         catalog = self.rec.catalog
-        from sessrec.baselines import BASELINES
+        from sessrec.baselines import BASELINES, parse_baseline_params
 
-        if cfg["model_type"] in BASELINES:  # its own parameters, not the neural options' defaults
-            model = {"model_type": cfg["model_type"], "baseline_params": cfg.get("baseline_params") or {}}
+        if cfg["model_type"] in BASELINES:  # its own parameters (the defaults too), not the neural options' defaults
+            given = cfg.get("baseline_params") or {}
+            params = dataclasses.asdict(parse_baseline_params(cfg["model_type"], given)) if cfg["model_type"] != "pop" else {}
+            model = {"model_type": cfg["model_type"], "baseline_params": params}
         else:
             model = {"model_type": cfg["model_type"], "task": cfg.get("task"), "d_model": cfg.get("d_model"),
                      "n_layer": cfg.get("n_layer"), "use_side_information_features": cfg.get("use_side_information_features")}

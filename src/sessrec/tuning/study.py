@@ -266,8 +266,11 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
     untuned = {**_baseline_defaults(space, untuned_cfg), **flat_values(untuned_cfg)}
     snapped = space.snap(untuned)
     moved = [f"{k} {_shown(untuned[k])} -> {v}" for k, v in snapped.items() if untuned.get(k) not in (v, [v])]
-    # a default outside the space is moved to its nearest value: the label says so (it is not the untuned run then)
-    starts = [("untuned configuration" + (f" moved into the space ({', '.join(moved)})" if moved else ""), snapped)]
+    drawn = [f"{k} {untuned[k]}" for k in space.names if k in untuned and k not in snapped]
+    # a default outside the space is moved to its nearest value, or drawn where it has none (GRU4Rec's layers
+    # [100, 100]): the label says so (it is not the untuned run then)
+    starts = [("untuned configuration" + (f" moved into the space ({', '.join(moved)})" if moved else "")
+               + (f" with draws for what the space cannot hold ({', '.join(drawn)})" if drawn else ""), snapped)]
     if not preset:  # the group's preset, else the algorithm's item-only one (a side-information group without its own)
         for candidate in dict.fromkeys([paper_preset(base), f"rees46/{run_label(base)}"]):
             if candidate in list_presets():
