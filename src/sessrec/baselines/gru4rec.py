@@ -484,14 +484,14 @@ class GRU4Rec:
         keep = lengths >= 2
         items = data.items[keep]
         lengths = lengths[keep].numpy()
-        # the items of single-click sessions too, as both official versions count them (their catalog and sampling
-        # support come from every event): such an item is scored and drawn as a negative, though never a target
-        support = torch.bincount(data.items[data.items != 0].to(self.device), minlength=self.n_items).double()
         if items.shape[0] == 0:
             log.warning("window %d: no session with 2 items or more: nothing to train", window)
             return {"train_steps": 0.0}
         flat = items[items != 0].to(self.device)  # sessions one after the other
         offsets = np.concatenate(([0], np.cumsum(lengths)))
+        # the items of single-click sessions too, as both official versions count them (their catalog and sampling
+        # support come from every event): such an item is scored and drawn as a negative, though never a target
+        support = torch.bincount(data.items[data.items != 0].to(self.device), minlength=self.n_items).double()
         if self.net is None:
             self._build(int((support > 0).sum()))
         self.seen |= support > 0

@@ -38,6 +38,7 @@ CHUNK_BYTES = 32 * 2**20  # raw CSV bytes parsed at a time
 LINE = "_line"
 SCAN_ROW = "_sessrec_scan_row"  # the 0-based row of a fast CSV scan (blank lines are rows there)
 BOM = b"\xef\xbb\xbf"
+JSON_BLANK = b" \t\r"  # a JSON-lines line of only these is skipped, by polars as by us
 # the delimiters a file's first line is checked for, by name (for messages)
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
@@ -58,7 +59,6 @@ class Dialect:
 
 
 COMMA = Dialect()
-JSON_BLANK = b" \t\r"  # a JSON-lines line of only these is skipped, by polars as by us
 
 REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
                   "user_id", "user_session")
@@ -228,8 +228,10 @@ def delimiter_text(separator: str) -> str:
 
 def check_header(path: Path, required: Sequence[str], dataset: str, dialect: Dialect = COMMA,
                  delimiter_option: str | None = None) -> list[str]:
-    """The header of a CSV file written in ``dialect``; a clear error when a required column is missing. A file whose fields are separated otherwise is named as such: with ``delimiter_option``, the option that
-    reads it, else as a file to convert.
+    """The header of a CSV file written in ``dialect``; a clear error when a required column is missing. A file
+    whose fields are separated otherwise is named as such: with ``delimiter_option``, the option that reads it, else
+    as a file to convert; one whose first line holds data (no asked column, a number or a date) as one without a
+    header.
 
     Names are compared bare: without the spaces and quotes around them (``" session "`` and ``"Item "`` are
     ``session`` and ``Item``), the header's and the required ones alike, so that a column is found by its bare
