@@ -63,16 +63,14 @@ def age_days_rule(stats_key: str, whole_days: bool = False) -> dict:
     return {"from": "age", "unit_ms": DAY_MS, "whole_units": whole_days, "stats": stats_key}
 
 
-HUGE = 2.0**500  # values beyond: the squares of the variance may overflow float64 (2^1024)
-
-
 def mean_std(lf: pl.LazyFrame, expr: pl.Expr) -> tuple[float, float]:
-    """Mean and standard deviation of ``expr`` over ``lf`` (one streaming pass; a second, of the values scaled down by a
-    power of two, where their squares may overflow: one value of 1e160 made the deviation inf, and every standardised
-    value 0)."""
-    row = lf.select(expr.mean().alias("m"), expr.std().alias("s"), expr.abs().max().alias("a")).collect().row(0)
-    mean, std, top = (float(v or 0.0) for v in row)
-    if top > HUGE:
+    """Mean and standard deviation of ``expr`` over ``lf`` (one streaming pass; where a sum of the values or of their
+    squares overflowed, two more, on the values scaled down by a power of two: one value of 1e160 made the deviation
+    inf, and every standardised value 0)."""
+    row = lf.select(expr.mean().alias("m"), expr.std().alias("s")).collect().row(0)
+    mean, std = (float(v or 0.0) for v in row)
+    if not (math.isfinite(mean) and math.isfinite(std)):  # a sum of the values or of their squares overflowed
+        top = float(lf.select(expr.abs().max()).collect().item() or 0.0)
         scale = math.ldexp(1.0, math.frexp(top)[1] - 1)  # exact: the values keep their digits
         row = lf.select((expr / scale).mean().alias("m"), (expr / scale).std().alias("s")).collect().row(0)
         mean, std = float(row[0] or 0.0) * scale, float(row[1] or 0.0) * scale
