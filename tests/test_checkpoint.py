@@ -321,3 +321,19 @@ def _resume_with_other_threads(tiny_data, out, caplog):
     records = [json.loads(line.removeprefix("DLLL ")) for line in (out / "log.json").read_text().splitlines()]
     parameters = [r["data"] for r in records if r["step"] == "PARAMETER"]
     assert len(parameters) == 1 and parameters[0]["final_time_window_index"] == 4 and parameters[0]["num_threads"] == 2
+
+
+def test_baseline_params_written_another_way_are_the_same_config():
+    """``{layers: "24"}`` for ``{layers: 24}``, or a default given: one configuration, which --resume refused as a
+    different one (QA helper-62); another value is still a change."""
+    from sessrec.checkpoint import config_differences
+
+    def gru(params):
+        return ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": params})
+
+    assert config_differences(gru({"layers": 24}), gru({"layers": "24"})) == []
+    assert config_differences(gru({"layers": 24}), gru({"layers": 24, "n_epochs": 10})) == []  # 10: the default
+    assert config_differences(gru({"layers": 24}), gru({"layers": 32})) == [
+        "baseline_params: {'layers': 24} -> {'layers': 32}"]
+    assert config_differences(gru({"layers": 24}), gru({"layerz": 24})) == [
+        "baseline_params: {'layers': 24} -> {'layerz': 24}"]

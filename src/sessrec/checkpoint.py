@@ -415,8 +415,23 @@ def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[s
         if key == "data_path" and a[key] and b[key] and (Path(a[key]).resolve() == Path(b[key]).resolve()
                                                          or is_bundled_sample(a[key]) and is_bundled_sample(b[key])):
             continue  # one folder; or the bundled sample of two installs (its files are compared by size on resume)
+        if key == "baseline_params" and _same_baseline_params(saved.model_type, a[key], b[key]):
+            continue  # one configuration written two ways ({layers: "24"} and {layers: 24}, a default given or not)
         out.append(f"{key}: {a[key]!r} -> {b[key]!r}")
     return out
+
+
+def _same_baseline_params(model_type: str, a: dict, b: dict) -> bool:
+    """Whether two ``baseline_params`` give ``model_type`` the same parameters, once parsed (False where either is
+    refused: the run then says why)."""
+    from sessrec.baselines import BASELINES, parse_baseline_params
+
+    if model_type not in BASELINES or model_type == "pop":
+        return False
+    try:
+        return parse_baseline_params(model_type, a) == parse_baseline_params(model_type, b)
+    except SessrecError:
+        return False
 
 
 def checkpoint_folders(run_dir: Path) -> list[Path]:
