@@ -572,11 +572,12 @@ def source(paths: list[Path], cols: Columns) -> Source:
 
 def input_files(inputs: list[str], separator: str = ",") -> tuple[list[Path], list[Path]]:
     """The ``--input`` paths, a folder standing for its event files: its parquet files (by suffix or first bytes) and
-    .csv files (and .tsv files where ``separator`` is a tab), under it at any depth (a hive-partitioned folder, ``date=2024-03-01/part-0.parquet``), in the natural
-    order of their paths (``part-2`` before ``part-10``); hidden files and folders, ``_``-prefixed ones (Spark's
-    ``_SUCCESS``) and ``.crc`` files are left out, and so are a folder's files without events (Spark writes empty
-    parts: no bytes, a header only or a parquet schema only). Partition values in folder names are not read as
-    columns. Returns the files and the folders' files left out for having no events."""
+    .csv files (and .tsv files where ``separator`` is a tab), under it at any depth (a hive-partitioned folder,
+    ``date=2024-03-01/part-0.parquet``), in the natural order of their paths (``part-2`` before ``part-10``); hidden
+    files and folders, ``_``-prefixed ones (Spark's ``_SUCCESS``) and ``.crc`` files are left out, and so are a
+    folder's files without events (Spark writes empty parts: no bytes, a header only or a parquet schema only).
+    Partition values in folder names are not read as columns. Returns the files and the folders' files left out for
+    having no events."""
     out: list[Path] = []
     empty: list[Path] = []
     text = (*CSV_SUFFIXES, ".tsv") if separator == "\t" else CSV_SUFFIXES
