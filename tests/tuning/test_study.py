@@ -539,6 +539,9 @@ def test_the_untuned_gru4rec_trial_is_its_defaults_snapped_and_says_which_moved(
     tuned = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"layers": 192, "batch_size": 256}})
     (label, untuned), *_ = _warm_starts(tuned, tuned, default_space(tuned), {}, None)
     assert untuned["baseline_params.layers"] == 192 and "layers" not in label and "batch_size" not in label
+    text = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"layers": "192"}})
+    (label, untuned), *_ = _warm_starts(text, text, default_space(text), {}, None)
+    assert untuned["baseline_params.layers"] == 192 and "layers" not in label  # as GRU4Rec reads it
     two = ExperimentConfig.from_dict({"model_type": "gru4rec", "baseline_params": {"layers": [100, 100]}})
     (label, untuned), *_ = _warm_starts(two, two, default_space(two), {}, None)
     assert "baseline_params.layers" not in untuned

@@ -12,9 +12,9 @@ For a session prefix ``s = (s_1..s_L)`` (repeats counted) with last click at tim
   after ``t`` (never in the protocol's evaluation, whose queries come after the stored windows; a
   served session dated in the past) counts as just ended: ``t - t_n`` is taken as 0, where the
   formula would weigh it up without bound (``exp`` overflows to inf beyond ~700 decays). A query more
-  than ``FAR`` decays after its newest candidate (:func:`knn.time_gaps`) (a recommendation "now" from data years old) is
-  decayed from that candidate's time instead: every score of the row divided by one factor, the same
-  ranking, where the formula's scores all underflow to 0 (an arbitrary ranking);
+  than ``FAR`` decays after its newest candidate (a recommendation "now" from data years old) is
+  decayed from that candidate's time instead (:func:`knn.time_gaps`): every score of the row divided
+  by one factor, the same ranking, where the formula's scores all underflow to 0 (an arbitrary ranking);
 * ``score(j) = sum_n sim(s, n) * exp(-|q_n(j) - q_n*| / lambda_inh)`` over neighbours containing
   ``j``, where ``q_n(j)`` is the last position of ``j`` in ``n`` and ``q_n*`` the last position in
   ``n`` of any item of ``s``; without ``remind`` items of ``s`` get 0.

@@ -263,7 +263,7 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
     from sessrec.experiment import run_label
     from sessrec.presets import list_presets, load_preset
 
-    untuned = {**_baseline_defaults(space, untuned_cfg), **flat_values(untuned_cfg)}
+    untuned = {**flat_values(untuned_cfg), **_baseline_defaults(space, untuned_cfg)}  # baseline values as parsed
     snapped = space.snap(untuned)
     moved = [f"{k} {_shown(untuned[k])} -> {v}" for k, v in snapped.items() if untuned.get(k) not in (v, [v])]
     drawn = [f"{k} {untuned[k]}" for k in space.names if k in untuned and k not in snapped]
@@ -306,7 +306,8 @@ def paper_preset(cfg: ExperimentConfig) -> str:
 
 
 def _baseline_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, Any]:
-    """Every baseline parameter of ``base`` (those it leaves at the baseline's default too), as flat keys."""
+    """Every baseline parameter of ``base`` as the baseline reads it (``layers: "24"`` is ``[24]``; those it leaves at
+    the default too), as flat keys."""
     if not any(n.startswith("baseline_params.") for n in space.names):
         return {}
     from sessrec.baselines import parse_baseline_params
