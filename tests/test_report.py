@@ -37,7 +37,8 @@ def fake_run(out, values: dict[int, float], model="xlnet", task="mlm", seed=42, 
     for step, index in enumerate(values, 1):
         sink.append({"step": step, "window": index - 1, "loss": 6.0 - step, "lr": 0.001})
         pop_metrics = {f"{K}ndcg_at_20": pop, f"{K}recall_at_20": 2 * pop} if ks is None else metrics_at(pop, ks)
-        writer.add_window(index, metrics(values[index]) if ks is None else metrics_at(values[index], ks), {"pop": pop_metrics})
+        writer.add_window(index, metrics(values[index]) if ks is None else metrics_at(values[index], ks),
+                          {"pop": pop_metrics, "n_eval_sessions": 100 + index})
     if finish:
         writer.finish({}, {"total_seconds": 1.0})
     return out
@@ -292,6 +293,9 @@ def test_report_of_a_run_in_progress_and_of_an_original_script_folder(tmp_path, 
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     per_window = list(csv.DictReader(open(out / "per_window.csv")))
     assert {(r["algorithm"], r["window"]) for r in per_window} >= {("XLNet (MLM) [T4R]", "3"), ("XLNet (MLM)", "2")}
+    # each window's evaluated sessions beside its metrics (a window of one session weighs as any other; QA helper-63)
+    assert {(r["algorithm"], r["window"], r["n_eval_sessions"]) for r in per_window} >= {
+        ("XLNet (MLM)", "2", "102"), ("Most popular", "2", "102"), ("XLNet (MLM) [T4R]", "3", "")}
 
 
 def test_a_stopped_seed_is_averaged_over_the_windows_every_seed_has(tmp_path):

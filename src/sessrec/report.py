@@ -119,6 +119,7 @@ class Run:
     identity: dict[str, Any]  # the config without seed, paths and switches: equal identity = same algorithm
     windows: dict[int, dict[tuple[str, int], float]]  # evaluated window -> metrics
     pop_windows: dict[int, dict[tuple[str, int], float]] = field(default_factory=dict)
+    sessions: dict[int, int] = field(default_factory=dict)  # evaluated window -> its evaluated sessions, where known
     loss: list[tuple[int, float, int]] = field(default_factory=list)  # (global step, training loss, window)
     expected_windows: int | None = None
     finished: bool = True
@@ -170,16 +171,17 @@ def _load_sessrec_run(path: Path) -> Run:
         cfg = results["config"]
         windows = _evaluated([(int(w["index"]), canonical_metrics(w["metrics"])) for w in results["windows"]])
         pop = _evaluated([(int(w["index"]), canonical_metrics(w["pop"])) for w in results["windows"] if w.get("pop")])
+        sessions = {int(w["index"]): int(w["n_eval_sessions"]) for w in results["windows"] if "n_eval_sessions" in w}
         finished = "total_seconds" in results
     else:  # still training its first window
         import yaml
 
-        cfg, windows, pop, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, False
+        cfg, windows, pop, sessions, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, {}, False
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
     dataset = _dataset_key(cfg, path)
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
                dataset=dataset, identity=_identity({**_DEFAULTS, **cfg}),  # a key added since: its default
-               windows=windows, pop_windows=pop, loss=_read_loss(path / "history.jsonl"),
+               windows=windows, pop_windows=pop, sessions=sessions, loss=_read_loss(path / "history.jsonl"),
                expected_windows=(final - start) if start and final else None, finished=finished,
                running=not finished and is_locked(path))
 
@@ -359,7 +361,7 @@ def group_runs(runs: list[Run], with_pop: bool = True) -> list[Group]:
                     continue
                 source = max(sources, key=lambda r: len(r.pop_windows))
                 pseudo = Run(path=source.path, model_type="pop", task=None, seed=None, dataset=dataset,
-                             identity={}, windows=source.pop_windows, finished=source.finished,
+                             identity={}, windows=source.pop_windows, sessions=source.sessions, finished=source.finished,
                              expected_windows=source.expected_windows, running=source.running)
                 label = "Most popular" + (f" ({counting})" if len(by_counting) > 1 else "")
                 groups.append(Group(label, dataset, [pseudo], dict(source.pop_windows), is_pop_reference=True,
@@ -775,7 +777,8 @@ def _write_report(stage: Path, groups: list[Group], comparisons: list[Comparison
                                        "p_bonferroni": c.p_bonferroni, "n_windows": c.n_windows} for c in comparisons]))
     atomic_write_text(files[3], _csv([{"algorithm": g.label, "data": g.dataset, "split": g.split, "run": str(r.path),
                                        "seed": r.seed,
-                                       "window": w, **{metric_name(m): r.windows[w].get(m) for m in metrics}}
+                                       "window": w, "n_eval_sessions": r.sessions.get(w),
+                                       **{metric_name(m): r.windows[w].get(m) for m in metrics}}
                                       for g in groups for r in g.runs for w in sorted(r.windows)]))
     plot_windows(groups, files[4])
     labels = {r.path: g.label + (f" seed {r.seed}" if len(g.runs) > 1 else "") for g in groups if not g.is_pop_reference for r in g.runs}
