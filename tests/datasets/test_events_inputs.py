@@ -292,6 +292,10 @@ def test_events_delimiter_reads_the_same_events_as_a_comma_file(tmp_path, capsys
     folder.mkdir()
     path = _delimited(folder / ("log.tsv" if separator == "\t" else "log.csv"), rows, separator)
     got = _prepared(tmp_path, capsys, "other", [folder], "--categorical-cols", "cat", "--delimiter", flag)
+    if separator == "\t":  # a folder of .tsv files without the option: named
+        assert _refused(tmp_path, capsys, [folder], "--categorical-cols", "cat").endswith(
+            f"input {folder} is a folder without parquet or .csv files (it holds .tsv files: pass --delimiter tab); "
+            "pass the event files")
     assert got[0].equals(reference[0]) and got[1].equals(reference[1])
     assert set(got[0]["cat"].explode().to_list()) == {2, 3, 4}  # three values (+ padding and unknown ids)
     source = events.source([path], events.Columns("item", "ts", "session", None, ("cat",), (),
@@ -302,6 +306,8 @@ def test_events_delimiter_reads_the_same_events_as_a_comma_file(tmp_path, capsys
 
 @pytest.mark.parametrize("content, flags, message", [
     ("session;item;ts\ns0;a;1709283706\n", [], "the columns are separated by semicolons; pass --delimiter ';'"),
+    ("session::item::ts\ns0::a::1709283706\n", [], "the columns are separated by '::'; the CSV reader takes a "
+     "one-character delimiter: replace it first (e.g. sed 's/::/\\t/g' log.csv > out.tsv, then --delimiter tab)"),
     ("s0^a^1709283706\ns0^b^1709283766\n", ["--delimiter", "^"], "this is data, not a header (it holds '1709283706'): "
      "the file needs a first line naming its columns, among them 'item', 'ts', 'session' (e.g. sed -i '1i col1^col2^...'"),
     ("session\titem\tts\ns0\ta\t1709283706\n", [], "the columns are separated by tabs; pass --delimiter tab"),

@@ -589,8 +589,9 @@ def input_files(inputs: list[str], separator: str = ",") -> tuple[list[Path], li
                  and not any(part.startswith((".", "_")) for part in p.relative_to(given).parts)
                  and (p.suffix.lower() in text or (p.stat().st_size and is_parquet(p)))]
         if not found:
-            raise SessrecError(f"input {given} is a folder without parquet or {' or '.join(text)} files; pass the event "
-                               "files")
+            tsv = " (it holds .tsv files: pass --delimiter tab)" if any(given.rglob("*.tsv")) else ""
+            raise SessrecError(f"input {given} is a folder without parquet or {' or '.join(text)} files{tsv}; pass the "
+                               "event files")
         events = [p for p in found if _has_events(p)]
         if not events:
             raise SessrecError(f"input {given} is a folder whose {len(found)} parquet or {' or '.join(text)} file(s) "

@@ -274,6 +274,10 @@ def check_header(path: Path, required: Sequence[str], dataset: str, dialect: Dia
             raise SessrecError(f"{path}: {asked[bare(c)]!r} and {c!r} name the same column {bare(c)} of the header; "
                                "name it once")
     if missing:
+        if len(names) == 1 and all(bare(c) in map(bare, line.split("::")) for c in missing):  # MovieLens 1M's
+            raise SessrecError(f"{path}, line 1: the columns are separated by '::'; the CSV reader takes a one-character "
+                               f"delimiter: replace it first (e.g. sed 's/::/\\t/g' {path.name} > out.tsv"
+                               + (f", then {delimiter_option} tab)" if delimiter_option else ")"))
         for other, name in DELIMITERS.items():
             if other != separator and len(names) == 1 and all(bare(c) in map(bare, line.split(other)) for c in missing):
                 fix = (f"leave {delimiter_option} out (a comma is its default)" if delimiter_option and other == ","
