@@ -423,11 +423,9 @@ def config_differences(saved: ExperimentConfig, new: ExperimentConfig) -> list[s
 
 def _same_baseline_params(model_type: str, a: dict, b: dict) -> bool:
     """Whether two ``baseline_params`` give ``model_type`` the same parameters, once parsed (False where either is
-    refused: the run then says why)."""
-    from sessrec.baselines import BASELINES, parse_baseline_params
+    refused, as a model without baseline parameters refuses any: the run then says why)."""
+    from sessrec.baselines import parse_baseline_params
 
-    if model_type not in BASELINES or model_type == "pop":
-        return False
     try:
         return parse_baseline_params(model_type, a) == parse_baseline_params(model_type, b)
     except SessrecError:
