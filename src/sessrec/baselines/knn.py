@@ -145,6 +145,11 @@ class SessionStore:
         return self._recent[n]
 
 
+# e-fold decays between a query and its newest candidate beyond which a time decay counts from that candidate
+# (time_gaps): e^-50 is far from float64's underflow (e^-745), and the ranking is the same either way
+FAR_DECAYS = 50.0
+
+
 def time_gaps(query_time: np.ndarray, ended: np.ndarray, row: np.ndarray, far: float,
               unit: float | None = None) -> np.ndarray:
     """``t - t_n``, seconds between each candidate's last click and its query's (candidates ``row``-major), for the time

@@ -12,7 +12,7 @@ For a session prefix ``s = (s_1..s_L)`` (repeats counted) with last click at tim
   after ``t`` (never in the protocol's evaluation, whose queries come after the stored windows; a
   served session dated in the past) counts as just ended: ``t - t_n`` is taken as 0, where the
   formula would weigh it up without bound (``exp`` overflows to inf beyond ~700 decays). A query more
-  than ``FAR`` decays after its newest candidate (a recommendation "now" from data years old) is
+  than ``knn.FAR_DECAYS`` decays after its newest candidate (a recommendation "now" from data years old) is
   decayed from that candidate's time instead (:func:`knn.time_gaps`): every score of the row divided
   by one factor, the same ranking, where the formula's scores all underflow to 0 (an arbitrary ranking);
 * ``score(j) = sum_n sim(s, n) * exp(-|q_n(j) - q_n*| / lambda_inh)`` over neighbours containing
@@ -40,7 +40,6 @@ from sessrec.runtime import warn_once
 from sessrec.schema import Schema
 
 DAY = 86400.0
-FAR = 50.0  # decays between a query and its newest candidate beyond which the decay starts there (knn.time_gaps)
 
 
 @dataclass
@@ -122,7 +121,7 @@ class STAN:
         sim = cand.overlap / (np.sqrt(norm[cand.row]) * np.sqrt(store.n_unique[cand.session]))
         snh = p.on("lambda_snh")
         if snh is not None and query_time is not None:
-            gaps = knn.time_gaps(query_time, store.time[cand.session], cand.row, FAR * snh * DAY)
+            gaps = knn.time_gaps(query_time, store.time[cand.session], cand.row, knn.FAR_DECAYS * snh * DAY)
             sim = sim * np.exp(-gaps / (snh * DAY))
         nb = knn.top_k(cand, sim, p.k, q.n_rows)
         ex = knn.expand(store, q, nb)

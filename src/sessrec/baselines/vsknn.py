@@ -9,7 +9,8 @@ For a session prefix ``s = (s_1..s_L)`` (repeats counted):
   ``similarity`` argument is ignored there, and here), times ``(7/8)^round(days apart)`` with
   ``weighting_time`` (the days counted as :func:`knn.time_gaps` does: a session after the query is 0
   days old, and a query more than ``FAR_DAYS`` after its newest candidate counts whole days from it,
-  since ``(7/8)^days`` underflows to 0 from ~5,300 days on); only ``sim > 0`` counts; the ``k`` most similar are the neighbours;
+  since ``(7/8)^days`` underflows to 0 from ~5,300 days on); only ``sim > 0`` counts; the ``k`` most
+  similar are the neighbours;
 * ``score(j) = sum_n sim(s, n) * (1 + idf_weighting * idf(j)) * weighting_score(step_n)`` over
   neighbours containing ``j``, where ``step_n`` is how far from the end of ``s`` the most recent
   item shared with ``n`` is (1 = the last item); without ``remind`` items of ``s`` get 0;
@@ -21,6 +22,7 @@ IDF is ``log(#training sessions / #interactions of the item)`` over all windows 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +36,7 @@ from sessrec.schema import Schema
 
 WEIGHTINGS = ("linear", "same", "div", "log", "quadratic")
 NAME = "vsknn"
-FAR_DAYS = 374.0  # (7/8)^374 = e^-50, as STAN's FAR decays: far from underflow, the same ranking either way
+FAR_DAYS = knn.FAR_DECAYS / math.log(8 / 7)  # 374.4 days: (7/8)^days = e^-FAR_DECAYS
 
 
 @dataclass
