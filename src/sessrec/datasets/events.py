@@ -681,25 +681,40 @@ def run(args, opts: Options) -> PrepareResult:
         progress.say(f"left out {len(empty)} file(s) without events: {listed(empty, 3)}")
     if args.session_col and args.user_col and opts.repeats != "user":
         progress.warn("--user-col has no effect with --session-col (the sessions are given) unless --repeats user")
-    _warn_inert_time_options(paths, cols, args.time_unit is not None, progress)
-    _warn_dates_only(paths[0], cols, progress)
+    first = _FirstTimes.of(paths[0], cols)  # what the warnings judge by
+    _warn_inert_time_options(first, cols, args.time_unit is not None, progress)
+    _warn_dates_only(first, cols, progress)
     if args.timezone != "UTC":
-        _warn_naive_times(paths[0], cols, args.timezone, progress)
+        _warn_naive_times(first, cols, args.timezone, progress)
     return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
 
 
 _OFFSET = re.compile(r"(Z|UTC|GMT|[+-]\d\d(:?\d\d)?)\s*$", re.IGNORECASE)  # the end of a time that says its zone
 
 
-def _warn_naive_times(path: Path, cols: Columns, timezone: str, progress: Progress) -> None:
+@dataclass(frozen=True)
+class _FirstTimes:
+    """The time column of the first input file: its type and, where it is text, its first value."""
+
+    path: Path
+    dtype: pl.DataType
+    sample: str | None
+
+    @classmethod
+    def of(cls, path: Path, cols: Columns) -> _FirstTimes:
+        parquet = is_parquet(path)
+        dtype = _time_dtype(path, parquet, cols)
+        return cls(path, dtype, _first_text(path, parquet, cols) if _is_text(dtype) else None)
+
+
+def _warn_naive_times(first: _FirstTimes, cols: Columns, timezone: str, progress: Progress) -> None:
     """Say, from the first file, that times without a zone are read as UTC whatever --timezone says: local times
     written without their offset shift the hour features by it, with no error."""
-    parquet = is_parquet(path)
-    dtype = _time_dtype(path, parquet, cols)
+    path, dtype = first.path, first.dtype
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is None or dtype == pl.Date:
         sample = None  # datetimes or dates without a zone
     elif _is_text(dtype):
-        sample = _first_text(path, parquet, cols)
+        sample = first.sample
         if sample is None or _NUMBER.match(sample) or _OFFSET.search(sample):
             return
     else:  # numbers (epoch times are UTC) or datetimes with a zone
@@ -713,12 +728,11 @@ def _warn_naive_times(path: Path, cols: Columns, timezone: str, progress: Progre
 _DATE_ONLY = re.compile(r"^\s*(\d{4}-\d\d-\d\d|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})\s*$")
 
 
-def _warn_dates_only(path: Path, cols: Columns, progress: Progress) -> None:
+def _warn_dates_only(first: _FirstTimes, cols: Columns, progress: Progress) -> None:
     """Say, from the first file, when its times are dates without a time of day (Diginetica's ``eventdate``): the
     events of a session then tie at midnight and keep the file's order, the hour features are constant, and hourly
     windows hold a day each."""
-    parquet = is_parquet(path)
-    dtype = _time_dtype(path, parquet, cols)
+    path, dtype = first.path, first.dtype
     if dtype == pl.Date:
         sample = None
     elif _is_text(dtype) and cols.time_format:
@@ -726,7 +740,7 @@ def _warn_dates_only(path: Path, cols: Columns, progress: Progress) -> None:
             return
         sample = None
     elif _is_text(dtype):
-        sample = _first_text(path, parquet, cols)
+        sample = first.sample
         if sample is None or not _DATE_ONLY.match(sample):
             return
     else:
@@ -737,21 +751,17 @@ def _warn_dates_only(path: Path, cols: Columns, progress: Progress) -> None:
                   "orders the events within the day (Diginetica's timeframe), build a time column from both first")
 
 
-def _warn_inert_time_options(paths: list[Path], cols: Columns, unit_given: bool, progress: Progress) -> None:
+def _warn_inert_time_options(first: _FirstTimes, cols: Columns, unit_given: bool, progress: Progress) -> None:
     """Say when --time-unit or --time-format cannot act, from the first file: a time column of datetimes or dates
     needs neither, one of numbers no format, one of text times (not numbers written as text) no unit."""
-    if not paths:
-        return
-    path = paths[0]
-    parquet = is_parquet(path)
-    dtype = _time_dtype(path, parquet, cols)
+    path, dtype = first.path, first.dtype
     if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
         inert = [flag for flag, given in (("--time-unit", unit_given), ("--time-format", cols.time_format)) if given]
         what = "datetimes" if isinstance(dtype, pl.Datetime) else "dates"
     elif dtype.is_numeric():
         inert, what = (["--time-format"] if cols.time_format else []), f"numbers (of --time-unit {cols.time_unit})"
     elif _is_text(dtype) and unit_given:
-        sample = _first_text(path, parquet, cols)
+        sample = first.sample
         if sample is None or _NUMBER.match(sample):
             return
         inert, what = ["--time-unit"], f"text times such as {sample!r}"
