@@ -154,6 +154,11 @@ def test_abbreviated_flags_are_errors(argv, flag, capsys):
     (["export", "--model-dir", "m", "--fromat", "onnx"], "sessrec export: error: the following arguments are required: "
                                                          "--format (--fromat: did you mean --format?)"),
     (["run", "--d-model", "abc"], "sessrec run: error: argument --d-model/--d_model: invalid int value: 'abc'"),
+    (["recommend", "--model-dir", "m", "--items", "1,2", "--timestamps", "-100,-50"],
+     "sessrec recommend: error: argument --timestamps: expected one argument (a value that starts with '-' is written "
+     "--timestamps=-100,-50); see sessrec recommend --help"),
+    (["recommend", "--model-dir", "m", "--items", "1,2", "--timestamps", "--k"],
+     "sessrec recommend: error: argument --timestamps: expected one argument (--k: did you mean -k?)"),
 ])
 def test_a_command_line_mistake_is_one_line_with_the_closest_flag(argv, line, capsys):
     with pytest.raises(SystemExit) as e:

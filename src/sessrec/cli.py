@@ -56,6 +56,11 @@ class Parser(argparse.ArgumentParser):
         typed = [t.split("=")[0] for t in self.argv if t.startswith("--") and t.split("=")[0] not in options]
         close = [(t, m[0]) for t in typed if (m := difflib.get_close_matches(t, options, 1))]
         hint = f" ({close[0][0]}: did you mean {close[0][1]}?)" if close else ""
+        # argparse reads a value such as '-100,-50' as a flag: name the form that passes it
+        dashed = [(flag, value) for flag, value in zip(self.argv, self.argv[1:])
+                  if flag in options and re.match(r"-[\d.]", value)]
+        if message.endswith("expected one argument") and dashed:
+            hint = f" (a value that starts with '-' is written {dashed[0][0]}={dashed[0][1]})"
         self.exit(2, f"{self.prog}: error: {message}{hint}; see {self.prog} --help\n")
 
     def parse_command(self, argv: list[str] | None) -> argparse.Namespace:
