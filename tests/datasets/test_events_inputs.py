@@ -397,9 +397,12 @@ def test_events_a_session_gap_of_zero_is_refused_not_the_default(tmp_path, capsy
     rows = _events()
     path = _write(tmp_path / "log.csv", {"user": [s % 5 for s, _, _ in rows], "item": [i for _, i, _ in rows],
                                          "ts": [int(t.timestamp()) for _, _, t in rows]})
-    line = _refused(tmp_path, capsys, [path], "--session-gap", gap,
-                    cols=["--user-col", "user", "--item-col", "item", "--time-col", "ts"])
-    assert line == "sessrec: error: --session-gap must be at least 1 ms, got 0 ms"
+    with pytest.raises(SystemExit) as stop:
+        main(["prepare", "events", "--input", str(path), "--user-col", "user", "--item-col", "item", "--time-col", "ts",
+              "--session-gap", gap, "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and not (tmp_path / "o").exists(), err
+    assert f"argument --session-gap: expected a duration of at least 1 ms, got '{gap}'" in err, err
 
 
 @pytest.mark.parametrize("fmt, refused", [("%m%d", True), ("%d.%m. %H:%M", True), ("%Y%m%d", False), ("%y-%m-%d", False),

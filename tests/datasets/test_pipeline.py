@@ -77,6 +77,7 @@ def test_gini_and_gauss_rank():
 
 def test_parse_duration():
     assert parse_duration("30m") == 1_800_000 and parse_duration("1h") == 3_600_000 and parse_duration("90") == 90_000
+    assert parse_duration("1.5ms") == 2 and parse_duration("0.0015s") == 2 and parse_duration("1.5h") == 5_400_000
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration("soon")
 

@@ -35,7 +35,10 @@ def parse_duration(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(f"expected a duration such as 30m, 1h or 90s, got {text!r}")
     scale = {"ms": 1, "s": 1000, None: 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}[m.group(2)]
-    return int(float(m.group(1)) * scale)
+    ms = round(float(m.group(1)) * scale)
+    if ms < 1:  # times are read in whole milliseconds: a shorter gap would cut every session after its first event
+        raise argparse.ArgumentTypeError(f"expected a duration of at least 1 ms, got {text!r}")
+    return ms
 
 
 def parse_delimiter(text: str) -> str:
