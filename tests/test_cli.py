@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from sessrec.cli import Parser, build_parser, main, run_guarded
+from sessrec.errors import SessrecError
 
 
 def test_run_writes_the_original_output_files(tiny_data, tmp_path, capsys):
@@ -199,6 +200,22 @@ def test_an_os_error_is_one_line(error, line, capsys):
 
     assert run_guarded("sessrec", command) == 2
     assert capsys.readouterr().err == f"sessrec: error: {line}\n"
+
+
+@pytest.mark.parametrize("stop", [SessrecError("bad row 7"), KeyboardInterrupt(), OSError(28, "No space left", "o/x")])
+def test_a_stop_in_a_progress_bar_is_said_on_a_line_of_its_own(stop, capsys):
+    """A bar's line ends with a carriage return: in a log file (not a terminal) the error line went on after the bar's
+    text, ``reading: 30%|███ | 3/10sessrec: error: ...`` (QA helper-65)."""
+    from tqdm import tqdm
+
+    def command():
+        bar = tqdm(total=10, desc="reading", file=sys.stderr, mininterval=0, leave=False)
+        bar.update(3)
+        raise stop
+
+    assert run_guarded("sessrec", command) in (2, 130)
+    err = capsys.readouterr().err
+    assert "3/10" in err and "\nsessrec: " in err and err.split("\n")[-2].startswith("sessrec: "), repr(err)
 
 
 def test_outputs_that_are_files_are_named(tmp_path, capsys):

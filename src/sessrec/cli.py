@@ -575,6 +575,21 @@ def _said_here(e: SessrecError) -> bool:
     return not joined and launch.local_rank() in (None, 0)
 
 
+def _end_progress_bars() -> None:
+    """Close the progress bars a stop left open, so that what follows is a line of its own: tqdm ends a
+    bar's line with a carriage return, and in a log file the error line continued the bar's."""
+    if "tqdm" not in sys.modules:
+        return
+    from tqdm import tqdm
+    from tqdm.auto import tqdm as auto_tqdm
+    bars = {bar for cls in (tqdm, auto_tqdm) for bar in list(getattr(cls, "_instances", ()))}
+    shown = [bar for bar in bars if not bar.disable]
+    for bar in bars:
+        bar.close()
+    if shown and not sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
 def _guarded(prog: str, command: Callable[[], int]) -> int:
     try:
         if launch.launched():  # torchrun stops its workers with SIGTERM: the run's own handler answers it
@@ -586,22 +601,26 @@ def _guarded(prog: str, command: Callable[[], int]) -> int:
             sys.modules["sessrec.distributed"].shutdown()
         return code
     except SessrecError as e:
+        _end_progress_bars()
         if not getattr(e, "echo", False) and _said_here(e):
             print(f"{prog}: error: {e}", file=sys.stderr)
         if type(e).__name__ == "PeerLost":  # (sessrec.distributed, not imported here: it imports torch)
             _end_distributed_process(2)  # whatever launched it: its group's threads may wait on the lost peer
         return 2
     except RunInterrupted as e:
+        _end_progress_bars()
         if not e.quiet:
             print(f"{prog}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        _end_progress_bars()
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output was piped into a command that stopped reading (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
         return 0
     except OSError as e:  # a folder that cannot be written (read-only, full, a file in the way) met below our checks
+        _end_progress_bars()
         print(f"{prog}: error: {_os_error_line(e)}", file=sys.stderr)
         return 2
 
