@@ -449,11 +449,18 @@ def test_events_truncation_is_counted_and_a_session_of_a_thousand_interactions_w
     cols = ["--user-col", "user", "--item-col", "item", "--time-col", "ts"]
     rc, _, err = prepare(["events", "--input", str(path), *cols, "--output", str(tmp_path / "o")], capsys)
     assert rc == 0, err
-    assert "warning: sessions of up to 1,200 interactions (after removing repeats): bots, or a user id that stands " \
-           "for a missing value (NA, null, 0, -1: only empty ones are dropped)?" in err
+    assert "warning: sessions of up to 1,200 interactions (after removing repeats; the longest is user 'NA'): bots, " \
+           "or a user id that stands for a missing value (NA, null, 0, -1: only empty ones are dropped)?" in err
     rc, _, err = prepare(["events", "--input", str(_epoch_csv(tmp_path / "plain.csv", rows)), *COLS, "--output",
                           str(tmp_path / "p")], capsys)
     assert rc == 0 and "bots" not in err, err
+    # a session column of integers (parquet)
+    frame = pl.DataFrame({"session": [s for s, _, _ in rows] + [-1] * 1200, "item": [str(i) for i in items]
+                          + [i for _, i, _ in na], "ts": times + [t for _, _, t in na]})
+    frame.write_parquet(tmp_path / "log.parquet")
+    rc, _, err = prepare(["events", "--input", str(tmp_path / "log.parquet"), "--session-col", "session", "--item-col",
+                          "item", "--time-col", "ts", "--output", str(tmp_path / "q")], capsys)
+    assert rc == 0 and "(after removing repeats; the longest is session '-1'): bots, or a session id" in err, err
 
 
 def test_events_a_day_without_sessions_is_said_and_times_after_now_warned(tmp_path, capsys):

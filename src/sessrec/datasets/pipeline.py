@@ -297,14 +297,16 @@ def _sink_buckets(events: pl.LazyFrame, folder: Path, n_buckets: int, key: str, 
 @dataclass(frozen=True)
 class Truncation:
     """The sessions longer than ``--max-session-length`` (after repeat removal): how many, the interactions of theirs
-    left out; and the longest session's length."""
+    left out; and the longest session's length and its session (or user) id, as the input has it."""
 
     sessions: int = 0
     events: int = 0
     longest: int = 0
+    longest_id: object = None
 
     def __add__(self, other: Truncation) -> Truncation:
-        return Truncation(self.sessions + other.sessions, self.events + other.events, max(self.longest, other.longest))
+        top = self if self.longest >= other.longest else other
+        return Truncation(self.sessions + other.sessions, self.events + other.events, top.longest, top.longest_id)
 
 
 SUSPECT_LENGTH = 1000  # interactions of a session (after repeat removal) that a person rarely makes: said
@@ -339,7 +341,10 @@ def sessionize(df: pl.DataFrame, opts: Options) -> tuple[pl.DataFrame, Truncatio
     lengths = n_kept[np.append(starts[1:] - 1, df.height - 1)] - (n_kept - kept)[starts]
     rows = np.flatnonzero(kept & (pos < opts.max_session_length) & (lengths[session] >= opts.min_session_length))
     long = lengths[lengths > opts.max_session_length]
-    cut = Truncation(long.size, int(long.sum()) - long.size * opts.max_session_length, int(lengths.max(initial=0)))
+    top = int(np.argmax(lengths)) if lengths.size else None
+    cut = Truncation(long.size, int(long.sum()) - long.size * opts.max_session_length,
+                     0 if top is None else int(lengths[top]),
+                     None if top is None else df["user" if opts.session_gap_ms is not None else "session"][int(starts[top])])
     start = df["t"].to_numpy()[starts][session]
     wkey = start[rows] // WINDOW_MS[opts.window]
     if rows.size:  # stable by window (numpy's radix sort where the windows fit 16 bits)
@@ -512,9 +517,10 @@ def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str
                      f"{cut.events:,} interactions left out (--max-session-length)")
     if cut.longest >= SUSPECT_LENGTH:  # bots, or one id standing for many visitors
         who = "user" if opts.session_gap_ms is not None else "session"
-        progress.warn(f"sessions of up to {cut.longest:,} interactions (after removing repeats): bots, or a {who} id "
-                      "that stands for a missing value (NA, null, 0, -1: only empty ones are dropped)? Empty such ids "
-                      "to drop their events")
+        name = cut.longest_id.decode(errors="replace") if isinstance(cut.longest_id, bytes) else cut.longest_id
+        progress.warn(f"sessions of up to {cut.longest:,} interactions (after removing repeats; the longest is {who} "
+                      f"{name!r}): bots, or a {who} id that stands for a missing value (NA, null, 0, -1: only empty ones "
+                      "are dropped)? Empty such ids to drop their events")
     if n_long:  # a session id used again on other days makes one session of them all
         progress.warn(f"{n_long:,} session(s) last more than a day from their first to their last kept interaction (a "
                       f"session id used again on other days?); each is kept whole, in the {opts.window} window of its "
