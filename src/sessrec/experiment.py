@@ -398,10 +398,6 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
             if not info["n_eval_sessions"]:
                 log.warning("window %d: no session of its %s file has 2 items or more: nothing to evaluate "
                             "(its metrics are NaN, and it is left out of the averages over time)", t + 1, split)
-            elif info["n_eval_sessions"] < FEW_EVALUATED and main:
-                log.warning("window %d: %d evaluated session(s): its metrics move in steps of 1/%d, and it weighs in the "
-                            "averages over time as much as any window (the paper's unweighted mean)", t + 1,
-                            info["n_eval_sessions"], info["n_eval_sessions"])
             if pop is not None:
                 if cfg.no_incremental_training:  # counted on the model's own training windows, as --model pop does
                     pop = MostPopular(cfg, schema)
@@ -433,8 +429,22 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     if pop_aot and aot:
         printer(f"NDCG@{k} AOT: {run_label(cfg)} {aot[f'eval_/next-item/ndcg_at_{k}']:.4f} | "
                 f"most-popular {pop_aot[f'eval_/next-item/ndcg_at_{k}']:.4f}")
+    if main:
+        _warn_few_evaluated(writer.windows)
     printer(f"done in {elapsed:.1f}s; results in {out_dir}")
     return ExperimentResult(out_dir, writer.windows, aot, pop_aot, learner)
+
+
+def _warn_few_evaluated(windows: list[dict[str, Any]]) -> None:
+    """One warning, under the table, for the windows of fewer than ``FEW_EVALUATED`` evaluated sessions (those of
+    a resumed run's earlier invocations too): their metrics move in coarse steps, yet each weighs in the average
+    over time as much as a window of thousands."""
+    few = [(w["index"], w["n_eval_sessions"]) for w in windows if 0 < w["n_eval_sessions"] < FEW_EVALUATED]
+    if few:
+        shown = ", ".join(f"{index} ({n} session{'s' * (n > 1)})" for index, n in few[:10]) + (f", ... ({len(few)} in all)" if len(few) > 10 else "")
+        log.warning("window(s) with fewer than %d evaluated sessions: %s: their metrics move in steps of 1/n (n "
+                    "sessions), and each weighs in the averages over time as much as any window (the paper's "
+                    "unweighted mean)", FEW_EVALUATED, shown)
 
 
 def resume_state(out_dir: Path, cfg: ExperimentConfig, schema: Schema, world_size: int) -> dict[str, Any]:
