@@ -306,9 +306,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     print(f"{'rank':>4} {'item_id':>{width}} {'score':>10}")
     for rank, (item, score) in enumerate(zip(shown, res.scores[0]), 1):
         print(f"{rank:>4} {item:>{width}} {score:>10.4f}")
-    if res.unknown[0]:
-        # on stderr, beside the table a script reads; quoted, as the errors name ids (' 7' and '7 ' are two)
-        print(f"skipped {len(res.unknown[0])} item(s) unknown to the model: {listed(res.unknown[0], 5, repr)}",
+    # on stderr, beside the table a script reads; quoted, as the errors name ids (' 7' and '7 ' are two). A baseline's
+    # untrained items are in the catalog: they stay in the session, unlike the ids the catalog does not have
+    kept = [u for u in res.unknown[0] if rec.catalog is not None and rec.catalog.item.lookup(u) is not None]
+    skipped = [u for u in res.unknown[0] if u not in kept]
+    if skipped:
+        print(f"skipped {len(skipped)} item(s) unknown to the model: {listed(skipped, 5, repr)}", file=sys.stderr)
+    if kept:
+        print(f"kept {len(kept)} item(s) the model never trained on, which give it no evidence: {listed(kept, 5, repr)}",
               file=sys.stderr)
     return 0
 

@@ -135,7 +135,7 @@ def test_a_baseline_run_is_served_eager_with_the_original_ids(catalog_data, tmp_
 
 @pytest.mark.parametrize("model, params", [("gru4rec", "{layers: 16, n_epochs: 1, batch_size: 16, n_sample: 8}"),
                                            ("vsknn", "{k: 20}")])
-def test_a_baselines_untrained_items_are_named_unknown(catalog_data, tmp_path, model, params):
+def test_a_baselines_untrained_items_are_named_unknown(catalog_data, tmp_path, model, params, capsys):
     """An item of the catalog that the baseline never trained on gives it no evidence: such a session was answered
     with tied zero scores, arbitrary items, exit 0 and no word (QA helper-62); it is named in ``unknown`` as an id the
     catalog lacks is, refused with strict, and a session of such items alone has no item known to the model. It stays
@@ -165,3 +165,9 @@ def test_a_baselines_untrained_items_are_named_unknown(catalog_data, tmp_path, m
         answer = client.post("/recommend", json={"items": [old[0], new[0], old[1]], "k": 5}).json()
         assert answer["unknown"] == [new[0]] and answer["items"] == mixed.ids[0]
         assert client.post("/recommend", json={"items": new}).status_code == 422
+    # the command line tells the kept untrained item from the skipped id the catalog lacks (QA helper-64)
+    capsys.readouterr()
+    assert main(["recommend", "--model-dir", str(run), "--items", f"{old[0]},{new[0]},nope,{old[1]}", "-k", "5"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2:] == ["skipped 1 item(s) unknown to the model: 'nope'",
+                        f"kept 1 item(s) the model never trained on, which give it no evidence: {new[0]!r}"], err
