@@ -664,3 +664,26 @@ def test_events_options_that_cannot_both_act_are_refused_or_warned(tmp_path, cap
     rc, _, err = prepare(["events", "--input", str(path), *COLS, "--user-col", "user", "--repeats", "user", "--output",
                           str(tmp_path / "c")], capsys)
     assert rc == 0 and "--user-col has no effect" not in err
+
+
+def test_events_side_features_that_carry_nothing_or_look_like_ids_are_warned(tmp_path, capsys):
+    """A side column empty everywhere, one value everywhere, or a value per interaction (an event id passed as a
+    category) was prepared without a word: a feature that carries nothing, or an embedding row per event (QA
+    helper-63)."""
+    rows = _events(days=40)
+    n = len(rows)
+    path = _write(tmp_path / "log.parquet", {
+        "session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows], "ts": [int(t.timestamp()) for _, _, t in rows],
+        "empty": [None] * n, "shop": ["web"] * n, "event_id": [f"e{k}" for k in range(n)],
+        "brand": [f"b{i % 3}" for _, i, _ in rows], "price": [float(i) for _, i, _ in rows], "tax": [0.2] * n})
+    rc, _, err = prepare(["events", "--input", str(path), *COLS, "--categorical-cols", "empty", "shop", "event_id", "brand",
+                          "--continuous-cols", "price", "tax", "--output", str(tmp_path / "o")], capsys)
+    assert rc == 0, err
+    warned = [line.split("warning: ", 1)[1] for line in err.splitlines() if "warning: " in line]
+    assert "--categorical-cols empty: no value in the kept sessions (empty everywhere): it carries nothing" in warned, err
+    assert "--categorical-cols shop: 'web' on every interaction of the kept sessions: it carries nothing" in warned, err
+    assert any(w.startswith(f"--categorical-cols event_id: {n:,} distinct values over {n:,} interactions: an id or a "
+                            "time rather than a category?") for w in warned), err
+    assert ("--continuous-cols tax: the same value (or empty) on every interaction of the kept sessions: normalised, it "
+            "is 0 everywhere and carries nothing") in warned, err
+    assert not any("brand" in w or "price" in w for w in warned), err

@@ -48,7 +48,7 @@ def test_sessionize_gap_truncation_and_windows():
     assert sessions == [["i0", "i1"], ["i2", "i3", "i4"], ["i6", "i7"]]  # cut after 35 min idle, first 3 kept
     assert out["wkey"].unique().to_list() == [0]  # the last session starts at 23:59 of day 0
     assert out["pos"].to_list() == [0, 1, 0, 1, 2, 0, 1]
-    assert cut == Truncation(sessions=1, events=1, longest=4)  # i2..i5: one interaction left out
+    assert cut == Truncation(sessions=1, events=1, longest=4, longest_id="u")  # i2..i5: one left out
 
 
 def test_split_recipes():

@@ -619,9 +619,13 @@ def _age_log_days() -> pl.Expr:
     return ((pl.col("t") - pl.col("first_t")) / DAY_MS).clip(lower_bound=0.0).log1p()
 
 
-def recipe(cols: Columns, timezone: str) -> Recipe:
+def recipe(cols: Columns, timezone: str, progress: Progress | None = None) -> Recipe:
     def fit(lf: pl.LazyFrame, items: pl.DataFrame) -> dict:
         stats = {c: mean_std(lf, pl.col(f"x:{c}")) for c in cols.continuous}
+        flat = [c for c in cols.continuous if not stats[c][1]]
+        if flat and progress is not None:
+            progress.warn(f"--continuous-cols {' '.join(flat)}: the same value (or empty) on every interaction of the "
+                          "kept sessions: normalised, it is 0 everywhere and carries nothing")
         stats["age"] = mean_std(lf.join(items.lazy().select("item", "first_t"), on="item"), _age_log_days())
         return stats
 
@@ -635,7 +639,7 @@ def recipe(cols: Columns, timezone: str) -> Recipe:
     return Recipe(
         name="events",
         item=Categorical("item", "item_id", (ITEM_ID, LIST, CATEGORICAL, "item")),
-        categoricals=tuple(Categorical(f"c:{c}", c, (LIST, CATEGORICAL), unknown_slot=True) for c in cols.categorical),
+        categoricals=tuple(Categorical(f"c:{c}", c, (LIST, CATEGORICAL), unknown_slot=True, chosen=True) for c in cols.categorical),
         continuous=(*(Continuous(f"{c}_norm", (LIST, CONTINUOUS)) for c in cols.continuous),
                     Continuous("item_age_days_log_norm", ("item", LIST, CONTINUOUS)),
                     *(Continuous(n, cyc, -1.0, 1.0) for n in ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos"))),
@@ -686,7 +690,7 @@ def run(args, opts: Options) -> PrepareResult:
     _warn_dates_only(first, cols, progress)
     if args.timezone != "UTC":
         _warn_naive_times(first, cols, args.timezone, progress)
-    return prepare(recipe(cols, args.timezone), source(paths, cols), opts)
+    return prepare(recipe(cols, args.timezone, progress), source(paths, cols), opts)
 
 
 _OFFSET = re.compile(r"(Z|UTC|GMT|[+-]\d\d(:?\d\d)?)\s*$", re.IGNORECASE)  # the end of a time that says its zone

@@ -86,6 +86,7 @@ class Categorical:
     unknown_slot: bool = False  # id 1 = null, unknown or rare value; known values start at 2
     min_count: int = 1  # values seen fewer times map to the unknown id
     unknown_values: tuple = ()  # raw values that mean "unknown" (YOOCHOOSE category "0")
+    chosen: bool = False  # a column the user named (events): said when it carries nothing or looks like an id
 
 
 @dataclass(frozen=True)
@@ -630,7 +631,29 @@ def _fit(recipe: Recipe, store: SessionStore, kept: list[int], progress: Progres
     progress.say("fitting ids and feature statistics")
     with pl.Config(engine_affinity="streaming"):  # the recipe's queries too: memory of the aggregates, not the events
         items, encoders, max_ids = assign_ids(store.events_any_order(kept), recipe, store.integer_items)
+        _warn_flat_categoricals(recipe, int(items["n"].sum()), encoders, progress)
         return Fitted(items, encoders, max_ids, recipe.fit(store.events(kept), items))
+
+
+ID_LIKE = 0.5  # distinct values per interaction of a categorical feature above which it looks like an id or a time
+
+
+def _warn_flat_categoricals(recipe: Recipe, n_events: int, encoders: dict[str, pl.DataFrame], progress: Progress) -> None:
+    """Say which categorical features the user chose carry nothing (no value, or one value on every interaction), and
+    which have nearly a value per interaction (an event id or a time passed as a category: an embedding row per
+    interaction)."""
+    for cat in (c for c in recipe.categoricals if c.chosen):
+        table, column = encoders[cat.name], f"--categorical-cols {cat.name}"
+        if not table.height:
+            progress.warn(f"{column}: no value in the kept sessions (empty everywhere): it carries nothing")
+        elif table.height == 1 and int(table["n"].sum()) == n_events:
+            value = table[cat.source][0]
+            value = value.decode(errors="replace") if isinstance(value, bytes) else value
+            progress.warn(f"{column}: {value!r} on every interaction of the kept sessions: it carries nothing")
+        elif table.height >= 1000 and table.height >= ID_LIKE * n_events:
+            progress.warn(f"{column}: {table.height:,} distinct values over {n_events:,} interactions: an id or a time "
+                          "rather than a category? Each value gets an embedding row, trained on ~1 interaction, and "
+                          "values unseen in training are all one unknown id")
 
 
 # ---- step 4: windows -----------------------------------------------------------------------------
