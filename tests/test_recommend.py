@@ -327,6 +327,15 @@ def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path
     assert rec.recommend([[*items, 42, "042"]], k=3).unknown == [[42, "042"]]
     assert main(["recommend", "--model-dir", str(ckpt), "--items", "42", "--strict"]) == 2
     assert "1 unknown item(s): 42" in capsys.readouterr().err
+    # an id as a float column writes it: the error says how the catalog writes it (QA helper-61)
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", f"{items[0]}.0"]) == 2
+    assert capsys.readouterr().err == (f"sessrec: error: session 0: the session has no item known to the model (unknown: "
+                                       f"'{items[0]}.0') ('{items[0]}.0' is not how the catalog writes item {items[0]}: "
+                                       f"its ids are integers, matched as written; give {items[0]})\n")
+    assert main(["recommend", "--model-dir", str(ckpt), "--items", f"{items[1]},0{items[0]}"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"('0{items[0]}' is not how the catalog writes item "
+                                                              f"{items[0]}: its ids are integers, matched as written; "
+                                                              f"give {items[0]})")
     # --json: the answer as the server gives it, ids as they are (QA helper-53: a script could only parse the table)
     assert main(["recommend", "--model-dir", str(ckpt), "--items", ",".join(map(str, [*items, 42, "042"])),
                  "--timestamps", ",".join(map(str, [*rows[0]["timestamp"], 0, 0])), "-k", "3", "--exclude-seen",

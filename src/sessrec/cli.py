@@ -311,7 +311,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     kept = [u for u in res.unknown[0] if rec.catalog is not None and rec.catalog.item.lookup(u) is not None]
     skipped = [u for u in res.unknown[0] if u not in kept]
     if skipped:
-        print(f"skipped {len(skipped)} item(s) unknown to the model: {listed(skipped, 5, repr)}", file=sys.stderr)
+        hint = rec.catalog.item.written_otherwise(skipped) if rec.catalog is not None else ""
+        print(f"skipped {len(skipped)} item(s) unknown to the model: {listed(skipped, 5, repr)}{hint}", file=sys.stderr)
     if kept:
         print(f"kept {len(kept)} item(s) the model never trained on, which give it no evidence: {listed(kept, 5, repr)}",
               file=sys.stderr)

@@ -31,6 +31,14 @@ def test_numeric_ids_match_only_their_own_text():
     text = IdMap("item", {"00123": 1, "123": 2}, [None, "00123", "123"], np.zeros(3, dtype=np.int64), None, False)
     assert (text.lookup("00123"), text.lookup("123"), text.lookup(123), text.lookup(np.int64(123))) == (1, 2, 2, 2)
     assert text.lookup("123 ") is None
+    # the errors say which text spells an id otherwise ('214575551.0' from a pandas float column, QA helper-61)
+    for value in ["123.0", "00123", "+42", " 123", "1.23e2", "-7.000"]:
+        want = int(float(value))
+        assert m.written_otherwise(["nope", value]) == (f" ({value!r} is not how the catalog writes item {want}: its ids "
+                                                        f"are integers, matched as written; give {want})")
+    for values in (["12.5", "7", "1e999999999", "nan", "inf", "x"], [12.0, 99]):
+        assert m.written_otherwise(values) == ""
+    assert text.written_otherwise(["123.0"]) == ""
 
 
 def test_a_value_that_is_no_id_is_an_error_not_an_unknown_id():

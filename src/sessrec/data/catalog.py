@@ -19,6 +19,7 @@ when it sends them, else from the item table (see README "Serving").
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import numbers
@@ -156,6 +157,23 @@ class IdMap:
             value = str(value)
         return self.to_id.get(value)
 
+    def written_otherwise(self, values: Iterable[Any]) -> str:
+        """A hint for unknown values of an integer catalog: the first text that spells one of its ids in another way
+        (``'42.0'`` from a float column, ``'042'``, ``'+42'``), which is matched as written and so unknown; else ''."""
+        if not self.numeric:
+            return ""
+        for value in values:
+            if isinstance(value, str):
+                try:
+                    number = decimal.Decimal(value.strip())
+                except decimal.InvalidOperation:
+                    continue
+                if (number.is_finite() and number.adjusted() < 40 and number == number.to_integral_value()
+                        and int(number) in self.to_id):  # (an exponent of 1e9 would take int() minutes)
+                    return (f" ({value!r} is not how the catalog writes item {int(number)}: its ids are integers, "
+                            f"matched as written; give {int(number)})")
+        return ""
+
     @classmethod
     def read(cls, path: Path, name: str, unknown_id: int | None) -> IdMap:
         table = pq.read_table(path)
@@ -286,9 +304,9 @@ class Catalog:
             else:
                 unknown.append(raw)
         if unknown and strict:
-            raise unknown_items(unknown)
+            raise unknown_items(unknown, self.item.written_otherwise(unknown))
         if not n_known:
-            raise no_known_item(unknown)
+            raise no_known_item(unknown, self.item.written_otherwise(unknown))
         id_array = np.asarray(ids, dtype=np.int64)
         out: dict[str, np.ndarray] = {}
         times = None
@@ -355,16 +373,17 @@ def _first_ids(unknown: Sequence[Any]) -> str:
     return listed(unknown, 5, repr)
 
 
-def no_known_item(unknown: Sequence[Any]) -> NoKnownItem:
-    """The error of a session left without items: the ids that were not known, if any."""
+def no_known_item(unknown: Sequence[Any], hint: str = "") -> NoKnownItem:
+    """The error of a session left without items: the ids that were not known, if any (and ``hint``, see
+    :meth:`IdMap.written_otherwise`)."""
     if not unknown:
         return NoKnownItem("the session has no items")
-    return NoKnownItem(f"the session has no item known to the model (unknown: {_first_ids(unknown)})")
+    return NoKnownItem(f"the session has no item known to the model (unknown: {_first_ids(unknown)}){hint}")
 
 
-def unknown_items(unknown: Sequence[Any]) -> SessrecError:
+def unknown_items(unknown: Sequence[Any], hint: str = "") -> SessrecError:
     """The error of a strict request with items the model does not know."""
-    return SessrecError(f"{len(unknown)} unknown item(s): {_first_ids(unknown)}")
+    return SessrecError(f"{len(unknown)} unknown item(s): {_first_ids(unknown)}{hint}")
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
