@@ -19,7 +19,7 @@ def _resume_and_compare(out, straight_run, quiet=True):
     assert leftovers(out) == []
 
 
-def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp_path, straight_run):
+def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp_path, straight_run, caplog):
     out, mark = tmp_path / "run", tmp_path / "mark"
     child = start_child(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)], PAUSE_AT_STEP="8", MARK=str(mark))
     wait_for(mark, child)  # before step 3 of window 2
@@ -32,6 +32,16 @@ def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp
     assert meta["trained_window"] == 1 and meta["in_window"] == {"window": 2, "where": "after step 3 of 6", "fit": None}
     assert [x["step"] for x in train_history(out)] == list(range(1, 10))  # the current step ended before the stop
     assert (out / "checkpoint-0001").is_dir()  # numbered checkpoints stay window boundaries
+    # loading it says the model is partly trained, naming the checkpoint (the server named its temporary copy)
+    from sessrec.recommend import Recommender
+    from sessrec.serve.models import load_served
+
+    want = f"checkpoint {out / 'checkpoint-last'} was saved by a run stopped inside window 2 (after step 3 of 6)"
+    for load in (lambda: Recommender.load(out), lambda: load_served(out / "checkpoint-last", "eager", 1)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            load()
+        assert want in caplog.text and "sessrec-serve-" not in caplog.text, caplog.text
     _resume_and_compare(out, straight_run)
 
 

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from sessrec.config import ExperimentConfig
 from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
@@ -201,15 +202,7 @@ class Recommender:
     def load(cls, path: str | Path, device: str = "cpu") -> Recommender:
         """Rebuild the learner from ``config.yaml`` and ``schema.pbtxt``, load ``model.safetensors``
         and the catalog when the checkpoint has one."""
-        from sessrec.checkpoint import (
-            DamagedCheckpoint,
-            load_learner_state,
-            model_checkpoint,
-            model_window,
-            read_checkpoint,
-            rng_state,
-            set_rng_state,
-        )
+        from sessrec.checkpoint import DamagedCheckpoint, model_checkpoint, read_checkpoint
 
         path, run_dir = model_checkpoint(Path(path))  # a run folder: its newest checkpoint
         if run_dir is not None:
@@ -219,9 +212,19 @@ class Recommender:
         except DamagedCheckpoint as e:
             raise SessrecError(f"{e}; load another checkpoint of the run (an older checkpoint-NNNN, kept with "
                                "--keep-checkpoints N) or train the model again") from None
+        return cls.from_checkpoint(path, cfg, schema, meta, device)
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, cfg: ExperimentConfig, schema: Schema, meta: dict[str, Any],
+                        device: str = "cpu", shown: Path | None = None) -> Recommender:
+        """:meth:`load` of a checkpoint already read (and verified) by :func:`sessrec.checkpoint.read_checkpoint`;
+        ``shown`` names it in messages where ``path`` is a copy of it (the server loads a copy)."""
+        from sessrec.checkpoint import load_learner_state, model_window, rng_state, set_rng_state
+
+        shown = shown or path
         if "in_window" in meta and model_window(meta) == meta["trained_window"]:  # stopped while training
             log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
-                        "on that window", path, meta["in_window"]["window"], meta["in_window"]["where"])
+                        "on that window", shown, meta["in_window"]["window"], meta["in_window"]["where"])
         cfg.device, cfg.quiet = device, True
         outside = rng_state()  # building a learner seeds the global RNGs; leave the caller's alone
         try:
@@ -231,11 +234,11 @@ class Recommender:
         if not meta["learners"].get("model"):
             why = ("it was saved by an earlier sessrec, which saved none for it: run it again with this version"
                    if hasattr(learner, "state_dict") else "it has no state_dict() to save (see sessrec.learners.Learner)")
-            raise SessrecError(f"checkpoint {path} holds no model of model_type '{cfg.model_type}': {why}")
+            raise SessrecError(f"checkpoint {shown} holds no model of model_type '{cfg.model_type}': {why}")
         try:
             learner.load_state_dict(load_learner_state(path, "model", weights_only=True))
         except SessrecError as e:
-            raise SessrecError(f"checkpoint {path}: {e}") from None
+            raise SessrecError(f"checkpoint {shown}: {e}") from None
         return cls(learner, schema, cfg.session_seq_length_max, cfg.per_device_eval_batch_size, Catalog.load(path))
 
     @functools.cached_property

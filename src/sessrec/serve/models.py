@@ -104,8 +104,9 @@ def load_served(folder: Path, backend: str, version: int, device: str = "cpu", n
             raise SessrecError(f"cannot read checkpoint {folder}: {e}") from None
         digest = manifest_digest(copy) or ""
         try:
-            cfg, _, meta = read_checkpoint(copy)
-            rec = Recommender.load(copy, device=device)
+            cfg, schema, meta = read_checkpoint(copy)
+            rec = Recommender.from_checkpoint(copy, dataclasses.replace(cfg), schema, meta, device,
+                                              shown=folder)
         except SessrecError as e:
             raise SessrecError(str(e).replace(str(copy), str(folder))) from None  # name the folder, not the copy
         if num_threads > 0:
