@@ -218,6 +218,21 @@ def test_a_stop_in_a_progress_bar_is_said_on_a_line_of_its_own(stop, capsys):
     assert "3/10" in err and "\nsessrec: " in err and err.split("\n")[-2].startswith("sessrec: "), repr(err)
 
 
+def test_progress_bars_draw_on_a_terminal_only(tiny_data, tmp_path):
+    """Into a log file a bar wrote carriage-return redraws (10 a second), and the next line went on after its text:
+    ``reading: 0.00 events [00:00, ? events/s]    sessrec: error: a.tsv, line 11: ...`` (QA helper-65)."""
+    bad = tmp_path / "a.csv"
+    bad.write_text("session,item,ts\ns1,i1,1710316800\ns1,i2,\n")
+    for argv in (["prepare", "events", "--input", str(bad), "--session-col", "session", "--item-col", "item",
+                  "--time-col", "ts", "-o", str(tmp_path / "p")],
+                 ["run", "--data-path", str(tiny_data), "-o", str(tmp_path / "r"), "--model", "gru4rec",
+                  "--baseline-params", "{n_epochs: 1, layers: 8, batch_size: 8, n_sample: 4}",
+                  "--final-time-window-index", "2"]):
+        proc = subprocess.run([sys.executable, "-m", "sessrec", *argv], capture_output=True, timeout=300)  # bytes: text
+        assert b"\r" not in proc.stderr and b"\r" not in proc.stdout, proc.stderr[-300:]  # mode reads \r as \n
+    assert proc.returncode == 0 and b"done in" in proc.stdout, proc.stderr
+
+
 def test_outputs_that_are_files_are_named(tmp_path, capsys):
     a_file = tmp_path / "results.csv"
     a_file.write_text("keep me")

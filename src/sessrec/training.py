@@ -211,7 +211,7 @@ class NeuralLearner:
         self.model.train()
         start = time.perf_counter()
         bar = tqdm(total=total, initial=p.step, desc=f"window {window:>4} train", unit="step",
-                   disable=cfg.quiet or not group.is_main, leave=False, dynamic_ncols=True)
+                   disable=True if cfg.quiet or not group.is_main else None, leave=False, dynamic_ncols=True)
         size = self.batch_size
         signum = group.stop_signal()  # then after each step, with the loss: every process stops at the same step
         while p.step < total:

@@ -503,7 +503,7 @@ class GRU4Rec:
         log_support = torch.log(support.clamp(min=1.0)) if p.logq else None
         self.net.train()
         start, steps, loss = time.perf_counter(), 0, float("nan")
-        bar = tqdm(range(p.n_epochs), desc=f"window {window:>4} gru4rec", unit="epoch", disable=self.cfg.quiet,
+        bar = tqdm(range(p.n_epochs), desc=f"window {window:>4} gru4rec", unit="epoch", disable=True if self.cfg.quiet else None,
                    leave=False, dynamic_ncols=True)
         for epoch in bar:
             order = self.order_rng.permutation(len(lengths)) if p.train_random_order else base_order

@@ -177,7 +177,7 @@ class Progress:
         print(f"[prepare {self.name}] warning: {text}", file=sys.stderr, flush=True)
 
     def bar(self, iterable: Iterable | None = None, **kw) -> tqdm:
-        return tqdm(iterable, disable=self.quiet, file=sys.stderr, dynamic_ncols=True, leave=False, **kw)
+        return tqdm(iterable, disable=True if self.quiet else None, file=sys.stderr, dynamic_ncols=True, leave=False, **kw)
 
 
 @dataclass(frozen=True)

@@ -778,7 +778,7 @@ class _Monitor:
         self.plan, self.printer, self.pop, self.out, self.started = plan, printer, pop, out, time.time()
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.bar = tqdm(total=plan.target, initial=min(_finished(study), plan.target), desc="trials", unit="trial",
-                        disable=quiet, leave=False, dynamic_ncols=True)
+                        disable=True if quiet else None, leave=False, dynamic_ncols=True)
 
     def __call__(self, study, trial=None) -> None:
         from tqdm.auto import tqdm
