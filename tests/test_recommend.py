@@ -311,6 +311,35 @@ def test_a_model_of_prepared_data_answers_in_original_ids(catalog_data, catalog_
     assert now.unknown == [[]] and set(now.ids[0]) <= set(rec.catalog.item.raw[1:])
 
 
+def test_numpy_values_and_generators_are_taken_as_lists_are(catalog_data, catalog_run):
+    """numpy times (np.int64, float32) and feature values were refused as "not numbers", a generator of times was a
+    TypeError from len() (QA helper-66)."""
+    rec = Recommender.load(catalog_run / "checkpoint-last")
+    rows, _ = written_sessions(catalog_data, rec, 2)
+    items, times = rec.catalog.decode(rows[0]["item_id"]), [int(x) for x in rows[0]["timestamp"]]
+    prices = [0.5 + i for i in range(len(items))]
+    want = rec.recommend([{"items": items, "timestamps": times, "features": {"price_norm": prices}}], k=5)
+    for given_times, given_prices in [(np.array(times), np.array(prices, dtype=np.float32)),
+                                      (np.array(times, dtype=np.float32), [np.float32(p) for p in prices]),
+                                      ((t for t in times), (p for p in prices)), (tuple(times), tuple(prices))]:
+        got = rec.recommend([{"items": items, "timestamps": given_times, "features": {"price_norm": given_prices}}], k=5)
+        assert got.ids == want.ids, (given_times, given_prices)
+    for bad, message in [({"timestamps": 5}, "session 0: timestamps must be a list of values"),
+                         ({"timestamps": [True] * len(items)}, "timestamps must be numbers"),
+                         ({"features": [1.0]}, "session 0: features must map feature names to lists of values"),
+                         ({"features": {"price_norm": 0.5}}, "session 0: features.price_norm must be a list of values")]:
+        with pytest.raises(SessrecError, match=message):
+            rec.recommend([{"items": items, **bad}], k=5)
+
+
+def test_load_refuses_a_device_or_path_it_cannot_take(catalog_run):
+    """A deep torch RuntimeError (``device="gpu"``) and a pathlib TypeError (a number for the path) (QA helper-66)."""
+    with pytest.raises(SessrecError, match=r"device must be auto, cpu, cuda or cuda:N \(got 'gpu'\)"):
+        Recommender.load(catalog_run, device="gpu")
+    with pytest.raises(SessrecError, match=r"path must be a run or checkpoint folder \(got 5\)"):
+        Recommender.load(5)
+
+
 def test_recommend_command_with_original_ids(catalog_data, catalog_run, tmp_path, capsys, caplog):
     ckpt = catalog_run / "checkpoint-last"
     rec = Recommender.load(ckpt)

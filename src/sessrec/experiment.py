@@ -188,7 +188,8 @@ def run_experiment(cfg: ExperimentConfig, printer=print,
     SIGTERM / SIGINT stop it at the next safe point with a checkpoint, raising
     :class:`sessrec.stopping.RunInterrupted` (README "Faults").
     ``on_window(evaluated window, averages over time so far)`` is called after each window (the
-    tuner reports to its pruner there; an exception it raises stops the run).
+    tuner reports to its pruner there; an exception it raises stops the run). ``printer`` takes the
+    table's lines; the progress bars (on a terminal) are turned off by ``cfg.quiet``.
 
     Under torchrun every process calls this (README "Distributed training"): they train one
     model with ``DistributedDataParallel`` on their shares of each batch, evaluate their shares

@@ -10,11 +10,13 @@ sessions and answers are then in the original item ids, and side features come f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import logging
 import math
 import numbers
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import pyarrow.parquet as pq
 import torch
 
 from sessrec.config import ExperimentConfig
-from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, model_floats, no_known_item
+from sessrec.data.catalog import Catalog, Encoded, NoKnownItem, is_number, model_floats, no_known_item
 from sessrec.data.loader import Batch, load_sessions
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, check_output_file, read_parquet
@@ -204,6 +206,8 @@ class Recommender:
         and the catalog when the checkpoint has one."""
         from sessrec.checkpoint import DamagedCheckpoint, model_checkpoint, read_checkpoint
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise SessrecError(f"path must be a run or checkpoint folder (got {path!r})")
         path, run_dir = model_checkpoint(Path(path))  # a run folder: its newest checkpoint
         if run_dir is not None:
             log.info("%s is a run folder: loading its newest checkpoint that verifies, %s", run_dir, path.name)
@@ -225,7 +229,7 @@ class Recommender:
         if "in_window" in meta and model_window(meta) == meta["trained_window"]:  # stopped while training
             log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
                         "on that window", shown, meta["in_window"]["window"], meta["in_window"]["where"])
-        cfg.device, cfg.quiet = device, True
+        cfg = dataclasses.replace(cfg, device=device, quiet=True).validate()  # a copy, the device checked
         outside = rng_state()  # building a learner seeds the global RNGs; leave the caller's alone
         try:
             learner = build_learner(cfg, schema)
@@ -336,6 +340,12 @@ class Recommender:
         else:
             items, times, feats = session, None, None
         items = _values(items, where, "items")
+        if times is not None:  # a generator or an array too, as for items
+            times = _values(times, where, "timestamps")
+        if feats is not None:
+            if not isinstance(feats, Mapping):
+                raise SessrecError(f"{where}features must map feature names to lists of values (got {feats!r})")
+            feats = {name: _values(values, where, f"features.{name}") for name, values in feats.items()}
         try:
             if self.catalog is not None:
                 return self.catalog.encode(items, self.input_names, times, feats, strict, now, self.known_items)
@@ -365,11 +375,11 @@ class Recommender:
             if len(values) != len(items):
                 raise SessrecError(f"features.{name} has {len(values)} values for {len(items)} items")
             spec = self.schema[name]
-            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in values):
+            if any(not is_number(v) or not np.isfinite(v) for v in values):
                 raise SessrecError(f"features.{name} must hold finite numbers")
             if spec.is_categorical:
                 card = spec.cardinality or 0
-                if any(not isinstance(v, int) or not 0 <= v < card for v in values):
+                if any(not isinstance(v, numbers.Integral) or not 0 <= v < card for v in values):
                     raise SessrecError(f"features.{name} must hold ids 0..{card - 1}")
             out[name] = (np.asarray(values, dtype=np.int64) if spec.is_categorical else np.asarray(values, dtype=np.float64)
                          if spec.is_time else model_floats(name, values))

@@ -189,6 +189,19 @@ def test_vstan_lambda_idf_false_is_off():
     close(off, {1: a * exp(-2), 3: a + c * exp(-1)})
 
 
+@pytest.mark.parametrize("model, params, reads_time", [
+    ("vsknn", {}, False), ("vsknn", {"weighting_time": True}, True), ("stan", {}, True),
+    ("stan", {"lambda_snh": False}, False), ("vstan", {}, True), ("vstan", {"lambda_snh": None}, False)])
+def test_a_knn_method_that_ignores_the_query_time_scores_from_item_ids_alone(model, params, reads_time):
+    """V-SkNN without weighting_time never reads the query's time, yet a session had to come with timestamps to be
+    recommended for (QA helper-66); the times still order the stored sessions."""
+    lrn = learner(model, {"k": 100, **params}, TRAIN, DAYS)
+    assert lrn.input_names == ["item", "t"]
+    assert getattr(lrn, "scoring_names", lrn.input_names) == (["item", "t"] if reads_time else ["item"])
+    if not reads_time:  # the same scores with and without the query's time
+        np.testing.assert_array_equal(scores(lrn, [[2, 3]], [5 * DAY]), scores(lrn, [[2, 3]]))
+
+
 def test_repeated_items_use_their_last_position():
     # prefix [3, 1, 3] (L = 3): 3 last at position 3, 1 at 2. V-SkNN div weights 3 -> 1, 1 -> 2/3,
     # 2 distinct items: sim A = (1 + 2/3)/2 = 5/6, C = 1/2; step 1 for both (3 is last).

@@ -308,9 +308,11 @@ def finish(scores: np.ndarray, seen: np.ndarray) -> torch.Tensor:
 
 
 class Scorer(Protocol):
-    """One kNN method: item scores ``[B, n_items]`` (float64) of the next item of each query."""
+    """One kNN method: item scores ``[B, n_items]`` (float64) of the next item of each query; ``reads_time``: whether
+    they depend on the query's time (``query_time``), for recommending from item ids alone where they do not."""
 
     name: str
+    reads_time: bool
 
     def item_scores(self, store: SessionStore, q: Encoded, query_time: np.ndarray | None) -> np.ndarray: ...
 
@@ -327,6 +329,8 @@ class KnnLearner:
         tf = time_feature(schema)
         self.time_key = tf.name if tf is not None else None
         self.input_names = [self.item_key] + ([self.time_key] if self.time_key else [])
+        if not scorer.reads_time:  # the times order the stored sessions only
+            self.scoring_names = [self.item_key]
         self.store = SessionStore(self.n_items)
         self._divisor: float | None = None
         self._next_order = 0.0

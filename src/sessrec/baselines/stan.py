@@ -111,6 +111,10 @@ class STAN:
     def name(self) -> str:
         return self.p.model
 
+    @property
+    def reads_time(self) -> bool:
+        return self.p.on("lambda_snh") is not None
+
     def item_scores(self, store: knn.SessionStore, q: Encoded, query_time: np.ndarray | None) -> np.ndarray:
         p = self.p
         vstan = isinstance(p, VSTANParams)

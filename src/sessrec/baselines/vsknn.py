@@ -132,6 +132,10 @@ class VSKNN:
     seed: int  # of the random sampling of candidates (knn.candidates)
     name: str = NAME
 
+    @property
+    def reads_time(self) -> bool:
+        return self.p.weighting_time
+
     def item_scores(self, store: knn.SessionStore, q: Encoded, query_time: np.ndarray | None) -> np.ndarray:
         p = self.p
         s, inside = (q, None) if p.last_n_clicks is None else last_clicks(q, p.last_n_clicks)

@@ -390,16 +390,21 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FIRST_YEAR_S = -62_104_060_800  # 0002-01-01 in epoch seconds: a day's margin for the zones west of UTC
 
 
+def is_number(value: Any) -> bool:
+    """A real number: Python's or numpy's (``np.int64``, ``np.float32``), not a boolean."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def model_floats(name: str, values: Sequence[Any]) -> np.ndarray:
     """A continuous feature's values sent by a client, as the model's float32; NaN, infinities and numbers beyond
     float32 (they would become infinities) are refused."""
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= FLOAT32_MAX for v in values):
+    if any(not is_number(v) or not abs(v) <= FLOAT32_MAX for v in values):
         raise SessrecError(f"features.{name} must hold finite numbers (within float32, |x| <= {FLOAT32_MAX:.4g})")
     return np.asarray(values, dtype=np.float32)
 
 
 def _timestamps(values: list[Any]) -> np.ndarray:
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+    if not all(map(is_number, values)):
         raise SessrecError("timestamps must be numbers (epoch seconds)")
     out = np.asarray(values, dtype=np.float64)
     # prepare reads the years 1-9999; beyond the year 5000 a time is almost surely milliseconds

@@ -105,8 +105,7 @@ def load_served(folder: Path, backend: str, version: int, device: str = "cpu", n
         digest = manifest_digest(copy) or ""
         try:
             cfg, schema, meta = read_checkpoint(copy)
-            rec = Recommender.from_checkpoint(copy, dataclasses.replace(cfg), schema, meta, device,
-                                              shown=folder)
+            rec = Recommender.from_checkpoint(copy, cfg, schema, meta, device, shown=folder)
         except SessrecError as e:
             raise SessrecError(str(e).replace(str(copy), str(folder))) from None  # name the folder, not the copy
         if num_threads > 0:
