@@ -337,3 +337,45 @@ def test_baseline_params_written_another_way_are_the_same_config():
         "baseline_params: {'layers': 24} -> {'layers': 32}"]
     assert config_differences(gru({"layers": 24}), gru({"layerz": 24})) == [
         "baseline_params: {'layers': 24} -> {'layerz': 24}"]
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda d: (d / "catalog-items.parquet").unlink(), "catalog-items.parquet"),
+    (lambda d: (d / "catalog-map-item_id.parquet").write_bytes((d / "catalog-map-item_id.parquet").read_bytes()[:200]),
+     "catalog-map-item_id.parquet"),
+    (lambda d: (d / "catalog.json").write_text("{bad"), "catalog.json"),
+])
+def test_a_damaged_catalog_stops_the_run_before_the_folder_is_touched(catalog_data, catalog_run, tmp_path, capsys,
+                                                                      damage, named):
+    """An overwriting run deleted the old run's checkpoints, then failed copying a missing catalog file ("cannot write
+    .catalog.tmp: the result files are intact"); a truncated map was copied as it was, and the run's model could never
+    be loaded from original ids (QA helper-67)."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(catalog_data, data)
+    shutil.copytree(catalog_run, run, symlinks=True)
+    damage(data)
+    before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
+    assert main(["run", "--data-path", str(data), "-o", str(run), "--overwrite-output-dir", "--d-model", "16",
+                 "--n-layer", "1", "--n-head", "2", "--max-steps", "2", "--final-time-window-index", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sessrec: error: cannot read the catalog") and named in err and err.count("\n") == 1, err
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before
+
+
+def test_an_overwriting_run_that_fails_leaves_no_results_of_the_old_one(tiny_data, tmp_path, capsys):
+    """The old run's results.json and eval files stayed beside the new run's config.yaml, and `sessrec report` showed
+    them as the new run's, done (QA helper-67)."""
+    run = tmp_path / "run"
+    args = ["--data-path", str(tiny_data), "-o", str(run), "--d-model", "16", "--n-layer", "1", "--n-head", "2",
+            "--max-steps", "2", "--final-time-window-index", "3", "--quiet"]
+    assert main(["run", *args]) == 0
+    assert (run / "results.json").is_file() and (run / "eval_train_results.csv").is_file()
+    assert main(["run", *args, "--overwrite-output-dir", "--model-type", "gpt2", "--task", "clm", "--learning-rate",
+                 "1e10"]) == 2
+    assert "the training loss is" in capsys.readouterr().err
+    left = {p.name for p in run.iterdir()}
+    assert not left & {"results.json", "eval_train_results.csv", "eval_results_over_time.txt",
+                       "eval_results_avg_over_time.txt", "train_results_over_time.txt"}, left
+    assert "gpt2" in (run / "config.yaml").read_text()
+    assert main(["report", str(run), "-o", str(tmp_path / "report")]) == 0
+    assert "| GPT-2 (CLM) | 1 | 0 of 2 (stopped) | - |" in capsys.readouterr().out

@@ -39,6 +39,7 @@ from sessrec.checkpoint import (
     snapshot_catalog,
 )
 from sessrec.config import ExperimentConfig, inert_with_protocol, set_but_inert
+from sessrec.data.catalog import Catalog
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
@@ -273,6 +274,7 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     specs = [f for f in schema.features if f.name in names]
     files = data_files(cfg, data_path, start, final)
     group.on_main(lambda: check_data(files, schema, specs))  # before anything is written
+    group.on_main(lambda: _check_catalog(data_path, schema))
     sizes = data_sizes(files, data_path)
 
     made = group.on_main(lambda: prepare_output_dir(cfg))
@@ -446,6 +448,14 @@ def _warn_few_evaluated(windows: list[dict[str, Any]]) -> None:
         log.warning("window(s) with fewer than %d evaluated sessions: %s: their metrics move in steps of 1/n (n "
                     "sessions), and each weighs in the averages over time as much as any window (the paper's "
                     "unweighted mean)", FEW_EVALUATED, shown)
+
+
+def _check_catalog(data_path: Path, schema: Schema) -> None:
+    """Read the data's catalog whole before the output folder is touched: a missing or damaged file stopped an
+    overwriting run after its old checkpoints were deleted, or made a model nobody could load from original ids."""
+    catalog = Catalog.load(data_path)
+    if catalog is not None:
+        catalog.check_ids(schema.n_items)
 
 
 def resume_state(out_dir: Path, cfg: ExperimentConfig, schema: Schema, world_size: int) -> dict[str, Any]:

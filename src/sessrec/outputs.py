@@ -82,6 +82,10 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
+RESULT_FILES = ("results.json", "eval_train_results.csv", "eval_results_over_time.txt", "train_results_over_time.txt",
+                "eval_results_avg_over_time.txt")
+
+
 class OutputWriter:
     """Accumulates per-window results in memory and rewrites the result files atomically. With
     ``files=False`` it keeps the results in memory only (the processes of a distributed run but
@@ -100,6 +104,9 @@ class OutputWriter:
         self._dllog("PARAMETER", self._parameters())
         if resuming or not files:
             return  # restore() rewrites every file, and cuts history.jsonl back to the checkpoint
+        for name in RESULT_FILES:  # an overwritten run's: they read as this run's results until its first window
+            with writing(out_dir / name):
+                (out_dir / name).unlink(missing_ok=True)
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
         with writing(out_dir / "history.jsonl"):
             (out_dir / "history.jsonl").write_text("")

@@ -196,9 +196,8 @@ class Recommender:
         self.max_len = max_len
         self.batch_size = batch_size
         self.catalog = catalog
-        if catalog is not None and len(catalog.item.raw) > schema.n_items:
-            raise SessrecError(f"the catalog in {catalog.folder} has item ids up to {len(catalog.item.raw) - 1}, "
-                               f"the model only up to {schema.n_items - 1}: they come from different data")
+        if catalog is not None:
+            catalog.check_ids(schema.n_items)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Recommender:

@@ -230,12 +230,24 @@ class Catalog:
         if not (folder / META).is_file():
             return None
         meta = _read_meta(folder)
+        path = folder / META
         try:
-            maps = {name: IdMap.read(folder / m["file"], name, m.get("unknown_id")) for name, m in meta["maps"].items()}
-            items = pq.read_table(folder / meta["items"])
-        except (OSError, pa.ArrowInvalid, KeyError) as e:
-            raise SessrecError(f"cannot read the catalog in {folder}: {e}") from None
+            maps = {}
+            for name, m in meta["maps"].items():
+                path = folder / m["file"]
+                maps[name] = IdMap.read(path, name, m.get("unknown_id"))
+            path = folder / meta["items"]
+            items = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid, KeyError, TypeError) as e:
+            cause = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SessrecError(f"cannot read the catalog file {path}: {cause}") from None
         return cls(folder, meta, maps, items)
+
+    def check_ids(self, n_items: int) -> None:
+        """Refuse a catalog with more item ids than a model (or a data schema) of ``n_items`` ids: other data's."""
+        if len(self.item.raw) > n_items:
+            raise SessrecError(f"the catalog in {self.folder} has item ids up to {len(self.item.raw) - 1}, the model "
+                               f"only up to {n_items - 1}: they come from different data")
 
     @property
     def n_items(self) -> int:
