@@ -233,6 +233,21 @@ def test_progress_bars_draw_on_a_terminal_only(tiny_data, tmp_path):
     assert proc.returncode == 0 and b"done in" in proc.stdout, proc.stderr
 
 
+@pytest.mark.parametrize("flags, line", [
+    # 800 TB: beyond any machine's address space, so it fails at once whatever the memory overcommit policy
+    (["--d-model", str(10**12), "--n-head", "1"], "cannot build model_type xlnet: out of memory ("),
+    (["--d-model", "16", "--n-head", "1", "--model-config", "{d_inner: -4}"],
+     "cannot build model_type xlnet: a size is negative (Trying to create tensor with negative dimension -4"),
+])
+def test_a_model_torch_cannot_build_is_one_line_and_no_folder(tiny_data, tmp_path, capsys, flags, line):
+    """Deep torch tracebacks, exit 1 (QA helper-67)."""
+    out = tmp_path / "run"
+    assert main(["run", "--data-path", str(tiny_data), "-o", str(out), "--n-layer", "1", "--max-steps", "1",
+                 "--final-time-window-index", "2", "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sessrec: error: {line}") and err.count("\n") == 1 and not out.exists(), err
+
+
 def test_outputs_that_are_files_are_named(tmp_path, capsys):
     a_file = tmp_path / "results.csv"
     a_file.write_text("keep me")

@@ -52,6 +52,16 @@ def test_yaml_round_trip(tmp_path):
     ({"adam_epsilon": 0.0}, r"adam_epsilon must be > 0"),
     ({"seed": -1}, r"seed must be between 0 and 4294967295 \(got -1\)"),
     ({"seed": 2**70}, r"seed must be between 0 and 4294967295"),
+    # QA helper-67: a torch traceback (initializer_range), all-NaN metrics (session_seq_length_max 1), or no word
+    ({"initializer_range": -1.0}, r"initializer_range must be >= 0 \(got -1.0\)"),
+    ({"session_seq_length_max": 1}, r"session_seq_length_max must be >= 2: a session is read as an item and the next"),
+    ({"warmup_ratio": 2.0}, r"warmup_ratio must be in \[0, 1\] \(got 2.0\)"),
+    ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
+    ({"num_threads": -3}, r"num_threads must be >= 0"),
+    ({"logging_steps": -1}, r"logging_steps must be >= 0"),
+    ({"eval_steps_on_train_set": -1}, r"eval_steps_on_train_set must be >= 0"),
+    ({"top_ks": [10, 10]}, r"top_ks names a cut-off twice \(got \[10, 10\]\)"),
+    ({"sampled_softmax_max_n_samples": 0}, r"sampled_softmax_max_n_samples must be >= 1"),
 ])
 def test_validation(values, match):
     with pytest.raises(SessrecError, match=match):

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,26 @@ def test_unparsable_schema_names_the_file(tmp_path):
         load_schema(bad)
     with pytest.raises(SessrecError, match="not found"):
         load_schema(tmp_path / "missing.pbtxt")
+
+
+@pytest.mark.parametrize("domain, line", [
+    ("max: abc", "int_domain max must be an integer (got 'abc')"),
+    ("max: 2.5", "int_domain max must be an integer (got 2.5)"),
+    ("max: -3", "int_domain max -3 is not an id between 0 and 2147483646"),
+    ("max: 300000000000", "int_domain max 300000000000 is not an id between 0 and 2147483646"),
+    ("max: 0", "a categorical feature needs int_domain max >= 1"),
+])
+def test_a_domain_no_model_can_be_built_from_is_one_line(domain, line):
+    """They were tracebacks: from int() ('abc'), from torch allocating a negative or a 19 TB table (QA helper-67)."""
+    text = (f'feature {{ name: "item" type: INT int_domain {{ min: 1 {domain} is_categorical: true }} '
+            'annotation { tag: "item_id" tag: "list" tag: "categorical" } }')
+    with pytest.raises(SessrecError, match=re.escape(f"schema <text>: feature 'item': {line}")):
+        parse_pbtxt(text)
+    with pytest.raises(SessrecError, match="value_count max must be a whole number >= 1 \\(got 0\\)"):
+        parse_pbtxt('feature { name: "item" type: INT value_count { max: 0 } int_domain { max: 9 } '
+                    'annotation { tag: "item_id" tag: "categorical" } }')
+    with pytest.raises(SessrecError, match=re.escape("float_domain min must be a number (got 'x')")):
+        parse_json(json.dumps({"feature": [{"name": "p", "type": "FLOAT", "float_domain": {"min": "x"}}]}))
 
 
 def test_json_schema(tmp_path):

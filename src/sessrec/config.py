@@ -295,6 +295,16 @@ class ExperimentConfig:
                      "session_seq_length_max", "time_window_folder_pad_digits", "compute_metrics_each_n_steps", "ddp_timeout"):
             if getattr(self, name) < 1:
                 raise SessrecError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.session_seq_length_max < 2:
+            raise SessrecError(f"session_seq_length_max must be >= 2: a session is read as an item and the next one to "
+                               f"predict (got {self.session_seq_length_max})")
+        for name in ("warmup_steps", "num_threads", "logging_steps", "eval_steps_on_train_set", "initializer_range"):
+            if getattr(self, name) < 0:
+                raise SessrecError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise SessrecError(f"warmup_ratio must be in [0, 1] (got {self.warmup_ratio})")
+        if self.sampled_softmax_max_n_samples < 1:
+            raise SessrecError(f"sampled_softmax_max_n_samples must be >= 1 (got {self.sampled_softmax_max_n_samples})")
         if self.start_time_window_index < 1:
             raise SessrecError(f"start_time_window_index must be >= 1 (got {self.start_time_window_index})")
         if self.final_time_window_index is not None and self.final_time_window_index <= self.start_time_window_index:
@@ -329,6 +339,8 @@ class ExperimentConfig:
             raise SessrecError("num_train_epochs must be > 0 (or set max_steps)")
         if not self.top_ks or any(not isinstance(k, int) or k < 1 for k in self.top_ks):
             raise SessrecError(f"top_ks must be a list of positive integers (got {self.top_ks})")
+        if len(set(self.top_ks)) < len(self.top_ks):
+            raise SessrecError(f"top_ks names a cut-off twice (got {self.top_ks})")
         if self.training_time_window_size < 0:
             raise SessrecError(f"training_time_window_size must be >= 0 (got {self.training_time_window_size})")
         if self.keep_checkpoints < -1:

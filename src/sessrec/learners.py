@@ -70,7 +70,18 @@ def build_learner(cfg: ExperimentConfig, schema: Schema, group: Group = SINGLE) 
     if cfg.model_type in BODIES:
         from sessrec.training import NeuralLearner
 
-        return NeuralLearner(cfg, schema, group)
+        try:
+            return NeuralLearner(cfg, schema, group)
+        except RuntimeError as e:  # torch's, from deep inside a layer's constructor: the sizes it was given
+            cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            if "allocate" in cause or "out of memory" in cause.lower():
+                raise SessrecError(f"cannot build model_type {cfg.model_type}: out of memory ({cause}); its item table "
+                                   f"alone is {schema.n_items:,} x {cfg.d_model} floats: lower d_model, n_layer or the "
+                                   "item cardinality (the schema's int_domain max)") from None
+            if "negative dimension" in cause:
+                raise SessrecError(f"cannot build model_type {cfg.model_type}: a size is negative ({cause}); check "
+                                   "model_config and the schema's int_domain") from None
+            raise
     known = ", ".join(sorted(set(BODIES) | set(BASELINES)))
     raise SessrecError(f"unknown model_type '{cfg.model_type}' (choose from {known})")
 

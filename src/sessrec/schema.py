@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from sessrec.errors import SessrecError
 
@@ -234,7 +235,7 @@ def _feature_from_message(msg: dict, source: str) -> FeatureSpec:
     if domain and _first(domain, "is_categorical") and CATEGORICAL not in tags:
         tags.append(CATEGORICAL)
     vc = _first(msg, "value_count") or {}
-    return FeatureSpec(
+    spec = FeatureSpec(
         name=str(name),
         dtype=dtype,
         tags=tuple(tags),
@@ -243,6 +244,32 @@ def _feature_from_message(msg: dict, source: str) -> FeatureSpec:
         value_count_min=_first(vc, "min"),
         value_count_max=_first(vc, "max"),
     )
+    _check_bounds(spec, source)
+    return spec
+
+
+MAX_CARDINALITY = 2**31 - 1  # rows of an embedding table torch indexes (and far beyond any memory at d_model 64)
+
+
+def _check_bounds(f: FeatureSpec, source: str) -> None:
+    """One line naming the feature for a domain or value count a model cannot be built from (they were tracebacks
+    from int() or from torch allocating a negative or 19 TB table)."""
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    where = f"schema {source}: feature '{f.name}'"
+    for key, v in (("min", f.min_value), ("max", f.max_value)):
+        if v is not None and (not whole(v) if f.dtype == "int" else isinstance(v, bool) or not isinstance(v, (int, float))):
+            kind = "an integer" if f.dtype == "int" else "a number"
+            raise SessrecError(f"{where}: {'int' if f.dtype == 'int' else 'float'}_domain {key} must be {kind} (got {v!r})")
+    if f.dtype == "int" and f.max_value is not None and not 0 <= f.max_value < MAX_CARDINALITY:
+        raise SessrecError(f"{where}: int_domain max {f.max_value} is not an id between 0 and {MAX_CARDINALITY - 1} (the "
+                           "largest id: the embedding table has max + 1 rows)")
+    if f.is_categorical and f.max_value is not None and f.max_value < 1:
+        raise SessrecError(f"{where}: a categorical feature needs int_domain max >= 1 (ids 1..max; 0 is padding)")
+    for key, v in (("min", f.value_count_min), ("max", f.value_count_max)):
+        if v is not None and (not whole(v) or v < 1):
+            raise SessrecError(f"{where}: value_count {key} must be a whole number >= 1 (got {v!r})")
 
 
 def parse_pbtxt(text: str, source: str = "<text>") -> Schema:
