@@ -18,6 +18,7 @@ from sessrec.checkpoint import (
     DamagedCheckpoint,
     find_checkpoint,
     latest_good_checkpoint,
+    read_checkpoint,
     read_state,
     rng_state,
     save_checkpoint,
@@ -379,3 +380,13 @@ def test_an_overwriting_run_that_fails_leaves_no_results_of_the_old_one(tiny_dat
     assert "gpt2" in (run / "config.yaml").read_text()
     assert main(["report", str(run), "-o", str(tmp_path / "report")]) == 0
     assert "| GPT-2 (CLM) | 1 | 0 of 2 (stopped) | - |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["[1]", "{not json", '{"format_version": 1}'])
+def test_a_checkpoint_state_of_another_shape_is_one_line_naming_it(catalog_run, tmp_path, text):
+    """An AttributeError or JSONDecodeError traceback from recommend, export and serve (QA helper-67)."""
+    folder = tmp_path / "ckpt"
+    shutil.copytree(catalog_run / "checkpoint-last", folder)
+    (folder / "experiment.json").write_text(text)
+    with pytest.raises(SessrecError, match=rf"^{folder / 'experiment.json'}: not as sessrec writes it \("):
+        read_checkpoint(folder, verify=False)

@@ -384,3 +384,52 @@ def test_a_report_that_fails_midway_leaves_the_previous_report_whole(tmp_path, m
     report = make_report([a, b], tmp_path / "rep")
     assert "GPT-2 (CLM)" in (tmp_path / "rep" / "report.md").read_text()
     assert all(p.parent == tmp_path / "rep" and p.exists() for p in report.files)
+
+
+@pytest.mark.parametrize("edit, cause", [
+    (lambda r: [], "TypeError"),
+    (lambda r: {}, "KeyError: 'config'"),
+    (lambda r: {**r, "config": "x"}, "TypeError: its config is not a mapping with a model_type"),
+    (lambda r: {**r, "config": {k: v for k, v in r["config"].items() if k != "model_type"}}, "TypeError: its config"),
+    (lambda r: {**r, "windows": None}, "TypeError"),
+    (lambda r: {**r, "windows": [{**r["windows"][0], "index": "two"}]}, "ValueError"),
+    (lambda r: {**r, "windows": [{**r["windows"][0], "metrics": {f"{K}ndcg_at_20": "abc"}}]}, "ValueError"),
+])
+def test_a_hand_edited_results_file_is_one_line_naming_it(tmp_path, capsys, edit, cause):
+    """Valid JSON of another shape was a TypeError, KeyError, AttributeError or ValueError traceback (QA helper-67)."""
+    run = fake_run(tmp_path / "run", {2: 0.2, 3: 0.3})
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps(edit(results)))
+    assert main(["report", str(run), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sessrec: error: {run / 'results.json'}: not as sessrec writes it ({cause}") and \
+        err.endswith("; was it edited by hand?\n") and err.count("\n") == 1, err
+
+
+def test_files_that_are_not_utf8_are_one_line_naming_them(tmp_path, capsys, tiny_data):
+    """UnicodeDecodeError tracebacks from a config, a search space, a schema, a results file (QA helper-67)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe d_model: 8\n")
+    run = fake_run(tmp_path / "run", {2: 0.2})
+    (run / "results.json").write_bytes(b"\xff" + (run / "results.json").read_bytes())
+    tune = tmp_path / "tune"
+    for argv, named in [(["run", "--config", str(bad)], bad),
+                        (["run", "--data-path", str(tiny_data), "--schema", str(bad)], bad),
+                        (["tune", "--data-path", str(tiny_data), "--model", "gpt2", "--task", "clm", "--space", str(bad),
+                          "-o", str(tune)],
+                         bad),
+                        (["report", str(run), "-o", str(tmp_path / "r")], run / "results.json")]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{named}: not UTF-8 text (byte 0xff at offset 0)" in err and err.count("\n") == 1, err
+
+
+def test_a_hand_edited_tune_summary_is_one_line_naming_it(tmp_path, capsys):
+    study = tmp_path / "study"
+    study.mkdir()
+    for summary in ([1], {"trials": 5}):
+        (study / "tune.json").write_text(json.dumps(summary))
+        assert main(["report", str(study), "-o", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sessrec: error: {study / 'tune.json'}: not as sessrec writes it (TypeError: a study's "
+                              "summary is a mapping") and err.count("\n") == 1, err

@@ -48,7 +48,7 @@ import torch
 from sessrec.config import ExperimentConfig
 from sessrec.data.catalog import catalog_files
 from sessrec.errors import SessrecError
-from sessrec.io import _umask, atomic_replace_dir, writing
+from sessrec.io import _umask, atomic_replace_dir, reading, writing
 from sessrec.schema import Schema, load_schema
 
 log = logging.getLogger(__name__)
@@ -523,7 +523,10 @@ def read_checkpoint(folder: Path, verify: bool = True) -> tuple[ExperimentConfig
         raise SessrecError(f"{folder} is not a sessrec checkpoint (no config.yaml / experiment.json)")
     if verify:
         verify_checkpoint(folder)
-    meta = json.loads((folder / "experiment.json").read_text())
+    with reading(folder / "experiment.json"):
+        meta = json.loads((folder / "experiment.json").read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("learners"), dict):
+            raise TypeError("a checkpoint's state is a mapping that names its learners")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise SessrecError(f"checkpoint {folder} was written by a newer sessrec (format {meta['format_version']})")
     return ExperimentConfig.from_yaml(folder / "config.yaml"), load_schema(folder / "schema.pbtxt"), meta

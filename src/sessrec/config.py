@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from sessrec.errors import SessrecError
+from sessrec.io import reading
 
 TASKS = ("clm", "mlm", "plm", "rtd")
 LOSSES = ("cross_entropy", "gbce", "bpr_max")
@@ -548,7 +549,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SessrecError(f"config file not found: {path}")
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        with reading(path):
+            text = path.read_text()
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except _DuplicateKey as e:
         raise SessrecError(f"config file {path}: {e}") from None
     except yaml.YAMLError as e:

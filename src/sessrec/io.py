@@ -139,6 +139,21 @@ def writing(path: str | Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn what a damaged, hand-edited or foreign file raises while it is read and interpreted (bytes that are not
+    UTF-8, a list where an object was written, a key missing, text where a number was) into one line naming it."""
+    try:
+        yield
+    except SessrecError:
+        raise
+    except UnicodeDecodeError as e:
+        raise SessrecError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        cause = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
+        raise SessrecError(f"{path}: not as sessrec writes it ({cause}); was it edited by hand?") from None
+
+
+@contextlib.contextmanager
 def files_together(folder: Path, stage: Path, names: Sequence[str]) -> Iterator[Path]:
     """``stage``, a new folder inside ``folder``, to write a set of files in; when the block ends without an error
     they replace those of ``folder`` (a rename each, once all are written: a full disk or a kill while writing leaves

@@ -37,7 +37,7 @@ import numpy as np
 
 from sessrec.config import ExperimentConfig, inert_with_task, neural_only_options
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder, files_together
+from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder, files_together, reading
 from sessrec.report_html import Table, render_html
 from sessrec.runlock import is_locked, own_temporary, remove_dead_temporaries
 
@@ -164,19 +164,25 @@ def load_run(path: str | Path) -> Run:
 
 def _load_sessrec_run(path: Path) -> Run:
     if (path / "results.json").is_file():
-        try:
-            results = json.loads((path / "results.json").read_text())
-        except json.JSONDecodeError as e:
-            raise SessrecError(f"{path / 'results.json'}: not valid JSON ({e})") from None
-        cfg = results["config"]
-        windows = _evaluated([(int(w["index"]), canonical_metrics(w["metrics"])) for w in results["windows"]])
-        pop = _evaluated([(int(w["index"]), canonical_metrics(w["pop"])) for w in results["windows"] if w.get("pop")])
-        sessions = {int(w["index"]): int(w["n_eval_sessions"]) for w in results["windows"] if "n_eval_sessions" in w}
-        finished = "total_seconds" in results
+        with reading(path / "results.json"):
+            try:
+                results = json.loads((path / "results.json").read_text())
+            except json.JSONDecodeError as e:
+                raise SessrecError(f"{path / 'results.json'}: not valid JSON ({e})") from None
+            cfg = _config(results["config"])
+            windows = _evaluated([(int(w["index"]), canonical_metrics(w["metrics"])) for w in results["windows"]])
+            pop = _evaluated([(int(w["index"]), canonical_metrics(w["pop"])) for w in results["windows"] if w.get("pop")])
+            sessions = {int(w["index"]): int(w["n_eval_sessions"]) for w in results["windows"] if "n_eval_sessions" in w}
+            finished = "total_seconds" in results
     else:  # still training its first window
         import yaml
 
-        cfg, windows, pop, sessions, finished = yaml.safe_load((path / "config.yaml").read_text()), {}, {}, {}, False
+        with reading(path / "config.yaml"):
+            try:
+                cfg = _config(yaml.safe_load((path / "config.yaml").read_text()))
+            except yaml.YAMLError as e:
+                raise SessrecError(f"{path / 'config.yaml'}: invalid YAML ({str(e).splitlines()[0]})") from None
+        windows, pop, sessions, finished = {}, {}, {}, False
     start, final = cfg.get("start_time_window_index"), cfg.get("final_time_window_index")
     dataset = _dataset_key(cfg, path)
     return Run(path=path, model_type=cfg["model_type"], task=cfg.get("task"), seed=cfg.get("seed"),
@@ -186,23 +192,33 @@ def _load_sessrec_run(path: Path) -> Run:
                running=not finished and is_locked(path))
 
 
+def _config(cfg: Any) -> dict[str, Any]:
+    """A run's config as its results hold it: a mapping with a model_type (raises as :func:`reading` turns into a line
+    naming the file)."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_type"), str):
+        raise TypeError("its config is not a mapping with a model_type")
+    return cfg
+
+
 def _load_original_run(path: Path) -> Run:
     """A run folder of the original ``transf_exp_main``: metrics from the CSV, parameters from log.json."""
     params: dict[str, Any] = {}
     log_file = path / "log.json"
     if log_file.is_file():
-        for line in log_file.read_text().splitlines():
-            try:
-                record = json.loads(line.removeprefix("DLLL "))
-            except json.JSONDecodeError:
-                continue
-            if record.get("step") == "PARAMETER":
-                params.update(record.get("data", {}))
-    with open(path / "eval_train_results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and "index" not in rows[0]:
-        raise SessrecError(f"{path / 'eval_train_results.csv'}: no 'index' column (the evaluated window)")
-    windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
+        with reading(log_file):
+            for line in log_file.read_text().splitlines():
+                try:
+                    record = json.loads(line.removeprefix("DLLL "))
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and record.get("step") == "PARAMETER":
+                    params.update(record.get("data", {}))
+    with reading(path / "eval_train_results.csv"):
+        with open(path / "eval_train_results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows and "index" not in rows[0]:
+            raise SessrecError(f"{path / 'eval_train_results.csv'}: no 'index' column (the evaluated window)")
+        windows = _evaluated([(int(float(r["index"])), canonical_metrics(r)) for r in rows])
     task = "rtd" if params.get("rtd") else "plm" if params.get("plm") else "mlm" if params.get("mlm") else "clm"
     return Run(path=path, model_type=str(params.get("model_type", path.name)), task=task if params else None,
                seed=params.get("seed"), dataset=_dataset_key({**_ORIGINAL_DEFAULTS, **params}, path),
@@ -298,13 +314,14 @@ def _read_loss(history: Path) -> list[tuple[int, float, int]]:
     if not history.is_file():
         return []
     points = []
-    for line in history.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("type") == "train" and record.get("loss") is not None:
-            points.append((int(record["step"]), float(record["loss"]), int(record.get("window", 0))))
+    with reading(history):
+        for line in history.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("type") == "train" and record.get("loss") is not None:
+                points.append((int(record["step"]), float(record["loss"]), int(record.get("window", 0))))
     return points
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sessrec.io import reading
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
 color:#1a1a1a;background:#fff;padding:0 1rem}
@@ -86,7 +88,14 @@ def render_html(results: Table | None, tests: Table, note: str, runs: list[tuple
 
 
 def _tuning_section(folder: Path) -> str:
-    summary = json.loads((folder / "tune.json").read_text())
+    with reading(folder / "tune.json"):
+        summary = json.loads((folder / "tune.json").read_text())
+        if not isinstance(summary, dict) or not isinstance(summary.get("trials", {}), dict):
+            raise TypeError("a study's summary is a mapping whose 'trials' counts the trials by state")
+        return _tuning_html(folder, summary)
+
+
+def _tuning_html(folder: Path, summary: dict[str, Any]) -> str:
     parts = [f"<h2>Tuning: {_e(summary.get('study'))} ({_e(folder)})</h2>"]
     counts = ", ".join(f"{n} {state}" for state, n in summary.get("trials", {}).items() if n)
     secs = summary.get("seconds_per_trial", {})
@@ -102,7 +111,8 @@ def _tuning_section(folder: Path) -> str:
     for name in ("optimization_history.png", "param_importances.png"):
         if (folder / name).is_file():
             parts.append(_img(folder / name))
-    trials = _top_trials(folder / "trials.csv")
+    with reading(folder / "trials.csv"):
+        trials = _top_trials(folder / "trials.csv")
     if trials:
         parts.append("<p>Best finished trials:</p>" + _table(Table(list(trials[0]), [list(t.values()) for t in trials])))
     return "".join(parts)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sessrec.errors import SessrecError
+from sessrec.io import reading
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +364,8 @@ def load_schema(path: str | Path) -> Schema:
             hint = (f"; the paper's feature YAMLs are in the sessrec repository's tests/data/feature_configs/<data set>/"
                     f"{path.name}")
         raise SessrecError(f"schema file not found: {path}{hint}")
-    text = path.read_text()
+    with reading(path):
+        text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         return parse_feature_yaml(text, str(path))
     if path.suffix == ".json" or text.lstrip().startswith("{"):
