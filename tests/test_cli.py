@@ -42,10 +42,13 @@ def test_yaml_config_and_flag_override(tiny_data, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--data-path", "/nonexistent/data"], "data path not found: /nonexistent/data"),
     (["--d-modle", "3"], None),
+    (["--data-path", "EMPTY"], "data path EMPTY holds no window folders with a train.parquet (0001/train.parquet, ...): "
+                               "give the folder of the window folders, e.g. what `sessrec prepare` wrote"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args, message):
+    (tmp_path / "EMPTY").mkdir()
     proc = subprocess.run([sys.executable, "-m", "sessrec.cli", "run", "--output-dir", str(tmp_path / "x"), *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     if message:

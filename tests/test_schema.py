@@ -96,3 +96,10 @@ def test_infer_schema_from_parquet(tmp_path: Path):
     assert s.item_id.name == "item_id" and s.n_items == 10
     assert s["cat"].cardinality == 5 and s["cat"].is_categorical
     assert s["price"].is_continuous and s["timestamp"].is_time and not s["timestamp"].is_continuous
+    # a later window written otherwise: a KeyError or TypeError from deep in the reader (QA helper-67)
+    f3 = write_sessions(tmp_path / "0003" / "train.parquet", {"item_id": [[9, 5]], "price": [[0.5, 1.0]]})
+    with pytest.raises(SessrecError, match=re.escape(f"{f3} has no column cat (the first file, {f1}, has it)")):
+        infer_schema([f1, f3])
+    f4 = write_sessions(tmp_path / "0004" / "train.parquet", {"item_id": [["a", "b"]], "cat": [[4, 1]]})
+    with pytest.raises(SessrecError, match=re.escape(f"{f4}: column item_id is list<element: string>, in the first file")):
+        infer_schema([f1, f4])

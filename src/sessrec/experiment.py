@@ -97,6 +97,9 @@ def resolve_data(cfg: ExperimentConfig) -> tuple[Path, Schema]:
     if own is not None:
         return data_path, load_schema(own)
     files = sorted(data_path.glob("*/train.parquet"))
+    if not files:
+        raise SessrecError(f"data path {data_path} holds no window folders with a train.parquet (0001/train.parquet, "
+                           "...): give the folder of the window folders, e.g. what `sessrec prepare` wrote")
     log.warning("no schema given and none found in %s: inferring one from the parquet files", data_path)
     return data_path, infer_schema(files)
 

@@ -448,6 +448,15 @@ def infer_schema(files: Sequence[str | Path], item_id: str | None = None) -> Sch
         )
     maxima = dict.fromkeys((n for n, t in list_cols.items() if t == "int"), 0)
     for path in files:
+        other = pq.read_schema(path) if path != files[0] else pq_schema
+        for name in maxima:  # a later window written otherwise: a KeyError or a TypeError from deep in the reader
+            if name not in other.names:
+                raise SessrecError(f"{path} has no column {name} (the first file, {files[0]}, has it): every window's "
+                                   "files must have the same columns; pass --schema FILE, or prepare the data again")
+            vt = getattr(other.field(name).type, "value_type", None)
+            if vt is None or not pa.types.is_integer(vt):
+                raise SessrecError(f"{path}: column {name} is {other.field(name).type}, in the first file ({files[0]}) "
+                                   "a list of integers: every window's files must have the same column types")
         table = read_parquet(path, list(maxima))
         for name in maxima:
             m = pc.max(pc.list_flatten(table.column(name))).as_py()
