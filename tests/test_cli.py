@@ -251,6 +251,18 @@ def test_a_model_torch_cannot_build_is_one_line_and_no_folder(tiny_data, tmp_pat
     assert err.startswith(f"sessrec: error: {line}") and err.count("\n") == 1 and not out.exists(), err
 
 
+def test_a_mapping_option_takes_a_yaml_file_of_the_mapping(tmp_path):
+    """``--model-config`` showed the metavar YAML, yet a YAML file was refused (QA helper-67)."""
+    params = tmp_path / "params.yaml"
+    params.write_text("k: 50\nsample_size: 500\n")
+    args = build_parser().parse_args(["run", "--model", "vsknn", "--baseline-params", str(params),
+                                      "--model-config", "{d_inner: 64}"])
+    assert args.baseline_params == {"k": 50, "sample_size": 500} and args.model_config == {"d_inner": 64}
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(SessrecError, match="expected a mapping"):
+        build_parser().parse_args(["run", "--baseline-params", str(tmp_path / "list.yaml")])
+
+
 def test_outputs_that_are_files_are_named(tmp_path, capsys):
     a_file = tmp_path / "results.csv"
     a_file.write_text("keep me")

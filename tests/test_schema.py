@@ -56,6 +56,8 @@ def test_unparsable_schema_names_the_file(tmp_path):
         load_schema(bad)
     with pytest.raises(SessrecError, match="not found"):
         load_schema(tmp_path / "missing.pbtxt")
+    with pytest.raises(SessrecError, match=f"schema path {tmp_path} is a folder: give the schema file"):
+        load_schema(tmp_path)
 
 
 @pytest.mark.parametrize("domain, line", [

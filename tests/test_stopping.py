@@ -19,7 +19,7 @@ def _resume_and_compare(out, straight_run, quiet=True):
     assert leftovers(out) == []
 
 
-def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp_path, straight_run, caplog):
+def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp_path, straight_run, caplog, capsys):
     out, mark = tmp_path / "run", tmp_path / "mark"
     child = start_child(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)], PAUSE_AT_STEP="8", MARK=str(mark))
     wait_for(mark, child)  # before step 3 of window 2
@@ -42,6 +42,11 @@ def test_sigterm_mid_window_checkpoints_there_and_resumes_exactly(tiny_data, tmp
         with caplog.at_level("WARNING"):
             load()
         assert want in caplog.text and "sessrec-serve-" not in caplog.text, caplog.text
+    # the same command again: the folder is refused with the command that continues it (QA helper-67)
+    assert main(["run", "--data-path", str(tiny_data), *ARGS, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (f"sessrec: error: output folder {out} holds a run that was stopped (its "
+                                       f"checkpoint-last): continue it with `sessrec run --resume --output-dir {out}`, "
+                                       "or pass --overwrite-output-dir to start again (its checkpoints are deleted)\n")
     _resume_and_compare(out, straight_run)
 
 

@@ -94,7 +94,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif base is list:
             parser.add_argument(*flags, type=int, nargs="+", metavar="K", **kw)
         elif base is dict:
-            parser.add_argument(*flags, type=_yaml_mapping, metavar="YAML", **kw)
+            parser.add_argument(*flags, type=_yaml_mapping, metavar="'{K: V}'|FILE", **kw)
         else:
             parser.add_argument(*flags, type=base, **kw)
 
@@ -116,8 +116,11 @@ def _yaml_mapping(text: str) -> dict:
     except yaml.YAMLError as e:
         raise argparse.ArgumentTypeError(f"not valid YAML ({getattr(e, 'problem', None) or e}): {text!r}; "
                                          "a mapping such as '{k: 500, sample_size: 1000}'") from None
+    if isinstance(value, str) and Path(text).is_file():  # a YAML file of the mapping
+        return load_yaml(text)
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{k: 500}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{k: 500}}' or a YAML file of one, got "
+                                         f"{text!r}")
     return value
 
 
@@ -327,8 +330,10 @@ def _shown_id(item: object) -> str:
 
 
 def _numbers(text: str, flag: str, kind: type) -> list:
+    values = [x.strip() for x in text.split(",")]
+    if "" in values:  # '1,,2': dropped without a word, where a catalog reads the empty id (unknown)
+        raise SessrecError(f"{flag} has an empty value between its commas (got '{text}')")
     try:
-        values = [t for t in (x.strip() for x in text.split(",")) if t]
         if kind is int and not all(re.fullmatch(r"-?[0-9]+", t) for t in values):  # int() also reads "5_0", "+5", "٥"
             raise ValueError
         return [kind(t) for t in values]

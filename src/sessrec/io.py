@@ -72,11 +72,19 @@ def check_output_folder(path: str | Path, flag: str) -> None:
         raise SessrecError(f"{flag} {path}: {blocker} is a file, not a folder")
 
 
+# The result files a run writes (sessrec.outputs), and the files beside them: another command's output must not
+# replace them.
+RESULT_FILES = ("results.json", "eval_train_results.csv", "eval_results_over_time.txt", "train_results_over_time.txt",
+                "eval_results_avg_over_time.txt")
+RUN_FILES = (*RESULT_FILES, "config.yaml", "history.jsonl", "log.json")
+
+
 def check_output_file(path: str | Path, flag: str, inputs: Sequence[tuple[str, str | Path]] = (),
                       overwrite: bool = False) -> Path:
     """An output file (given as ``flag``) that would replace what it should not is a one-line error: always a
     folder, one of ``inputs`` (``(flag, path)`` pairs), or a path inside a checkpoint folder, a prepared data
-    folder or one of its window folders (a file written there damages them); an existing file unless ``overwrite``.
+    folder or one of its window folders (a file written there damages them), a run's own file (``RUN_FILES``); an
+    existing file unless ``overwrite``.
     The writes themselves stay atomic (:func:`atomic_write_bytes`)."""
     path = Path(path)
     if path.is_dir():
@@ -94,6 +102,9 @@ def check_output_file(path: str | Path, flag: str, inputs: Sequence[tuple[str, s
         if what:
             raise SessrecError(f"{flag} {path} is inside {what} {folder}: writing there would damage it; "
                                "give a path outside it")
+    if path.name in RUN_FILES and (path.parent / "config.yaml").is_file() and (path.parent / "history.jsonl").is_file():
+        raise SessrecError(f"{flag} {path} is a file of the run in {path.parent}: writing it would replace the run's "
+                           "own; give another name")
     if path.exists() and not overwrite:
         raise SessrecError(f"{flag} {path} exists: pass --overwrite to replace it")
     return path

@@ -33,7 +33,7 @@ from typing import Any
 
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
-from sessrec.io import atomic_write_text, writing
+from sessrec.io import RESULT_FILES, atomic_write_text, writing
 from sessrec.runlock import LOCK_NAME, RunLock, check_free
 
 
@@ -62,10 +62,22 @@ def prepare_output_dir(cfg: ExperimentConfig) -> tuple[Path, RunLock]:
     if out.is_dir() and not cfg.overwrite_output_dir:
         check_free(out, "write into")  # a running run's folder is not empty either: say which run holds it
         if any(p.name != LOCK_NAME for p in out.iterdir()):
+            if (out / "checkpoint-last").is_dir() and not _finished(out):
+                raise SessrecError(f"output folder {out} holds a run that was stopped (its checkpoint-last): continue it "
+                                   f"with `sessrec run --resume --output-dir {out}`, or pass --overwrite-output-dir to "
+                                   "start again (its checkpoints are deleted)")
             raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
     return out, RunLock.acquire(out)
+
+
+def _finished(out: Path) -> bool:
+    """Whether the run in ``out`` ended (its results.json has the total time, written with the averages over time)."""
+    try:
+        return "total_seconds" in json.loads((out / "results.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _fmt(v: Any) -> str:
@@ -80,10 +92,6 @@ def _json_safe(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_json_safe(x) for x in v]
     return v
-
-
-RESULT_FILES = ("results.json", "eval_train_results.csv", "eval_results_over_time.txt", "train_results_over_time.txt",
-                "eval_results_avg_over_time.txt")
 
 
 class OutputWriter:

@@ -519,7 +519,8 @@ class Recommender:
             raise SessrecError(f"{path}: column '{self.item_key}' must be a list column (one list per session), found {kind}")
         longest = pc.max(pc.list_value_length(table.column(self.item_key))).as_py() or 1
         specs = [self.schema[n] for n in self.input_names]
-        data = load_sessions(path, self.schema, max(longest, self.max_len), specs)
+        data = load_sessions(path, self.schema, max(longest, self.max_len), specs,
+                             beyond=f"the model knows item ids 1..{self.schema.n_items - 1} only")
         ids, scores = rows(*self.recommend_batch(keep_last(data.features, self.item_key, self.max_len), k, exclude_seen,
                                                  data.items), k)
         return ids, scores, None

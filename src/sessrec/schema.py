@@ -358,6 +358,9 @@ def parse_feature_yaml(text: str, source: str = "<yaml>") -> Schema:
 def load_schema(path: str | Path) -> Schema:
     """Read a schema from ``.pbtxt`` (protobuf text), ``.json`` or the original ``.yaml`` feature map."""
     path = Path(path)
+    if path.is_dir():
+        raise SessrecError(f"schema path {path} is a folder: give the schema file (schema.pbtxt or schema.json, or the "
+                           "paper's feature config .yaml)")
     if not path.is_file():
         hint = ""
         if path.suffix in (".yaml", ".yml") and path.parent.name == "features":  # the paper's datasets/<set>/config/features/

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -194,6 +195,22 @@ def test_a_null_categorical_value_is_the_unknown_id_as_in_the_python_api(catalog
     body = client.post("/recommend", json={**session, "k": 5}).json()
     want = rec.recommend([session], k=5)
     assert body["items"] == want.ids[0] and body["scores"] == pytest.approx(want.scores[0], abs=1e-5)
+
+
+@pytest.mark.parametrize("option, value, line", [
+    ("watch_interval", float("inf"), "--watch-interval must be a number of seconds in (0, 86400] (got inf)"),
+    ("watch_interval", float("nan"), "--watch-interval must be a number of seconds in (0, 86400] (got nan)"),
+    ("watch_interval", 0.0, "--watch-interval must be a number of seconds in (0, 86400] (got 0.0)"),
+    ("batch_wait_ms", float("nan"), "--batch-wait-ms must be a number of milliseconds in 0..60000 (got nan)"),
+    ("batch_wait_ms", -1.0, "--batch-wait-ms must be a number of milliseconds in 0..60000 (got -1.0)"),
+])
+def test_serving_times_that_are_no_waits_are_refused(catalog_run, option, value, line):
+    """--watch-interval inf killed the watcher thread (OverflowError), NaN made it poll without pause; a NaN batch wait
+    was served as is (QA helper-67)."""
+    from sessrec.serve.app import Options
+
+    with pytest.raises(SessrecError, match=f"^{re.escape(line)}$"):
+        Options(model_dir=catalog_run, **{option: value}).validate()
 
 
 def test_serving_options_without_effect_are_warned(catalog_run, caplog):

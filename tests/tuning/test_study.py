@@ -238,6 +238,16 @@ def test_bad_tuning_options_are_one_line_errors(tiny_data, tmp_path, capsys, arg
     assert not out.exists()
 
 
+def test_a_damaged_study_file_says_what_to_do(tiny_data, tmp_path, capsys):
+    """"database disk image is malformed" with no next step (QA helper-67)."""
+    db = tmp_path / "study.db"
+    db.write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)
+    assert tune(tiny_data, tmp_path / "tune", "--storage", f"sqlite:///{db}") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("the file is damaged: restore it from a copy, or tune again into another --output-dir (the "
+                        "finished trials' values are also in trials.csv)") and len(err.splitlines()) == 1, err
+
+
 def test_a_bad_space_file_stops_before_anything_is_written(tiny_data, tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: log_uniform, low: 1.0e-2, high: 1.0e-4}\n")

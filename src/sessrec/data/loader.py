@@ -61,12 +61,13 @@ class SessionTensors:
 
 
 def load_sessions(path: str | Path, schema: Schema, max_len: int, features: Sequence[FeatureSpec] | None = None,
-                  window: int | None = None) -> SessionTensors:
-    """Read ``features`` (default: all schema features) of one parquet file into padded tensors."""
+                  window: int | None = None, beyond: str = "") -> SessionTensors:
+    """Read ``features`` (default: all schema features) of one parquet file into padded tensors. ``beyond``: what to
+    do about an item id past the schema's (default: data read for training, whose schema is to fix)."""
     path, where, feats = _open(path, schema, features, window)
     table = _read(path, [f.name for f in feats], where)
     item = schema.item_id
-    offsets, values = _checked_column(table, item, where, schema)
+    offsets, values = _checked_column(table, item, where, schema, beyond=beyond)
     lengths = np.diff(offsets)
     out: Batch = {item.name: _pad(values, offsets, max_len)}
     for f in feats:
@@ -125,12 +126,12 @@ def _one_line(e: Exception) -> str:
 
 
 def _checked_column(table: pa.Table, f: FeatureSpec, where: str, schema: Schema,
-                    item_lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    item_lengths: np.ndarray | None = None, beyond: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(offsets, flat values) of one list column once it passed every check: the item id's (no
     ``item_lengths``), or another feature's, whose lists must be as long as the item id's."""
     offsets, values = _list_column(table, f, where)
     if item_lengths is None:
-        return offsets, _check_items(values, np.diff(offsets), f, where, schema.n_items, offsets)
+        return offsets, _check_items(values, np.diff(offsets), f, where, schema.n_items, offsets, beyond)
     lengths = np.diff(offsets)
     bad = np.nonzero(lengths != item_lengths)[0]
     if bad.size:
@@ -174,7 +175,7 @@ def _row_of(offsets: np.ndarray, flat_pos: int) -> int:
 
 
 def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, where: str, n_items: int,
-                 offsets: np.ndarray) -> np.ndarray:
+                 offsets: np.ndarray, beyond: str = "") -> np.ndarray:
     empty = np.nonzero(lengths == 0)[0]
     if empty.size:
         raise SessrecError(f"{where}: row {int(empty[0])}: session has no items in '{item.name}'")
@@ -188,7 +189,8 @@ def _check_items(values: np.ndarray, lengths: np.ndarray, item: FeatureSpec, whe
             pos = int(np.argmax(values))
             raise SessrecError(
                 f"{where}: row {_row_of(offsets, pos)}: item id {hi} in '{item.name}' is >= the schema cardinality {n_items} "
-                f"(int_domain max {n_items - 1}); fix the schema's int_domain max (a YAML feature config's cardinality)"
+                f"(int_domain max {n_items - 1}); "
+                + (beyond or "fix the schema's int_domain max (a YAML feature config's cardinality)")
             )
     return values.astype(np.int64, copy=False)  # after the checks: a uint64 id past int64 read as negative
 

@@ -70,8 +70,10 @@ class Options:
                 raise SessrecError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(self, name)})")
         if self.num_threads < 0:
             raise SessrecError(f"--num-threads must be >= 0 (0: torch's default; got {self.num_threads})")
-        if self.batch_wait_ms < 0 or self.watch_interval <= 0:
-            raise SessrecError("--batch-wait-ms must be >= 0 and --watch-interval > 0")
+        if not 0 <= self.batch_wait_ms <= 60_000:  # NaN and inf too: a wait nobody means
+            raise SessrecError(f"--batch-wait-ms must be a number of milliseconds in 0..60000 (got {self.batch_wait_ms})")
+        if not 0 < self.watch_interval <= 86_400:  # inf overflowed the watcher's sleep, NaN made it poll without pause
+            raise SessrecError(f"--watch-interval must be a number of seconds in (0, 86400] (got {self.watch_interval})")
         if not 0 < self.read_timeout < math.inf:
             raise SessrecError(f"--read-timeout must be a positive number of seconds (got {self.read_timeout})")
         if not 0 <= self.port < 65536:

@@ -356,8 +356,11 @@ def open_study(plan: Plan, sampler_seed: int, create: bool, alone: bool = False)
                                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
         names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     except Exception as e:  # sqlalchemy/driver errors: one line, nothing written
+        damaged = plan.storage_url.startswith("sqlite") and "malformed" in str(e) or "not a database" in str(e)
+        then = ("; the file is damaged: restore it from a copy, or tune again into another --output-dir (the finished "
+                "trials' values are also in trials.csv)") if damaged else ""
         raise SessrecError(f"cannot open the study storage {_redact(plan.storage_url)}: "
-                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}{then}") from None
 
     def sampler():
         from sessrec.tuning.sampler import HistorySeededTPE
