@@ -235,9 +235,11 @@ def test_recommend_command_items_and_parquet(tmp_path, capsys):
     for typed in ("12,5_0", "+12", "1\u0662"):  # what int() would read as another number
         assert main(["recommend", "--model-dir", str(folder), "--items", typed]) == 2
         assert f"--items must be comma-separated item ids such as 12,55,7 (got '{typed}')" in capsys.readouterr().err
-    for typed in ("12,,5", "12,5,", ","):  # an empty id was dropped without a word (QA helper-67)
+    for typed, n in (("12,,5", 2), (",5", 1), (",", 1)):  # an empty id was dropped without a word (QA helper-67)
         assert main(["recommend", "--model-dir", str(folder), "--items", typed]) == 2
-        assert f"--items has an empty value between its commas (got '{typed}')" in capsys.readouterr().err
+        assert f"--items has an empty value: value {n} of '{typed}'" in capsys.readouterr().err
+    assert main(["recommend", "--model-dir", str(folder), "--items", "12,5,7,", "-k", "3"]) == 0  # a trailing comma
+    assert capsys.readouterr().out.splitlines() == lines
 
 
 def test_side_information_model_needs_every_feature(tmp_path, side_info, capsys, tiny_data):

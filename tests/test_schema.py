@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from sessrec.errors import SessrecError
-from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema, parse_json, parse_pbtxt
+from sessrec.schema import (
+    FeatureSpec,
+    Schema,
+    infer_schema,
+    load_schema,
+    parse_feature_yaml,
+    parse_json,
+    parse_pbtxt,
+)
 from tests.conftest import DATA, write_sessions
 
 SCHEMAS = sorted((DATA / "schemas").glob("*.pbtxt"))
@@ -63,9 +71,9 @@ def test_unparsable_schema_names_the_file(tmp_path):
 @pytest.mark.parametrize("domain, line", [
     ("max: abc", "int_domain max must be an integer (got 'abc')"),
     ("max: 2.5", "int_domain max must be an integer (got 2.5)"),
-    ("max: -3", "int_domain max -3 is not an id between 0 and 2147483646"),
-    ("max: 300000000000", "int_domain max 300000000000 is not an id between 0 and 2147483646"),
-    ("max: 0", "a categorical feature needs int_domain max >= 1"),
+    ("max: -3", "int_domain max -3 of a categorical feature must be an id in 1..2147483646"),
+    ("max: 300000000000", "int_domain max 300000000000 of a categorical feature must be an id in 1..2147483646"),
+    ("max: 0", "int_domain max 0 of a categorical feature must be an id in 1..2147483646"),
 ])
 def test_a_domain_no_model_can_be_built_from_is_one_line(domain, line):
     """They were tracebacks: from int() ('abc'), from torch allocating a negative or a 19 TB table (QA helper-67)."""
@@ -78,6 +86,29 @@ def test_a_domain_no_model_can_be_built_from_is_one_line(domain, line):
                     'annotation { tag: "item_id" tag: "categorical" } }')
     with pytest.raises(SessrecError, match=re.escape("float_domain min must be a number (got 'x')")):
         parse_json(json.dumps({"feature": [{"name": "p", "type": "FLOAT", "float_domain": {"min": "x"}}]}))
+
+
+def test_schemas_other_tools_write_still_load():
+    """What the bound checks must not refuse (QA helper-68): TFDV's value_count min 0, an INT time feature in epoch
+    ms or a negative non-categorical range, int64 bounds as protobuf's JSON writes them (text), a whole float."""
+    s = parse_pbtxt('feature { name: "item" type: INT value_count { min: 0 max: 20 } int_domain { min: 1 max: 100 '
+                    'is_categorical: true } annotation { tag: "item_id" tag: "list" tag: "categorical" } } '
+                    'feature { name: "ts" type: INT int_domain { max: 1700000000000 } annotation { tag: "time" } } '
+                    'feature { name: "delta" type: INT int_domain { min: -10 max: -1 } annotation { tag: "list" } }')
+    assert s.n_items == 101 and s["ts"].max_value == 1700000000000 and s["delta"].min_value == -10
+    j = parse_json(json.dumps({"feature": [{"name": "item", "type": "INT", "int_domain": {"min": "1", "max": "390000"},
+                                            "value_count": {"max": "20"},
+                                            "annotation": {"tag": ["item_id", "list", "categorical"]}},
+                                           {"name": "cat", "type": "INT", "int_domain": {"max": 100.0},
+                                            "annotation": {"tag": ["list", "categorical"]}}]}))
+    assert j.n_items == 390001 and j["cat"].cardinality == 101 and j.item_id.value_count_max == 20
+
+
+def test_a_feature_config_cardinality_beyond_any_table_is_one_line():
+    with pytest.raises(SessrecError, match=r"needs an integer cardinality in 2..2147483647"):
+        parse_feature_yaml("item: {dtype: categorical, cardinality: 3000000000, is_label: true}")
+    with pytest.raises(SessrecError, match=r"needs a whole pad_trim_length >= 1 \(got 0\)"):
+        parse_feature_yaml("item: {dtype: categorical, cardinality: 30, is_label: true, pad_trim_length: 0}")
 
 
 def test_json_schema(tmp_path):

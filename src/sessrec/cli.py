@@ -331,8 +331,10 @@ def _shown_id(item: object) -> str:
 
 def _numbers(text: str, flag: str, kind: type) -> list:
     values = [x.strip() for x in text.split(",")]
+    if len(values) > 1 and not values[-1]:  # a trailing comma, as generated lists often end
+        values.pop()
     if "" in values:  # '1,,2': dropped without a word, where a catalog reads the empty id (unknown)
-        raise SessrecError(f"{flag} has an empty value between its commas (got '{text}')")
+        raise SessrecError(f"{flag} has an empty value: value {values.index('') + 1} of '{text}'")
     try:
         if kind is int and not all(re.fullmatch(r"-?[0-9]+", t) for t in values):  # int() also reads "5_0", "+5", "٥"
             raise ValueError

@@ -24,7 +24,6 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch.distributed as dist
 
 from sessrec.errors import SessrecError
 from sessrec.launch import launched
+from sessrec.outputs import resume_command
 from sessrec.runtime import resolve_device
 from sessrec.stopping import stop_requested
 
@@ -173,15 +173,6 @@ class Group:
             raise PeerLost(f"process {self.rank} of {self.size} lost contact with the other processes of the run "
                            f"({short_reason(e)}): one of them died, was killed or did not answer within --ddp-timeout "
                            f"({self.timeout_s:g} s); stopping{then}") from None
-
-
-def resume_command(out_dir: str | Path, processes: int = 1) -> str:
-    """How a stopped run continues, whichever script started it: ``sessrec run --resume`` (the paper scripts have no
-    --resume), under the same launch for a distributed run (the number of processes sets the sessions of a step)."""
-    if processes == 1:
-        return f"`sessrec run --resume --output-dir {out_dir}`"
-    return (f"torchrun launched as before ({processes} processes) running `-m sessrec run --resume --output-dir "
-            f"{out_dir}`")
 
 
 # What the backends' errors say when a collective cannot complete (gloo and NCCL, torch 2.13)

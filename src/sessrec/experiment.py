@@ -49,7 +49,7 @@ from sessrec.io import WriteError
 from sessrec.launch import launched
 from sessrec.learners import Learner, baseline_refusal, build_learner
 from sessrec.loggers import Loggers
-from sessrec.outputs import OutputWriter, prepare_output_dir
+from sessrec.outputs import OutputWriter, prepare_output_dir, resume_command
 from sessrec.runlock import RunLock
 from sessrec.runtime import resolve_device, seed_everything, warn_once
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
@@ -445,7 +445,7 @@ def _warn_few_evaluated(windows: list[dict[str, Any]]) -> None:
     """One warning, under the table, for the windows of fewer than ``FEW_EVALUATED`` evaluated sessions (those of
     a resumed run's earlier invocations too): their metrics move in coarse steps, yet each weighs in the average
     over time as much as a window of thousands."""
-    few = [(w["index"], w["n_eval_sessions"]) for w in windows if 0 < w["n_eval_sessions"] < FEW_EVALUATED]
+    few = [(w["index"], n) for w in windows if 0 < (n := w.get("n_eval_sessions", 0)) < FEW_EVALUATED]
     if few:
         shown = ", ".join(f"{index} ({n} session{'s' * (n > 1)})" for index, n in few[:10]) + (f", ... ({len(few)} in all)" if len(few) > 10 else "")
         log.warning("window(s) with fewer than %d evaluated sessions: %s: their metrics move in steps of 1/n (n "
@@ -494,7 +494,7 @@ def _run_guard(out_dir: Path, lock: RunLock, checkpoints: bool = True) -> Iterat
             yield
     except WriteError as e:
         folder = find_checkpoint(out_dir)
-        then = f"continue with {distributed.resume_command(out_dir)}" if folder is not None else "run it again with --overwrite-output-dir"
+        then = f"continue with {resume_command(out_dir)}" if folder is not None else "run it again with --overwrite-output-dir"
         cure = "free some space" if e.disk_full else "fix that"
         kept = f"the result files and the newest checkpoint ({folder.name}) are intact" if folder else "the result files are intact"
         raise SessrecError(f"{e}; {kept}: {cure}, then {then}") from None
@@ -502,7 +502,7 @@ def _run_guard(out_dir: Path, lock: RunLock, checkpoints: bool = True) -> Iterat
 
 def _interrupted(out_dir: Path, where: str, saved_to: Path | None, signum: int, quiet: bool = False,
                  processes: int = 1) -> RunInterrupted:
-    how = (f"checkpoint saved in {saved_to}; continue with {distributed.resume_command(out_dir, processes)}" if saved_to else
+    how = (f"checkpoint saved in {saved_to}; continue with {resume_command(out_dir, processes)}" if saved_to else
            "no checkpoint saved (save_checkpoints is off): this run cannot be continued")
     return RunInterrupted(signum, f"stopped by {signal_name(signum)} {where}; {how}", quiet=quiet)
 

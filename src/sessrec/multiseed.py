@@ -20,6 +20,7 @@ from typing import Any
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_text, check_output_folder
+from sessrec.outputs import finished_results
 
 SEED_PREFIX = "seed-"
 
@@ -28,15 +29,6 @@ def seed_dirs(folder: str | Path) -> list[Path]:
     """The ``seed-N`` run folders of a multi-seed output, by seed."""
     found = [p for p in Path(folder).glob(SEED_PREFIX + "*") if p.is_dir() and p.name[len(SEED_PREFIX):].lstrip("-").isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(SEED_PREFIX):]))
-
-
-def _finished(run_dir: Path) -> dict[str, Any] | None:
-    """``results.json`` of a finished run folder, else None."""
-    try:
-        results = json.loads((run_dir / "results.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return results if "total_seconds" in results else None
 
 
 def _earlier_config(run_dir: Path) -> ExperimentConfig | None:
@@ -80,7 +72,7 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
     for i, seed in enumerate(seeds, 1):
         run_dir, one, diffs = _seed_run(cfg, out, seed)
         changed = bool(diffs)
-        done = _finished(run_dir) if run_dir.is_dir() and not changed else None
+        done = finished_results(run_dir) if run_dir.is_dir() and not changed else None
         if done is not None and not cfg.overwrite_output_dir:
             printer(f"seed {seed} ({i}/{len(seeds)}): finished earlier, read from {run_dir}")
         else:
@@ -91,7 +83,7 @@ def run_seeds(cfg: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, 
             what = "resuming" if one.resume else _running_again(diffs) if changed else "running"
             printer(f"seed {seed} ({i}/{len(seeds)}): {what} into {run_dir}")
             runner(one, printer=printer)
-            done = _finished(run_dir)
+            done = finished_results(run_dir)
             if done is None:
                 raise SessrecError(f"seed {seed}: the run in {run_dir} did not finish")
         rows.append({"seed": seed, "output_dir": str(run_dir), "aot": done["aot"], "pop_aot": done.get("pop_aot", {})})

@@ -62,22 +62,42 @@ def prepare_output_dir(cfg: ExperimentConfig) -> tuple[Path, RunLock]:
     if out.is_dir() and not cfg.overwrite_output_dir:
         check_free(out, "write into")  # a running run's folder is not empty either: say which run holds it
         if any(p.name != LOCK_NAME for p in out.iterdir()):
-            if (out / "checkpoint-last").is_dir() and not _finished(out):
+            if (out / "checkpoint-last").is_dir() and finished_results(out) is None:
+                how = resume_command(out, _saved_processes(out / "checkpoint-last"))
                 raise SessrecError(f"output folder {out} holds a run that was stopped (its checkpoint-last): continue it "
-                                   f"with `sessrec run --resume --output-dir {out}`, or pass --overwrite-output-dir to "
-                                   "start again (its checkpoints are deleted)")
+                                   f"with {how}, or pass --overwrite-output-dir to start again (its checkpoints are "
+                                   "deleted)")
             raise SessrecError(f"output folder {out} is not empty; pass --overwrite-output-dir to write into it")
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
     return out, RunLock.acquire(out)
 
 
-def _finished(out: Path) -> bool:
-    """Whether the run in ``out`` ended (its results.json has the total time, written with the averages over time)."""
+def finished_results(run_dir: Path) -> dict[str, Any] | None:
+    """``results.json`` of a run folder whose run ended (it has the total time, written with the averages over time),
+    else None."""
     try:
-        return "total_seconds" in json.loads((out / "results.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+        results = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) and "total_seconds" in results else None
+
+
+def resume_command(out_dir: str | Path, processes: int = 1) -> str:
+    """How a stopped run continues, whichever script started it: ``sessrec run --resume`` (the paper scripts have no
+    --resume), under the same launch for a distributed run (the number of processes sets the sessions of a step)."""
+    if processes == 1:
+        return f"`sessrec run --resume --output-dir {out_dir}`"
+    return (f"torchrun launched as before ({processes} processes) running `-m sessrec run --resume --output-dir "
+            f"{out_dir}`")
+
+
+def _saved_processes(checkpoint: Path) -> int:
+    """The number of processes that made a checkpoint (1 where it cannot be read)."""
+    try:
+        return int(json.loads((checkpoint / "experiment.json").read_text()).get("world_size", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1
 
 
 def _fmt(v: Any) -> str:

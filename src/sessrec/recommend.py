@@ -256,6 +256,12 @@ class Recommender:
         return list(getattr(self.learner, "scoring_names", self.learner.input_names))
 
     @property
+    def unscored(self) -> set[str]:
+        """Features the learner was trained with but does not score with (a baseline's times): a session may still
+        carry them, as sessions did before scoring from fewer features; they are ignored."""
+        return set(self.learner.input_names) - set(self.input_names)
+
+    @property
     def side_features(self) -> list[str]:
         """Input features besides the item id (empty for a model trained on item ids only)."""
         return [n for n in self.input_names if n != self.item_key]
@@ -299,13 +305,13 @@ class Recommender:
         (0 is padding: it would change the answer unseen), a dict holds only the model's features, and its continuous
         features are finite."""
         if isinstance(session, Mapping):
-            extra = sorted(set(session) - set(self.input_names))
+            extra = sorted(set(session) - set(self.input_names) - self.unscored)
             if extra:
                 hint = ("with internal_ids=True a session holds model values, no original ids" if self.catalog is not None
                         else "sessions of original ids need the run's catalog")
                 raise SessrecError(f"session {i}: {', '.join(map(repr, extra))} is not a feature of this model (it reads "
                                    f"{', '.join(self.input_names)}; {hint})")
-            out = {n: _values(v, f"session {i}: ", n) for n, v in session.items()}
+            out = {n: _values(v, f"session {i}: ", n) for n, v in session.items() if n not in self.unscored}
             for n, values in out.items():
                 if self.schema[n].is_continuous and not self.schema[n].is_time:
                     model_floats(n, values)
@@ -361,7 +367,7 @@ class Recommender:
             raise SessrecError("timestamps need a catalog to rebuild features from (this model has none): "
                                "send the model's feature values in 'features'")
         missing = [n for n in self.side_features if n not in features]
-        extra = [n for n in features if n not in self.side_features]
+        extra = [n for n in features if n not in self.side_features and n not in self.unscored]
         if missing or extra:
             raise SessrecError(f"this model has no catalog: 'features' must hold exactly its side features "
                                f"({', '.join(self.side_features) or 'none'}) in model values")

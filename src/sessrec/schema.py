@@ -240,13 +240,26 @@ def _feature_from_message(msg: dict, source: str) -> FeatureSpec:
         name=str(name),
         dtype=dtype,
         tags=tuple(tags),
-        min_value=_first(domain, "min") if domain else None,
-        max_value=_first(domain, "max") if domain else None,
-        value_count_min=_first(vc, "min"),
-        value_count_max=_first(vc, "max"),
+        min_value=_number(_first(domain, "min"), dtype) if domain else None,
+        max_value=_number(_first(domain, "max"), dtype) if domain else None,
+        value_count_min=_number(_first(vc, "min"), "int"),
+        value_count_max=_number(_first(vc, "max"), "int"),
     )
     _check_bounds(spec, source)
     return spec
+
+
+def _number(value: Any, dtype: str) -> Any:
+    """A bound as its number: protobuf's JSON writes int64 as text ("390000"), and a whole float (100.0) is its
+    integer in an int domain; anything else is left for :func:`_check_bounds` to name."""
+    if isinstance(value, str):
+        try:
+            value = int(value) if re.fullmatch(r"\s*-?\d+\s*", value) else float(value)
+        except ValueError:
+            return value
+    if dtype == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 MAX_CARDINALITY = 2**31 - 1  # rows of an embedding table torch indexes (and far beyond any memory at d_model 64)
@@ -263,14 +276,13 @@ def _check_bounds(f: FeatureSpec, source: str) -> None:
         if v is not None and (not whole(v) if f.dtype == "int" else isinstance(v, bool) or not isinstance(v, (int, float))):
             kind = "an integer" if f.dtype == "int" else "a number"
             raise SessrecError(f"{where}: {'int' if f.dtype == 'int' else 'float'}_domain {key} must be {kind} (got {v!r})")
-    if f.dtype == "int" and f.max_value is not None and not 0 <= f.max_value < MAX_CARDINALITY:
-        raise SessrecError(f"{where}: int_domain max {f.max_value} is not an id between 0 and {MAX_CARDINALITY - 1} (the "
-                           "largest id: the embedding table has max + 1 rows)")
-    if f.is_categorical and f.max_value is not None and f.max_value < 1:
-        raise SessrecError(f"{where}: a categorical feature needs int_domain max >= 1 (ids 1..max; 0 is padding)")
-    for key, v in (("min", f.value_count_min), ("max", f.value_count_max)):
-        if v is not None and (not whole(v) or v < 1):
-            raise SessrecError(f"{where}: value_count {key} must be a whole number >= 1 (got {v!r})")
+    if (f.is_categorical or f.is_item_id) and f.max_value is not None:  # its ids index an embedding table
+        if not 1 <= f.max_value < MAX_CARDINALITY:
+            raise SessrecError(f"{where}: int_domain max {f.max_value} of a categorical feature must be an id in "
+                               f"1..{MAX_CARDINALITY - 1} (ids 1..max; 0 is padding; the table has max + 1 rows)")
+    for key, v, low in (("min", f.value_count_min, 0), ("max", f.value_count_max, 1)):
+        if v is not None and (not whole(v) or v < low):
+            raise SessrecError(f"{where}: value_count {key} must be a whole number >= {low} (got {v!r})")
 
 
 def parse_pbtxt(text: str, source: str = "<text>") -> Schema:
@@ -332,10 +344,15 @@ def parse_feature_yaml(text: str, source: str = "<yaml>") -> Schema:
             raise SessrecError(f"feature config {source}: feature '{name}' has unknown key(s) {', '.join(unknown)}")
         dtype, label, control = spec.get("dtype"), bool(spec.get("is_label")), bool(spec.get("is_control"))
         vc = {"value_count_max": spec.get("pad_trim_length")}
+        if vc["value_count_max"] is not None and (not isinstance(vc["value_count_max"], int)
+                                                  or isinstance(vc["value_count_max"], bool) or vc["value_count_max"] < 1):
+            raise SessrecError(f"feature config {source}: feature '{name}' needs a whole pad_trim_length >= 1 (got "
+                               f"{vc['value_count_max']!r})")
         if dtype == "categorical":
             card = spec.get("cardinality")
-            if not isinstance(card, int) or card < 2:
-                raise SessrecError(f"feature config {source}: categorical feature '{name}' needs an integer cardinality >= 2")
+            if not isinstance(card, int) or isinstance(card, bool) or not 2 <= card <= MAX_CARDINALITY:
+                raise SessrecError(f"feature config {source}: categorical feature '{name}' needs an integer cardinality "
+                                   f"in 2..{MAX_CARDINALITY}")
             tags = (LIST,) if control else ((ITEM_ID, LIST, CATEGORICAL) if label else (LIST, CATEGORICAL))
             feats.append(FeatureSpec(str(name), "int", tags, 1, card - 1, **vc))
             table = spec.get("emb_table", name)

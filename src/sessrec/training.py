@@ -24,6 +24,7 @@ from sessrec.errors import SessrecError
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
 from sessrec.optim import FusedAdamW, clip_grad_norm_
+from sessrec.progress import bar_disabled
 from sessrec.runtime import load_weights, resolve_device, seed_everything, to_device, warn_once
 from sessrec.schema import Schema
 from sessrec.stopping import StopRequested
@@ -211,7 +212,7 @@ class NeuralLearner:
         self.model.train()
         start = time.perf_counter()
         bar = tqdm(total=total, initial=p.step, desc=f"window {window:>4} train", unit="step",
-                   disable=True if cfg.quiet or not group.is_main else None, leave=False, dynamic_ncols=True)
+                   disable=bar_disabled(cfg.quiet or not group.is_main), leave=False, dynamic_ncols=True)
         size = self.batch_size
         signum = group.stop_signal()  # then after each step, with the loss: every process stops at the same step
         while p.step < total:

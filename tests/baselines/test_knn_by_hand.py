@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sessrec.errors import SessrecError
-from tests.baselines.conftest import DAY, learner, scores
+from tests.baselines.conftest import DAY, learner, schema, scores
 
 A, B, C, D = [1, 2, 3], [2, 4], [3, 5, 2], [6, 7]
 TRAIN = [A, B, C, D]
@@ -200,6 +200,13 @@ def test_a_knn_method_that_ignores_the_query_time_scores_from_item_ids_alone(mod
     assert getattr(lrn, "scoring_names", lrn.input_names) == (["item", "t"] if reads_time else ["item"])
     if not reads_time:  # the same scores with and without the query's time
         np.testing.assert_array_equal(scores(lrn, [[2, 3]], [5 * DAY]), scores(lrn, [[2, 3]]))
+        # a session that still carries the time (the form these models needed before) is taken, its time ignored
+        from sessrec.recommend import Recommender
+
+        rec = Recommender(lrn, schema(), max_len=5)
+        plain = rec.recommend([[2, 3]], k=3)
+        assert rec.recommend([{"item": [2, 3], "t": [1.0, 2.0]}], k=3).ids == plain.ids
+        assert rec.encode({"items": [2, 3], "features": {"t": [1.0, 2.0]}}).ids.tolist() == [2, 3]
 
 
 def test_repeated_items_use_their_last_position():

@@ -54,6 +54,7 @@ from sessrec.baselines.sessions import time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors
 from sessrec.errors import SessrecError
+from sessrec.progress import bar_disabled
 from sessrec.runtime import load_weights, resolve_device, seed_everything, warn_once
 from sessrec.schema import Schema
 
@@ -503,7 +504,7 @@ class GRU4Rec:
         log_support = torch.log(support.clamp(min=1.0)) if p.logq else None
         self.net.train()
         start, steps, loss = time.perf_counter(), 0, float("nan")
-        bar = tqdm(range(p.n_epochs), desc=f"window {window:>4} gru4rec", unit="epoch", disable=True if self.cfg.quiet else None,
+        bar = tqdm(range(p.n_epochs), desc=f"window {window:>4} gru4rec", unit="epoch", disable=bar_disabled(self.cfg.quiet),
                    leave=False, dynamic_ncols=True)
         for epoch in bar:
             order = self.order_rng.permutation(len(lengths)) if p.train_random_order else base_order

@@ -329,7 +329,7 @@ class KnnLearner:
         tf = time_feature(schema)
         self.time_key = tf.name if tf is not None else None
         self.input_names = [self.item_key] + ([self.time_key] if self.time_key else [])
-        if not scorer.reads_time:  # the times order the stored sessions only
+        if not getattr(scorer, "reads_time", True):  # the times order the stored sessions only
             self.scoring_names = [self.item_key]
         self.store = SessionStore(self.n_items)
         self._divisor: float | None = None

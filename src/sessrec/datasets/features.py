@@ -80,8 +80,11 @@ def mean_std(lf: pl.LazyFrame, expr: pl.Expr) -> tuple[float, float]:
 
 
 def standardize(expr: pl.Expr, mean: float, std: float) -> pl.Expr:
-    """``(x - mean) / std`` as float32 (``x - mean`` when the spread is 0)."""
-    return ((expr - mean) / (std if std > 0 else 1.0)).cast(pl.Float32)
+    """``(x - mean) / std`` as float32; 0 where the spread is 0 (``x - mean`` kept the mean's rounding error: 16384
+    for a column of 1e20), a missing value staying missing."""
+    if std > 0:
+        return ((expr - mean) / std).cast(pl.Float32)
+    return (expr * 0.0).cast(pl.Float32)
 
 
 def gauss_rank_fit(values: np.ndarray, epsilon: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,7 @@ from sessrec.datasets.catalog import LatestItems, latest_per_item, plain_integer
 from sessrec.datasets.features import DAY_MS, HOUR_MS, gini
 from sessrec.errors import SessrecError
 from sessrec.io import WriteError, atomic_replace_dir, atomic_write_text, check_output_folder, disk_error
+from sessrec.progress import bar_disabled
 from sessrec.runlock import own_temporary, remove_dead_temporaries
 from sessrec.schema import CATEGORICAL, LIST, TIME, FeatureSpec, Schema
 
@@ -177,7 +178,7 @@ class Progress:
         print(f"[prepare {self.name}] warning: {text}", file=sys.stderr, flush=True)
 
     def bar(self, iterable: Iterable | None = None, **kw) -> tqdm:
-        return tqdm(iterable, disable=True if self.quiet else None, file=sys.stderr, dynamic_ncols=True, leave=False, **kw)
+        return tqdm(iterable, disable=bar_disabled(self.quiet), file=sys.stderr, dynamic_ncols=True, leave=False, **kw)
 
 
 @dataclass(frozen=True)

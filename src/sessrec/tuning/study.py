@@ -39,6 +39,7 @@ import yaml
 from sessrec.config import ExperimentConfig, neural_only_options
 from sessrec.errors import SessrecError
 from sessrec.io import atomic_write_bytes, atomic_write_text, check_output_folder
+from sessrec.progress import bar_disabled
 from sessrec.runlock import pid_alive
 from sessrec.stopping import RunInterrupted, signal_name
 from sessrec.tuning.space import (
@@ -356,7 +357,7 @@ def open_study(plan: Plan, sampler_seed: int, create: bool, alone: bool = False)
                                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=RETRIES))
         names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     except Exception as e:  # sqlalchemy/driver errors: one line, nothing written
-        damaged = plan.storage_url.startswith("sqlite") and "malformed" in str(e) or "not a database" in str(e)
+        damaged = plan.storage_url.startswith("sqlite") and ("malformed" in str(e) or "not a database" in str(e))
         then = ("; the file is damaged: restore it from a copy, or tune again into another --output-dir (the finished "
                 "trials' values are also in trials.csv)") if damaged else ""
         raise SessrecError(f"cannot open the study storage {_redact(plan.storage_url)}: "
@@ -781,7 +782,7 @@ class _Monitor:
         self.plan, self.printer, self.pop, self.out, self.started = plan, printer, pop, out, time.time()
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.bar = tqdm(total=plan.target, initial=min(_finished(study), plan.target), desc="trials", unit="trial",
-                        disable=True if quiet else None, leave=False, dynamic_ncols=True)
+                        disable=bar_disabled(quiet), leave=False, dynamic_ncols=True)
 
     def __call__(self, study, trial=None) -> None:
         from tqdm.auto import tqdm
