@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -159,6 +160,8 @@ def reading(path: str | Path) -> Iterator[None]:
         raise
     except UnicodeDecodeError as e:
         raise SessrecError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    except json.JSONDecodeError as e:  # cut short (a full disk, a kill) more often than edited
+        raise SessrecError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         cause = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
         raise SessrecError(f"{path}: not as sessrec writes it ({cause}); was it edited by hand?") from None
