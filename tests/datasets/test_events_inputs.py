@@ -536,6 +536,80 @@ def test_times_without_a_zone_beside_a_timezone_are_warned(tmp_path, capsys, tim
     assert rc == 0, err
     assert ("have no time zone and are read as UTC; --timezone Europe/Berlin sets the zone of the hour and weekday "
             "features only" in err) == warned, err
+    if warned:  # the way out is named, and taking it ends the warning
+        assert "if they are Europe/Berlin times, pass --input-timezone Europe/Berlin" in err
+        rc, _, err = prepare(["events", "--input", str(path), *COLS, "--timezone", "Europe/Berlin", "--input-timezone",
+                              "Europe/Berlin", "--output", str(tmp_path / "local")], capsys)
+        assert rc == 0 and "warning" not in err, err
+
+
+def _first_times(folder: Path) -> list[float]:
+    """The sessions' first times (epoch seconds) of every window's train split, in order."""
+    return sorted(t for w in sorted(folder.glob("0*/train.parquet"))
+                  for t in pl.read_parquet(w)["timestamp"].list.first().to_list())
+
+
+@pytest.mark.parametrize("kind", ["text", "format", "datetime", "date"])
+def test_times_without_a_zone_are_read_in_the_input_timezone(tmp_path, capsys, kind):
+    """--input-timezone: local times written without their zone (a shop's database in Berlin time) are converted to
+    UTC, an hour earlier in winter and two in summer, as dates are local midnights (the ninth session's "Left")."""
+    rows = _events(days=4, start=datetime(2024, 3, 29, 8, 0))  # 29 March - 1 April 2024: summer time from the 31st
+    write = {"text": lambda t: t.strftime("%Y-%m-%d %H:%M:%S"), "format": lambda t: t.strftime("%d.%m.%Y %H:%M"),
+             "datetime": lambda t: t, "date": lambda t: t.date()}[kind]
+    path = _write(tmp_path / ("log.csv" if kind in ("text", "format") else "log.parquet"),
+                  {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                   "ts": [write(t) for _, _, t in rows]})
+    fmt = ["--time-format", "%d.%m.%Y %H:%M"] if kind == "format" else []
+    outs = {}
+    for zone in ("UTC", "Europe/Berlin"):
+        outs[zone] = tmp_path / zone.replace("/", "-")
+        rc, _, err = prepare(["events", "--input", str(path), *COLS, *fmt, "--input-timezone", zone, "--output",
+                              str(outs[zone])], capsys)
+        assert rc == 0, err
+    utc, berlin = _first_times(outs["UTC"]), _first_times(outs["Europe/Berlin"])
+    assert len(utc) == len(berlin) > 0
+    shift = [u - b for u, b in zip(utc, berlin)]
+    offset = {datetime(2024, 3, 29).date(): 3600, datetime(2024, 3, 30).date(): 3600, datetime(2024, 3, 31).date(): 7200,
+              datetime(2024, 4, 1).date(): 7200}
+    want = [offset[datetime.fromtimestamp(u, timezone.utc).date()] if kind != "date" else None for u in utc]
+    if kind == "date":  # local midnight: before 2 a.m. on the 31st, Berlin was still on winter time
+        assert set(shift) == {3600, 7200}, shift
+    else:
+        assert shift == want
+
+
+def test_the_input_timezone_refuses_a_time_that_never_happened_and_says_when_it_cannot_act(tmp_path, capsys):
+    gap = tmp_path / "gap.csv"
+    gap.write_text("session,item,ts\ns1,i1,2024-03-31 01:59:00\ns1,i2,2024-03-31 02:30:00\n")
+    line = _refused(tmp_path, capsys, [gap], "--input-timezone", "Europe/Berlin")
+    assert line.startswith(f"sessrec: error: {gap}, line 3: cannot read ts value '2024-03-31 02:30:00' as a time in the "
+                           "format of the first value") and line.endswith(", a local time of Europe/Berlin (whose "
+                                                                          "clocks skip an hour when summer time begins)")
+    pl.DataFrame({"session": ["s1", "s1"], "item": ["i1", "i2"],
+                  "ts": [datetime(2024, 3, 31, 1, 59), datetime(2024, 3, 31, 2, 30)]}).write_parquet(tmp_path / "g.parquet")
+    line = _refused(tmp_path, capsys, [tmp_path / "g.parquet"], "--input-timezone", "Europe/Berlin")
+    assert line == (f"sessrec: error: {tmp_path / 'g.parquet'}, line 2: cannot read ts value datetime.datetime(2024, 3, "
+                    "31, 2, 30) as a time, a local time of Europe/Berlin (whose clocks skip an hour when summer time "
+                    "begins)"), line
+    assert _refused(tmp_path, capsys, [gap], "--input-timezone", "Mars/Olympus") == \
+        "sessrec: error: unknown --input-timezone 'Mars/Olympus' (use an IANA name such as Europe/Oslo)"
+    # the hour repeated when summer time ends: its first pass (00:30 UTC, not 01:30)
+    starts = ["2024-10-27 02:30", "2024-10-27 10:00", "2024-10-28 09:00", "2024-10-28 10:00"]
+    fold = _write(tmp_path / "fold.csv", {"session": [s for s in "aabbccdd"], "item": ["x", "y"] * 4,
+                                          "ts": [f"{s}:0{k}" for s in starts for k in (0, 1)]})
+    rc, _, err = prepare(["events", "--input", str(fold), *COLS, "--input-timezone", "Europe/Berlin", "--output",
+                          str(tmp_path / "f")], capsys)
+    assert rc == 0, err
+    assert _first_times(tmp_path / "f")[0] == datetime(2024, 10, 27, 0, 30, tzinfo=timezone.utc).timestamp()
+    # instants already: epoch numbers, text with an offset
+    rows = _events()
+    for name, write in (("epoch.csv", lambda t: int(t.timestamp())),
+                        ("offset.csv", lambda t: t.strftime("%Y-%m-%dT%H:%M:%S+01:00"))):
+        path = _write(tmp_path / name, {"session": [s for s, _, _ in rows], "item": [i for _, i, _ in rows],
+                                        "ts": [write(t) for _, _, t in rows]})
+        rc, _, err = prepare(["events", "--input", str(path), *COLS, "--input-timezone", "Europe/Berlin", "--output",
+                              str(tmp_path / name.replace(".", "-"))], capsys)
+        assert rc == 0 and f"--input-timezone has no effect on the times of {path}: they are " in err, err
 
 
 def test_a_file_given_twice_is_refused(tmp_path, capsys):

@@ -127,6 +127,10 @@ def _add_dataset_flags(name: str, p: argparse.ArgumentParser) -> None:
                        help="unit of a numeric time column (default: s)")
         p.add_argument("--time-format", help="strftime format of a text time column (default: inferred)")
         p.add_argument("--timezone", default="UTC", help="time zone of the hour/weekday features (default: %(default)s)")
+        p.add_argument("--input-timezone", default="UTC", metavar="ZONE",
+                       help="time zone of times written without one (local datetimes, dates, text without an offset), "
+                            "e.g. Europe/Berlin; epoch numbers and times with an offset are instants already "
+                            "(default: %(default)s)")
         p.add_argument("--categorical-cols", nargs="+", default=[], metavar="COL",
                        help="side columns encoded as categorical ids (1 = empty)")
         p.add_argument("--continuous-cols", nargs="+", default=[], metavar="COL",

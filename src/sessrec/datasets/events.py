@@ -102,6 +102,7 @@ class Columns:
     time_unit: str = "s"
     time_format: str | None = None
     dialect: Dialect = COMMA  # how the CSV files are written (--delimiter, --quote-char)
+    input_zone: str = "UTC"  # the zone of times written without one (--input-timezone); epoch numbers are UTC
 
     @property
     def needed(self) -> list[str]:
@@ -288,33 +289,52 @@ def _time_conversion(dtype: pl.DataType, sample: str | None, cols: Columns, day_
 
     numeric = Conversion(number, f"a number of {cols.time_unit} since 1970",
                          fast=lambda e: _in_years(number(e, True)))
+    zone = cols.input_zone
+    # what a local time must also be: one that happened (not in the hour summer time skips)
+    in_zone = "" if zone == "UTC" else f", a local time of {zone} (whose clocks skip an hour when summer time begins)"
+
+    def local(e: pl.Expr, strict: bool) -> pl.Expr:
+        """A naive datetime as a time of ``--input-timezone`` (a repeated hour at the end of summer time: its first
+        pass; an hour skipped at its start cannot have happened: null, or with ``strict`` an error)."""
+        if zone == "UTC":
+            return e
+        return e.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="raise" if strict else "null")
+
     if dtype == pl.Date:
-        return Conversion(lambda e, strict: e.cast(pl.Datetime("ms")).dt.epoch("ms"), "a date")
+        return Conversion(lambda e, strict: local(e.cast(pl.Datetime("ms")), strict).dt.epoch("ms"), "a date" + in_zone)
     if isinstance(dtype, pl.Datetime):
-        return Conversion(lambda e, strict: e.dt.epoch("ms"), "a time")
+        if dtype.time_zone is not None:  # the instant is given
+            return Conversion(lambda e, strict: e.dt.epoch("ms"), "a time")
+        return Conversion(lambda e, strict: local(e.cast(pl.Datetime("ms")), strict).dt.epoch("ms"), "a time" + in_zone)
     if dtype.is_numeric():
         return numeric
     if dtype not in (pl.String, pl.Categorical, pl.Null) and not isinstance(dtype, pl.Enum):
         raise SessrecError(f"{path}: the --time-col {cols.time} is a {dtype} column; it must hold datetimes, numbers "
                            f"of --time-unit since 1970, or text")
     if cols.time_format:
-        return Conversion(lambda e, strict: e.cast(pl.String).str.strptime(pl.Datetime("ms"), cols.time_format,
-                                                                           strict=strict, cache=False).dt.epoch("ms"),
-                          f"a time in the format {cols.time_format!r}")
+        aware = re.search(r"%[:#]?[zZ]", cols.time_format) is not None  # the values say their zone
+        return Conversion(lambda e, strict: (lambda d: d if aware else local(d, strict))(
+            e.cast(pl.String).str.strptime(pl.Datetime("ms"), cols.time_format, strict=strict, cache=False)
+        ).dt.epoch("ms"), f"a time in the format {cols.time_format!r}" + ("" if aware else in_zone))
     if sample is not None and _NUMBER.match(sample):
         return numeric
     swap = sample is not None and day_first is False and re.match(_DAY_MONTH, sample)
 
-    def text(e: pl.Expr, strict: bool) -> pl.Expr:
+    naive = zone != "UTC" and sample is not None and not _OFFSET.search(sample)
+
+    def text(e: pl.Expr, strict: bool, local_times: bool = naive) -> pl.Expr:
         e = e.cast(pl.String)
         if swap:  # month/day/year: polars infers day/month/year dates only
             e = e.str.replace(r"^(\s*)(\d{1,2})([/.-])(\d{1,2})([/.-])", "${1}${4}${3}${2}${5}")
+        if local_times:  # read without a zone, then placed in --input-timezone (polars' time_zone= nulls every
+            return local(e.str.to_datetime(time_unit="ms", strict=strict), strict).dt.epoch("ms")  # value for one gap)
         # a time zone: polars refuses to infer a format with an offset (+01:00, Z) otherwise
         return e.str.to_datetime(time_unit="ms", time_zone="UTC", strict=strict).dt.epoch("ms")
 
-    conv = Conversion(text, f"a time in the format of the first value {sample!r} (or pass --time-format)"
-                      if sample is not None else "a time (pass --time-format)")
-    if sample is not None and pl.select(conv.expr(pl.lit(sample), False)).item() is None:
+    conv = Conversion(text, (f"a time in the format of the first value {sample!r} (or pass --time-format)"
+                             if sample is not None else "a time (pass --time-format)") + in_zone)
+    # the format is inferred in UTC: a local time that --input-timezone skips (summer time) is no format problem
+    if sample is not None and pl.select(text(pl.lit(sample), False, False)).item() is None:
         hint = _date_format(sample, day_first is not False) if re.match(_DAY_MONTH, sample) else "%Y-%m-%d %H:%M:%S"
         raise SessrecError(f"{path}: cannot infer a time format from the first {cols.time} value {sample!r}; pass "
                            f"--time-format (e.g. {hint!r})")
@@ -649,11 +669,11 @@ def recipe(cols: Columns, timezone: str, progress: Progress | None = None) -> Re
     )
 
 
-def _check_timezone(timezone: str) -> None:
+def _check_timezone(timezone: str, flag: str = "--timezone") -> None:
     try:
         pl.Series([0]).cast(pl.Datetime("ms")).dt.replace_time_zone(timezone)
     except pl.exceptions.PolarsError:
-        raise SessrecError(f"unknown --timezone {timezone!r} (use an IANA name such as Europe/Oslo)") from None
+        raise SessrecError(f"unknown {flag} {timezone!r} (use an IANA name such as Europe/Oslo)") from None
 
 
 def run(args, opts: Options) -> PrepareResult:
@@ -673,9 +693,10 @@ def run(args, opts: Options) -> PrepareResult:
     if not args.session_col:
         opts.session_gap_ms = DEFAULT_SESSION_GAP_MS if args.session_gap is None else args.session_gap
     _check_timezone(args.timezone)
+    _check_timezone(args.input_timezone, "--input-timezone")
     cols = Columns(args.item_col, args.time_col, args.session_col, args.user_col, tuple(args.categorical_cols),
                    tuple(args.continuous_cols), args.time_unit or "s", args.time_format,
-                   Dialect(args.delimiter, args.quote_char))
+                   Dialect(args.delimiter, args.quote_char), args.input_timezone)
     bare = recipe(Columns(cols.item, cols.time, cols.session, cols.user, (), ()), args.timezone)
     check_names(cols, [*output_columns(bare), *SESSION_COLUMNS])
     found, empty = input_files(args.input, args.delimiter)
@@ -687,8 +708,9 @@ def run(args, opts: Options) -> PrepareResult:
         progress.warn("--user-col has no effect with --session-col (the sessions are given) unless --repeats user")
     first = _FirstTimes.of(paths[0], cols)  # what the warnings judge by
     _warn_inert_time_options(first, cols, args.time_unit is not None, progress)
+    _warn_inert_input_zone(first, cols, progress)
     _warn_dates_only(first, cols, progress)
-    if args.timezone != "UTC":
+    if args.timezone != "UTC" and cols.input_zone == "UTC":
         _warn_naive_times(first, cols, args.timezone, progress)
     return prepare(recipe(cols, args.timezone, progress), source(paths, cols), opts)
 
@@ -726,7 +748,7 @@ def _warn_naive_times(first: _FirstTimes, cols: Columns, timezone: str, progress
     example = f" (such as {sample!r})" if sample else ""
     progress.warn(f"the {cols.time} times of {path}{example} have no time zone and are read as UTC; --timezone "
                   f"{timezone} sets the zone of the hour and weekday features only: if they are {timezone} times, "
-                  "write them in UTC or with their offset (2024-03-01T10:00:00+01:00)")
+                  f"pass --input-timezone {timezone}")
 
 
 _DATE_ONLY = re.compile(r"^\s*(\d{4}-\d\d-\d\d|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})\s*$")
@@ -774,6 +796,23 @@ def _warn_inert_time_options(first: _FirstTimes, cols: Columns, unit_given: bool
     if inert:
         progress.warn(f"{' and '.join(inert)} ha{'ve' if len(inert) > 1 else 's'} no effect: the {cols.time} column "
                       f"of {path} holds {what}")
+
+
+def _warn_inert_input_zone(first: _FirstTimes, cols: Columns, progress: Progress) -> None:
+    """Say, from the first file, when --input-timezone cannot act: its times are epoch numbers, datetimes with a zone,
+    or text with an offset (each an instant already)."""
+    if cols.input_zone == "UTC":
+        return
+    dtype, sample = first.dtype, first.sample
+    if dtype.is_numeric() or _is_text(dtype) and sample is not None and _NUMBER.match(sample):
+        what = "epoch numbers (UTC)"
+    elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        what = f"datetimes in {dtype.time_zone}"
+    elif _is_text(dtype) and sample is not None and not cols.time_format and _OFFSET.search(sample):
+        what = f"times with their offset, such as {sample!r}"
+    else:
+        return
+    progress.warn(f"--input-timezone has no effect on the times of {first.path}: they are {what}")
 
 
 def _time_dtype(path: Path, parquet: bool, cols: Columns) -> pl.DataType:
