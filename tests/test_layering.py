@@ -18,6 +18,7 @@ PACKAGES = ("sessrec", "t4r_paper_repro")
 # their writers, and the readers of finished runs (report, recommend, export) sit above it.
 STACK: list[tuple[str, set[str]]] = [
     ("foundation", {"sessrec.errors", "sessrec.io", "sessrec.runtime", "sessrec.stopping", "sessrec.runlock", "sessrec.launch", "sessrec.distributed",
+                    "sessrec.progress",
                     "sessrec.config", "sessrec.presets"}),
     ("schema", {"sessrec.schema"}),
     ("data", {"sessrec.data"}),

@@ -45,3 +45,13 @@ def test_the_lock_is_released_at_the_end_and_its_file_alone_is_an_empty_folder(t
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(SessrecError, match="is not empty; pass --overwrite-output-dir"):
         prepare_output_dir(ExperimentConfig(output_dir=str(tmp_path)))
+    # a stopped run (a checkpoint, no total time): the command that continues it, under torchrun for a distributed one
+    (tmp_path / "checkpoint-last").mkdir()
+    (tmp_path / "checkpoint-last" / "experiment.json").write_text('{"world_size": 2}')
+    with pytest.raises(SessrecError, match=f"holds a run that was stopped \\(its checkpoint-last\\): continue it with "
+                                           f"torchrun launched as before \\(2 processes\\) running `-m sessrec run "
+                                           f"--resume --output-dir {tmp_path}`, or pass --overwrite-output-dir"):
+        prepare_output_dir(ExperimentConfig(output_dir=str(tmp_path)))
+    (tmp_path / "results.json").write_text('{"total_seconds": 3.0}')  # it ended: nothing to continue
+    with pytest.raises(SessrecError, match="is not empty; pass --overwrite-output-dir"):
+        prepare_output_dir(ExperimentConfig(output_dir=str(tmp_path)))

@@ -31,8 +31,7 @@ import torch
 import torch.distributed as dist
 
 from sessrec.errors import SessrecError
-from sessrec.launch import launched
-from sessrec.outputs import resume_command
+from sessrec.launch import launched, resume_command
 from sessrec.runtime import resolve_device
 from sessrec.stopping import stop_requested
 

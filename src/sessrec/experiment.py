@@ -46,10 +46,10 @@ from sessrec.distributed import Group
 from sessrec.errors import EveryProcessError, SessrecError, listed
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.io import WriteError
-from sessrec.launch import launched
+from sessrec.launch import launched, resume_command
 from sessrec.learners import Learner, baseline_refusal, build_learner
 from sessrec.loggers import Loggers
-from sessrec.outputs import OutputWriter, prepare_output_dir, resume_command
+from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.runlock import RunLock
 from sessrec.runtime import resolve_device, seed_everything, warn_once
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema

@@ -5,6 +5,7 @@ before it imports anything heavy."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sessrec.errors import SessrecError
 
@@ -32,3 +33,12 @@ def rank() -> int:
 def local_rank() -> int | None:
     """``LOCAL_RANK`` of a launched process (its GPU on this machine), else None."""
     return _int("LOCAL_RANK", 0) if launched() and "LOCAL_RANK" in os.environ else None
+
+
+def resume_command(out_dir: str | Path, processes: int = 1) -> str:
+    """How a stopped run continues, whichever script started it: ``sessrec run --resume`` (the paper scripts have no
+    --resume), under the same launch for a distributed run (the number of processes sets the sessions of a step)."""
+    if processes == 1:
+        return f"`sessrec run --resume --output-dir {out_dir}`"
+    return (f"torchrun launched as before ({processes} processes) running `-m sessrec run --resume --output-dir "
+            f"{out_dir}`")

@@ -34,6 +34,7 @@ from typing import Any
 from sessrec.config import ExperimentConfig
 from sessrec.errors import SessrecError
 from sessrec.io import RESULT_FILES, atomic_write_text, writing
+from sessrec.launch import resume_command
 from sessrec.runlock import LOCK_NAME, RunLock, check_free
 
 
@@ -81,15 +82,6 @@ def finished_results(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return results if isinstance(results, dict) and "total_seconds" in results else None
-
-
-def resume_command(out_dir: str | Path, processes: int = 1) -> str:
-    """How a stopped run continues, whichever script started it: ``sessrec run --resume`` (the paper scripts have no
-    --resume), under the same launch for a distributed run (the number of processes sets the sessions of a step)."""
-    if processes == 1:
-        return f"`sessrec run --resume --output-dir {out_dir}`"
-    return (f"torchrun launched as before ({processes} processes) running `-m sessrec run --resume --output-dir "
-            f"{out_dir}`")
 
 
 def _saved_processes(checkpoint: Path) -> int:
