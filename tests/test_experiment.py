@@ -213,6 +213,22 @@ def test_the_callers_random_state_and_metric_names(tiny_data, tmp_path):
         result.metric("ndcg@20")
 
 
+def test_a_catalog_of_one_item_is_said_so(tmp_path, caplog):
+    """"choose k below 1", which no k can (QA helper-70)."""
+    import logging
+
+    from tests.conftest import write_sessions
+
+    for w in (1, 2):
+        for split in ("train", "valid", "test"):
+            write_sessions(tmp_path / "data" / f"{w:04d}" / f"{split}.parquet", {"item_id": [[1, 1], [1, 1, 1]]})
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_config(tmp_path / "data", tmp_path / "pop", model_type="pop", final_time_window_index=2),
+                       printer=lambda *_: None)
+    assert "the catalog has 1 item: every target the model can score is a hit at any k (HR = 1)" in caplog.text
+    assert "choose k below" not in caplog.text
+
+
 def test_top_ks_reaching_the_catalog_are_warned(tiny_data, tmp_path, caplog):
     import logging
 

@@ -50,3 +50,14 @@ def test_t4r_library_head_says_tf_out_activation_is_unused(caplog):
 def test_unknown_compat_is_a_one_line_error():
     with pytest.raises(Exception, match="compat must be one of recsys2021, t4r-23.12"):
         _head(compat="t4r")
+
+
+@pytest.mark.parametrize("kw", [{"loss_type": "gbce"}, {"loss_type": "bpr_max"}, {"sampled_softmax": True}])
+def test_a_loss_that_draws_other_items_refuses_a_catalog_of_one(kw):
+    """gBCE divided by zero (``k / (n_items - 1)``) deep in the first step, leaving a half-written run (QA helper-70)."""
+    from sessrec.errors import SessrecError
+
+    cfg = ExperimentConfig(d_model=8, **kw).validate()
+    with pytest.raises(SessrecError, match="contrasts the target with other items, and the catalog has 1 item"):
+        NextItemHead(cfg, 2, torch.nn.Embedding(2, 8))
+    NextItemHead(cfg, 3, torch.nn.Embedding(3, 8))  # two items: one to contrast with

@@ -670,6 +670,8 @@ def test_the_recommend_table_quotes_ids_it_could_not_show_plainly():
 
     assert [_shown_id(i) for i in (42, "42", " 42", "42 ", "", "a\nb", "Blue Shirt M", "café")] == \
         ["42", "42", "' 42'", "'42 '", "''", "'a\\nb'", "Blue Shirt M", "café"]
+    # an id holding quotes read like the table's own quoting (QA helper-70)
+    assert [_shown_id(i) for i in ('"q"', "it's")] == ["'\"q\"'", '"it\'s"']
 
 
 def test_a_checkpoint_without_the_model_says_why(tiny_data, tmp_path, monkeypatch, capsys):

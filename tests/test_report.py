@@ -356,10 +356,16 @@ def test_runs_made_with_other_cutoffs_get_their_own_columns(tmp_path):
         assert list(csv.DictReader(f))[0]["NDCG@5"] == "0.015"
     with open(tmp_path / "report" / "report.csv") as f:
         assert float(next(csv.DictReader(f))["HR@5"]) == pytest.approx(0.04)
-    # runs with the usual cutoffs among them: the usual columns
+    # beside runs with the usual cutoffs: the usual columns and theirs (their row was all '-': QA helper-70)
     c = fake_run(tmp_path / "c", {2: 0.30, 3: 0.40, 4: 0.50}, model="bert", compare_with_pop=False)
+    both = make_report([a, c], tmp_path / "report2").markdown.replace("*", "")  # (XLNet beats its most-popular row)
+    assert ("| Algorithm | Runs | Windows | NDCG@3 | NDCG@5 | NDCG@10 | NDCG@20 | HR@3 | HR@5 | HR@10 | HR@20 | MRR@3 | "
+            "MRR@5 | MRR@20 |") in both
+    assert "| XLNet (MLM) | 1 | 3 | 0.0120 | 0.0200 | - | - | 0.0240 | 0.0400 | - | - | 0.0060 | 0.0100 | - |" in both
+    assert "| BERT (MLM) | 1 | 3 | - | - | 0.2000 | 0.4000 | - | - | 0.4000 | 0.8000 | - | - | 0.1000 |" in both
+    d = fake_run(tmp_path / "d", {2: 0.30, 3: 0.40, 4: 0.50}, model="gpt2", task="clm", compare_with_pop=False)
     assert "| Algorithm | Runs | Windows | NDCG@10 | NDCG@20 | HR@10 | HR@20 | MRR@20 |" in \
-        make_report([a, c], tmp_path / "report2").markdown
+        make_report([c, d], tmp_path / "report3").markdown  # all with the usual ones: only those
 
 
 def test_a_report_that_fails_midway_leaves_the_previous_report_whole(tmp_path, monkeypatch):

@@ -326,7 +326,8 @@ def _shown_id(item: object) -> str:
     """An id for the table: text with edge spaces, or that is empty or not printable (a newline), quoted, so that
     ' 42', '42' and '42 ' stay three ids and a row stays one line."""
     text = str(item)
-    return repr(item) if isinstance(item, str) and (not text or text != text.strip() or not text.isprintable()) else text
+    quoted = not text or text != text.strip() or not text.isprintable() or "'" in text or '"' in text
+    return repr(item) if isinstance(item, str) and quoted else text
 
 
 def _numbers(text: str, flag: str, kind: type) -> list:

@@ -265,7 +265,10 @@ def _run(cfg: ExperimentConfig, group: Group, printer: Callable[[str], None],
     split = "test" if cfg.eval_on_test_set else "valid"
     pad = cfg.time_window_folder_pad_digits
     too_large = sorted({k for k in cfg.top_ks if k >= schema.n_items - 1})
-    if too_large and group.is_main:
+    if schema.n_items - 1 < 2 and group.is_main:  # no k is below it
+        log.warning("the catalog has %d item: every target the model can score is a hit at any k (HR = 1)",
+                    schema.n_items - 1)
+    elif too_large and group.is_main:
         log.warning("top_ks %s: not below the catalog's %d items, where every target the model can score is a hit "
                     "(HR = 1); choose k below %d", ", ".join(map(str, too_large)), schema.n_items - 1, schema.n_items - 1)
     # Built before anything is written: a model the config cannot build (a task the architecture does

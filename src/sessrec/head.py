@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sessrec.config import ExperimentConfig
+from sessrec.errors import SessrecError
 from sessrec.features import activation
 from sessrec.losses import (
     bpr_max_loss,
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 class NextItemHead(nn.Module):
     def __init__(self, cfg: ExperimentConfig, n_items: int, item_table: nn.Embedding):
         super().__init__()
+        sampled = f"loss_type {cfg.loss_type}" if cfg.loss_type != "cross_entropy" else \
+            "sampled_softmax" if cfg.sampled_softmax else None
+        if sampled and n_items - 1 < 2:  # no other item to draw: gBCE divided by zero
+            raise SessrecError(f"{sampled} contrasts the target with other items, and the catalog has {n_items - 1} "
+                               "item: use loss_type cross_entropy without sampled_softmax")
         self.tied = cfg.mf_constrained_embeddings
         out_dim = cfg.item_dim if self.tied else cfg.d_model
         if cfg.t4r_library and cfg.tf_out_activation != "tanh" and cfg.task != "rtd":

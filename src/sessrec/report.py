@@ -75,12 +75,18 @@ def _reported(groups: list[Group]) -> set[tuple[str, int]]:
 
 
 def table_metrics(groups: list[Group]) -> list[tuple[str, int]]:
-    """The table's columns: :data:`METRICS`, or, where the runs lack one of them (made with other ``--top-ks``, e.g.
-    ``1 3 5``, whose columns were all '-'), the two largest cutoffs each of NDCG, HR and MRR that they have."""
-    have = _reported(groups)
-    if not have or all(m in have for m in METRICS):
+    """The table's columns: :data:`METRICS` that the runs have, and for each row that lacks one of them (a run made
+    with other ``--top-ks``, e.g. ``1 3 5``, whose columns were all '-', also beside runs that have them) the two
+    largest cutoffs each of NDCG, HR and MRR that it has."""
+    own = [mine for g in groups if (mine := _reported([g]))]
+    lacking = [mine for mine in own if not all(m in mine for m in METRICS)]
+    if not own or not lacking:
         return METRICS
-    return [(name, k) for name in _DISPLAY for k in sorted(k for n, k in have if n == name)[-2:]]
+    columns = {m for m in METRICS if any(m in mine for mine in own)}
+    for mine in lacking:
+        columns |= {(name, k) for name in _DISPLAY for k in sorted(k for n, k in mine if n == name)[-2:]}
+    order = list(_DISPLAY)
+    return sorted(columns, key=lambda m: (order.index(m[0]), m[1]))
 
 
 def plotted_metrics(groups: list[Group]) -> list[tuple[str, int]]:

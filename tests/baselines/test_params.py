@@ -55,6 +55,7 @@ def test_string_forms_of_the_original_flags():
     (VSKNNParams, {"last_n_days": 2}, "'last_n_days'=2 is not supported"),
     (VSKNNParams, {"remind": "maybe"}, "'remind' expects bool"),
     (STANParams, {"lambda_idf": 1}, "unknown parameter 'lambda_idf' for stan"),
+    (VSKNNParams, {"k:50": None}, "unknown parameter 'k:50' for vsknn (YAML needs a space after the colon: {k: 50})"),
     (STANParams, {"lambda_inh": -1}, "'lambda_inh' must be > 0"),
     (STANParams, {"lambda_spw": True}, "'lambda_spw' must be a number, or False/None"),
     (GRU4RecParams, {"loss": "xe"}, "'loss' must be one of cross-entropy, bpr-max, top1-max, bpr, top1"),
@@ -64,6 +65,9 @@ def test_string_forms_of_the_original_flags():
     (GRU4RecParams, {"adapt": "adam"}, "'adapt'='adam' is not supported"),
     (GRU4RecParams, {"smoothing": 0.1}, "'smoothing' only works with loss cross-entropy"),
     (GRU4RecParams, {"dropout_p_hidden": 1.0}, "'dropout_p_hidden' must be in [0, 1)"),
+    (GRU4RecParams, {"loss": "bpr-max", "batch_size": 1, "n_sample": 0},  # a NaN loss (QA helper-70)
+     "loss bpr-max ranks each target against the mini-batch's other targets and n_sample extra items: with "
+     "batch_size 1 and n_sample 0 there are none"),
     (GRU4RecParams, {"layers": "100/x"}, "'layers' expects list"),
 ])
 def test_bad_parameters_are_one_line_errors(cls, values, message):

@@ -31,6 +31,8 @@ def test_numeric_ids_match_only_their_own_text():
     text = IdMap("item", {"00123": 1, "123": 2}, [None, "00123", "123"], np.zeros(3, dtype=np.int64), None, False)
     assert (text.lookup("00123"), text.lookup("123"), text.lookup(123), text.lookup(np.int64(123))) == (1, 2, 2, 2)
     assert text.lookup("123 ") is None
+    assert (text.lookup(123.0), text.lookup(np.float64(123.0))) == (2, 2)  # as the server reads it (QA helper-70)
+    assert text.lookup(123.5) is None and text.lookup(2.0**60) is None
     # the errors say which text spells an id otherwise ('214575551.0' from a pandas float column, QA helper-61)
     for value in ["123.0", "00123", "+42", " 123", "1.23e2", "-7.000"]:
         want = int(float(value))

@@ -116,6 +116,10 @@ class GRU4RecParams:
                 raise SessrecError(f"baseline_params: {NAME} parameter '{name}' must be in [0, 1) (got {getattr(self, name)})")
         if self.smoothing and self.loss != "cross-entropy":
             raise SessrecError(f"baseline_params: {NAME} parameter 'smoothing' only works with loss cross-entropy")
+        if self.loss != "cross-entropy" and self.batch_size == 1 and self.n_sample == 0:  # the loss was NaN
+            raise SessrecError(f"baseline_params: {NAME} loss {self.loss} ranks each target against the mini-batch's "
+                               "other targets and n_sample extra items: with batch_size 1 and n_sample 0 there are none; "
+                               "raise one of them")
         if self.constrained_embedding and self.embedding:
             warn_once(f"gru4rec: embedding={self.embedding} is ignored with constrained_embedding (the input embedding "
                       "is the output table, of size layers[-1]), as in the original")

@@ -36,6 +36,8 @@ def parse_params(cls: type[P], values: Mapping[str, Any] | None, model: str) -> 
         if name not in names:
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if ":" in name and name.split(":")[0].strip() in names:  # YAML reads {k:50} as the key 'k:50'
+                hint = f" (YAML needs a space after the colon: {{{name.split(':')[0].strip()}: {name.split(':', 1)[1]}}})"
             raise SessrecError(f"baseline_params: unknown parameter '{key}' for {model}{hint}; "
                                f"known: {', '.join(names)}")
         kwargs[name] = _coerce(value, hints[name], f"baseline_params: {model} parameter '{key}'")

@@ -155,6 +155,8 @@ class IdMap:
                 value = int(value)
         elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             value = str(value)
+        elif whole_float(value) and abs(value) < 2**53:  # 12.0 is 12 here too: the text "12"
+            value = str(int(value))
         return self.to_id.get(value)
 
     def written_otherwise(self, values: Iterable[Any]) -> str:
