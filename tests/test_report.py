@@ -439,3 +439,13 @@ def test_a_hand_edited_tune_summary_is_one_line_naming_it(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"sessrec: error: {study / 'tune.json'}: not as sessrec writes it (TypeError: a study's "
                               "summary is a mapping") and err.count("\n") == 1, err
+
+
+def test_every_architecture_has_its_display_name(tmp_path):
+    """SASRec and HSTU rows read 'sasrec (CLM)' beside 'GPT-2 (CLM)' (QA helper-70)."""
+    from sessrec.bodies import BODIES
+    from sessrec.report import _NAMES
+
+    assert set(BODIES) <= set(_NAMES)
+    run = load_run(fake_run(tmp_path / "s", {2: 0.2}, model="sasrec", task="clm"))
+    assert run.label == "SASRec (CLM)"

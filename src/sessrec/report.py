@@ -50,7 +50,8 @@ REPORT_FILES = ("report.md", "report.html", "report.csv", "comparisons.csv", "pe
 ALPHA = 0.05
 _DISPLAY = {"ndcg": "NDCG", "recall": "HR", "mrr": "MRR"}
 _NAMES = {"xlnet": "XLNet", "gpt2": "GPT-2", "transfoxl": "Transformer-XL", "albert": "ALBERT", "bert": "BERT",
-          "electra": "ELECTRA", "gru": "GRU", "lstm": "LSTM", "pop": "Most popular", "vsknn": "V-SkNN",
+          "electra": "ELECTRA", "gru": "GRU", "lstm": "LSTM", "sasrec": "SASRec", "hstu": "HSTU",
+          "pop": "Most popular", "vsknn": "V-SkNN",
           "stan": "STAN", "vstan": "VSTAN", "gru4rec": "GRU4Rec", "gru4rec_ft": "GRU4Rec (FT)",
           "gru4rec_swt": "GRU4Rec (SWT)"}
 _BASELINES = {"pop", "vsknn", "stan", "vstan", "gru4rec", "gru4rec_ft", "gru4rec_swt", "sknn", "ar", "sr"}
