@@ -314,7 +314,8 @@ def test_sessions_longer_than_the_model_reads_are_warned(tiny_data, tmp_path, ca
         with caplog.at_level(logging.WARNING):
             run_experiment(tiny_config(tiny_data, tmp_path / str(length), model_type="pop", final_time_window_index=2,
                                        session_seq_length_max=length), printer=lambda *_: None)
-        assert ("the data's sessions hold up to 20 interactions and session_seq_length_max is 10: a longer session is "
+        assert ("the data's sessions may hold up to 20 interactions (its schema's value_count max: the "
+                "--max-session-length it was prepared with) and session_seq_length_max is 10: a longer session is "
                 "read as its first 10 (evaluation holds out its item number 10, not its last); pass "
                 "--session-seq-length-max 20 to read them whole" in caplog.text) == warned, caplog.text
 

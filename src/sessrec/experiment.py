@@ -135,7 +135,8 @@ def check_session_length(cfg: ExperimentConfig, schema: Schema) -> None:
     such session's item number ``session_seq_length_max``, not its last (prepared with a larger --max-session-length)."""
     longest = schema.item_id.value_count_max
     if longest is not None and longest > cfg.session_seq_length_max:
-        warn_once(f"the data's sessions hold up to {longest} interactions and session_seq_length_max is "
+        warn_once(f"the data's sessions may hold up to {longest} interactions (its schema's value_count max: the "
+                  f"--max-session-length it was prepared with) and session_seq_length_max is "
                   f"{cfg.session_seq_length_max}: a longer session is read as its first {cfg.session_seq_length_max} "
                   f"(evaluation holds out its item number {cfg.session_seq_length_max}, not its last); pass "
                   f"--session-seq-length-max {longest} to read them whole")
