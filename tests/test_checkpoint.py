@@ -394,3 +394,18 @@ def test_a_checkpoint_state_of_another_shape_is_one_line_naming_it(catalog_run, 
     (folder / "experiment.json").write_text(text)
     with pytest.raises(SessrecError, match=f"^{re.escape(str(folder / 'experiment.json') + ': ' + line)}"):
         read_checkpoint(folder, verify=False)
+
+
+def test_a_resume_whose_data_lost_its_catalog_is_refused(catalog_data, tmp_path, capsys):
+    """The resumed run deleted its own copy of the catalog and saved checkpoints without one: its model could no longer
+    be recommended from with original ids (QA helper-69)."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(catalog_data, data)
+    args = ["--data-path", str(data), "-o", str(run), "--d-model", "16", "--n-layer", "1", "--n-head", "2",
+            "--max-steps", "2", "--quiet"]
+    assert main(["run", *args, "--final-time-window-index", "2"]) == 0
+    (data / "catalog.json").unlink()
+    assert main(["run", "--resume", "-o", str(run), "--final-time-window-index", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume {run}: its data {data} has lost the catalog the run started with" in err, err
+    assert (run / "catalog" / "catalog.json").is_file()

@@ -55,17 +55,34 @@ def test_yaml_round_trip(tmp_path):
     # QA helper-67: a torch traceback (initializer_range), all-NaN metrics (session_seq_length_max 1), or no word
     ({"initializer_range": -1.0}, r"initializer_range must be >= 0 \(got -1.0\)"),
     ({"session_seq_length_max": 1}, r"session_seq_length_max must be >= 2: a session is read as an item and the next"),
-    ({"warmup_ratio": 2.0}, r"warmup_ratio must be in \[0, 1\] \(got 2.0\)"),
+    ({"warmup_ratio": -0.5}, r"warmup_ratio must be >= 0 \(got -0.5\)"),
     ({"warmup_steps": -1}, r"warmup_steps must be >= 0"),
-    ({"num_threads": -3}, r"num_threads must be >= 0"),
-    ({"logging_steps": -1}, r"logging_steps must be >= 0"),
-    ({"eval_steps_on_train_set": -1}, r"eval_steps_on_train_set must be >= 0"),
-    ({"top_ks": [10, 10]}, r"top_ks names a cut-off twice \(got \[10, 10\]\)"),
-    ({"sampled_softmax_max_n_samples": 0}, r"sampled_softmax_max_n_samples must be >= 1"),
+    ({"sampled_softmax": True, "sampled_softmax_max_n_samples": 0}, r"sampled_softmax_max_n_samples must be >= 1"),
 ])
 def test_validation(values, match):
     with pytest.raises(SessrecError, match=match):
         ExperimentConfig.from_dict(values).validate()
+
+
+@pytest.mark.parametrize("values, line", [
+    ({"num_threads": -3}, "num_threads -3 acts as 0 (torch's default)"),
+    ({"logging_steps": -1}, "logging_steps -1 acts as 0 (no loss logged)"),
+    ({"eval_steps_on_train_set": -1}, "eval_steps_on_train_set -1 acts as 0 (no train_ metrics)"),
+    ({"warmup_ratio": 2.0}, "warmup_ratio 2.0 warms up for longer than a window"),
+    ({"top_ks": [10, 20, 20]}, "top_ks [10, 20, 20] names a cut-off twice: one column each"),
+])
+def test_values_that_act_as_others_are_said_not_refused(values, line, caplog):
+    """Accepted without a word (QA helper-67), but refusing them also refused the checkpoints and tune studies earlier
+    versions made with them: never recommended from, resumed or continued again (QA helper-69)."""
+    import logging
+
+    from sessrec import config
+
+    config._SAID.clear()
+    with caplog.at_level(logging.WARNING):
+        ExperimentConfig.from_dict(values).validate()
+        ExperimentConfig.from_dict(values).validate()
+    assert caplog.text.count(line) == 1, caplog.text
 
 
 def test_schedule_suffix_and_derived_values():

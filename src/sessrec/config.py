@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import logging
 import math
 import numbers
 import re
@@ -24,6 +25,9 @@ import yaml
 
 from sessrec.errors import SessrecError
 from sessrec.io import reading
+
+log = logging.getLogger(__name__)
+_SAID: set[str] = set()  # the warnings of _warn_odd_values given in this process
 
 TASKS = ("clm", "mlm", "plm", "rtd")
 LOSSES = ("cross_entropy", "gbce", "bpr_max")
@@ -299,13 +303,14 @@ class ExperimentConfig:
         if self.session_seq_length_max < 2:
             raise SessrecError(f"session_seq_length_max must be >= 2: a session is read as an item and the next one to "
                                f"predict (got {self.session_seq_length_max})")
-        for name in ("warmup_steps", "num_threads", "logging_steps", "eval_steps_on_train_set", "initializer_range"):
+        for name in ("warmup_steps", "initializer_range"):  # a negative warm-up or init std breaks training
             if getattr(self, name) < 0:
                 raise SessrecError(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if not 0.0 <= self.warmup_ratio <= 1.0:
-            raise SessrecError(f"warmup_ratio must be in [0, 1] (got {self.warmup_ratio})")
-        if self.sampled_softmax_max_n_samples < 1:
+        if self.warmup_ratio < 0:
+            raise SessrecError(f"warmup_ratio must be >= 0 (got {self.warmup_ratio})")
+        if self.sampled_softmax and self.sampled_softmax_max_n_samples < 1:
             raise SessrecError(f"sampled_softmax_max_n_samples must be >= 1 (got {self.sampled_softmax_max_n_samples})")
+        self._warn_odd_values()
         if self.start_time_window_index < 1:
             raise SessrecError(f"start_time_window_index must be >= 1 (got {self.start_time_window_index})")
         if self.final_time_window_index is not None and self.final_time_window_index <= self.start_time_window_index:
@@ -340,8 +345,7 @@ class ExperimentConfig:
             raise SessrecError("num_train_epochs must be > 0 (or set max_steps)")
         if not self.top_ks or any(not isinstance(k, int) or k < 1 for k in self.top_ks):
             raise SessrecError(f"top_ks must be a list of positive integers (got {self.top_ks})")
-        if len(set(self.top_ks)) < len(self.top_ks):
-            raise SessrecError(f"top_ks names a cut-off twice (got {self.top_ks})")
+
         if self.training_time_window_size < 0:
             raise SessrecError(f"training_time_window_size must be >= 0 (got {self.training_time_window_size})")
         if self.keep_checkpoints < -1:
@@ -405,6 +409,22 @@ class ExperimentConfig:
             raise SessrecError(f"adam_epsilon must be > 0 (got {self.adam_epsilon})")
         if not 0 <= self.seed <= MAX_SEED:
             raise SessrecError(f"seed must be between 0 and {MAX_SEED} (got {self.seed})")
+
+    def _warn_odd_values(self) -> None:
+        """Values that act as another one, said once a process: an error would also refuse the checkpoints and
+        studies earlier versions made with them (they could then never be recommended from, resumed or continued)."""
+        odd = [f"{name} {getattr(self, name)} acts as 0 ({what})" for name, what in (
+            ("num_threads", "torch's default"), ("logging_steps", "no loss logged"),
+            ("eval_steps_on_train_set", "no train_ metrics")) if getattr(self, name) < 0]
+        if self.warmup_ratio > 1:
+            odd.append(f"warmup_ratio {self.warmup_ratio} warms up for longer than a window: the learning rate never "
+                       "reaches learning_rate")
+        if len(set(self.top_ks)) < len(self.top_ks):
+            odd.append(f"top_ks {self.top_ks} names a cut-off twice: one column each")
+        for line in odd:
+            if line not in _SAID:
+                _SAID.add(line)
+                log.warning(line)
 
     def _validate_loss(self) -> None:
         if not 0.0 <= self.gbce_t <= 1.0:

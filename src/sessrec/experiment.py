@@ -22,6 +22,7 @@ from sessrec import distributed
 from sessrec.baselines import BASELINES
 from sessrec.baselines.pop import MostPopular
 from sessrec.checkpoint import (
+    CATALOG,
     RANKS,
     config_differences,
     find_checkpoint,
@@ -39,7 +40,7 @@ from sessrec.checkpoint import (
     snapshot_catalog,
 )
 from sessrec.config import ExperimentConfig, inert_with_protocol, set_but_inert
-from sessrec.data.catalog import Catalog
+from sessrec.data.catalog import Catalog, catalog_files
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
@@ -526,6 +527,10 @@ def checkpoint_to_resume(out_dir: Path, cfg: ExperimentConfig, schema: Schema) -
     if saved_schema.to_pbtxt() != schema.to_pbtxt():
         raise SessrecError(f"cannot resume: the schema of {cfg.data_path} differs from the run's ({folder / 'schema.pbtxt'})")
     _check_same_data(out_dir, Path(cfg.data_path), meta.get("data_files", {}))  # checkpoints before 2026-12 have none
+    if (out_dir / CATALOG).is_dir() and not catalog_files(cfg.data_path):  # it would be deleted, the model's ids unnamed
+        raise SessrecError(f"cannot resume {out_dir}: its data {cfg.data_path} has lost the catalog the run started with "
+                           f"(catalog.json and its files; the run keeps a copy in {out_dir / CATALOG}): copy them back "
+                           "into the data folder, or resume with the data it was trained on")
     if meta["trained_window"] >= cfg.final_time_window_index:
         raise SessrecError(f"cannot resume: the checkpoint is past final_time_window_index {cfg.final_time_window_index} "
                            f"(trained through window {meta['trained_window']})")

@@ -228,7 +228,11 @@ class Recommender:
         if "in_window" in meta and model_window(meta) == meta["trained_window"]:  # stopped while training
             log.warning("checkpoint %s was saved by a run stopped inside window %d (%s): the model is partly trained "
                         "on that window", shown, meta["in_window"]["window"], meta["in_window"]["where"])
-        cfg = dataclasses.replace(cfg, device=device, quiet=True).validate()  # a copy, the device checked
+        try:
+            cfg = dataclasses.replace(cfg, device=device, quiet=True).validate()  # a copy, the device checked
+        except SessrecError as e:
+            where = "" if str(e).startswith("device ") else f"checkpoint {shown / 'config.yaml'}: "
+            raise SessrecError(f"{where}{e}") from None
         outside = rng_state()  # building a learner seeds the global RNGs; leave the caller's alone
         try:
             learner = build_learner(cfg, schema)

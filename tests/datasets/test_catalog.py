@@ -230,3 +230,11 @@ def test_hour_rule_uses_the_timezone():
     rule = {"from": "time", "part": "hour", "fn": "sin", "timezone": "Europe/Oslo", "fractional_hour": False}
     t = datetime(2024, 3, 10, 10, tzinfo=timezone.utc).timestamp()
     assert rebuild(rule, np.array([t]), np.zeros(1))[0] == pytest.approx(np.sin((11 + 1e-8) / 24 * 2 * np.pi), abs=1e-7)
+
+
+def test_an_item_age_of_no_spread_is_rebuilt_as_prepare_writes_it():
+    """prepare standardises a constant to 0; serving kept ``x - mean`` (QA helper-69)."""
+    from sessrec.data.catalog import age_rule
+
+    rule = age_rule(86_400_000.0, False, 0.693, 0.0)
+    assert rebuild(rule, np.array([86_400.0, 0.0]), np.zeros(2)).tolist() == [0.0, 0.0]

@@ -90,8 +90,9 @@ def rebuild(rule: Mapping[str, Any], times_s: np.ndarray, first_seen_s: np.ndarr
     if rule["from"] == "age":
         age = (times_s * 1000.0 - first_seen_s * 1000.0) / rule["unit_ms"]
         age = np.clip(np.floor(age) if rule["whole_units"] else age, 0.0, None)
-        std = rule["std"] if rule["std"] > 0 else 1.0
-        return ((np.log1p(age) - rule["mean"]) / std).astype(np.float32)
+        if not rule["std"] > 0:  # as prepare standardises a constant (sessrec.datasets.features.standardize)
+            return np.zeros(len(age), dtype=np.float32)
+        return ((np.log1p(age) - rule["mean"]) / rule["std"]).astype(np.float32)
     raise SessrecError(f"unknown rebuild rule {rule!r} in {META}")
 
 
