@@ -676,6 +676,14 @@ def test_the_recommend_table_quotes_ids_it_could_not_show_plainly():
     assert [_shown_id(i) for i in ('"q"', "it's")] == ["'\"q\"'", '"it\'s"']
 
 
+def test_the_recommend_table_aligns_wide_characters():
+    """CJK ids and emoji take two terminal columns: padded by characters, the score column went out of line (QA
+    helper-70)."""
+    from sessrec.cli import _columns
+
+    assert [_columns(s) for s in ("abc", "日本", "café", "cafe\u0301", "🛒x")] == [3, 4, 4, 4, 3]
+
+
 def test_a_checkpoint_without_the_model_says_why(tiny_data, tmp_path, monkeypatch, capsys):
     """A GRU4Rec checkpoint of an earlier sessrec (whose GRU4Rec had no state_dict) holds no model: the message says so
     and what to do, not that GRU4Rec cannot be saved."""

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import typing
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -305,10 +306,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(json.dumps({"items": res.ids[0], "scores": res.scores[0], "unknown": res.unknown[0]}, ensure_ascii=False))
         return 0
     shown = [_shown_id(i) for i in res.ids[0]]
-    width = max([10, *map(len, shown)])
+    width = max([10, *map(_columns, shown)])
     print(f"{'rank':>4} {'item_id':>{width}} {'score':>10}")
     for rank, (item, score) in enumerate(zip(shown, res.scores[0]), 1):
-        print(f"{rank:>4} {item:>{width}} {score:>10.4f}")
+        print(f"{rank:>4} {' ' * (width - _columns(item))}{item} {score:>10.4f}")
     # on stderr, beside the table a script reads; quoted, as the errors name ids (' 7' and '7 ' are two). A baseline's
     # untrained items are in the catalog: they stay in the session, unlike the ids the catalog does not have
     kept = [u for u in res.unknown[0] if rec.catalog is not None and rec.catalog.item.lookup(u) is not None]
@@ -320,6 +321,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(f"kept {len(kept)} item(s) the model never trained on, which give it no evidence: {listed(kept, 5, repr)}",
               file=sys.stderr)
     return 0
+
+
+def _columns(text: str) -> int:
+    """Terminal columns of ``text``: two for a wide character (CJK, most emoji), as a terminal draws them; the
+    table's ids were padded by characters and its score column went out of line."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1 for c in text)
 
 
 def _shown_id(item: object) -> str:
