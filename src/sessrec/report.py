@@ -171,11 +171,8 @@ def load_run(path: str | Path) -> Run:
 
 def _load_sessrec_run(path: Path) -> Run:
     if (path / "results.json").is_file():
-        with reading(path / "results.json"):
-            try:
-                results = json.loads((path / "results.json").read_text())
-            except json.JSONDecodeError as e:
-                raise SessrecError(f"{path / 'results.json'}: not valid JSON ({e})") from None
+        with reading(path / "results.json"):  # a file cut short (a kill, a full disk): "not valid JSON"
+            results = json.loads((path / "results.json").read_text())
             cfg = _config(results["config"])
             windows = _evaluated([(int(w["index"]), canonical_metrics(w["metrics"])) for w in results["windows"]])
             pop = _evaluated([(int(w["index"]), canonical_metrics(w["pop"])) for w in results["windows"] if w.get("pop")])
