@@ -732,21 +732,33 @@ class _FirstTimes:
         dtype = _time_dtype(path, parquet, cols)
         return cls(path, dtype, _first_text(path, parquet, cols) if _is_text(dtype) else None)
 
+    def naive(self) -> bool:
+        """Whether the times are written without a zone: datetimes without one, dates, text without an offset."""
+        if isinstance(self.dtype, pl.Datetime) and self.dtype.time_zone is None or self.dtype == pl.Date:
+            return True
+        return (_is_text(self.dtype) and self.sample is not None and not _NUMBER.match(self.sample)
+                and not _OFFSET.search(self.sample))
+
+    def instant(self, cols: Columns) -> str | None:
+        """What the times are where each says its instant (epoch numbers, datetimes with a zone, text with an offset
+        read without --time-format), else None."""
+        dtype, sample = self.dtype, self.sample
+        if dtype.is_numeric() or _is_text(dtype) and sample is not None and _NUMBER.match(sample):
+            return "epoch numbers (UTC)"
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            return f"datetimes in {dtype.time_zone}"
+        if _is_text(dtype) and sample is not None and not cols.time_format and _OFFSET.search(sample):
+            return f"times with their offset, such as {sample!r}"
+        return None
+
 
 def _warn_naive_times(first: _FirstTimes, cols: Columns, timezone: str, progress: Progress) -> None:
     """Say, from the first file, that times without a zone are read as UTC whatever --timezone says: local times
     written without their offset shift the hour features by it, with no error."""
-    path, dtype = first.path, first.dtype
-    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None or dtype == pl.Date:
-        sample = None  # datetimes or dates without a zone
-    elif _is_text(dtype):
-        sample = first.sample
-        if sample is None or _NUMBER.match(sample) or _OFFSET.search(sample):
-            return
-    else:  # numbers (epoch times are UTC) or datetimes with a zone
+    if not first.naive():
         return
-    example = f" (such as {sample!r})" if sample else ""
-    progress.warn(f"the {cols.time} times of {path}{example} have no time zone and are read as UTC; --timezone "
+    example = f" (such as {first.sample!r})" if first.sample else ""
+    progress.warn(f"the {cols.time} times of {first.path}{example} have no time zone and are read as UTC; --timezone "
                   f"{timezone} sets the zone of the hour and weekday features only: if they are {timezone} times, "
                   f"pass --input-timezone {timezone}")
 
@@ -801,18 +813,9 @@ def _warn_inert_time_options(first: _FirstTimes, cols: Columns, unit_given: bool
 def _warn_inert_input_zone(first: _FirstTimes, cols: Columns, progress: Progress) -> None:
     """Say, from the first file, when --input-timezone cannot act: its times are epoch numbers, datetimes with a zone,
     or text with an offset (each an instant already)."""
-    if cols.input_zone == "UTC":
-        return
-    dtype, sample = first.dtype, first.sample
-    if dtype.is_numeric() or _is_text(dtype) and sample is not None and _NUMBER.match(sample):
-        what = "epoch numbers (UTC)"
-    elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        what = f"datetimes in {dtype.time_zone}"
-    elif _is_text(dtype) and sample is not None and not cols.time_format and _OFFSET.search(sample):
-        what = f"times with their offset, such as {sample!r}"
-    else:
-        return
-    progress.warn(f"--input-timezone has no effect on the times of {first.path}: they are {what}")
+    what = first.instant(cols) if cols.input_zone != "UTC" else None
+    if what:
+        progress.warn(f"--input-timezone has no effect on the times of {first.path}: they are {what}")
 
 
 def _time_dtype(path: Path, parquet: bool, cols: Columns) -> pl.DataType:
