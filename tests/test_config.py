@@ -76,9 +76,9 @@ def test_values_that_act_as_others_are_said_not_refused(values, line, caplog):
     versions made with them: never recommended from, resumed or continued again (QA helper-69)."""
     import logging
 
-    from sessrec import config
+    from sessrec import errors
 
-    config._SAID.clear()
+    errors._warned.clear()
     with caplog.at_level(logging.WARNING):
         ExperimentConfig.from_dict(values).validate()
         ExperimentConfig.from_dict(values).validate()

@@ -3,14 +3,14 @@ import logging
 import pytest
 import torch
 
-from sessrec import runtime
+from sessrec import errors, runtime
 from sessrec.errors import SessrecError
 from sessrec.runtime import private_op, resolve_device
 
 
 def test_private_op_falls_back_once_and_remembers(monkeypatch, caplog):
     monkeypatch.setattr(runtime, "_unusable", set())
-    monkeypatch.setattr(runtime, "_warned", set())
+    monkeypatch.setattr(errors, "_warned", set())
     calls = []
 
     def broken(x):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import logging
 import math
 import numbers
 import re
@@ -23,11 +22,8 @@ from typing import Any
 
 import yaml
 
-from sessrec.errors import SessrecError
+from sessrec.errors import SessrecError, warn_once
 from sessrec.io import reading
-
-log = logging.getLogger(__name__)
-_SAID: set[str] = set()  # the warnings of _warn_odd_values given in this process
 
 TASKS = ("clm", "mlm", "plm", "rtd")
 LOSSES = ("cross_entropy", "gbce", "bpr_max")
@@ -422,9 +418,7 @@ class ExperimentConfig:
         if len(set(self.top_ks)) < len(self.top_ks):
             odd.append(f"top_ks {self.top_ks} names a cut-off twice: one column each")
         for line in odd:
-            if line not in _SAID:
-                _SAID.add(line)
-                log.warning(line)
+            warn_once(line)
 
     def _validate_loss(self) -> None:
         if not 0.0 <= self.gbce_t <= 1.0:

@@ -1,9 +1,20 @@
-"""The one exception type users see: a problem with their input, said in one line."""
+"""The one exception type users see: a problem with their input, said in one line; and the warnings said once."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Log ``message`` as a warning the first time it is given in this process."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 class SessrecError(Exception):

@@ -44,7 +44,7 @@ from sessrec.data.catalog import Catalog, catalog_files
 from sessrec.data.loader import SessionTensors, check_sessions, load_sessions
 from sessrec.data.windows import data_folder, resolve_window_range, window_file
 from sessrec.distributed import Group
-from sessrec.errors import EveryProcessError, SessrecError, listed
+from sessrec.errors import EveryProcessError, SessrecError, listed, warn_once
 from sessrec.evaluation import evaluate, prefixed
 from sessrec.io import WriteError
 from sessrec.launch import launched, resume_command
@@ -52,7 +52,7 @@ from sessrec.learners import Learner, baseline_refusal, build_learner
 from sessrec.loggers import Loggers
 from sessrec.outputs import OutputWriter, prepare_output_dir
 from sessrec.runlock import RunLock
-from sessrec.runtime import resolve_device, seed_everything, warn_once
+from sessrec.runtime import resolve_device, seed_everything
 from sessrec.schema import FeatureSpec, Schema, infer_schema, load_schema
 from sessrec.stopping import RunInterrupted, StopRequested, signal_name, stop_on_signals
 

@@ -7,7 +7,6 @@ baselines all need these, so they live below all of them (no module here imports
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -16,19 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sessrec.errors import EveryProcessError, SessrecError
+from sessrec.errors import EveryProcessError, SessrecError, warn_once
 from sessrec.launch import local_rank
-
-log = logging.getLogger(__name__)
-
-_warned: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """Log ``message`` as a warning the first time it is given in this process."""
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
 
 
 def seed_everything(seed: int) -> None:

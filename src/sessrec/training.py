@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors, iterate_batches, n_batches
 from sessrec.distributed import SINGLE, Echo, Group, rank_seed
-from sessrec.errors import SessrecError
+from sessrec.errors import SessrecError, warn_once
 from sessrec.losses import release_workspace
 from sessrec.model import SessionModel
 from sessrec.optim import FusedAdamW, clip_grad_norm_
 from sessrec.progress import bar_disabled
-from sessrec.runtime import load_weights, resolve_device, seed_everything, to_device, warn_once
+from sessrec.runtime import load_weights, resolve_device, seed_everything, to_device
 from sessrec.schema import Schema
 from sessrec.stopping import StopRequested
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sessrec import runtime
+from sessrec import errors
 from sessrec.baselines.gru4rec import GRU4RecParams
 from sessrec.baselines.params import parse_params
 from sessrec.baselines.stan import STANParams, VSTANParams
@@ -82,7 +82,7 @@ def test_weighting_time_needs_a_time_feature():
 
 
 def test_ignored_combinations_are_said_out_loud_once(caplog, monkeypatch):
-    monkeypatch.setattr(runtime, "_warned", set())
+    monkeypatch.setattr(errors, "_warned", set())
     for _ in range(2):  # a model built again for each window (FT/SWT) says it once
         parse_params(GRU4RecParams, {"embedding": 384, "constrained_embedding": True}, "gru4rec")
     parse_params(GRU4RecParams, {"dropout_p_embed": 0.2}, "gru4rec")

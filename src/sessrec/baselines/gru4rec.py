@@ -53,9 +53,9 @@ from sessrec.baselines.params import at_least, choice, parse_params, unsupported
 from sessrec.baselines.sessions import time_feature
 from sessrec.config import ExperimentConfig
 from sessrec.data.loader import Batch, SessionTensors
-from sessrec.errors import SessrecError
+from sessrec.errors import SessrecError, warn_once
 from sessrec.progress import bar_disabled
-from sessrec.runtime import load_weights, resolve_device, seed_everything, warn_once
+from sessrec.runtime import load_weights, resolve_device, seed_everything
 from sessrec.schema import Schema
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,7 @@ from sessrec.baselines import knn
 from sessrec.baselines.params import at_least, parse_params
 from sessrec.baselines.sessions import Encoded, time_feature
 from sessrec.config import ExperimentConfig
-from sessrec.errors import SessrecError
-from sessrec.runtime import warn_once
+from sessrec.errors import SessrecError, warn_once
 from sessrec.schema import Schema
 
 DAY = 86400.0

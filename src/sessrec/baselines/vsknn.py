@@ -31,7 +31,7 @@ from sessrec.baselines import knn
 from sessrec.baselines.params import at_least, choice, parse_params, unsupported
 from sessrec.baselines.sessions import Encoded, time_feature
 from sessrec.config import ExperimentConfig
-from sessrec.runtime import warn_once
+from sessrec.errors import warn_once
 from sessrec.schema import Schema
 
 WEIGHTINGS = ("linear", "same", "div", "log", "quadratic")
