@@ -306,9 +306,9 @@ def test_sessions_longer_than_the_model_reads_are_warned(tiny_data, tmp_path, ca
     item 20 of longer sessions, not their last, with no word said (QA helper-63)."""
     import logging
 
-    import sessrec.runtime
+    import sessrec.errors
 
-    monkeypatch.setattr(sessrec.runtime, "_warned", set())
+    monkeypatch.setattr(sessrec.errors, "_warned", set())
     for length, warned in ((10, True), (20, False)):
         caplog.clear()
         with caplog.at_level(logging.WARNING):
