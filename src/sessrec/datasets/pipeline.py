@@ -247,6 +247,11 @@ def _bucket_key(opts: Options) -> str:
     return "user" if opts.session_gap_ms is not None or opts.repeats == "user" else "session"
 
 
+def _session_owner(opts: Options) -> str:
+    """The column whose value names a session in messages: the user's where sessions are cut from user streams."""
+    return "user" if opts.session_gap_ms is not None else "session"
+
+
 def _user_option(opts: Options) -> str:
     """The option that needs each event's user, for messages."""
     return "--repeats user" if opts.repeats == "user" else "cutting sessions after --session-gap of inactivity"
@@ -346,7 +351,7 @@ def sessionize(df: pl.DataFrame, opts: Options) -> tuple[pl.DataFrame, Truncatio
     top = int(np.argmax(lengths)) if lengths.size else None
     cut = Truncation(long.size, int(long.sum()) - long.size * opts.max_session_length,
                      0 if top is None else int(lengths[top]),
-                     None if top is None else df["user" if opts.session_gap_ms is not None else "session"][int(starts[top])])
+                     None if top is None else df[_session_owner(opts)][int(starts[top])])
     start = df["t"].to_numpy()[starts][session]
     wkey = start[rows] // WINDOW_MS[opts.window]
     if rows.size:  # stable by window (numpy's radix sort where the windows fit 16 bits)
@@ -518,7 +523,7 @@ def _build_sessions(buckets: Path, n_buckets: int, store: SessionStore, key: str
         progress.say(f"kept the first {opts.max_session_length} interactions of {cut.sessions:,} longer session(s): "
                      f"{cut.events:,} interactions left out (--max-session-length)")
     if cut.longest >= SUSPECT_LENGTH:  # bots, or one id standing for many visitors
-        who = "user" if opts.session_gap_ms is not None else "session"
+        who = _session_owner(opts)
         name = cut.longest_id.decode(errors="replace") if isinstance(cut.longest_id, bytes) else cut.longest_id
         progress.warn(f"sessions of up to {cut.longest:,} interactions (after removing repeats; the longest is {who} "
                       f"{name!r}): bots, or a {who} id that stands for a missing value (NA, null, 0, -1: only empty ones "
