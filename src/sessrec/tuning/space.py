@@ -36,6 +36,12 @@ _KIND_ALIASES = {"int_uniform": "int", "discrete": "discrete_uniform", "float": 
                  "float_uniform": "uniform"}
 
 
+def scalar(value: Any) -> Any:
+    """A list of one value as that value (GRU4Rec's ``layers: [100]``, one layer of 100): what a space's number
+    stands for."""
+    return value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
+
+
 @dataclass(frozen=True)
 class Param:
     """One tuned key and its distribution."""
@@ -68,8 +74,7 @@ class Param:
         """The value of this distribution nearest to ``value`` (None if it has no near value):
         used to start a study from a known configuration. A list of one number is that number (GRU4Rec's
         ``layers: [100]``, one layer)."""
-        if isinstance(value, (list, tuple)) and len(value) == 1:
-            value = value[0]
+        value = scalar(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value if self.kind == "categorical" and value in self.choices else None
         if self.kind == "categorical":  # a number: the nearest numeric choice

@@ -50,6 +50,7 @@ from sessrec.tuning.space import (
     flat_values,
     load_space,
     paper_fixed,
+    scalar,
 )
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def _warm_starts(base: ExperimentConfig, untuned_cfg: ExperimentConfig, space: S
 
     untuned = {**flat_values(untuned_cfg), **_baseline_defaults(space, untuned_cfg)}  # baseline values as parsed
     snapped = space.snap(untuned)
-    moved = [f"{k} {_shown(untuned[k])} -> {v}" for k, v in snapped.items() if untuned.get(k) not in (v, [v])]
+    moved = [f"{k} {scalar(untuned[k])} -> {v}" for k, v in snapped.items() if untuned.get(k) not in (v, [v])]
     drawn = [f"{k} {untuned[k]}" for k in space.names if k in untuned and k not in snapped]
     # a default outside the space is moved to its nearest value, or drawn where it has none (GRU4Rec's layers
     # [100, 100]): the label says so (it is not the untuned run then)
@@ -315,11 +316,6 @@ def _baseline_defaults(space: SearchSpace, base: ExperimentConfig) -> dict[str, 
 
     params = dataclasses.asdict(parse_baseline_params(base.model_type, base.baseline_params))
     return {f"baseline_params.{k}": v for k, v in params.items()}
-
-
-def _shown(value: Any) -> Any:
-    """A value for a trial's label: a list of one (GRU4Rec's ``layers``) as its element."""
-    return value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
 
 
 # ---- the study -------------------------------------------------------------------------------------------
